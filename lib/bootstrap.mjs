@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Prepares a fresh machine and hands over to the real command. Plain Node, no
+// dependencies: it runs before `npm ci` has. Usage: node lib/bootstrap.mjs <start|test|run> [args...]
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const [mode = 'start', ...rest] = process.argv.slice(2)
+const say = (msg) => console.error(`[bootstrap] ${msg}`)
+const run = (cmd, args, opts = {}) => spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts })
+
+function ensureNodeModules() {
+  const marker = join(root, 'node_modules', '.package-lock.json')
+  const lock = join(root, 'package-lock.json')
+  const bun = join(root, 'node_modules', '.bin', 'bun')
+  const fresh = existsSync(marker) && existsSync(bun) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs
+  if (fresh) return
+  say('installing npm packages (npm ci)')
+  const r = run('npm', ['ci', '--no-audit', '--no-fund'])
+  if (r.status !== 0) process.exit(r.status ?? 1)
+}
+
+function hasRedisServer() {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+}
+
+function ensureRedisServer() {
+  if (hasRedisServer()) return
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  const hasApt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0
+  if (!isRoot || !hasApt) {
+    say('redis-server is not installed. Install it (Debian/Ubuntu: sudo apt-get install -y redis-server), or set REDIS_URL to a running Redis.')
+    process.exit(1)
+  }
+  say('installing redis-server (apt-get)')
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  if (run('apt-get', ['update', '-qq'], { env }).status !== 0 || run('apt-get', ['install', '-y', '-qq', 'redis-server'], { env }).status !== 0 || !hasRedisServer()) {
+    say('could not install redis-server through apt-get')
+    process.exit(1)
+  }
+}
+
+const major = Number(process.versions.node.split('.')[0])
+if (major < 20) {
+  say(`Node ${process.versions.node} is too old: Node 20 or newer is needed`)
+  process.exit(1)
+}
+if (!existsSync(join(root, 'package-lock.json'))) {
+  say('package-lock.json is missing: run from a checkout of the repository')
+  process.exit(1)
+}
+ensureNodeModules()
+const bun = join(root, 'node_modules', '.bin', 'bun')
+// Tests always need a redis-server binary (they start their own); start needs one unless REDIS_URL is set.
+if (mode === 'test' || !process.env.REDIS_URL) ensureRedisServer()
+
+let r
+if (mode === 'test') r = run(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...rest])
+else if (mode === 'start') r = run(bun, [join(root, 'lib', 'main.ts'), ...rest])
+else if (mode === 'run') r = run(bun, rest)
+else {
+  say(`unknown mode ${mode}; use start, test or run`)
+  process.exit(2)
+}
+process.exit(r.status ?? (r.signal ? 1 : 0))

@@ -1,0 +1,45 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { createChdbConnection } from 'chdb/connection'
+import type { Settings } from './config.ts'
+
+export type { ClickHouseClient }
+
+/**
+ * The one ClickHouse client factory: embedded chDB under `DATA_DIR/clickhouse`
+ * when `CLICKHOUSE_URL` is unset, a ClickHouse server over HTTP otherwise. Callers
+ * get the same `@clickhouse/client` API in both modes.
+ *
+ * @example
+ * const ch = createClickHouse(settings)
+ * const rs = await ch.query({ query: 'SELECT {n:UInt8} AS n', query_params: { n: 1 }, format: 'JSONEachRow' })
+ */
+export function createClickHouse(
+  settings: Pick<Settings, 'CLICKHOUSE_URL' | 'CLICKHOUSE_USER' | 'CLICKHOUSE_PASSWORD' | 'CLICKHOUSE_DATABASE' | 'dataDir' | 'INSERT_TIMEOUT_MS'>,
+): ClickHouseClient {
+  const common = {
+    request_timeout: Math.max(settings.INSERT_TIMEOUT_MS, 30_000),
+    clickhouse_settings: {
+      // Materialized-view target tables must see the same dedup token as the raw table.
+      deduplicate_blocks_in_dependent_materialized_views: 1,
+      date_time_input_format: 'best_effort',
+      output_format_json_quote_64bit_integers: 1,
+    },
+  } as const
+  if (settings.CLICKHOUSE_URL === undefined) {
+    const path = join(settings.dataDir, 'clickhouse')
+    mkdirSync(path, { recursive: true })
+    // chdb types its connection against @clickhouse/client-common while the client bundles
+    // its own copy of the same interface; the shapes are identical at run time.
+    const connection = createChdbConnection({ path }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection']
+    return createClient({ ...common, connection })
+  }
+  return createClient({
+    ...common,
+    url: settings.CLICKHOUSE_URL,
+    username: settings.CLICKHOUSE_USER,
+    password: settings.CLICKHOUSE_PASSWORD,
+    database: settings.CLICKHOUSE_DATABASE,
+  })
+}

@@ -1,0 +1,107 @@
+import { resolve } from 'node:path'
+import { z } from 'zod'
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes')
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+const timeZone = z.string().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}, 'must be an IANA time zone such as Asia/Seoul')
+
+/**
+ * Every setting of the system, read from the environment once at start-up.
+ * The README's settings table is generated from the same names and defaults.
+ */
+export const settingsSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** Unset: embedded chDB under DATA_DIR/clickhouse. Set: a ClickHouse server over HTTP. */
+  CLICKHOUSE_URL: z.url().optional(),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: z.string().default(''),
+  CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier').default('default'),
+  /** Unset: a private redis-server is started with its data under DATA_DIR/redis. */
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  SETTLEMENT_TZ: timeZone.default('Asia/Seoul'),
+  LATENESS_WINDOW_HOURS: int(1, 24 * 30).default(48),
+  FUTURE_TOLERANCE_SECONDS: int(0, 3600).default(300),
+  VIEW_DEDUP_WINDOW_MINUTES: int(1, 24 * 60).default(30),
+  MAX_VIEWS_PER_IP: int(1, 1_000_000).default(3),
+  EVENT_DEDUP_DAYS: int(7, 365).default(7),
+  RAW_EVENTS_TTL_DAYS: int(1, 36_500).default(400),
+  RATE_LIMIT_TOKEN_PER_SECOND: int(1, 1_000_000).default(20),
+  RATE_LIMIT_TOKEN_BURST: int(1, 1_000_000).default(40),
+  RATE_LIMIT_IP_PER_SECOND: int(1, 10_000_000).default(200),
+  RATE_LIMIT_IP_BURST: int(1, 10_000_000).default(400),
+  /** Trust the first X-Forwarded-For address (only behind a proxy that sets it). */
+  TRUST_PROXY: bool.default(false),
+  FLUSH_MAX_ROWS: int(1, 1_000_000).default(20_000),
+  FLUSH_INTERVAL_MS: int(1, 60_000).default(50),
+  BUFFER_MAX_ROWS: int(1, 10_000_000).default(200_000),
+  INSERT_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  /** How long an undecided in-flight batch owns its events before a retry may take them over. */
+  INFLIGHT_LEASE_MS: int(1_000, 600_000).default(60_000),
+  PLAYBACK_TOKEN_ISSUER: z.string().min(1).default('creator-settlement'),
+  PLAYBACK_TOKEN_TTL_SECONDS: int(60, 7 * 24 * 3600).default(6 * 3600),
+  /** JWK set (JSON) of playback signing keys; the first key signs, all verify. Unset: generated under DATA_DIR/keys. */
+  PLAYBACK_JWKS: z.string().optional(),
+  PLAYBACK_JWKS_FILE: z.string().optional(),
+  CLOCK_TOLERANCE_SECONDS: int(0, 600).default(30),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+})
+
+export type Settings = z.infer<typeof settingsSchema> & {
+  /** DATA_DIR made absolute. */
+  dataDir: string
+  /** True when ClickHouse runs embedded (chDB) in this process. */
+  embedded: boolean
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Parses the environment into typed settings, or throws a ConfigError that names
+ * every bad variable.
+ *
+ * @example
+ * const settings = loadSettings({ ...process.env, PORT: '9000' })
+ */
+export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = settingsSchema.safeParse(present)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
+    throw new ConfigError(`invalid settings:\n${lines.join('\n')}`)
+  }
+  const s = parsed.data
+  if (s.RATE_LIMIT_TOKEN_BURST < s.RATE_LIMIT_TOKEN_PER_SECOND)
+    throw new ConfigError('invalid settings:\n  RATE_LIMIT_TOKEN_BURST: must be at least RATE_LIMIT_TOKEN_PER_SECOND')
+  if (s.FLUSH_MAX_ROWS > s.BUFFER_MAX_ROWS)
+    throw new ConfigError('invalid settings:\n  FLUSH_MAX_ROWS: must not exceed BUFFER_MAX_ROWS')
+  return { ...s, dataDir: resolve(s.DATA_DIR), embedded: s.CLICKHOUSE_URL === undefined }
+}
+
+/** Like loadSettings, but prints the problem and exits: for process entry points. */
+export function loadSettingsOrExit(env: Record<string, string | undefined> = process.env): Settings {
+  try {
+    return loadSettings(env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(2)
+    }
+    throw err
+  }
+}

@@ -1,0 +1,76 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { createRedis, waitForRedis } from './redis.ts'
+
+export type PrivateRedis = { target: { path: string } | { url: string }; stop(): Promise<void> }
+
+/** True when a `redis-server` binary is on the PATH. */
+export function hasRedisServer(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+}
+
+/**
+ * Starts a private `redis-server` whose data (append-only file) lives in `dir`.
+ * With `port` it listens on 127.0.0.1:port, otherwise only on a unix socket in `dir`,
+ * so two instances with different data folders never collide. A server already
+ * answering on that socket (left by a process killed with SIGKILL) is reused.
+ *
+ * @example
+ * const redis = await startPrivateRedis({ dir: './data/redis' })
+ */
+export async function startPrivateRedis(opts: { dir: string; port?: number; persist?: boolean }): Promise<PrivateRedis> {
+  mkdirSync(opts.dir, { recursive: true })
+  const socket = join(opts.dir, 'redis.sock')
+  const target = opts.port === undefined ? { path: socket } : { url: `redis://127.0.0.1:${opts.port}` }
+  if (opts.port === undefined && existsSync(socket) && (await answers(target))) {
+    return { target, stop: async () => {} }
+  }
+  if (!hasRedisServer())
+    throw new Error('redis-server is not installed: install it (Debian: apt-get install redis-server) or set REDIS_URL')
+  const persist = opts.persist ?? true
+  const args = [
+    '--port', String(opts.port ?? 0),
+    '--bind', '127.0.0.1',
+    '--dir', opts.dir,
+    '--unixsocket', socket,
+    '--unixsocketperm', '700',
+    '--save', '',
+    '--appendonly', persist ? 'yes' : 'no',
+    '--appendfsync', 'everysec',
+    '--daemonize', 'no',
+    '--logfile', join(opts.dir, 'redis.log'),
+  ]
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' })
+  let exited = false
+  child.once('exit', () => (exited = true))
+  const deadline = Date.now() + 10_000
+  while (!(await answers(target))) {
+    if (exited) throw new Error(`redis-server exited at start; see ${join(opts.dir, 'redis.log')}`)
+    if (Date.now() > deadline) throw new Error('redis-server did not answer within 10 s')
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return {
+    target,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (exited) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+async function answers(target: { path: string } | { url: string }): Promise<boolean> {
+  const probe = createRedis(target, { retryStrategy: () => null, lazyConnect: true, connectTimeout: 500 })
+  probe.on('error', () => {})
+  try {
+    await probe.connect()
+    await waitForRedis(probe, 500)
+    return true
+  } catch {
+    return false
+  } finally {
+    probe.disconnect()
+  }
+}
