@@ -1,0 +1,26 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * One Prometheus registry per process, served at `/metrics`. Each component adds
+ * its own metrics here, named `cs_<component>_<what>`.
+ */
+export function createMetrics() {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'cs_' })
+  const httpRequests = new Counter({ name: 'cs_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'] as const, registers: [registry] })
+  const httpDuration = new Histogram({
+    name: 'cs_http_request_duration_seconds',
+    help: 'HTTP request latency by route',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  })
+  const eventsTotal = new Counter({ name: 'cs_ingest_events_total', help: 'Playback events by outcome (accepted, duplicate, rejected) and reason', labelNames: ['outcome', 'reason'] as const, registers: [registry] })
+  const flushRows = new Histogram({ name: 'cs_ingest_flush_rows', help: 'Rows per ClickHouse insert', buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000], registers: [registry] })
+  const flushDuration = new Histogram({ name: 'cs_ingest_flush_duration_seconds', help: 'Duration of ClickHouse inserts', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry] })
+  const flushFailures = new Counter({ name: 'cs_ingest_flush_failures_total', help: 'Failed ClickHouse inserts (after retries)', registers: [registry] })
+  const jobRuns = new Counter({ name: 'cs_job_runs_total', help: 'Job runs by job and status', labelNames: ['job', 'status'] as const, registers: [registry] })
+  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, flushFailures, jobRuns }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>
