@@ -1,0 +1,65 @@
+import { join } from 'node:path'
+import { applyRuntimeSchemaSettings, migrate } from '../migrations/runner.ts'
+import { loadPlaybackKeys } from '../ingest/tokens/keys.ts'
+import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
+import { createClickHouse, type ClickHouseClient } from './clickhouse.ts'
+import type { Settings } from './config.ts'
+import { createLogger } from './log.ts'
+import { createMetrics } from './metrics.ts'
+import { createRedis, waitForRedis, type Redis } from './redis.ts'
+import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
+import type { Services } from './services.ts'
+
+export type RunningServices = Services & { close(): Promise<void> }
+
+/**
+ * Opens everything a process needs: the private redis-server when REDIS_URL is unset,
+ * ClickHouse (embedded or server) with migrations applied, the playback keys.
+ *
+ * @example
+ * const services = await createServices(loadSettingsOrExit())
+ */
+export async function createServices(settings: Settings, opts: { migrate?: boolean; ch?: ClickHouseClient; redis?: Redis } = {}): Promise<RunningServices> {
+  const log = createLogger(settings.LOG_LEVEL)
+  let privateRedis: PrivateRedis | undefined
+  let redis = opts.redis
+  if (!redis) {
+    let target: { url: string } | { path: string }
+    if (settings.REDIS_URL) target = { url: settings.REDIS_URL }
+    else {
+      privateRedis = await startPrivateRedis({ dir: join(settings.dataDir, 'redis') })
+      target = privateRedis.target
+    }
+    redis = createRedis(target)
+    redis.on('error', (err: Error) => log.warn('redis error', { error: err.message }))
+    await waitForRedis(redis)
+  }
+  const ch = opts.ch ?? createClickHouse(settings)
+  if (opts.migrate ?? true) {
+    const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ })
+    await applyRuntimeSchemaSettings(ch, settings)
+    if (applied.length > 0) log.info('migrations applied', { versions: applied.map((m) => m.version) })
+  }
+  const playbackKeys = await loadPlaybackKeys(settings)
+  const verifyPlaybackToken = createPlaybackVerifier(playbackKeys, {
+    issuer: settings.PLAYBACK_TOKEN_ISSUER,
+    clockToleranceSeconds: settings.CLOCK_TOLERANCE_SECONDS,
+  })
+  const ownsRedis = !opts.redis
+  const ownsCh = !opts.ch
+  return {
+    settings,
+    ch,
+    redis,
+    log,
+    metrics: createMetrics(),
+    playbackKeys,
+    verifyPlaybackToken,
+    async close() {
+      if (ownsCh) await ch.close()
+      if (ownsRedis) redis.disconnect()
+      // The private redis-server keeps running only as long as this process does.
+      await privateRedis?.stop()
+    },
+  }
+}
