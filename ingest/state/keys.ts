@@ -1,0 +1,29 @@
+/**
+ * Redis key layout of the edge. Every key of a video carries the hash tag
+ * `{v:<videoId>}`, so one video's state lives in one Redis Cluster slot and the
+ * ingest script can touch it atomically. IP limits have their own slot.
+ */
+const v = (videoId: string) => `cs:{v:${videoId}}`
+
+export const keys = {
+  /** Hash: viewer id -> "<event ms>:<position ms>" (latest resume position per viewer). */
+  resume: (videoId: string) => `${v(videoId)}:resume`,
+  /** String counter: counted views of the video since the last reconciliation. */
+  liveViews: (videoId: string) => `${v(videoId)}:views`,
+  /** Hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>" (the decision taken for it). */
+  sessionEvents: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:ev`,
+  /** Hash: the session's counting state (last event time, credited watch time, viewed flag, ads seen). */
+  sessionState: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:st`,
+  /** String with TTL: the viewer had a counted view of the video within the dedup window. */
+  viewerWindow: (videoId: string, viewerId: string) => `${v(videoId)}:vw:${viewerId}`,
+  /** Sorted set: counted views from one IP within the window (score = time). */
+  ipWindow: (videoId: string, ip: string) => `${v(videoId)}:ip:${ip}`,
+  /** String with TTL: the viewer had a counted impression of the ad on the video within the window. */
+  adViewerWindow: (videoId: string, adId: string, viewerId: string) => `${v(videoId)}:aw:${adId}:${viewerId}`,
+  /** Token bucket of one playback session (token). */
+  tokenBucket: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:rl`,
+  /** String: a request's events reached ClickHouse. */
+  committed: (videoId: string, requestId: string) => `${v(videoId)}:c:${requestId}`,
+  /** Token bucket of one client IP, in its own slot. */
+  ipBucket: (ip: string) => `cs:{ip:${ip}}:rl`,
+}
