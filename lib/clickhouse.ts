@@ -32,7 +32,15 @@ export function createClickHouse(
     mkdirSync(path, { recursive: true })
     // chdb types its connection against @clickhouse/client-common while the client bundles
     // its own copy of the same interface; the shapes are identical at run time.
-    const connection = createChdbConnection({ path }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection']
+    let connection: NonNullable<Parameters<typeof createClient>[0]>['connection']
+    try {
+      connection = createChdbConnection({ path }) as unknown as typeof connection
+    } catch (err) {
+      throw new Error(
+        `cannot open the embedded ClickHouse data folder ${path}: another process (a running server?) owns it. ` +
+          `Stop it, use another DATA_DIR, or set CLICKHOUSE_URL. (${err instanceof Error ? err.message : String(err)})`,
+      )
+    }
     return createClient({ ...common, connection })
   }
   return createClient({

@@ -43,8 +43,8 @@ export async function waitForRedis(redis: Redis, timeoutMs = 10_000): Promise<vo
   }
 }
 
-/** A Lua script: its file and how many of its arguments are keys. */
-export type ScriptSpec = { file: string; numberOfKeys: number }
+/** A Lua script: its file and how many of its arguments are keys (omitted: the caller passes the count first). */
+export type ScriptSpec = { file: string; numberOfKeys?: number }
 
 /**
  * Registers `.lua` files as commands on the client with `defineCommand`
@@ -53,6 +53,6 @@ export type ScriptSpec = { file: string; numberOfKeys: number }
 export function defineScripts<T extends Record<string, ScriptSpec>>(redis: Redis, specs: T): void {
   for (const [name, spec] of Object.entries(specs)) {
     if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue
-    redis.defineCommand(name, { lua: readFileSync(spec.file, 'utf8'), numberOfKeys: spec.numberOfKeys })
+    redis.defineCommand(name, { lua: readFileSync(spec.file, 'utf8'), ...(spec.numberOfKeys === undefined ? {} : { numberOfKeys: spec.numberOfKeys }) })
   }
 }

@@ -1,0 +1,147 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { createMiddleware } from 'hono/factory'
+import { ApiError } from '../lib/errors.ts'
+import type { AppEnv, Services } from '../lib/services.ts'
+import { ingestBatch, type CommitMeta } from './events/ingest.ts'
+import type { RawEventRow } from './events/rows.ts'
+import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
+import { createGroupCommit, FlushError } from './group-commit.ts'
+import { createRules } from './state/decide.ts'
+import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
+
+/** What the entry file passes as Hono's `env`: the socket address of the client. */
+export type EdgeBindings = { ip?: string }
+type EdgeEnv = AppEnv & { Bindings: EdgeBindings; Variables: { claims: PlaybackClaims } }
+
+/**
+ * The ingest edge: `POST /v1/events`, with its group-commit writer. `stopAccepting`
+ * and `flush` are for shutdown.
+ *
+ * @example
+ * const edge = createEdge(services)
+ * Bun.serve({ fetch: (req, server) => edge.app.fetch(req, { ip: server.requestIP(req)?.address }) })
+ */
+export function createEdge(services: Services) {
+  const { settings, ch, redis, metrics, log } = services
+  const rules = createRules(redis, settings)
+  let accepting = true
+  const writer = createGroupCommit<RawEventRow, CommitMeta>({
+    maxRows: settings.FLUSH_MAX_ROWS,
+    intervalMs: settings.FLUSH_INTERVAL_MS,
+    maxBufferedRows: settings.BUFFER_MAX_ROWS,
+    insert: async (rows, token) => {
+      await ch.insert({
+        table: 'raw_events',
+        values: rows,
+        format: 'JSONEachRow',
+        clickhouse_settings: { insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1, max_insert_block_size: String(Math.max(settings.FLUSH_MAX_ROWS, 1_048_576)) },
+      })
+    },
+    afterCommit: (metas) => rules.markRequests(metas, true),
+    afterFailure: async (metas, error) => {
+      log.error('insert into raw_events failed', { requests: metas.length, error: error instanceof Error ? error.message : String(error) })
+      // An insert that timed out may still land later: only errors the engine answered are certain failures.
+      const certain = !(error instanceof Error && /timeout|timed out|ECONNRESET|socket hang up/i.test(error.message))
+      if (certain) await rules.markRequests(metas, false)
+    },
+    onFlush: (rows, seconds, ok) => {
+      metrics.flushRows.observe(rows)
+      metrics.flushDuration.observe(seconds)
+      if (!ok) metrics.flushFailures.inc()
+    },
+  })
+
+  const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
+    const header = c.req.header('authorization') ?? ''
+    const m = /^Bearer\s+(\S+)$/i.exec(header)
+    if (!m) throw new ApiError('UNAUTHORIZED', 'send the playback token as Authorization: Bearer <token>')
+    try {
+      c.set('claims', await services.verifyPlaybackToken(m[1]!))
+    } catch (err) {
+      if (err instanceof PlaybackTokenError) throw new ApiError('INVALID_TOKEN', `playback token refused: ${err.message}`)
+      throw err
+    }
+    await next()
+  })
+
+  const requireJson = createMiddleware<EdgeEnv>(async function requireJson(c, next) {
+    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+    if (type !== 'application/json') throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/json, not ${type || 'missing'}`)
+    await next()
+  })
+
+  const app = new Hono<EdgeEnv>()
+  app.post(
+    '/v1/events',
+    async function acceptingGate(c, next) {
+      if (!accepting) throw new ApiError('SHUTTING_DOWN', 'this edge is shutting down; retry', { retryAfterSeconds: 1 })
+      await next()
+    },
+    requireJson,
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError('PAYLOAD_TOO_LARGE', `the body must be at most ${MAX_BODY_BYTES} bytes`)
+      },
+    }),
+    playbackAuth,
+    async (c) => {
+      let body: unknown
+      try {
+        body = JSON.parse(await c.req.text())
+      } catch {
+        throw new ApiError('INVALID_BODY', 'the body is not valid JSON')
+      }
+      const envelope = envelopeSchema.safeParse(body)
+      if (!envelope.success) throw new ApiError('INVALID_BODY', describeIssue(envelope.error))
+      const claims = c.get('claims')
+      const ip = clientIp(c.req.raw, c.env, settings.TRUST_PROXY)
+      const now = Date.now()
+      let result: Awaited<ReturnType<typeof ingestBatch>>
+      try {
+        const wait = await rules.rateLimit(ip, claims, now)
+        if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests for this session or address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
+        result = await ingestBatch({ settings, ch, rules, writer }, { claims, ip, events: envelope.data.events, now })
+      } catch (err) {
+        if (err instanceof ApiError) throw err
+        if (err instanceof FlushError) throw new ApiError('STORAGE_UNAVAILABLE', 'events could not be stored; retry the same batch', { retryAfterSeconds: 2 })
+        log.warn('ingest failed', { request_id: c.get('requestId'), error: err instanceof Error ? err.message : String(err) })
+        throw new ApiError('STORAGE_UNAVAILABLE', 'event state is unavailable; retry the same batch', { retryAfterSeconds: 2 })
+      }
+      if ('kind' in result) {
+        if (result.kind === 'overloaded') throw new ApiError('OVERLOADED', 'the edge is at its buffer limit; retry shortly', { retryAfterSeconds: 1 })
+        throw new ApiError('STORAGE_UNAVAILABLE', 'some events of this batch are still being stored by an earlier attempt; retry the same batch', { retryAfterSeconds: result.retryAfterSeconds })
+      }
+      metrics.eventsTotal.inc({ outcome: 'accepted', reason: '' }, result.accepted)
+      metrics.eventsTotal.inc({ outcome: 'duplicate', reason: '' }, result.duplicates)
+      for (const r of result.rejected) metrics.eventsTotal.inc({ outcome: 'rejected', reason: r.reason })
+      return c.json(result, 200)
+    },
+  )
+
+  return {
+    app,
+    writer,
+    /** New batches get 503 from now on. */
+    stopAccepting(): void {
+      accepting = false
+    },
+    get accepting(): boolean {
+      return accepting
+    },
+    /** Stores everything buffered. */
+    flush: () => writer.flush(),
+  }
+}
+
+export type Edge = ReturnType<typeof createEdge>
+
+/** The client address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */
+export function clientIp(req: Request, env: EdgeBindings | undefined, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = req.headers.get('x-forwarded-for')?.split(',')[0]?.trim()
+    if (forwarded && /^[0-9a-fA-F:.]{2,45}$/.test(forwarded)) return forwarded
+  }
+  return env?.ip ?? 'unknown'
+}

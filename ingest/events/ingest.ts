@@ -1,0 +1,159 @@
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import type { Settings } from '../../lib/config.ts'
+import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
+import { newRequestId, requestStartedAt } from '../state/decide.ts'
+import type { PlaybackClaims } from '../tokens/playback.ts'
+import type { RawEventRow } from './rows.ts'
+import { toRow } from './rows.ts'
+import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
+
+export type Rejection = { index: number; reason: string; detail?: string }
+export type IngestResult = { accepted: number; duplicates: number; rejected: Rejection[] }
+export type CommitMeta = { videoId: string; requestId: string }
+
+/** Why a batch could not be taken; the route maps each to a status. */
+export type IngestRefusal =
+  | { kind: 'overloaded' }
+  | { kind: 'in_flight'; retryAfterSeconds: number }
+
+export type IngestDeps = {
+  settings: Settings
+  ch: ClickHouseClient
+  rules: Rules
+  writer: {
+    reserve(rows: number): boolean
+    release(rows: number): void
+    submit(rows: RawEventRow[], meta: CommitMeta): Promise<void>
+  }
+}
+
+type Checked =
+  | { index: number; valid: true; event: PlaybackEvent; preRejected: string }
+  | { index: number; valid: false; raw: unknown; detail: string }
+
+/** Validates each event on its own and applies the time rules of SPEC §4. */
+export function checkEvents(raw: unknown[], claims: PlaybackClaims, settings: Settings, now: number): Checked[] {
+  const latest = now + settings.FUTURE_TOLERANCE_SECONDS * 1000
+  const earliest = now - settings.LATENESS_WINDOW_HOURS * 3_600_000
+  return raw.map((item, index) => {
+    const parsed = eventSchema.safeParse(item)
+    if (!parsed.success) return { index, valid: false, raw: item, detail: describeIssue(parsed.error) }
+    const e = parsed.data
+    let preRejected = ''
+    if (e.ts > latest) preRejected = 'future_timestamp'
+    else if (e.ts < earliest) preRejected = 'too_late'
+    else if (e.position_ms > claims.dur) preRejected = 'position_out_of_range'
+    return { index, valid: true, event: e, preRejected }
+  })
+}
+
+/**
+ * Takes one request's events: decides each in Redis (or finds the decision a
+ * retry of it got before), stores the new ones through the group commit, and
+ * resolves once they are durable. Throws on storage failures (the caller answers 503).
+ */
+export async function ingestBatch(
+  deps: IngestDeps,
+  input: { claims: PlaybackClaims; ip: string; events: unknown[]; now?: number },
+): Promise<IngestResult | IngestRefusal> {
+  const { settings, rules, writer } = deps
+  const { claims, ip } = input
+  const now = input.now ?? Date.now()
+  const checked = checkEvents(input.events, claims, settings, now)
+  if (!writer.reserve(checked.length)) return { kind: 'overloaded' }
+  let reserved = checked.length
+  const requestId = newRequestId(now)
+  let submitted = false
+  try {
+    const rows: RawEventRow[] = []
+    const rejected: Rejection[] = []
+    let accepted = 0
+    let duplicates = 0
+    const ctx = { claims, ip, now }
+
+    for (const c of checked) {
+      if (c.valid) continue
+      rejected.push({ index: c.index, reason: 'invalid_event', detail: c.detail })
+      rows.push(toRow(ctx, { kind: 'invalid', raw: c.raw, reason: 'invalid_event' }))
+    }
+
+    const valid = checked.filter((c): c is Extract<Checked, { valid: true }> => c.valid)
+    const inputs: RuleInput[] = valid.map((c) => ({
+      id: c.event.id,
+      type: c.event.type,
+      ts: c.event.ts,
+      positionMs: c.event.position_ms,
+      watchedMs: c.event.type === 'progress' ? c.event.watched_ms : 0,
+      adId: c.event.type === 'ad_impression' ? c.event.ad_id : '',
+      preRejected: c.preRejected,
+    }))
+    const decided: Decided[] = inputs.length > 0 ? await rules.decide(requestId, claims, ip, now, inputs) : []
+
+    const take = (c: (typeof valid)[number], d: Decision) => {
+      rows.push(toRow(ctx, { kind: 'event', event: c.event, decision: d }))
+      if (d.outcome === 'rejected') rejected.push({ index: c.index, reason: d.reason })
+      else accepted++
+    }
+    const earlier: { c: (typeof valid)[number]; d: Extract<Decided, { kind: 'recorded' }> }[] = []
+    decided.forEach((d, i) => {
+      const c = valid[i]!
+      if (d.kind === 'new') take(c, d.decision)
+      else if (d.requestId === requestId) duplicates++ // the same id twice in this batch
+      else earlier.push({ c, d })
+    })
+
+    let inFlightUntil = 0
+    if (earlier.length > 0) {
+      const states = await rules.requestStates(claims.vid, [...new Set(earlier.map((e) => e.d.requestId))])
+      const abandoned: typeof earlier = []
+      for (const e of earlier) {
+        const state = states.get(e.d.requestId)
+        if (state === '1') {
+          if (e.d.decision.outcome === 'rejected') rejected.push({ index: e.c.index, reason: e.d.decision.reason })
+          else duplicates++
+        } else if (state === '0' || requestStartedAt(e.d.requestId) + settings.INFLIGHT_LEASE_MS < now) abandoned.push(e)
+        else inFlightUntil = Math.max(inFlightUntil, requestStartedAt(e.d.requestId) + settings.INFLIGHT_LEASE_MS)
+      }
+      if (abandoned.length > 0) {
+        // Take the abandoned events over (one claimant wins), then store those ClickHouse lacks.
+        const owned = await rules.claim(claims.vid, claims.sid, requestId, abandoned.map((e) => ({ id: e.c.event.id, record: e.d.record })))
+        const mine = abandoned.filter((_, i) => owned[i])
+        const stored = await storedIds(deps.ch, claims, mine.map((e) => e.c.event.id))
+        for (const e of abandoned) {
+          const isMine = owned[abandoned.indexOf(e)]
+          if (!isMine) inFlightUntil = Math.max(inFlightUntil, now + 1000)
+          else if (stored.has(e.c.event.id)) {
+            if (e.d.decision.outcome === 'rejected') rejected.push({ index: e.c.index, reason: e.d.decision.reason })
+            else duplicates++
+          } else take(e.c, e.d.decision)
+        }
+      }
+    }
+
+    writer.release(reserved - rows.length)
+    reserved = 0
+    submitted = true
+    await writer.submit(rows, { videoId: claims.vid, requestId })
+    if (inFlightUntil > 0) return { kind: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil((inFlightUntil - now) / 1000)) }
+    rejected.sort((a, b) => a.index - b.index)
+    return { accepted, duplicates, rejected }
+  } catch (err) {
+    // Nothing of this request reached the writer: let a retry take its events over at once.
+    if (!submitted) await rules.markRequests([{ videoId: claims.vid, requestId }], false).catch(() => {})
+    throw err
+  } finally {
+    if (reserved > 0) writer.release(reserved)
+  }
+}
+
+/** Event ids of this session already in raw_events (for takeovers after a crash or failed insert). */
+async function storedIds(ch: ClickHouseClient, claims: PlaybackClaims, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const rs = await ch.query({
+    query: `SELECT DISTINCT toString(event_id) AS id FROM raw_events
+            WHERE video_id = {video:String} AND session_id = {session:String} AND event_id IN {ids:Array(UUID)}`,
+    query_params: { video: claims.vid, session: claims.sid, ids },
+    format: 'JSONEachRow',
+  })
+  return new Set(((await rs.json()) as { id: string }[]).map((r) => r.id))
+}

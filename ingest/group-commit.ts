@@ -1,0 +1,145 @@
+/**
+ * Group commit: rows from concurrent requests are written as one insert per
+ * `maxRows` rows or `intervalMs`, and each request's promise settles only once
+ * its rows are stored (or their insert failed for good). Memory is bounded:
+ * `reserve` refuses rows beyond `maxBufferedRows` instead of queueing them.
+ *
+ * @example
+ * const gc = createGroupCommit({ maxRows: 10_000, intervalMs: 50, maxBufferedRows: 100_000, insert })
+ * if (!gc.reserve(rows.length)) return overloaded()
+ * await gc.submit(rows, meta)
+ */
+export type GroupCommitOptions<Row, Meta> = {
+  maxRows: number
+  intervalMs: number
+  maxBufferedRows: number
+  /** Writes one batch; must be idempotent for the same `token` (ClickHouse insert_deduplication_token). */
+  insert(rows: Row[], token: string): Promise<void>
+  /** Called after a batch is stored, before its requests are answered (e.g. marking them committed). */
+  afterCommit?(metas: Meta[]): Promise<void>
+  /** Called after a batch failed for good. */
+  afterFailure?(metas: Meta[], error: unknown): Promise<void>
+  /** Attempts per batch before its requests fail (same token each time). */
+  attempts?: number
+  onFlush?(rows: number, seconds: number, ok: boolean): void
+}
+
+type Waiter<Meta> = { rows: number; meta: Meta; resolve(): void; reject(err: unknown): void }
+
+export class FlushError extends Error {
+  override name = 'FlushError'
+}
+
+export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>) {
+  let pending: Row[] = []
+  let waiters: Waiter<Meta>[] = []
+  /** Rows reserved and not yet settled: pending, in flight, or still being decided. */
+  let reserved = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let flushing: Promise<void> | undefined
+  const attempts = opts.attempts ?? 3
+
+  async function writeBatch(rows: Row[], batch: Waiter<Meta>[]): Promise<void> {
+    const token = crypto.randomUUID()
+    const started = performance.now()
+    let lastError: unknown
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        await opts.insert(rows, token)
+        opts.onFlush?.(rows.length, (performance.now() - started) / 1000, true)
+        try {
+          await opts.afterCommit?.(batch.map((w) => w.meta))
+        } catch {
+          // The rows are stored; a retry finds them in ClickHouse even without the mark.
+        }
+        for (const w of batch) w.resolve()
+        return
+      } catch (err) {
+        lastError = err
+        if (attempt < attempts) await new Promise((r) => setTimeout(r, 50 * attempt))
+      }
+    }
+    opts.onFlush?.(rows.length, (performance.now() - started) / 1000, false)
+    try {
+      await opts.afterFailure?.(batch.map((w) => w.meta), lastError)
+    } catch {
+      // Without the mark a retry waits for the lease instead; nothing is lost.
+    }
+    const error = new FlushError(`insert failed: ${lastError instanceof Error ? lastError.message : String(lastError)}`)
+    for (const w of batch) w.reject(error)
+  }
+
+  function takeBatch(): { rows: Row[]; batch: Waiter<Meta>[] } {
+    // Whole requests only, so that a request's rows share one insert and one outcome.
+    let count = 0
+    let n = 0
+    while (n < waiters.length && (n === 0 || count + waiters[n]!.rows <= opts.maxRows)) count += waiters[n++]!.rows
+    const batch = waiters.slice(0, n)
+    waiters = waiters.slice(n)
+    const rows = pending.slice(0, count)
+    pending = pending.slice(count)
+    return { rows, batch }
+  }
+
+  async function drain(): Promise<void> {
+    while (waiters.length > 0) {
+      const { rows, batch } = takeBatch()
+      try {
+        await writeBatch(rows, batch)
+      } finally {
+        reserved -= rows.length
+      }
+    }
+  }
+
+  function flushSoon(immediate: boolean): void {
+    if (flushing) return
+    if (immediate) {
+      if (timer) clearTimeout(timer)
+      timer = undefined
+      flushing = drain().finally(() => {
+        flushing = undefined
+        if (waiters.length > 0) flushSoon(pending.length >= opts.maxRows)
+      })
+    } else if (!timer) {
+      timer = setTimeout(() => {
+        timer = undefined
+        flushSoon(true)
+      }, opts.intervalMs)
+    }
+  }
+
+  return {
+    /** Claims room for `rows` rows; false when the buffer is full. Pair with submit or release. */
+    reserve(rows: number): boolean {
+      if (reserved + rows > opts.maxBufferedRows) return false
+      reserved += rows
+      return true
+    },
+    /** Gives back room reserved for rows that will not be submitted. */
+    release(rows: number): void {
+      reserved -= rows
+    },
+    /** Queues reserved rows; resolves once they are stored. Rows must have been reserved. */
+    submit(rows: Row[], meta: Meta): Promise<void> {
+      if (rows.length === 0) return Promise.resolve()
+      return new Promise<void>((resolve, reject) => {
+        pending.push(...rows)
+        waiters.push({ rows: rows.length, meta, resolve, reject })
+        flushSoon(pending.length >= opts.maxRows)
+      })
+    },
+    /** Writes everything queued now and waits for it (shutdown). */
+    async flush(): Promise<void> {
+      while (waiters.length > 0 || flushing) {
+        if (flushing) await flushing
+        else flushSoon(true)
+      }
+    },
+    get bufferedRows(): number {
+      return reserved
+    },
+  }
+}
+
+export type GroupCommit<Row, Meta> = ReturnType<typeof createGroupCommit<Row, Meta>>

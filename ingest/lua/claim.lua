@@ -1,0 +1,18 @@
+-- Hands undecided-and-abandoned events over to a new request (compare-and-set), so
+-- that of several concurrent retries exactly one stores them.
+-- KEYS[1]  session events hash (see ingest.lua)
+-- ARGV[1]  new request id
+-- ARGV[2..] pairs: event id, the exact record the caller saw
+-- Returns  one integer per pair: 1 when the event now belongs to the new request, 0 otherwise.
+local out = {}
+for i = 2, #ARGV, 2 do
+  local id, seen = ARGV[i], ARGV[i + 1]
+  if redis.call('HGET', KEYS[1], id) == seen then
+    local rest = string.match(seen, '^[^|]*|(.*)$')
+    redis.call('HSET', KEYS[1], id, ARGV[1] .. '|' .. rest)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out

@@ -1,0 +1,113 @@
+-- Decides every event of one request of one playback session, atomically.
+-- Each event id gets exactly one decision, recorded with the request that took it:
+-- a retried id returns the recorded decision instead of a new one.
+--
+-- KEYS[1]  session events hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>"
+-- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1)
+-- KEYS[3]  live view counter of the video
+-- KEYS[4]  resume hash of the video: viewer id -> "<event ms>:<position ms>"
+-- KEYS[5]  viewer window key of the video (counted view within the dedup window)
+-- KEYS[6]  IP window sorted set of the video (counted views from this IP)
+-- KEYS[7..6+n] viewer window key of each ad listed in the token (same order as the ad ids)
+-- ARGV[1]  request id         ARGV[2] now (ms)        ARGV[3] viewer id     ARGV[4] creator id
+-- ARGV[5]  session start (ms) ARGV[6] duration (ms)   ARGV[7] window (ms)   ARGV[8] max counted views per IP
+-- ARGV[9]  TTL of session keys (s)                    ARGV[10] n = number of ads in the token
+-- ARGV[11..10+n] ad ids
+-- then per event, 7 values: id, type, ts (ms), position (ms), watched (ms), ad id, pre-decided rejection reason or ''
+-- Returns one string per event: "n|<outcome>|<reason>|<credited>" for a new decision,
+-- or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id already decided.
+
+local req, now = ARGV[1], tonumber(ARGV[2])
+local viewer, creator = ARGV[3], ARGV[4]
+local session_start, duration = tonumber(ARGV[5]), tonumber(ARGV[6])
+local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local n_ads = tonumber(ARGV[10])
+local ad_window = {}
+for i = 1, n_ads do ad_window[ARGV[10 + i]] = KEYS[6 + i] end
+
+local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed')
+local last = tonumber(st[1]) or session_start
+local credited_total = tonumber(st[2]) or 0
+local viewed = st[3] == '1'
+local state_changed = false
+local resume_ts, resume_pos = nil, nil
+local self = viewer == creator
+local out = {}
+
+local function count_view()
+  if viewed then return 'stored', 'repeat_play' end
+  viewed = true
+  state_changed = true
+  if self then return 'excluded', 'self_view' end
+  if redis.call('EXISTS', KEYS[5]) == 1 then return 'excluded', 'duplicate_viewer' end
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[6]) >= max_per_ip then return 'excluded', 'duplicate_ip' end
+  redis.call('SET', KEYS[5], '1', 'PX', window)
+  redis.call('ZADD', KEYS[6], now, req .. ':' .. viewer)
+  redis.call('PEXPIRE', KEYS[6], window)
+  redis.call('INCR', KEYS[3])
+  return 'counted', ''
+end
+
+local function count_impression(ad)
+  local wkey = ad_window[ad]
+  if not wkey then return 'rejected', 'ad_not_served' end
+  if redis.call('HSETNX', KEYS[2], 'a:' .. ad, '1') == 0 then return 'excluded', 'duplicate_impression' end
+  if self then return 'excluded', 'self_view' end
+  if redis.call('EXISTS', wkey) == 1 then return 'excluded', 'duplicate_viewer' end
+  redis.call('SET', wkey, '1', 'PX', window)
+  return 'counted', ''
+end
+
+for base = 11 + n_ads, #ARGV, 7 do
+  local id, typ, ts = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2])
+  local pos, watched, ad, pre = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4]), ARGV[base + 5], ARGV[base + 6]
+  local rec = redis.call('HGET', KEYS[1], id)
+  if rec then
+    out[#out + 1] = 'd|' .. rec
+  else
+    local outcome, reason, credited = 'stored', '', 0
+    if pre ~= '' then
+      outcome, reason = 'rejected', pre
+    elseif typ == 'play' then
+      outcome, reason = count_view()
+    elseif typ == 'ad_impression' then
+      outcome, reason = count_impression(ad)
+    elseif typ == 'progress' then
+      -- Watch time: at most twice the wall-clock time since the previous accepted event
+      -- plus a second, at most the video's duration, and over the whole session at most
+      -- twice the server time since the session started plus a second.
+      local since = math.max(0, ts - last)
+      credited = math.min(watched, since * 2 + 1000, duration)
+      local session_cap = math.max(0, (now - session_start) * 2 + 1000 - credited_total)
+      credited = math.max(0, math.min(credited, session_cap))
+      credited_total = credited_total + credited
+      outcome = 'counted'
+    end
+    if outcome ~= 'rejected' then
+      if ts > last then last = ts end
+      state_changed = true
+      if typ ~= 'ad_impression' and (resume_ts == nil or ts >= resume_ts) then
+        resume_ts = ts
+        if typ == 'end' then resume_pos = 0 else resume_pos = pos end
+      end
+    end
+    local decision = outcome .. '|' .. reason .. '|' .. credited
+    redis.call('HSET', KEYS[1], id, req .. '|' .. decision)
+    out[#out + 1] = 'n|' .. decision
+  end
+end
+
+redis.call('EXPIRE', KEYS[1], ttl)
+if state_changed then
+  redis.call('HSET', KEYS[2], 'last', last, 'credited', credited_total, 'viewed', viewed and '1' or '0')
+end
+redis.call('EXPIRE', KEYS[2], ttl)
+if resume_ts then
+  local prev = redis.call('HGET', KEYS[4], viewer)
+  local prev_ts = prev and tonumber(string.match(prev, '^(%-?%d+):')) or nil
+  if prev_ts == nil or resume_ts >= prev_ts then
+    redis.call('HSET', KEYS[4], viewer, resume_ts .. ':' .. resume_pos)
+  end
+end
+return out

@@ -1,0 +1,119 @@
+import { fileURLToPath } from 'node:url'
+import type { ChainableCommander } from 'ioredis'
+import type { Settings } from '../../lib/config.ts'
+import { defineScripts, type Redis } from '../../lib/redis.ts'
+import type { EventType } from '../events/schema.ts'
+import type { PlaybackClaims } from '../tokens/playback.ts'
+import { keys } from './keys.ts'
+
+const script = (name: string) => fileURLToPath(new URL(`../lua/${name}.lua`, import.meta.url))
+
+export type Outcome = 'counted' | 'stored' | 'excluded' | 'rejected'
+export type Decision = { outcome: Outcome; reason: string; credited: number }
+export type Decided =
+  | { kind: 'new'; decision: Decision }
+  | { kind: 'recorded'; requestId: string; record: string; decision: Decision }
+
+/** An event ready for the rules: validated, with its rejection already known when time rules failed. */
+export type RuleInput = { id: string; type: EventType; ts: number; positionMs: number; watchedMs: number; adId: string; preRejected: string }
+
+type ScriptedPipeline = ChainableCommander & {
+  csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): ScriptedPipeline
+}
+
+type ScriptedRedis = Redis & {
+  csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): Promise<number>
+  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<string[]>
+  csClaim(key: string, ...args: string[]): Promise<number[]>
+}
+
+/** A request id carries its start time, so anyone can tell when its lease has run out. */
+export function newRequestId(now = Date.now()): string {
+  return `${now.toString(36)}-${crypto.randomUUID().slice(0, 13)}`
+}
+
+export function requestStartedAt(requestId: string): number {
+  const t = parseInt(requestId.split('-')[0] ?? '', 36)
+  return Number.isFinite(t) ? t : 0
+}
+
+function parseDecision(parts: string[]): Decision {
+  return { outcome: parts[0] as Outcome, reason: parts[1] ?? '', credited: Number(parts[2] ?? 0) }
+}
+
+/**
+ * The counting rules of SPEC §5 and the bookkeeping that makes retries safe, in Redis.
+ * Every call is one round trip to one hash slot (the video's).
+ */
+export function createRules(redis: Redis, settings: Settings) {
+  defineScripts(redis, {
+    csRateLimit: { file: script('ratelimit'), numberOfKeys: 1 },
+    // The key count varies with the ads in the token, so it is passed first on each call.
+    csIngest: { file: script('ingest') },
+    csClaim: { file: script('claim'), numberOfKeys: 1 },
+  })
+  const r = redis as ScriptedRedis
+  const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
+  const ttlSeconds = settings.EVENT_DEDUP_DAYS * 86_400
+
+  return {
+    /** Takes one request from the IP's and the token's buckets; 0 when allowed, else ms to wait. */
+    async rateLimit(ip: string, claims: PlaybackClaims, now: number): Promise<number> {
+      const [ipWait, tokenWait] = (await (r.pipeline() as ScriptedPipeline)
+        .csRateLimit(keys.ipBucket(ip), now, settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST, 1)
+        .csRateLimit(keys.tokenBucket(claims.vid, claims.sid), now, settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, 1)
+        .exec()) as [Error | null, number][]
+      for (const [err] of [ipWait!, tokenWait!]) if (err) throw err
+      return Math.max(ipWait![1], tokenWait![1])
+    },
+
+    /** Decides every event of the request (or returns the decision recorded for a retried id). */
+    async decide(requestId: string, claims: PlaybackClaims, ip: string, now: number, events: RuleInput[]): Promise<Decided[]> {
+      const ads = claims.ads
+      const keyList = [
+        keys.sessionEvents(claims.vid, claims.sid),
+        keys.sessionState(claims.vid, claims.sid),
+        keys.liveViews(claims.vid),
+        keys.resume(claims.vid),
+        keys.viewerWindow(claims.vid, claims.sub),
+        keys.ipWindow(claims.vid, ip),
+        ...ads.map((ad) => keys.adViewerWindow(claims.vid, ad, claims.sub)),
+      ]
+      const args: (string | number)[] = [
+        requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, ttlSeconds, ads.length, ...ads,
+      ]
+      for (const e of events) args.push(e.id, e.type, e.ts, e.positionMs, e.watchedMs, e.adId, e.preRejected)
+      const out = await r.csIngest(keyList.length, ...keyList, ...args)
+      return out.map((line) => {
+        const parts = line.split('|')
+        if (parts[0] === 'n') return { kind: 'new', decision: parseDecision(parts.slice(1)) }
+        return { kind: 'recorded', requestId: parts[1]!, record: parts.slice(1).join('|'), decision: parseDecision(parts.slice(2)) }
+      })
+    },
+
+    /** Which of these requests reached ClickHouse ('1'), failed for sure ('0'), or are unknown (null). */
+    async requestStates(videoId: string, requestIds: string[]): Promise<Map<string, '1' | '0' | null>> {
+      if (requestIds.length === 0) return new Map()
+      const values = await r.mget(...requestIds.map((id) => keys.committed(videoId, id)))
+      return new Map(requestIds.map((id, i) => [id, (values[i] as '1' | '0' | null) ?? null]))
+    },
+
+    /** Records that requests reached ClickHouse (or failed for certain), for retries to read. */
+    async markRequests(entries: { videoId: string; requestId: string }[], committed: boolean): Promise<void> {
+      if (entries.length === 0) return
+      const p = r.pipeline()
+      for (const e of entries) p.set(keys.committed(e.videoId, e.requestId), committed ? '1' : '0', 'EX', committed ? ttlSeconds : 3600)
+      const res = await p.exec()
+      for (const [err] of res ?? []) if (err) throw err
+    },
+
+    /** Moves abandoned events to a new request; true for each event this request now owns. */
+    async claim(videoId: string, sessionId: string, requestId: string, seen: { id: string; record: string }[]): Promise<boolean[]> {
+      if (seen.length === 0) return []
+      const out = await r.csClaim(keys.sessionEvents(videoId, sessionId), requestId, ...seen.flatMap((s) => [s.id, s.record]))
+      return out.map((v) => v === 1)
+    },
+  }
+}
+
+export type Rules = ReturnType<typeof createRules>

@@ -1,0 +1,77 @@
+/**
+ * The server process (Bun). In embedded mode everything runs here, since one
+ * process owns the chDB data folder; in server mode `--role` picks what to run.
+ *
+ *   bun lib/main.ts                # ingest + analytics + jobs (default)
+ *   bun lib/main.ts --role ingest  # only the edge (server mode, many side by side)
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createEdge } from '../ingest/app.ts'
+import { loadSettingsOrExit } from './config.ts'
+import { createServices } from './create-services.ts'
+import { createRootApp } from './http.ts'
+
+const ROLES = ['ingest', 'analytics', 'jobs'] as const
+type Role = (typeof ROLES)[number]
+
+const { values } = parseArgs({ options: { role: { type: 'string', multiple: true } }, strict: true })
+const roles = new Set<Role>()
+for (const r of values.role ?? ['all']) {
+  for (const part of r.split(',')) {
+    if (part === 'all') ROLES.forEach((x) => roles.add(x))
+    else if ((ROLES as readonly string[]).includes(part)) roles.add(part as Role)
+    else {
+      console.error(`--role must be one of all, ${ROLES.join(', ')}; got ${part}`)
+      process.exit(2)
+    }
+  }
+}
+
+const settings = loadSettingsOrExit()
+if (settings.embedded && roles.size < ROLES.length) {
+  console.error('--role needs CLICKHOUSE_URL: in embedded mode one process owns the data folder and runs every role')
+  process.exit(2)
+}
+const services = await createServices(settings)
+const edge = roles.has('ingest') ? createEdge(services) : undefined
+const apps = [edge?.app].filter((a) => a !== undefined)
+const root = createRootApp(services, { apps, ready: () => edge?.accepting ?? true })
+
+const server = Bun.serve({
+  port: settings.PORT,
+  hostname: settings.HOST,
+  // Above the edge's own 1 MiB limit, so that its 413 (with a reason) is what clients see.
+  maxRequestBodySize: 8 * 1024 * 1024,
+  fetch: (req, srv) => root.fetch(req, { ip: srv.requestIP(req)?.address }),
+})
+
+// Lets CLIs hand work to this process instead of opening the data folder themselves.
+const runDir = join(settings.dataDir, 'run')
+const runFile = join(runDir, 'server.json')
+const internalToken = randomBytes(24).toString('hex')
+mkdirSync(runDir, { recursive: true })
+writeFileSync(runFile, JSON.stringify({ pid: process.pid, port: server.port, internalToken }), { mode: 0o600 })
+
+services.log.info('serving', { url: `http://${settings.HOST}:${server.port}`, roles: [...roles], clickhouse: settings.embedded ? 'embedded' : settings.CLICKHOUSE_URL })
+console.log(`listening on http://${settings.HOST === '0.0.0.0' ? 'localhost' : settings.HOST}:${server.port}`)
+
+let stopping = false
+async function shutdown(signal: string) {
+  if (stopping) return
+  stopping = true
+  services.log.info('shutting down', { signal })
+  edge?.stopAccepting()
+  try {
+    await edge?.flush()
+    await server.stop()
+    await services.close()
+  } finally {
+    rmSync(runFile, { force: true })
+    process.exit(0)
+  }
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'))
+process.on('SIGINT', () => void shutdown('SIGINT'))
