@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { createMiddleware } from 'hono/factory'
-import { ApiError } from '../lib/errors.ts'
+import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
 import type { RawEventRow } from './events/rows.ts'
@@ -72,6 +72,7 @@ export function createEdge(services: Services) {
   })
 
   const app = new Hono<EdgeEnv>()
+  app.onError(onError)
   app.post(
     '/v1/events',
     async function acceptingGate(c, next) {

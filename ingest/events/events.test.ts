@@ -1,0 +1,387 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { keys } from '../state/keys.ts'
+import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
+import { rows } from '../../test/harness/engines.ts'
+import { dateIn, videoSnapshot } from '../../test/harness/snapshot.ts'
+
+let t: TestEdge
+beforeAll(async () => {
+  t = await startTestEdge()
+})
+afterAll(() => t.stop())
+
+const uniq = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}`
+/** A session that started a minute ago, so the watch-time clamp has room. */
+const since = (ms: number) => new Date(Date.now() - ms)
+
+describe('a valid batch', () => {
+  it('is stored in the raw table and counted in every aggregate', async () => {
+    const video = uniq('v')
+    const base = Date.now()
+    const token = await t.token({ videoId: video, creatorId: 'c-1', viewerId: 'w-1', adIds: ['ad-1'] }, { now: since(60_000) })
+    const res = await t.post(token, [
+      ev('play', { ts: base - 50_000, position_ms: 0 }),
+      ev('progress', { ts: base - 40_000, position_ms: 10_000, watched_ms: 10_000 }),
+      ev('ad_impression', { ts: base - 39_000, position_ms: 10_000, ad_id: 'ad-1' }),
+      ev('pause', { ts: base - 38_000, position_ms: 12_000 }),
+      ev('seek', { ts: base - 37_000, position_ms: 30_000 }),
+    ])
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ accepted: 5, duplicates: 0, rejected: [] })
+
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.raw).toEqual([
+      { outcome: 'counted', reason: '', type: 'ad_impression', n: 1 },
+      { outcome: 'counted', reason: '', type: 'play', n: 1 },
+      { outcome: 'counted', reason: '', type: 'progress', n: 1 },
+      { outcome: 'stored', reason: '', type: 'pause', n: 1 },
+      { outcome: 'stored', reason: '', type: 'seek', n: 1 },
+    ])
+    const day = dateIn(base - 50_000, 'Asia/Seoul')
+    const expected = { views: 1, watch_ms: 10_000, ad_impressions: 1, self_view: 0, duplicate_viewer: 0, duplicate_ip: 0, unique_viewers: 1 }
+    expect(snap.day).toEqual([{ period: day, ...expected }])
+    expect(snap.week).toHaveLength(1)
+    expect(snap.week[0]).toMatchObject(expected)
+    expect(snap.month).toEqual([{ period: `${day.slice(0, 7)}-01`, ...expected }])
+    expect(snap.adDay).toEqual([{ period: day, ad_id: 'ad-1', impressions: 1 }])
+    expect(snap.adWeek).toEqual([{ period: snap.week[0]!.period, ad_id: 'ad-1', impressions: 1 }])
+    expect(snap.adMonth).toEqual([{ period: `${day.slice(0, 7)}-01`, ad_id: 'ad-1', impressions: 1 }])
+    // Resume position: the latest positional event, in Redis and written back to ClickHouse.
+    expect(snap.resume).toEqual([{ viewer_id: 'w-1', position_ms: 30_000 }])
+    expect(await t.s.redis.hget(keys.resume(video), 'w-1')).toBe(`${base - 37_000}:30000`)
+    expect(await t.s.redis.get(keys.liveViews(video))).toBe('1')
+  })
+
+  it('keeps the week on Monday and the month on the 1st in the configured time zone', async () => {
+    const video = uniq('v')
+    const token = await t.token({ videoId: video }, { now: since(60_000) })
+    const ts = Date.now() - 30_000
+    expect((await t.post(token, [ev('play', { ts })])).status).toBe(200)
+    const snap = await videoSnapshot(t.s.ch, video)
+    const day = new Date(`${dateIn(ts, 'Asia/Seoul')}T00:00:00Z`)
+    const monday = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * 86_400_000).toISOString().slice(0, 10)
+    expect(snap.week.map((w) => w.period)).toEqual([monday])
+  })
+
+  it('resets the resume position to 0 on end', async () => {
+    const video = uniq('v')
+    const token = await t.token({ videoId: video, viewerId: 'w-end' }, { now: since(60_000) })
+    const base = Date.now()
+    await t.post(token, [ev('play', { ts: base - 20_000, position_ms: 5_000 }), ev('end', { ts: base - 10_000, position_ms: 600_000 })])
+    expect((await videoSnapshot(t.s.ch, video)).resume).toEqual([{ viewer_id: 'w-end', position_ms: 0 }])
+    expect(await t.s.redis.hget(keys.resume(video), 'w-end')).toBe(`${base - 10_000}:0`)
+  })
+})
+
+describe('a retried batch', () => {
+  it('is counted once in the raw table and every aggregate', async () => {
+    const video = uniq('v')
+    const base = Date.now()
+    const token = await t.token({ videoId: video, viewerId: 'w-r', adIds: ['ad-r'] }, { now: since(60_000) })
+    const batch = [
+      ev('play', { ts: base - 50_000 }),
+      ev('progress', { ts: base - 45_000, position_ms: 5_000, watched_ms: 5_000 }),
+      ev('ad_impression', { ts: base - 44_000, ad_id: 'ad-r' }),
+      ev('play', { id: 'not-a-uuid' }),
+      ev('play', { ts: base + 3_600_000 }),
+    ]
+    const first = await t.post(token, batch)
+    expect(await first.json()).toMatchObject({ accepted: 3, duplicates: 0 })
+    const before = await videoSnapshot(t.s.ch, video)
+    const views = await t.s.redis.get(keys.liveViews(video))
+
+    const again = await t.post(token, batch)
+    expect(again.status).toBe(200)
+    const body = await again.json()
+    expect(body.accepted).toBe(0)
+    expect(body.duplicates).toBe(3)
+    // A rejected event stays rejected with its reason when retried.
+    expect(body.rejected).toEqual([
+      { index: 3, reason: 'invalid_event', detail: expect.stringContaining('id') },
+      { index: 4, reason: 'future_timestamp' },
+    ])
+    const after = await videoSnapshot(t.s.ch, video)
+    expect(after.day).toEqual(before.day)
+    expect(after.week).toEqual(before.week)
+    expect(after.month).toEqual(before.month)
+    expect(after.adDay).toEqual(before.adDay)
+    expect(after.adWeek).toEqual(before.adWeek)
+    expect(after.adMonth).toEqual(before.adMonth)
+    expect(after.resume).toEqual(before.resume)
+    // Only the invalid item, which has no usable id, is kept again (as rejected).
+    expect(after.raw.filter((r) => r.outcome !== 'rejected')).toEqual(before.raw.filter((r) => r.outcome !== 'rejected'))
+    expect(after.raw.find((r) => r.reason === 'future_timestamp')).toEqual(before.raw.find((r) => r.reason === 'future_timestamp'))
+    expect(await t.s.redis.get(keys.liveViews(video))).toBe(views)
+  })
+
+  it('accepts the new events of a batch that repeats some old ones', async () => {
+    const video = uniq('v')
+    const token = await t.token({ videoId: video }, { now: since(60_000) })
+    const old = ev('play', { ts: Date.now() - 30_000 })
+    await t.post(token, [old])
+    const res = await t.post(token, [old, ev('pause', { ts: Date.now() - 20_000 }), old])
+    expect(await res.json()).toEqual({ accepted: 1, duplicates: 2, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 2, ids: 2 }])
+  })
+
+  it('counts an id repeated inside one batch once', async () => {
+    const video = uniq('v')
+    const token = await t.token({ videoId: video }, { now: since(60_000) })
+    const e = ev('play', { ts: Date.now() - 30_000 })
+    expect(await (await t.post(token, [e, e])).json()).toEqual({ accepted: 1, duplicates: 1, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).day[0]?.views).toBe(1)
+  })
+})
+
+describe('rejected events', () => {
+  it('are reported with index and reason, stored with it, and never counted', async () => {
+    const video = uniq('v')
+    const now = Date.now()
+    const token = await t.token({ videoId: video, adIds: ['ad-ok'], durationMs: 60_000 }, { now: since(60_000) })
+    const res = await t.post(token, [
+      ev('play', { ts: now - 30_000 }),
+      ev('play', { id: 'nope' }),
+      ev('rewind', {}),
+      ev('play', { position_ms: -1 }),
+      ev('play', { watched_ms: 5 }),
+      ev('progress', { ad_id: 'ad-ok', watched_ms: 5 }),
+      ev('progress', {}),
+      ev('play', { ts: now + 6 * 60_000 }),
+      ev('play', { ts: now - 49 * 3_600_000 }),
+      ev('ad_impression', { ts: now - 20_000, ad_id: 'ad-other' }),
+      ev('pause', { ts: now - 10_000, position_ms: 60_001 }),
+      'not an object',
+      ev('play', { ts: 'yesterday' }),
+    ])
+    expect(res.status).toBe(200)
+    const body = await res.json()
+    expect(body.accepted).toBe(1)
+    expect(body.rejected.map((r: { index: number; reason: string }) => [r.index, r.reason])).toEqual([
+      [1, 'invalid_event'],
+      [2, 'invalid_event'],
+      [3, 'invalid_event'],
+      [4, 'invalid_event'],
+      [5, 'invalid_event'],
+      [6, 'invalid_event'],
+      [7, 'future_timestamp'],
+      [8, 'too_late'],
+      [9, 'ad_not_served'],
+      [10, 'position_out_of_range'],
+      [11, 'invalid_event'],
+      [12, 'invalid_event'],
+    ])
+    const details = Object.fromEntries(body.rejected.filter((r: { detail?: string }) => r.detail).map((r: { index: number; detail: string }) => [r.index, r.detail]))
+    expect(details[1]).toMatch(/^id: /)
+    expect(details[2]).toMatch(/type/)
+    expect(details[3]).toMatch(/^position_ms: /)
+    expect(details[4]).toBe('watched_ms: watched_ms is only allowed on progress events')
+    expect(details[5]).toBe('ad_id: ad_id is only allowed on ad_impression events')
+    expect(details[6]).toMatch(/^watched_ms: /)
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.raw.filter((r) => r.outcome === 'rejected').reduce((n, r) => n + Number(r.n), 0)).toBe(12)
+    expect(snap.day.map((d) => d.views)).toEqual([1])
+    expect(snap.adDay).toEqual([])
+    const kept = await rows<{ payload: string }>(t.s.ch, `SELECT payload FROM raw_events WHERE video_id = {v:String} AND reason = 'invalid_event' AND type = 'rewind'`, { v: video })
+    expect(JSON.parse(kept[0]!.payload)).toMatchObject({ type: 'rewind' })
+  })
+})
+
+describe('the envelope', () => {
+  const problem = async (res: Response, status: number, code: string) => {
+    expect(res.status).toBe(status)
+    expect(res.headers.get('content-type')).toBe('application/problem+json')
+    const body = await res.json()
+    expect(body).toMatchObject({ status, code, type: expect.any(String), title: expect.any(String), detail: expect.any(String), request_id: expect.any(String) })
+    return body
+  }
+  const raw = (body: BodyInit, headers: Record<string, string>) => t.app.request('/v1/events', { method: 'POST', body, headers, duplex: 'half' } as RequestInit, { ip: '10.0.0.9' })
+
+  it('answers 400 with a reason for malformed bodies', async () => {
+    const token = await t.token()
+    const h = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    expect((await problem(await raw('{"events": [', h), 400, 'INVALID_BODY')).detail).toBe('the body is not valid JSON')
+    expect((await problem(await raw('{}', h), 400, 'INVALID_BODY')).detail).toMatch(/^events: /)
+    expect((await problem(await raw('{"events": {}}', h), 400, 'INVALID_BODY')).detail).toMatch(/^events: /)
+    expect((await problem(await raw('{"events": []}', h), 400, 'INVALID_BODY')).detail).toBe('events: events must hold at least one event')
+    const many = JSON.stringify({ events: Array.from({ length: 501 }, () => ev('pause')) })
+    expect((await problem(await raw(many, h), 400, 'INVALID_BODY')).detail).toBe('events: at most 500 events per request')
+  })
+
+  it('answers 413 for a body over 1 MiB, also when it is chunked', async () => {
+    const token = await t.token()
+    const h = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+    const big = JSON.stringify({ events: [ev('pause', { pad: 'x'.repeat(1024 * 1024) })] })
+    await problem(await raw(big, h), 413, 'PAYLOAD_TOO_LARGE')
+    const chunk = new TextEncoder().encode('x'.repeat(64 * 1024))
+    let sent = 0
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 0) controller.enqueue(new TextEncoder().encode('{"events":[{"pad":"'))
+        if (sent > 32) return controller.close()
+        sent++
+        controller.enqueue(chunk)
+      },
+    })
+    await problem(await raw(stream, h), 413, 'PAYLOAD_TOO_LARGE')
+    expect(sent).toBeLessThan(33)
+  })
+
+  it('answers 415 for a wrong or missing content type', async () => {
+    const token = await t.token()
+    await problem(await raw('{"events":[]}', { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE')
+    await problem(await raw(new Blob(['{"events":[]}']), { authorization: `Bearer ${token}` }), 415, 'UNSUPPORTED_MEDIA_TYPE')
+  })
+
+  it('answers 401 without a valid token', async () => {
+    await problem(await raw('{"events":[]}', { 'content-type': 'application/json' }), 401, 'UNAUTHORIZED')
+    await problem(await raw('{"events":[]}', { 'content-type': 'application/json', authorization: 'Bearer abc.def.ghi' }), 401, 'INVALID_TOKEN')
+    const expired = await t.token({}, { ttlSeconds: 60, now: new Date(Date.now() - 3_600_000) })
+    expect((await problem(await raw('{"events":[]}', { 'content-type': 'application/json', authorization: `Bearer ${expired}` }), 401, 'INVALID_TOKEN')).detail).toMatch(/expired/)
+  })
+})
+
+describe('counting rules', () => {
+  it('excludes a self-view, a duplicate viewer, a fourth view from one IP and a repeated play', async () => {
+    const video = uniq('v')
+    const at = Date.now() - 30_000
+    const play = async (viewerId: string, ip: string, n = 1) => {
+      const token = await t.token({ videoId: video, creatorId: 'creator-x', viewerId }, { now: since(60_000) })
+      const res = await t.post(token, Array.from({ length: n }, (_, i) => ev('play', { ts: at + i })), { ip })
+      expect(res.status).toBe(200)
+    }
+    await play('creator-x', '10.1.0.1') // self_view
+    await play('viewer-a', '10.1.0.2') // counted
+    await play('viewer-a', '10.1.0.3') // duplicate_viewer (new session, same viewer)
+    await play('viewer-b', '10.1.0.9') // counted
+    await play('viewer-c', '10.1.0.9') // counted
+    await play('viewer-d', '10.1.0.9') // counted: third from this IP
+    await play('viewer-e', '10.1.0.9') // duplicate_ip
+    await play('viewer-f', '10.1.0.4', 2) // counted, then repeat_play in the same session
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.day).toHaveLength(1)
+    expect(snap.day[0]).toMatchObject({ views: 5, self_view: 1, duplicate_viewer: 1, duplicate_ip: 1, unique_viewers: 5 })
+    expect(snap.raw.filter((r) => r.type === 'play')).toEqual([
+      { outcome: 'counted', reason: '', type: 'play', n: 5 },
+      { outcome: 'excluded', reason: 'duplicate_ip', type: 'play', n: 1 },
+      { outcome: 'excluded', reason: 'duplicate_viewer', type: 'play', n: 1 },
+      { outcome: 'excluded', reason: 'self_view', type: 'play', n: 1 },
+      { outcome: 'stored', reason: 'repeat_play', type: 'play', n: 1 },
+    ])
+    expect(await t.s.redis.get(keys.liveViews(video))).toBe('5')
+  })
+
+  it('counts an ad impression once per session and ad, and not for the creator', async () => {
+    const video = uniq('v')
+    const at = Date.now() - 30_000
+    const session = (viewerId: string) => t.token({ videoId: video, creatorId: 'creator-y', viewerId, adIds: ['ad-a', 'ad-b'] }, { now: since(60_000) })
+    const v1 = await session('viewer-1')
+    await t.post(v1, [ev('ad_impression', { ts: at, ad_id: 'ad-a' }), ev('ad_impression', { ts: at + 1, ad_id: 'ad-a' }), ev('ad_impression', { ts: at + 2, ad_id: 'ad-b' })])
+    await t.post(await session('creator-y'), [ev('ad_impression', { ts: at, ad_id: 'ad-a' })])
+    await t.post(await session('viewer-1'), [ev('ad_impression', { ts: at + 3, ad_id: 'ad-a' })]) // same viewer, new session, within the window
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.adDay.map((r) => [r.ad_id, r.impressions])).toEqual([
+      ['ad-a', 1],
+      ['ad-b', 1],
+    ])
+    expect(snap.raw.filter((r) => r.type === 'ad_impression').map((r) => [r.reason, r.n])).toEqual([
+      ['', 2],
+      ['duplicate_impression', 1],
+      ['duplicate_viewer', 1],
+      ['self_view', 1],
+    ])
+  })
+
+  it('clamps watch time to twice the time since the previous event plus a second, and to the duration', async () => {
+    const video = uniq('v')
+    const start = Date.now() - 600_000
+    const token = await t.token({ videoId: video, durationMs: 30_000 }, { now: new Date(start) })
+    const res = await t.post(token, [
+      ev('play', { ts: start + 1_000 }),
+      ev('progress', { ts: start + 6_000, position_ms: 5_000, watched_ms: 60_000 }), // 5 s since play: at most 11 s
+      ev('progress', { ts: start + 8_000, position_ms: 7_000, watched_ms: 2_000 }), // honest: 2 s
+      ev('seek', { ts: start + 9_000, position_ms: 20_000 }), // adds nothing
+      ev('progress', { ts: start + 200_000, position_ms: 29_000, watched_ms: 100_000 }), // at most the 30 s duration
+    ])
+    expect(await res.json()).toMatchObject({ accepted: 5 })
+    const credited = await rows<{ c: string }>(t.s.ch, `SELECT toString(credited_watch_ms) AS c FROM raw_events WHERE video_id = {v:String} AND type = 'progress' ORDER BY event_time`, { v: video })
+    expect(credited.map((r) => Number(r.c))).toEqual([11_000, 2_000, 30_000])
+    expect((await videoSnapshot(t.s.ch, video)).day[0]?.watch_ms).toBe(43_000)
+  })
+
+  it('caps a session at twice the server time since it started, whatever the client clock says', async () => {
+    const video = uniq('v')
+    const token = await t.token({ videoId: video, durationMs: 3_600_000 }) // session starts now
+    const now = Date.now()
+    const res = await t.post(token, [
+      ev('progress', { ts: now + 100_000, position_ms: 100_000, watched_ms: 100_000 }),
+      ev('progress', { ts: now + 200_000, position_ms: 200_000, watched_ms: 100_000 }),
+    ])
+    expect(res.status).toBe(200)
+    const total = (await videoSnapshot(t.s.ch, video)).day.reduce((n, d) => n + Number(d.watch_ms), 0)
+    expect(total).toBeGreaterThanOrEqual(1_000)
+    expect(total).toBeLessThan(10_000)
+  })
+})
+
+describe('time zone', () => {
+  it('puts 14:59:59Z and 15:00:00Z on different Seoul days in every aggregate', async () => {
+    const video = uniq('v')
+    const now = Date.now()
+    // The latest 15:00:00Z (Seoul midnight) that is in the past.
+    const midnight = Math.floor((now - 15 * 3_600_000) / 86_400_000) * 86_400_000 + 15 * 3_600_000
+    const before = midnight - 1_000
+    const session = { now: new Date(before - 60_000), ttlSeconds: 3 * 86_400 }
+    const token = await t.token({ videoId: video, adIds: ['ad-tz'] }, session)
+    const token2 = await t.token({ videoId: video, viewerId: 'other', adIds: ['ad-tz'] }, session)
+    expect((await t.post(token, [ev('play', { ts: before }), ev('ad_impression', { ts: before, ad_id: 'ad-tz' })])).status).toBe(200)
+    expect((await t.post(token2, [ev('play', { ts: midnight }), ev('ad_impression', { ts: midnight, ad_id: 'ad-tz' })])).status).toBe(200)
+    expect(new Date(before).toISOString().slice(0, 10)).toBe(new Date(midnight).toISOString().slice(0, 10)) // one UTC day
+    const d1 = dateIn(before, 'Asia/Seoul')
+    const d2 = dateIn(midnight, 'Asia/Seoul')
+    expect(d1).not.toBe(d2)
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.day.map((d) => [d.period, d.views, d.ad_impressions])).toEqual([
+      [d1, 1, 1],
+      [d2, 1, 1],
+    ])
+    expect(snap.adDay.map((d) => d.period)).toEqual([d1, d2])
+    const monthOf = (d: string) => `${d.slice(0, 7)}-01`
+    const months = [...new Set([monthOf(d1), monthOf(d2)])]
+    expect(snap.month.map((m) => m.period)).toEqual(months)
+    expect(snap.adMonth.map((m) => m.period)).toEqual(months)
+    const mondayOf = (d: string) => {
+      const day = new Date(`${d}T00:00:00Z`)
+      return new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * 86_400_000).toISOString().slice(0, 10)
+    }
+    expect(snap.week.map((w) => w.period)).toEqual([...new Set([mondayOf(d1), mondayOf(d2)])])
+  })
+})
+
+describe('rate limits', () => {
+  it('answers 429 with Retry-After past the per-token budget', async () => {
+    const limited = { ...t.s, settings: { ...t.s.settings, RATE_LIMIT_TOKEN_PER_SECOND: 1, RATE_LIMIT_TOKEN_BURST: 2 } }
+    const { createEdge } = await import('../app.ts')
+    const edge = createEdge(limited)
+    const token = await t.token({ videoId: uniq('v') })
+    const send = () =>
+      edge.app.request('/v1/events', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [ev('pause')] }) }, { ip: '10.2.0.1' })
+    expect((await send()).status).toBe(200)
+    expect((await send()).status).toBe(200)
+    const third = await send()
+    expect(third.status).toBe(429)
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+  })
+
+  it('answers 429 past the per-IP budget across sessions', async () => {
+    const limited = { ...t.s, settings: { ...t.s.settings, RATE_LIMIT_IP_PER_SECOND: 1, RATE_LIMIT_IP_BURST: 3 } }
+    const { createEdge } = await import('../app.ts')
+    const edge = createEdge(limited)
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++) {
+      const token = await t.token({ videoId: uniq('v') })
+      const res = await edge.app.request('/v1/events', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [ev('pause')] }) }, { ip: '10.3.0.1' })
+      statuses.push(res.status)
+    }
+    expect(statuses).toEqual([200, 200, 200, 429])
+  })
+})
