@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
+import { z } from 'zod'
+import { roles, type Role } from '../users/store.ts'
+
+/** The one algorithm access tokens use; any other `alg` is refused. */
+export const ACCESS_ALG = 'HS256'
+/** Audience of access tokens, so a playback token (aud=ingest) is never taken for one. */
+export const ACCESS_AUDIENCE = 'analytics'
+
+export type AccessTokenConfig = { key: Uint8Array; issuer: string; ttlSeconds: number }
+export type Principal = { userId: string; roles: Role[] }
+
+/**
+ * The HS256 secret of access tokens: ACCESS_TOKEN_SECRET, or (local mode) a random
+ * secret generated once under `DATA_DIR/keys/access-token.secret`.
+ */
+export function loadAccessSecret(opts: { secret?: string; dataDir: string }): Uint8Array {
+  if (opts.secret) return new TextEncoder().encode(opts.secret)
+  const file = join(opts.dataDir, 'keys', 'access-token.secret')
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true })
+    try {
+      writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600, flag: 'wx' })
+      chmodSync(file, 0o600)
+    } catch (err) {
+      // Another process of the same data folder wrote it first: use theirs.
+      if (!(err instanceof Error && 'code' in err && err.code === 'EEXIST')) throw err
+    }
+  }
+  return new TextEncoder().encode(readFileSync(file, 'utf8').trim())
+}
+
+export async function signAccessToken(config: AccessTokenConfig, principal: Principal, now = new Date()): Promise<{ token: string; expiresIn: number }> {
+  const iat = Math.floor(now.getTime() / 1000)
+  const token = await new SignJWT({ roles: principal.roles })
+    .setProtectedHeader({ alg: ACCESS_ALG, typ: 'at+jwt' })
+    .setSubject(principal.userId)
+    .setIssuer(config.issuer)
+    .setAudience(ACCESS_AUDIENCE)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + config.ttlSeconds)
+    .sign(config.key)
+  return { token, expiresIn: config.ttlSeconds }
+}
+
+const claims = z.object({ sub: z.string().min(1), roles: z.array(z.enum(roles)) })
+
+/** Verifies an access token; returns the principal or a reason it was refused. */
+export async function verifyAccessToken(config: AccessTokenConfig, token: string): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
+  try {
+    const { payload } = await jwtVerify(token, config.key, {
+      algorithms: [ACCESS_ALG],
+      issuer: config.issuer,
+      audience: ACCESS_AUDIENCE,
+      typ: 'at+jwt',
+      requiredClaims: ['exp', 'iat', 'sub'],
+      clockTolerance: 5,
+    })
+    const parsed = claims.safeParse(payload)
+    if (!parsed.success) return { ok: false, reason: 'access token claims are not valid' }
+    return { ok: true, principal: { userId: parsed.data.sub, roles: parsed.data.roles } }
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) return { ok: false, reason: 'access token expired; refresh it' }
+    return { ok: false, reason: 'access token is not valid' }
+  }
+}

@@ -1,0 +1,30 @@
+import type { Context } from 'hono'
+
+function cell(value: unknown): string {
+  if (value === null || value === undefined) return ''
+  const s = typeof value === 'string' ? value : typeof value === 'object' ? JSON.stringify(value) : String(value)
+  // Cells that a spreadsheet would run as a formula are prefixed with a quote (CSV injection).
+  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d+(\.\d+)?$/.test(s) ? `'${s}` : s
+  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe
+}
+
+/** Renders rows as RFC 4180 CSV with a header row of `columns`. */
+export function toCsv(columns: readonly string[], rows: readonly Record<string, unknown>[]): string {
+  const lines = [columns.map(cell).join(',')]
+  for (const row of rows) lines.push(columns.map((col) => cell(row[col])).join(','))
+  return lines.join('\r\n') + '\r\n'
+}
+
+/**
+ * Answers a table result: CSV with a header row when `?format=csv`, JSON otherwise
+ * (`{ ...meta, rows }`).
+ */
+export function table<Row extends Record<string, unknown>>(c: Context, opts: { format?: 'json' | 'csv'; columns: readonly (keyof Row & string)[]; rows: Row[]; meta?: Record<string, unknown>; filename: string }): Response {
+  if (opts.format === 'csv') {
+    return c.body(toCsv(opts.columns, opts.rows), 200, {
+      'content-type': 'text/csv; charset=utf-8; header=present',
+      'content-disposition': `attachment; filename="${opts.filename}.csv"`,
+    })
+  }
+  return c.json({ ...opts.meta, rows: opts.rows })
+}

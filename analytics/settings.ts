@@ -1,0 +1,75 @@
+import { z } from 'zod'
+import { ConfigError } from '../lib/config.ts'
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes')
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+
+const emailList = z
+  .string()
+  .transform((s) => s.split(',').map((e) => e.trim().toLowerCase()).filter((e) => e.length > 0))
+  .pipe(z.array(z.email()))
+
+/**
+ * Settings of the analytics API that lib/config.ts does not hold (yet). Parsed
+ * once from the environment when the app is created; a bad value stops start-up
+ * with a message naming the variable.
+ */
+export const analyticsSettingsSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  /** Verified emails that get role admin on login. */
+  ADMIN_EMAILS: emailList.default([]),
+  /** Verified emails that get role analyst on login. */
+  ANALYST_EMAILS: emailList.default([]),
+  /** Local login without a provider, for demos and tests. Default: on outside production; refused in production. */
+  DEV_LOGIN: bool.optional(),
+  /** HS256 secret (at least 32 bytes) for access tokens. Unset: generated under DATA_DIR/keys/access-token.secret. */
+  ACCESS_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  ACCESS_TOKEN_ISSUER: z.string().min(1).default('creator-settlement'),
+  ACCESS_TOKEN_TTL_SECONDS: int(60, 24 * 3600).default(900),
+  REFRESH_TOKEN_TTL_DAYS: int(1, 365).default(30),
+  /** Secure flag on auth cookies. Default: on in production. */
+  COOKIE_SECURE: bool.optional(),
+  GOOGLE_CLIENT_ID: z.string().min(1).optional(),
+  GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
+  GOOGLE_REDIRECT_URI: z.url().optional(),
+  KAKAO_CLIENT_ID: z.string().min(1).optional(),
+  KAKAO_CLIENT_SECRET: z.string().min(1).optional(),
+  KAKAO_REDIRECT_URI: z.url().optional(),
+  /** Stand-in for the providers' hosts (tests, local demos): https://<host>/<path> is fetched as <base>/<host>/<path>. Refused in production. */
+  OAUTH_PROVIDER_BASE_URL: z.url().optional(),
+  /** Playback sessions a single IP may start per minute. */
+  PLAY_RATE_LIMIT_PER_MINUTE: int(1, 1_000_000).default(60),
+  /** Videos at least this long also get mid-roll ads. */
+  MID_ROLL_MIN_VIDEO_MS: int(0, 7 * 24 * 3600 * 1000).default(8 * 60 * 1000),
+  ANALYST_MAX_EXECUTION_SECONDS: int(1, 3600).default(30),
+  ANALYST_MAX_RESULT_ROWS: int(1, 1_000_000_000).default(1_000_000),
+  ANALYST_MAX_RESULT_BYTES: int(1024, 10 * 1024 ** 3).default(256 * 1024 ** 2),
+  /** Server mode: a read-only ClickHouse user for /clickhouse (default: the main user with readonly=1 per query). */
+  CLICKHOUSE_ANALYST_USER: z.string().min(1).optional(),
+  CLICKHOUSE_ANALYST_PASSWORD: z.string().default(''),
+})
+
+export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }
+
+/**
+ * Parses the analytics settings, or throws a ConfigError naming every bad variable.
+ *
+ * @example
+ * const s = loadAnalyticsSettings({ ...process.env, ADMIN_EMAILS: 'ops@example.com' })
+ */
+export function loadAnalyticsSettings(env: Record<string, string | undefined> = process.env): AnalyticsSettings {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = analyticsSettingsSchema.safeParse(present)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
+    throw new ConfigError(`invalid settings:\n${lines.join('\n')}`)
+  }
+  const s = parsed.data
+  const production = s.NODE_ENV === 'production'
+  if (production && s.DEV_LOGIN === true) throw new ConfigError('invalid settings:\n  DEV_LOGIN: dev-login cannot be enabled when NODE_ENV=production')
+  if (production && s.OAUTH_PROVIDER_BASE_URL) throw new ConfigError('invalid settings:\n  OAUTH_PROVIDER_BASE_URL: a stand-in provider cannot be used when NODE_ENV=production')
+  return { ...s, devLogin: s.DEV_LOGIN ?? !production, cookieSecure: s.COOKIE_SECURE ?? production }
+}
