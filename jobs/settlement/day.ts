@@ -1,0 +1,178 @@
+import { z } from 'zod'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import type { Day } from './calendar.ts'
+import { rateCardFor, type RateCard } from './rate-cards.ts'
+import { nextRunId, writeRun, type DayStatus, type RunRecord, type RunTotals, type RunTrigger, type SettledDay } from './runs.ts'
+import {
+  AD_LINE_COLUMNS,
+  VIDEO_LINE_COLUMNS,
+  adLinesSelect,
+  dropSupersededAdLines,
+  dropSupersededVideoLines,
+  foldAdCumulative,
+  foldVideoCumulative,
+  lineSettings,
+  storedAdLines,
+  storedVideoLines,
+  summarySql,
+  videoLinesSelect,
+} from './sql.ts'
+
+/** What settling one day produced (or, for a dry run, would produce). */
+export type DayOutcome = RunTotals & {
+  day: Day
+  status: DayStatus
+  /** Null for a dry run, which writes nothing. */
+  run_id: number | null
+  dry_run: boolean
+  trigger: RunTrigger
+  rate_card_version: number
+  pricing_mode: string
+  /** video_revenue_krw + ad_revenue_krw */
+  total_krw: number
+  /** Same checksum as the day's previously visible run: the rerun changed nothing. */
+  unchanged: boolean
+  duration_ms: number
+}
+
+export type DayTask = { day: Day; status: DayStatus; trigger: RunTrigger }
+
+export type DayContext = {
+  ch: ClickHouseClient
+  /** Visible runs of every settled day, in day order; updated as days commit. */
+  settled: SettledDay[]
+  now: () => Date
+  /** Right before a commit: throws if the lock was lost. */
+  assertHeld: () => Promise<void>
+  /** Test hook between writing video lines and ad lines (throw to simulate a crash). */
+  afterVideoLines?: (day: Day) => Promise<void>
+}
+
+const summaryRow = z.object({
+  video_lines: z.coerce.number(),
+  views: z.coerce.number(),
+  video_revenue_krw: z.coerce.number(),
+  ad_lines: z.coerce.number(),
+  ad_impressions: z.coerce.number(),
+  ad_revenue_krw: z.coerce.number(),
+  checksum: z.string(),
+})
+
+function lineParams(ctx: DayContext, task: DayTask, card: RateCard, runId: number, computedAt: Date) {
+  const folded = ctx.settled.filter((s) => s.folded && s.day < task.day).at(-1)?.day ?? '1970-01-01'
+  return {
+    day: task.day,
+    run_id: runId,
+    status: task.status,
+    computed_at: computedAt.toISOString().replace('T', ' ').replace('Z', ''),
+    rate_card_version: card.version,
+    pricing_mode: card.mode,
+    tier_floors: card.tierFloors,
+    video_rates: card.videoRatesTenths,
+    ad_rates: card.adRatesTenths,
+    folded_through: folded,
+    visible_runs: ctx.settled.filter((s) => s.day > folded && s.day < task.day).map((s) => s.run_id),
+  }
+}
+
+async function summary(ch: ClickHouseClient, query: string, params: Record<string, unknown>): Promise<RunTotals> {
+  const rs = await ch.query({ query, query_params: params, format: 'JSONEachRow', clickhouse_settings: lineSettings })
+  const [row] = await rs.json()
+  return summaryRow.parse(row)
+}
+
+/**
+ * Prices one day inside ClickHouse and, unless `dryRun`, writes its lines as a new run
+ * that becomes visible only when its committed record is written. Callers hold the
+ * lock and have checked the day may be settled now.
+ */
+export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boolean): Promise<DayOutcome> {
+  const t0 = Date.now()
+  const { ch } = ctx
+  const card = await rateCardFor(ch, task.day)
+  const previous = ctx.settled.find((s) => s.day === task.day)
+  const outcome = (runId: number | null, totals: RunTotals): DayOutcome => ({
+    day: task.day,
+    status: task.status,
+    run_id: runId,
+    dry_run: dryRun,
+    trigger: task.trigger,
+    rate_card_version: card.version,
+    pricing_mode: card.mode,
+    video_lines: totals.video_lines,
+    ad_lines: totals.ad_lines,
+    views: totals.views,
+    video_revenue_krw: totals.video_revenue_krw,
+    ad_impressions: totals.ad_impressions,
+    ad_revenue_krw: totals.ad_revenue_krw,
+    checksum: totals.checksum,
+    total_krw: totals.video_revenue_krw + totals.ad_revenue_krw,
+    unchanged: previous?.checksum === totals.checksum,
+    duration_ms: Date.now() - t0,
+  })
+
+  if (dryRun) {
+    const params = lineParams(ctx, task, card, 0, ctx.now())
+    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode), adLinesSelect(card.mode)), params))
+  }
+
+  const runId = await nextRunId(ch)
+  const startedAt = ctx.now()
+  const params = lineParams(ctx, task, card, runId, startedAt)
+  const record: RunRecord = {
+    run_id: runId,
+    day: task.day,
+    state: 'running',
+    status: task.status,
+    revision: 1,
+    trigger: task.trigger,
+    rate_card_version: card.version,
+    pricing_mode: card.mode,
+    started_at: startedAt.toISOString(),
+    finished_at: null,
+    video_lines: 0,
+    ad_lines: 0,
+    views: 0,
+    video_revenue_krw: 0,
+    ad_impressions: 0,
+    ad_revenue_krw: 0,
+    checksum: '',
+    error: '',
+  }
+  await writeRun(ch, record)
+  let committed: RunRecord
+  try {
+    await ch.command({ query: `INSERT INTO settlement_video_lines (${VIDEO_LINE_COLUMNS}) ${videoLinesSelect(card.mode)}`, query_params: params, clickhouse_settings: lineSettings })
+    await ctx.afterVideoLines?.(task.day)
+    await ch.command({ query: `INSERT INTO settlement_ad_lines (${AD_LINE_COLUMNS}) ${adLinesSelect(card.mode)}`, query_params: params, clickhouse_settings: lineSettings })
+    const totals = await summary(ch, summarySql(storedVideoLines, storedAdLines), { day: task.day, run_id: runId })
+    await ctx.assertHeld()
+    committed = { ...record, ...totals, state: 'committed', revision: 2, finished_at: ctx.now().toISOString() }
+    await writeRun(ch, committed)
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err)
+    await writeRun(ch, { ...record, state: 'failed', revision: 2, finished_at: ctx.now().toISOString(), error }).catch(() => {})
+    throw err
+  }
+  const entry: SettledDay = { day: task.day, run_id: runId, status: task.status, folded: false, checksum: committed.checksum }
+  const at = ctx.settled.findIndex((s) => s.day >= task.day)
+  if (at === -1) ctx.settled.push(entry)
+  else ctx.settled.splice(at, ctx.settled[at]!.day === task.day ? 1 : 0, entry)
+  if (task.status === 'final') await foldFinalRun(ch, committed, ctx.settled)
+  return outcome(runId, committed)
+}
+
+/**
+ * Folds a committed final run into the cumulative tables, marks it folded, then drops
+ * the day's superseded lines. Safe to repeat: folded rows are copies of final lines.
+ */
+export async function foldFinalRun(ch: ClickHouseClient, run: RunRecord, settled: SettledDay[]): Promise<void> {
+  const params = { day: run.day, run_id: run.run_id }
+  await ch.command({ query: foldVideoCumulative, query_params: params })
+  await ch.command({ query: foldAdCumulative, query_params: params })
+  await writeRun(ch, { ...run, revision: 3 })
+  const entry = settled.find((s) => s.day === run.day)
+  if (entry) entry.folded = true
+  await ch.command({ query: dropSupersededVideoLines, query_params: params })
+  await ch.command({ query: dropSupersededAdLines, query_params: params })
+}
