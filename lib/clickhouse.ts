@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClient, type ClickHouseClient } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
+import { createScopedChdbConnection } from './chdb-connection.ts'
 import type { Settings } from './config.ts'
 
 export type { ClickHouseClient }
@@ -32,9 +32,10 @@ export function createClickHouse(
     mkdirSync(path, { recursive: true })
     // chdb types its connection against @clickhouse/client-common while the client bundles
     // its own copy of the same interface; the shapes are identical at run time.
+    // Settings are scoped per statement there (see chdb-connection.ts).
     let connection: NonNullable<Parameters<typeof createClient>[0]>['connection']
     try {
-      connection = createChdbConnection({ path }) as unknown as typeof connection
+      connection = createScopedChdbConnection(path) as unknown as typeof connection
     } catch (err) {
       throw new Error(
         `cannot open the embedded ClickHouse data folder ${path}: another process (a running server?) owns it. ` +

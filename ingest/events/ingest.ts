@@ -149,9 +149,10 @@ export async function ingestBatch(
 /** Event ids of this session already in raw_events (for takeovers after a crash or failed insert). */
 async function storedIds(ch: ClickHouseClient, claims: PlaybackClaims, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
+  // Ids are bound as strings: chDB 3.4 silently matches nothing for UUID-typed parameters.
   const rs = await ch.query({
     query: `SELECT DISTINCT toString(event_id) AS id FROM raw_events
-            WHERE video_id = {video:String} AND session_id = {session:String} AND event_id IN {ids:Array(UUID)}`,
+            WHERE video_id = {video:String} AND session_id = {session:String} AND toString(event_id) IN {ids:Array(String)}`,
     query_params: { video: claims.vid, session: claims.sid, ids },
     format: 'JSONEachRow',
   })

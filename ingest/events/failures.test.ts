@@ -1,0 +1,143 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startPrivateRedis } from '../../lib/redis-server.ts'
+import { createRules, newRequestId } from '../state/decide.ts'
+import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
+import { videoSnapshot } from '../../test/harness/snapshot.ts'
+import { toRow } from './rows.ts'
+import { eventSchema } from './schema.ts'
+
+let t: TestEdge
+beforeAll(async () => {
+  t = await startTestEdge({ INFLIGHT_LEASE_MS: '5000' })
+})
+afterAll(() => t.stop())
+
+const uniq = () => `v-${crypto.randomUUID().slice(0, 8)}`
+const session = (videoId: string, viewerId = 'w') => t.token({ videoId, viewerId }, { now: new Date(Date.now() - 60_000) })
+const claimsOf = (token: string) => t.s.verifyPlaybackToken(token)
+
+describe('when ClickHouse fails during a flush', () => {
+  it('answers 503 with Retry-After and no 200, and the retry stores the batch once', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const batch = [ev('play', { ts: Date.now() - 30_000 }), ev('progress', { ts: Date.now() - 29_000, watched_ms: 1_000, position_ms: 1_000 })]
+    await t.s.ch.command({ query: 'DETACH TABLE raw_events' })
+    let res: Response
+    try {
+      res = await t.post(token, batch)
+    } finally {
+      await t.s.ch.command({ query: 'ATTACH TABLE raw_events' })
+    }
+    expect(res.status).toBe(503)
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect((await res.json()).code).toBe('STORAGE_UNAVAILABLE')
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 0, ids: 0 }])
+
+    const retry = await t.post(token, batch)
+    expect(retry.status).toBe(200)
+    expect(await retry.json()).toEqual({ accepted: 2, duplicates: 0, rejected: [] })
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.rawIds).toEqual([{ n: 2, ids: 2 }])
+    expect(snap.day[0]).toMatchObject({ views: 1, watch_ms: 1_000 })
+    const again = await t.post(token, batch)
+    expect(await again.json()).toEqual({ accepted: 0, duplicates: 2, rejected: [] })
+  })
+})
+
+describe('a retry of events an earlier attempt decided but did not finish', () => {
+  it('waits (503) while the earlier attempt may still store them', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { ts: Date.now() - 10_000 })
+    // Another edge decided this event a moment ago and is still writing it.
+    await createRules(t.s.redis, t.s.settings).decide(newRequestId(), claims, '10.0.0.1', Date.now(), [
+      { id: e.id as string, type: 'play', ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' },
+    ])
+    const res = await t.post(token, [e])
+    expect(res.status).toBe(503)
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 0, ids: 0 }])
+  })
+
+  it('stores them once with the recorded decision after the edge that decided them died', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { ts: Date.now() - 10_000 })
+    const crashed = newRequestId(Date.now() - 60_000) // its lease has run out
+    await createRules(t.s.redis, t.s.settings).decide(crashed, claims, '10.0.0.1', Date.now(), [
+      { id: e.id as string, type: 'play', ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' },
+    ])
+    const res = await t.post(token, [e])
+    expect(await res.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.rawIds).toEqual([{ n: 1, ids: 1 }])
+    expect(snap.day[0]?.views).toBe(1)
+    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+  })
+
+  it('does not store them again when the dead edge had stored them but not marked them', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { ts: Date.now() - 10_000 })
+    const crashed = newRequestId(Date.now() - 60_000)
+    const [decided] = await createRules(t.s.redis, t.s.settings).decide(crashed, claims, '10.0.0.1', Date.now(), [
+      { id: e.id as string, type: 'play', ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' },
+    ])
+    if (decided?.kind !== 'new') throw new Error('expected a new decision')
+    // The dead edge's insert reached ClickHouse; its process died before marking the request.
+    const row = toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: decided.decision })
+    await t.s.ch.insert({ table: 'raw_events', values: [row], format: 'JSONEachRow' })
+    const res = await t.post(token, [e])
+    expect(await res.json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.rawIds).toEqual([{ n: 1, ids: 1 }])
+    expect(snap.day[0]?.views).toBe(1)
+  })
+
+  it('lets exactly one of two concurrent retries take the events over', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const batch = Array.from({ length: 20 }, (_, i) => ev('pause', { ts: Date.now() - 10_000 + i }))
+    await createRules(t.s.redis, t.s.settings).decide(newRequestId(Date.now() - 60_000), claims, '10.0.0.1', Date.now(), batch.map((e) => ({
+      id: e.id as string, type: 'pause' as const, ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '',
+    })))
+    const [a, b] = await Promise.all([t.post(token, batch), t.post(token, batch)])
+    expect([a.status, b.status].sort()).toEqual([200, 503])
+    const ok = a.status === 200 ? a : b
+    expect(await ok.json()).toEqual({ accepted: 20, duplicates: 0, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 20, ids: 20 }])
+  })
+})
+
+describe('when Redis is down', () => {
+  it('acknowledges nothing (503 with Retry-After), says not ready, and recovers when Redis is back', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const batch = [ev('play', { ts: Date.now() - 30_000 })]
+    await t.s.testRedis.server.stop()
+    const res = await t.post(token, batch)
+    expect(res.status).toBe(503)
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect((await res.json()).code).toBe('STORAGE_UNAVAILABLE')
+    const ready = await t.app.request('/readyz')
+    expect(ready.status).toBe(503)
+    expect((await ready.json()).redis).toMatch(/^down/)
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 0, ids: 0 }])
+
+    // Same port again; the client reconnects by itself.
+    const again = await startPrivateRedis({ dir: `${t.s.testCh.dataDir}/redis-again`, port: t.s.testRedis.port, persist: false })
+    t.s.testRedis.server = again
+    const deadline = Date.now() + 10_000
+    while ((await t.app.request('/readyz')).status !== 200) {
+      if (Date.now() > deadline) throw new Error('not ready again within 10 s')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const retry = await t.post(token, batch)
+    expect(await retry.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).day[0]?.views).toBe(1)
+  })
+})

@@ -1,0 +1,29 @@
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { rows, startTestClickHouse, type TestClickHouse } from '../test/harness/engines.ts'
+
+let e: TestClickHouse
+beforeAll(async () => {
+  e = await startTestClickHouse()
+  await e.ch.command({ query: 'CREATE TABLE scoped (x UInt32) ENGINE = MergeTree ORDER BY x SETTINGS non_replicated_deduplication_window = 100' })
+})
+afterAll(() => e.stop())
+
+it('scopes a read-only setting to its own query in embedded mode', async () => {
+  await expect(e.ch.command({ query: 'INSERT INTO scoped VALUES (1)', clickhouse_settings: { readonly: '1' } })).rejects.toThrow(/readonly/i)
+  expect(await rows(e.ch, "SELECT toString(getSetting('readonly')) AS r", {})).toEqual([{ r: '0' }])
+  await e.ch.command({ query: 'INSERT INTO scoped VALUES (2)' })
+  expect(await rows(e.ch, 'SELECT x FROM scoped ORDER BY x')).toEqual([{ x: 2 }])
+})
+
+it('deduplicates a repeated insert by its token, and only that insert', async () => {
+  const insert = (x: number, token?: string) =>
+    e.ch.insert({ table: 'scoped', values: [{ x }], format: 'JSONEachRow', clickhouse_settings: token ? { insert_deduplication_token: token } : {} })
+  await insert(10, 'tok-a')
+  await insert(11, 'tok-a') // same token: dropped as a retry
+  await insert(12) // no token: must not inherit tok-a
+  expect(await rows(e.ch, 'SELECT x FROM scoped WHERE x >= 10 ORDER BY x')).toEqual([{ x: 10 }, { x: 12 }])
+})
+
+it('binds values as query parameters', async () => {
+  expect(await rows(e.ch, 'SELECT {s:String} AS s, {n:UInt32} AS n', { s: "it's; DROP TABLE scoped", n: 7 })).toEqual([{ s: "it's; DROP TABLE scoped", n: 7 }])
+})
