@@ -12,17 +12,23 @@ import { createAnalystClickHouse } from './clickhouse/analyst-client.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from './context.ts'
 import { loadAnalyticsSettings } from './settings.ts'
 import { userRoutes } from './users/routes.ts'
+import { videoRoutes } from './videos/routes.ts'
+import { playbackRoutes } from './playback/routes.ts'
+import { adRoutes } from './ads/routes.ts'
+import { adminRoutes } from './admin/routes.ts'
 
 export type AnalyticsOptions = {
   /** Environment to read the analytics settings from (default process.env). */
   env?: Record<string, string | undefined>
-  /** The caller's IP; default: X-Forwarded-For when TRUST_PROXY, else the socket address Bun or @hono/node-server put in `c.env`. */
+  /** The caller's IP; default: X-Forwarded-For when TRUST_PROXY, else the socket address from `c.env` (`{ ip }` as lib/main.ts passes it, Bun's server, or @hono/node-server's socket). */
   clientIp?: (c: Context) => string | undefined
 }
 
 function socketAddress(c: Context): string | undefined {
   const env: unknown = c.env
   if (typeof env !== 'object' || env === null) return undefined
+  // lib/main.ts passes { ip } (the edge's bindings).
+  if ('ip' in env && typeof env.ip === 'string') return env.ip
   // Bun.serve passes the server as env: server.requestIP(request).
   if ('requestIP' in env && typeof env.requestIP === 'function') {
     const addr: unknown = env.requestIP(c.req.raw)
@@ -76,6 +82,10 @@ export function createAnalytics(services: Services, opts: AnalyticsOptions = {})
   const api = new Hono<AnalyticsEnv>()
   api.route('/v1', authRoutes(deps))
   api.route('/v1', userRoutes(deps))
+  api.route('/v1', videoRoutes(deps))
+  api.route('/v1', playbackRoutes(deps))
+  api.route('/v1', adRoutes(deps))
+  api.route('/v1', adminRoutes(deps))
 
   const app = new Hono<AppEnv>()
   app.onError(onError)

@@ -1,6 +1,6 @@
-import { Hono } from 'hono'
-import { requestId } from 'hono/request-id'
+import type { Hono } from 'hono'
 import { createAnalytics } from '../../analytics/app.ts'
+import { createRootApp } from '../../lib/http.ts'
 import type { AppEnv } from '../../lib/services.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
 
@@ -12,7 +12,7 @@ export type Session = { token: string; refresh: string; userId: string; auth: { 
 export type TestApi = {
   s: TestServices
   app: Hono<AppEnv>
-  request(path: string, init?: RequestInit & { json?: unknown; token?: string }): Promise<Response>
+  request(path: string, init?: RequestInit & { json?: unknown; token?: string; ip?: string }): Promise<Response>
   /** dev-login as `subject`; `creator` also takes the creator role. */
   login(subject: string, opts?: { email?: string; creator?: boolean }): Promise<Session>
   stop(): Promise<void>
@@ -24,14 +24,9 @@ export type TestApi = {
  */
 export async function startAnalyticsApi(env: Record<string, string> = {}): Promise<TestApi> {
   const s = await startTestServices()
-  const analytics = createAnalytics(s, { env: { NODE_ENV: 'test', ADMIN_EMAILS: ADMIN_EMAIL, ANALYST_EMAILS: ANALYST_EMAIL, ...env }, clientIp: (c) => c.req.header('x-test-ip') })
-  const app = new Hono<AppEnv>()
-  app.use(requestId())
-  app.use(async (c, next) => {
-    c.set('services', s)
-    await next()
-  })
-  app.route('/', analytics.app)
+  const analytics = createAnalytics(s, { env: { NODE_ENV: 'test', ADMIN_EMAILS: ADMIN_EMAIL, ANALYST_EMAILS: ANALYST_EMAIL, ...env } })
+  // Mounted the way lib/main.ts mounts the service apps.
+  const app: Hono<AppEnv> = createRootApp(s, { apps: [analytics.app] })
 
   const request: TestApi['request'] = (path, init = {}) => {
     const headers = new Headers(init.headers)
@@ -41,7 +36,7 @@ export async function startAnalyticsApi(env: Record<string, string> = {}): Promi
       headers.set('content-type', 'application/json')
       body = JSON.stringify(init.json)
     }
-    return Promise.resolve(app.request(path, { ...init, headers, body }))
+    return Promise.resolve(app.request(path, { ...init, headers, body }, { ip: init.ip ?? '10.0.0.9' }))
   }
 
   const login: TestApi['login'] = async (subject, opts = {}) => {

@@ -1,0 +1,40 @@
+import { Hono } from 'hono'
+import { describeRoute } from 'hono-openapi'
+import { z } from 'zod'
+import { runAdAssignmentForVideo } from '../ads/assignment.ts'
+import { principalOf } from '../auth/middleware.ts'
+import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
+import { table } from '../http/csv.ts'
+import { v } from '../http/validate.ts'
+import { insertVideo, listVideos, liveViews, videoForCaller } from './store.ts'
+
+const tags = ['videos']
+
+/** What a creator may send; anything else (creator id, counts, ids) is ignored. */
+export const createVideoBody = z.object({
+  title: z.string().trim().min(1).max(200),
+  duration_ms: z.number().int().min(1).max(7 * 24 * 3600 * 1000).describe('Duration of the video (ms)'),
+})
+export const videoIdParam = z.object({ id: z.string().min(1).max(64) })
+const listQuery = z.object({ format: z.enum(['json', 'csv']).default('json') })
+
+/** `/v1/videos` (register), `/v1/videos/{id}` (metadata + live views), `/v1/me/videos`. */
+export function videoRoutes(deps: AnalyticsDeps) {
+  const { ch, redis } = deps.services
+  return new Hono<AnalyticsEnv>()
+    .post('/videos', describeRoute({ tags, summary: 'Register a video (role creator); active ads are assigned to it', responses: { 201: { description: 'The video' } } }), deps.auth.require('creator'), v('json', createVideoBody), async (c) => {
+      const body = c.req.valid('json')
+      const video = await insertVideo(ch, { creatorId: principalOf(c).userId, title: body.title, durationMs: body.duration_ms })
+      const ads = await runAdAssignmentForVideo(deps, video.video_id)
+      return c.json({ ...video, views: 0, ads }, 201)
+    })
+    .get('/me/videos', describeRoute({ tags, summary: "The caller's videos" }), deps.auth.require(), v('query', listQuery), async (c) => {
+      const rows = await listVideos(ch, principalOf(c).userId)
+      return table(c, { format: c.req.valid('query').format, columns: ['video_id', 'creator_id', 'title', 'duration_ms', 'created_at'], rows, filename: 'videos' })
+    })
+    .get('/videos/:id', describeRoute({ tags, summary: 'Video metadata with the live view count (its creator or an admin)' }), deps.auth.require(), v('param', videoIdParam), async (c) => {
+      const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
+      const { views, source } = await liveViews(ch, redis, video.video_id)
+      return c.json({ ...video, views, views_source: source })
+    })
+}

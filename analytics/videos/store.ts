@@ -1,0 +1,69 @@
+import { randomBytes } from 'node:crypto'
+import { z } from 'zod'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { ApiError } from '../../lib/errors.ts'
+import { keys } from '../../ingest/state/keys.ts'
+import type { Redis } from '../../lib/redis.ts'
+import { hasRole } from '../auth/middleware.ts'
+import type { Principal } from '../auth/access-token.ts'
+import { chTime } from '../users/store.ts'
+
+export const videoRow = z.object({
+  video_id: z.string(),
+  creator_id: z.string(),
+  title: z.string(),
+  duration_ms: z.coerce.number(),
+  created_at: z.string(),
+})
+export type VideoRow = z.infer<typeof videoRow>
+
+const COLUMNS = `video_id, creator_id, title, duration_ms, toString(created_at) AS created_at`
+
+/** Ids of videos and ads: a prefix and 16 random base64url characters. */
+export function newId(prefix: string): string {
+  return `${prefix}_${randomBytes(12).toString('base64url')}`
+}
+
+export async function insertVideo(ch: ClickHouseClient, v: { creatorId: string; title: string; durationMs: number }): Promise<VideoRow> {
+  const now = chTime(new Date())
+  const row = { video_id: newId('v'), creator_id: v.creatorId, title: v.title, duration_ms: v.durationMs, created_at: now }
+  await ch.insert({ table: 'videos', values: [{ ...row, updated_at: now, deleted: 0 }], format: 'JSONEachRow' })
+  return row
+}
+
+export async function getVideo(ch: ClickHouseClient, videoId: string): Promise<VideoRow | undefined> {
+  const rs = await ch.query({ query: `SELECT ${COLUMNS} FROM videos FINAL WHERE video_id = {id:String} AND deleted = 0 LIMIT 1`, query_params: { id: videoId }, format: 'JSONEachRow' })
+  const [row] = await rs.json()
+  return row === undefined ? undefined : videoRow.parse(row)
+}
+
+export async function listVideos(ch: ClickHouseClient, creatorId: string): Promise<VideoRow[]> {
+  const rs = await ch.query({
+    query: `SELECT ${COLUMNS} FROM videos FINAL WHERE creator_id = {creator:String} AND deleted = 0 ORDER BY created_at DESC, video_id`,
+    query_params: { creator: creatorId },
+    format: 'JSONEachRow',
+  })
+  return (await rs.json()).map((r) => videoRow.parse(r))
+}
+
+/**
+ * The video if the caller may see its data (its creator, or an admin). Anyone else,
+ * including another creator, gets the same 404 as for a video that does not exist.
+ */
+export async function videoForCaller(ch: ClickHouseClient, videoId: string, p: Principal): Promise<VideoRow> {
+  const video = await getVideo(ch, videoId)
+  if (!video || (video.creator_id !== p.userId && !hasRole(p, 'admin'))) throw new ApiError('NOT_FOUND', `no video with id ${videoId}`)
+  return video
+}
+
+/**
+ * The live view count: the edge's Redis counter of counted views (incremented on
+ * every counted view, never reset), else the total of the ClickHouse aggregates.
+ */
+export async function liveViews(ch: ClickHouseClient, redis: Redis, videoId: string): Promise<{ views: number; source: 'live' | 'aggregates' }> {
+  const live = await redis.get(keys.liveViews(videoId))
+  if (live !== null && /^\d+$/.test(live)) return { views: Number(live), source: 'live' }
+  const rs = await ch.query({ query: `SELECT sum(views) AS views FROM video_stats_per_month WHERE video_id = {id:String}`, query_params: { id: videoId }, format: 'JSONEachRow' })
+  const [row] = await rs.json()
+  return { views: z.object({ views: z.coerce.number() }).parse(row ?? { views: 0 }).views, source: 'aggregates' }
+}
