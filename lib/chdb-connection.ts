@@ -32,9 +32,14 @@ function settingsClause(settings: Settings): { clause: string; passThrough: Reco
   return { clause: parts.length ? `SETTINGS ${parts.join(', ')}` : '', passThrough }
 }
 
-/** Puts the clause before a trailing `FORMAT x` (query, insert) or at the end (command, exec). */
+/**
+ * Puts the clause where ClickHouse reads it as the statement's settings: before the
+ * data of `INSERT … VALUES` / `INSERT … FORMAT x`, before a trailing `FORMAT x`, or at the end.
+ */
 function withSettings(sql: string, clause: string): string {
   if (!clause) return sql
+  const insert = /^(\s*INSERT\s+INTO\s+[\s\S]*?)(\s+(?:VALUES|FORMAT\s+\w+)\b[\s\S]*)$/i.exec(sql)
+  if (insert && !/\bSELECT\b/i.test(insert[1]!)) return `${insert[1]} ${clause}${insert[2]}`
   const m = /^([\s\S]*?)(\s+FORMAT\s+\w+\s*)$/i.exec(sql)
   if (m) return `${m[1]} ${clause}${m[2]}`
   return `${sql.replace(/[\s;]+$/, '')} ${clause}`
