@@ -15,6 +15,8 @@ import { userRoutes } from './users/routes.ts'
 import { videoRoutes } from './videos/routes.ts'
 import { playbackRoutes } from './playback/routes.ts'
 import { adRoutes } from './ads/routes.ts'
+import { statsRoutes } from './stats/routes.ts'
+import { topRoutes } from './top/routes.ts'
 import { adminRoutes } from './admin/routes.ts'
 
 export type AnalyticsOptions = {
@@ -84,6 +86,8 @@ export function createAnalytics(services: Services, opts: AnalyticsOptions = {})
   api.route('/v1', userRoutes(deps))
   api.route('/v1', videoRoutes(deps))
   api.route('/v1', playbackRoutes(deps))
+  api.route('/v1', statsRoutes(deps))
+  api.route('/v1', topRoutes(deps))
   api.route('/v1', adRoutes(deps))
   api.route('/v1', adminRoutes(deps))
 
