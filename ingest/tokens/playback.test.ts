@@ -96,6 +96,14 @@ describe('playback tokens: attacks', () => {
     await expectRejected(await sign(other), /not valid \(ERR_JWS_SIGNATURE_VERIFICATION_FAILED\)/)
   })
 
+  it('rejects a token that carries its own signing key in a jwk header', async () => {
+    const attacker = await generatePlaybackJwks('kid-current')
+    const { d: _d, ...attackerPublic } = attacker.keys[0]!
+    const attackerKey = (await importJWK(attacker.keys[0]!, 'ES256')) as CryptoKey
+    const token = await new SignJWT(claims()).setProtectedHeader({ alg: 'ES256', kid: 'kid-current', jwk: attackerPublic }).sign(attackerKey)
+    await expectRejected(token, /ERR_JWS_SIGNATURE_VERIFICATION_FAILED/)
+  })
+
   it('rejects an HS256 token keyed with the public JWK (algorithm confusion)', async () => {
     const { d: _d, ...publicJwk } = jwks.keys[0]!
     const secrets = [
