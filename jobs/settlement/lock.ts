@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import type { Result } from 'ioredis'
 import { defineScripts, type Redis } from '../../lib/redis.ts'
 import { SettlementError } from './errors.ts'
 

@@ -1,0 +1,181 @@
+import { z } from 'zod'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { safeNumber } from '../../lib/money.ts'
+import { addDays, daysBetween, parseDay, type Day } from './calendar.ts'
+import { SettlementError } from './errors.ts'
+
+/**
+ * The read side of settlement, for the analytics API: totals per creator, per video and
+ * per ad, by day, ISO week (Monday), month and year. Every figure is a sum of the visible
+ * day lines (each day's latest committed run), so the grains reconcile exactly.
+ * A period covers only the days of [from, to] inside it; periods without lines are left out.
+ * A period is `final` only when every day of it inside [from, to] is settled and final.
+ */
+
+export type SettlementGrain = 'day' | 'week' | 'month' | 'year'
+export type SettlementStatus = 'provisional' | 'final'
+export type SettlementQuery = { creatorId?: string; videoId?: string; grain: SettlementGrain; from: string; to: string }
+
+export type SettlementTotalsRow = {
+  /** First day of the period, YYYY-MM-DD */
+  period: string
+  views: number
+  video_revenue_krw: number
+  ad_impressions: number
+  ad_revenue_krw: number
+  total_krw: number
+  status: SettlementStatus
+}
+export type SettlementVideoRow = SettlementTotalsRow & { video_id: string; creator_id: string }
+export type SettlementAdRow = { period: string; video_id: string; ad_id: string; impressions: number; ad_revenue_krw: number; status: SettlementStatus }
+
+/** The period of a day per grain: a fixed whitelist, the only SQL chosen by the caller. */
+const PERIOD_SQL: Record<SettlementGrain, string> = {
+  day: 'day',
+  week: 'toMonday(day)',
+  month: 'toStartOfMonth(day)',
+  year: 'toStartOfYear(day)',
+}
+
+const MAX_RANGE_DAYS = 366 * 20
+
+function checkQuery(q: SettlementQuery): { where: string; params: Record<string, string>; period: string } {
+  if (!(q.grain in PERIOD_SQL)) throw new SettlementError('BAD_DATE', `grain must be day, week, month or year, not ${JSON.stringify(q.grain)}`)
+  const from = parseDay(q.from)
+  const to = parseDay(q.to)
+  if (from > to) throw new SettlementError('BAD_DATE', `from ${from} is after to ${to}`)
+  if (to > addDays(from, MAX_RANGE_DAYS)) throw new SettlementError('BAD_DATE', 'a range covers at most 20 years')
+  const params: Record<string, string> = { from, to }
+  let where = `day >= {from:Date} AND day <= {to:Date}
+    AND run_id IN (SELECT run_id FROM settlement_days WHERE day >= {from:Date} AND day <= {to:Date})`
+  if (q.creatorId !== undefined) {
+    where += ' AND creator_id = {creator_id:String}'
+    params.creator_id = q.creatorId
+  }
+  if (q.videoId !== undefined) {
+    where += ' AND video_id = {video_id:String}'
+    params.video_id = q.videoId
+  }
+  return { where, params, period: PERIOD_SQL[q.grain] }
+}
+
+/** The first day of the period `day` falls in, as the SQL of PERIOD_SQL computes it. */
+function periodOf(day: Day, grain: SettlementGrain): Day {
+  if (grain === 'day') return day
+  if (grain === 'month') return `${day.slice(0, 7)}-01`
+  if (grain === 'year') return `${day.slice(0, 4)}-01-01`
+  const weekday = (new Date(`${day}T00:00:00Z`).getUTCDay() + 6) % 7
+  return addDays(day, -weekday)
+}
+
+/** Status of every period of [from, to]: final only when all its days in the range are settled final. */
+async function periodStatuses(ch: ClickHouseClient, q: SettlementQuery): Promise<Map<Day, SettlementStatus>> {
+  const rs = await ch.query({
+    query: 'SELECT day, status FROM settlement_days WHERE day >= {from:Date} AND day <= {to:Date}',
+    query_params: { from: q.from, to: q.to },
+    format: 'JSONEachRow',
+  })
+  const final = new Set(z.array(z.object({ day: z.string(), status: z.string() })).parse(await rs.json()).filter((r) => r.status === 'final').map((r) => r.day))
+  const out = new Map<Day, SettlementStatus>()
+  for (const day of daysBetween(q.from, q.to)) {
+    const p = periodOf(day, q.grain)
+    if (!final.has(day)) out.set(p, 'provisional')
+    else if (!out.has(p)) out.set(p, 'final')
+  }
+  return out
+}
+
+const u64 = z.union([z.string(), z.number()]).transform(safeNumber)
+const amounts = { views: u64, video_revenue_krw: u64, ad_impressions: u64, ad_revenue_krw: u64 }
+
+async function select<T extends z.ZodType>(ch: ClickHouseClient, query: string, params: Record<string, string>, schema: T): Promise<z.infer<T>[]> {
+  const rs = await ch.query({ query, query_params: params, format: 'JSONEachRow' })
+  return (await rs.json()).map((r) => schema.parse(r))
+}
+
+/** Both kinds of line as one row source: video lines carry views and video revenue, ad lines impressions and ad revenue. */
+function linesUnion(period: string, where: string): string {
+  return `
+    SELECT ${period} AS period, creator_id, video_id, views, revenue_krw AS video_krw, toUInt64(0) AS impressions, toUInt64(0) AS ad_krw
+    FROM settlement_video_lines WHERE ${where}
+    UNION ALL
+    SELECT ${period} AS period, creator_id, video_id, toUInt64(0), toUInt64(0), impressions, revenue_krw
+    FROM settlement_ad_lines WHERE ${where}`
+}
+
+/**
+ * Settlement totals per period.
+ *
+ * @example
+ * await settlementTotals(ch, { creatorId: 'u1', grain: 'month', from: '2024-01-01', to: '2024-12-31' })
+ */
+export async function settlementTotals(ch: ClickHouseClient, q: SettlementQuery): Promise<SettlementTotalsRow[]> {
+  const { where, params, period } = checkQuery(q)
+  const [statuses, sums] = await Promise.all([
+    periodStatuses(ch, q),
+    select(
+      ch,
+      `SELECT period, sum(views) AS views, sum(video_krw) AS video_revenue_krw, sum(impressions) AS ad_impressions, sum(ad_krw) AS ad_revenue_krw
+       FROM (${linesUnion(period, where)}) GROUP BY period ORDER BY period`,
+      params,
+      z.object({ period: z.string(), ...amounts }),
+    ),
+  ])
+  return sums.map((r) => ({ ...r, total_krw: r.video_revenue_krw + r.ad_revenue_krw, status: statuses.get(r.period) ?? 'provisional' }))
+}
+
+/** Settlement per period and video. */
+export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery): Promise<SettlementVideoRow[]> {
+  const { where, params, period } = checkQuery(q)
+  const [statuses, sums] = await Promise.all([
+    periodStatuses(ch, q),
+    select(
+      ch,
+      `SELECT period, video_id, any(creator_id) AS creator_id, sum(views) AS views, sum(video_krw) AS video_revenue_krw,
+         sum(impressions) AS ad_impressions, sum(ad_krw) AS ad_revenue_krw
+       FROM (${linesUnion(period, where)}) GROUP BY period, video_id ORDER BY period, video_id`,
+      params,
+      z.object({ period: z.string(), video_id: z.string(), creator_id: z.string(), ...amounts }),
+    ),
+  ])
+  return sums.map((r) => ({
+    period: r.period,
+    video_id: r.video_id,
+    creator_id: r.creator_id,
+    views: r.views,
+    video_revenue_krw: r.video_revenue_krw,
+    ad_impressions: r.ad_impressions,
+    ad_revenue_krw: r.ad_revenue_krw,
+    total_krw: r.video_revenue_krw + r.ad_revenue_krw,
+    status: statuses.get(r.period) ?? 'provisional',
+  }))
+}
+
+/** Settlement per period, video and ad. */
+export async function settlementByAd(ch: ClickHouseClient, q: SettlementQuery): Promise<SettlementAdRow[]> {
+  const { where, params, period } = checkQuery(q)
+  const [statuses, sums] = await Promise.all([
+    periodStatuses(ch, q),
+    select(
+      ch,
+      `SELECT ${period} AS period, video_id, ad_id, sum(impressions) AS impressions, sum(revenue_krw) AS ad_revenue_krw
+       FROM settlement_ad_lines WHERE ${where}
+       GROUP BY period, video_id, ad_id ORDER BY period, video_id, ad_id`,
+      params,
+      z.object({ period: z.string(), video_id: z.string(), ad_id: z.string(), impressions: u64, ad_revenue_krw: u64 }),
+    ),
+  ])
+  return sums.map((r) => ({ ...r, status: statuses.get(r.period) ?? 'provisional' }))
+}
+
+/** Settled days of a range with their status and visible run (for admin screens). */
+export async function settlementDayStatuses(ch: ClickHouseClient, range: { from: string; to: string }): Promise<Array<{ day: string; status: SettlementStatus; run_id: number }>> {
+  const from = parseDay(range.from)
+  const to = parseDay(range.to)
+  return select(
+    ch,
+    'SELECT day, status, run_id FROM settlement_days WHERE day >= {from:Date} AND day <= {to:Date} ORDER BY day',
+    { from, to },
+    z.object({ day: z.string(), status: z.enum(['provisional', 'final']), run_id: u64 }),
+  )
+}
