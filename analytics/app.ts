@@ -17,6 +17,7 @@ import { playbackRoutes } from './playback/routes.ts'
 import { adRoutes } from './ads/routes.ts'
 import { statsRoutes } from './stats/routes.ts'
 import { topRoutes } from './top/routes.ts'
+import { settlementRoutes } from './settlements/routes.ts'
 import { adminRoutes } from './admin/routes.ts'
 
 export type AnalyticsOptions = {
@@ -88,6 +89,7 @@ export function createAnalytics(services: Services, opts: AnalyticsOptions = {})
   api.route('/v1', playbackRoutes(deps))
   api.route('/v1', statsRoutes(deps))
   api.route('/v1', topRoutes(deps))
+  api.route('/v1', settlementRoutes(deps))
   api.route('/v1', adRoutes(deps))
   api.route('/v1', adminRoutes(deps))
 

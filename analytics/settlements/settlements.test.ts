@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { settle } from '../../jobs/settlement/job.ts'
+import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
+import { ADMIN_EMAIL, startAnalyticsApi, type Session, type TestApi } from '../../test/analytics/helpers.ts'
+
+let api: TestApi
+let creator: Session
+let other: Session
+let admin: Session
+let a: string
+let c: string
+
+async function video(s: Session): Promise<string> {
+  const res = await api.request('/v1/videos', { method: 'POST', token: s.token, json: { title: 'S', duration_ms: 600_000 } })
+  return ((await res.json()) as { video_id: string }).video_id
+}
+
+beforeAll(async () => {
+  api = await startAnalyticsApi()
+  ;[creator, other, admin] = await Promise.all([api.login('set-creator', { creator: true }), api.login('set-other', { creator: true }), api.login('set-admin', { email: ADMIN_EMAIL })])
+  a = await video(creator)
+  c = await video(other)
+  const A = (f: Omit<EventRow, 'video_id' | 'creator_id'>): EventRow => ({ video_id: a, creator_id: creator.userId, ...f })
+  await insertEvents(api.s.ch, [
+    A({ type: 'play', viewer_id: 'v1', at: '2026-03-01 01:00:00' }),
+    A({ type: 'play', viewer_id: 'v2', at: '2026-03-01 01:00:00' }),
+    A({ type: 'play', viewer_id: 'v1', at: '2026-03-02 01:00:00' }),
+    A({ type: 'play', viewer_id: 'v2', at: '2026-03-02 01:00:00' }),
+    A({ type: 'play', viewer_id: 'v3', at: '2026-03-02 01:00:00' }),
+    A({ type: 'ad_impression', viewer_id: 'v3', at: '2026-03-02 01:00:01', ad_id: 'ad_1' }),
+    ...Array.from({ length: 5 }, (_, i): EventRow => ({ type: 'play', video_id: c, creator_id: other.userId, viewer_id: `w${i}`, at: '2026-03-02 02:00:00' })),
+  ])
+  // 1 March is past the 48 h lateness window at this clock (final); 2 March is not (provisional).
+  const now = () => new Date('2026-03-04T03:00:00Z')
+  await settle(api.s, { kind: 'days', from: '2026-03-01', to: '2026-03-01', finalize: true, trigger: 'test' }, { now })
+  await settle(api.s, { kind: 'days', from: '2026-03-02', to: '2026-03-02', trigger: 'test' }, { now })
+})
+afterAll(() => api?.stop())
+
+type Rows = { rows: Record<string, unknown>[] }
+const get = async (path: string, token = creator.token) => {
+  const res = await api.request(path, { token })
+  return { status: res.status, body: (await res.json()) as Rows }
+}
+
+describe('creator settlement', () => {
+  it('reports daily totals with their status', async () => {
+    const { status, body } = await get('/v1/me/settlements?grain=day&from=2026-03-01&to=2026-03-02')
+    expect(status).toBe(200)
+    expect(body.rows).toEqual([
+      { period: '2026-03-01', views: 2, video_revenue_krw: 2, ad_impressions: 0, ad_revenue_krw: 0, total_krw: 2, status: 'final' },
+      { period: '2026-03-02', views: 3, video_revenue_krw: 3, ad_impressions: 1, ad_revenue_krw: 10, total_krw: 13, status: 'provisional' },
+    ])
+  })
+
+  it('sums the days into a month that is provisional while any day is', async () => {
+    const { body } = await get('/v1/me/settlements?grain=month&from=2026-03-01&to=2026-03-02')
+    expect(body.rows).toEqual([{ period: '2026-03-01', views: 5, video_revenue_krw: 5, ad_impressions: 1, ad_revenue_krw: 10, total_krw: 15, status: 'provisional' }])
+  })
+
+  it('breaks down per video and per ad, only the caller’s', async () => {
+    const videos = await get('/v1/me/settlements/videos?grain=week&from=2026-03-01&to=2026-03-02')
+    expect(videos.body.rows.map((r) => [r.period, r.video_id, r.total_krw])).toEqual([
+      ['2026-02-23', a, 2],
+      ['2026-03-02', a, 13],
+    ])
+    const ads = await get('/v1/me/settlements/ads?grain=day&from=2026-03-02&to=2026-03-02')
+    expect(ads.body.rows).toEqual([{ period: '2026-03-02', video_id: a, ad_id: 'ad_1', impressions: 1, ad_revenue_krw: 10, status: 'provisional' }])
+    const theirs = await get('/v1/me/settlements?grain=day&from=2026-03-01&to=2026-03-02', other.token)
+    expect(theirs.body.rows).toMatchObject([{ period: '2026-03-02', views: 5, total_krw: 5 }])
+  })
+
+  it('answers CSV with a header row', async () => {
+    const res = await api.request('/v1/me/settlements?grain=day&from=2026-03-01&to=2026-03-02&format=csv', { token: creator.token })
+    expect(res.headers.get('content-type')).toContain('text/csv')
+    expect((await res.text()).split('\r\n')).toEqual([
+      'period,views,video_revenue_krw,ad_impressions,ad_revenue_krw,total_krw,status',
+      '2026-03-01,2,2,0,0,2,final',
+      '2026-03-02,3,3,1,10,13,provisional',
+      '',
+    ])
+  })
+})
+
+describe('one video’s settlement', () => {
+  it('is shown to its creator and to admins', async () => {
+    expect((await get(`/v1/videos/${a}/settlements?grain=day&from=2026-03-01&to=2026-03-02`)).body.rows).toHaveLength(2)
+    expect((await get(`/v1/videos/${a}/settlements/ads?grain=day&from=2026-03-01&to=2026-03-02`)).body.rows).toHaveLength(1)
+    expect((await get(`/v1/videos/${c}/settlements?grain=day&from=2026-03-01&to=2026-03-02`, admin.token)).status).toBe(200)
+  })
+
+  it('is a 404 for another creator’s video, on every settlement route', async () => {
+    for (const path of [`/v1/videos/${c}/settlements`, `/v1/videos/${c}/settlements/ads`]) {
+      const res = await get(`${path}?grain=day&from=2026-03-01&to=2026-03-02`)
+      expect(res.status, path).toBe(404)
+    }
+  })
+})
+
+describe('guards', () => {
+  it('needs a login, a valid range, and admin for the platform view', async () => {
+    expect((await api.request('/v1/me/settlements?grain=day&from=2026-03-01&to=2026-03-02')).status).toBe(401)
+    expect((await get('/v1/me/settlements?grain=day&from=2026-03-05&to=2026-03-01')).status).toBe(400)
+    expect((await get('/v1/me/settlements?grain=day&from=2020-01-01&to=2026-03-01')).status).toBe(400)
+    expect((await get('/v1/admin/settlements?grain=day&from=2026-03-01&to=2026-03-02')).status).toBe(403)
+    const platform = await get(`/v1/admin/settlements?grain=day&from=2026-03-01&to=2026-03-02&creator_id=${other.userId}`, admin.token)
+    expect(platform.body.rows.map((r) => r.video_id)).toEqual([c])
+  })
+})
