@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
-import { addDays, dayIn, daysBetween, lastDayPastWindow, windowClosesAt, type Day } from './calendar.ts'
+import { addDays, dayIn, daysBetween, lastDayPastWindow, parseDay, windowClosesAt, type Day } from './calendar.ts'
 import type { DayTask } from './day.ts'
 import { SettlementError } from './errors.ts'
 import type { RunTrigger, SettledDay } from './runs.ts'
@@ -59,24 +59,13 @@ export async function planSettlement(ch: ClickHouseClient, req: SettleRequest, s
     return { tasks, dryRun: req.kind === 'finalize-due' && req.dryRun === true, remaining: days.length - tasks.length }
   }
 
-  const { from, to } = req
+  const from = parseDay(req.from)
+  const to = parseDay(req.to)
   if (from > to) throw new SettlementError('BAD_DATE', `the range runs backwards: --from ${from} is after --to ${to}`)
   if (to >= today)
     throw new SettlementError('FUTURE_DAY', `day ${from >= today ? from : today} has not ended yet in ${clock.timeZone} (today is ${today}); the latest day that can be settled is ${yesterday}`)
   const byDay = new Map(settled.map((s) => [s.day, s]))
   const days = daysBetween(from, to)
-  for (const day of days) {
-    const current = byDay.get(day)
-    if (current?.status === 'final')
-      throw new SettlementError('DAY_FINAL', `day ${day} is final (run ${current.run_id}) and a final day never changes; nothing was run`)
-    const closes = windowClosesAt(day, clock.timeZone, clock.windowHours)
-    const past = closes.getTime() <= clock.now.getTime()
-    if (req.finalize && !past)
-      throw new SettlementError('WITHIN_WINDOW', `day ${day} stays provisional until its lateness window closes at ${closes.toISOString()}; it can be finalized after that`)
-    if (!req.finalize && past)
-      throw new SettlementError('PAST_WINDOW', `the lateness window of day ${day} closed at ${closes.toISOString()}; settle it as final with --finalize`)
-  }
-
   const first = settled[0]?.day
   const last = settled.at(-1)?.day
   if (first === undefined || last === undefined) {
@@ -92,6 +81,18 @@ export async function planSettlement(ch: ClickHouseClient, req: SettleRequest, s
     if (req.finalize && prev >= first && byDay.get(prev)?.status !== 'final')
       throw new SettlementError('OUT_OF_ORDER', `day ${prev} is not final yet; days become final in order (npm run settle -- --finalize finalizes every day past the window)`)
   }
+  for (const day of days) {
+    const current = byDay.get(day)
+    if (current?.status === 'final')
+      throw new SettlementError('DAY_FINAL', `day ${day} is final (run ${current.run_id}) and a final day never changes; nothing was run`)
+    const closes = windowClosesAt(day, clock.timeZone, clock.windowHours)
+    const past = closes.getTime() <= clock.now.getTime()
+    if (req.finalize && !past)
+      throw new SettlementError('WITHIN_WINDOW', `day ${day} stays provisional until its lateness window closes at ${closes.toISOString()}; it can be finalized after that`)
+    if (!req.finalize && past)
+      throw new SettlementError('PAST_WINDOW', `the lateness window of day ${day} closed at ${closes.toISOString()}; settle it as final with --finalize`)
+  }
+
   if (req.dryRun) {
     const settledOrFirst = (d: Day) => byDay.has(addDays(d, -1)) || (d === from && (first === undefined || addDays(d, -1) < first))
     const gap = days.find((d) => !settledOrFirst(d))

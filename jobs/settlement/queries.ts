@@ -9,7 +9,7 @@ import { SettlementError } from './errors.ts'
  * per ad, by day, ISO week (Monday), month and year. Every figure is a sum of the visible
  * day lines (each day's latest committed run), so the grains reconcile exactly.
  * A period covers only the days of [from, to] inside it; periods without lines are left out.
- * A period is `final` only when every day of it inside [from, to] is settled and final.
+ * A period is `final` when none of its days inside [from, to] can change any more.
  */
 
 export type SettlementGrain = 'day' | 'week' | 'month' | 'year'
@@ -68,20 +68,20 @@ function periodOf(day: Day, grain: SettlementGrain): Day {
   return addDays(day, -weekday)
 }
 
-/** Status of every period of [from, to]: final only when all its days in the range are settled final. */
+/**
+ * Status of every period of [from, to]. Final days run without a gap from the first settled
+ * day, and the days before it never change either, so a period is final exactly when its
+ * last day inside the range is on or before the last final day.
+ */
 async function periodStatuses(ch: ClickHouseClient, q: SettlementQuery): Promise<Map<Day, SettlementStatus>> {
   const rs = await ch.query({
-    query: 'SELECT day, status FROM settlement_days WHERE day >= {from:Date} AND day <= {to:Date}',
-    query_params: { from: q.from, to: q.to },
+    query: "SELECT count() AS n, max(day) AS last FROM settlement_days WHERE status = 'final'",
     format: 'JSONEachRow',
   })
-  const final = new Set(z.array(z.object({ day: z.string(), status: z.string() })).parse(await rs.json()).filter((r) => r.status === 'final').map((r) => r.day))
+  const [row] = z.array(z.object({ n: z.coerce.number(), last: z.string() })).parse(await rs.json())
+  const lastFinal = row && row.n > 0 ? row.last : ''
   const out = new Map<Day, SettlementStatus>()
-  for (const day of daysBetween(q.from, q.to)) {
-    const p = periodOf(day, q.grain)
-    if (!final.has(day)) out.set(p, 'provisional')
-    else if (!out.has(p)) out.set(p, 'final')
-  }
+  for (const day of daysBetween(q.from, q.to)) out.set(periodOf(day, q.grain), day <= lastFinal ? 'final' : 'provisional')
   return out
 }
 
