@@ -28,6 +28,30 @@ export async function putImpressions(ch: ClickHouseClient, r: { day: string; vid
   await putViews(ch, { day: r.day, video: r.video, creator, views: 0, adImpressions: r.impressions })
 }
 
+/** Many rows of views at once (one INSERT), for generated inputs. */
+export async function putViewsBatch(ch: ClickHouseClient, list: Array<{ day: string; video: string; creator: string; views: number }>): Promise<void> {
+  await ch.command({
+    query: `INSERT INTO video_stats_per_day (day, creator_id, video_id, views)
+      SELECT t.1, t.2, t.3, t.4 FROM (SELECT arrayJoin(arrayZip({days:Array(Date)}, {creators:Array(String)}, {videos:Array(String)}, {views:Array(UInt64)})) AS t)`,
+    query_params: { days: list.map((r) => r.day), creators: list.map((r) => r.creator), videos: list.map((r) => r.video), views: list.map((r) => r.views) },
+  })
+}
+
+/** Many rows of ad impressions at once (one INSERT each for the ad and the video tables). */
+export async function putImpressionsBatch(ch: ClickHouseClient, list: Array<{ day: string; video: string; ad: string; creator: string; impressions: number }>): Promise<void> {
+  const params = { days: list.map((r) => r.day), creators: list.map((r) => r.creator), videos: list.map((r) => r.video), ads: list.map((r) => r.ad), n: list.map((r) => r.impressions) }
+  await ch.command({
+    query: `INSERT INTO ad_impressions_per_day (day, creator_id, video_id, ad_id, impressions)
+      SELECT t.1, t.2, t.3, t.4, t.5 FROM (SELECT arrayJoin(arrayZip({days:Array(Date)}, {creators:Array(String)}, {videos:Array(String)}, {ads:Array(String)}, {n:Array(UInt64)})) AS t)`,
+    query_params: params,
+  })
+  await ch.command({
+    query: `INSERT INTO video_stats_per_day (day, creator_id, video_id, ad_impressions)
+      SELECT t.1, t.2, t.3, t.5 FROM (SELECT arrayJoin(arrayZip({days:Array(Date)}, {creators:Array(String)}, {videos:Array(String)}, {ads:Array(String)}, {n:Array(UInt64)})) AS t)`,
+    query_params: params,
+  })
+}
+
 /** Inserts `n` counted play events (one viewer each) at the instant `at` into raw_events. */
 export async function playEvents(ch: ClickHouseClient, r: { at: string; video: string; creator?: string; n: number; outcome?: string }): Promise<void> {
   await ch.command({
