@@ -18,6 +18,7 @@ import { adRoutes } from './ads/routes.ts'
 import { statsRoutes } from './stats/routes.ts'
 import { topRoutes } from './top/routes.ts'
 import { settlementRoutes } from './settlements/routes.ts'
+import { clickhouseRoutes } from './clickhouse/routes.ts'
 import { adminRoutes } from './admin/routes.ts'
 
 export type AnalyticsOptions = {
@@ -92,6 +93,7 @@ export function createAnalytics(services: Services, opts: AnalyticsOptions = {})
   api.route('/v1', settlementRoutes(deps))
   api.route('/v1', adRoutes(deps))
   api.route('/v1', adminRoutes(deps))
+  api.route('/', clickhouseRoutes(deps))
 
   const app = new Hono<AppEnv>()
   app.onError(onError)
