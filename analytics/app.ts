@@ -19,6 +19,7 @@ import { statsRoutes } from './stats/routes.ts'
 import { topRoutes } from './top/routes.ts'
 import { settlementRoutes } from './settlements/routes.ts'
 import { clickhouseRoutes } from './clickhouse/routes.ts'
+import { docsRoutes, type OpenApiExtras } from './docs/routes.ts'
 import { adminRoutes } from './admin/routes.ts'
 
 export type AnalyticsOptions = {
@@ -26,6 +27,8 @@ export type AnalyticsOptions = {
   env?: Record<string, string | undefined>
   /** The caller's IP; default: X-Forwarded-For when TRUST_PROXY, else the socket address from `c.env` (`{ ip }` as lib/main.ts passes it, Bun's server, or @hono/node-server's socket). */
   clientIp?: (c: Context) => string | undefined
+  /** Routes of other apps to describe in /openapi.json (e.g. the edge's POST /v1/events). */
+  openapi?: OpenApiExtras
 }
 
 function socketAddress(c: Context): string | undefined {
@@ -94,6 +97,7 @@ export function createAnalytics(services: Services, opts: AnalyticsOptions = {})
   api.route('/v1', adRoutes(deps))
   api.route('/v1', adminRoutes(deps))
   api.route('/', clickhouseRoutes(deps))
+  api.route('/', docsRoutes(api, opts.openapi))
 
   const app = new Hono<AppEnv>()
   app.onError(onError)

@@ -44,13 +44,13 @@ export function authRoutes(deps: AnalyticsDeps) {
   const cookieOpts = { httpOnly: true, secure: deps.settings.cookieSecure, sameSite: 'Lax' as const, path: AUTH_COOKIE_PATH, maxAge: FLOW_SECONDS }
 
   return new Hono<AnalyticsEnv>()
-    .post('/auth/dev-login', describeRoute({ tags, summary: 'Log in without a provider (local use and tests; disabled in production)' }), v('json', devLoginBody), async (c) => {
+    .post('/auth/dev-login', describeRoute({ tags, security: [], summary: 'Log in without a provider (local use and tests; disabled in production)' }), v('json', devLoginBody), async (c) => {
       if (!deps.settings.devLogin) throw new ApiError('NOT_CONFIGURED', 'dev-login is disabled on this server')
       const body = c.req.valid('json')
       const user = await upsertUser(services.ch, { provider: 'dev', subject: body.subject, email: body.email, emailVerified: body.email !== undefined, name: body.name })
       return sessionResponse(c, deps, user, await refresh.issue(user.user_id))
     })
-    .get('/auth/:provider/login', describeRoute({ tags, summary: 'Start an OAuth login: redirects to the provider', responses: { 302: { description: 'Redirect to the provider' } } }), v('param', providerParam), (c) => {
+    .get('/auth/:provider/login', describeRoute({ tags, security: [], summary: 'Start an OAuth login: redirects to the provider', responses: { 302: { description: 'Redirect to the provider' } } }), v('param', providerParam), (c) => {
       const p = provider(c.req.valid('param').provider)
       const state = generateState()
       const verifier = generateCodeVerifier()
@@ -58,7 +58,7 @@ export function authRoutes(deps: AnalyticsDeps) {
       if (p.pkce) setCookie(c, VERIFIER_COOKIE, verifier, cookieOpts)
       return c.redirect(p.authorizationUrl(state, verifier).toString(), 302)
     })
-    .get('/auth/:provider/callback', describeRoute({ tags, summary: 'Finish an OAuth login: checks state (and PKCE), creates the user on first login, returns tokens' }), v('param', providerParam), v('query', callbackQuery), async (c) => {
+    .get('/auth/:provider/callback', describeRoute({ tags, security: [], summary: 'Finish an OAuth login: checks state (and PKCE), creates the user on first login, returns tokens' }), v('param', providerParam), v('query', callbackQuery), async (c) => {
       const p = provider(c.req.valid('param').provider)
       const q = c.req.valid('query')
       const expectedState = getCookie(c, STATE_COOKIE)
@@ -80,7 +80,7 @@ export function authRoutes(deps: AnalyticsDeps) {
       const user = await upsertUser(services.ch, identity)
       return sessionResponse(c, deps, user, await refresh.issue(user.user_id))
     })
-    .post('/auth/refresh', describeRoute({ tags, summary: 'Exchange a refresh token for new tokens (rotation; reuse revokes the login)' }), v('json', refreshBody), async (c) => {
+    .post('/auth/refresh', describeRoute({ tags, security: [], summary: 'Exchange a refresh token for new tokens (rotation; reuse revokes the login)' }), v('json', refreshBody), async (c) => {
       const token = c.req.valid('json').refresh_token ?? getCookie(c, REFRESH_COOKIE)
       if (!token) throw new ApiError('UNAUTHORIZED', 'send refresh_token in the body or the cs_refresh cookie')
       const result = await refresh.rotate(token)
@@ -93,7 +93,7 @@ export function authRoutes(deps: AnalyticsDeps) {
       if (!user) throw new ApiError('INVALID_TOKEN', 'the user of this refresh token no longer exists')
       return sessionResponse(c, deps, user, result.token)
     })
-    .post('/auth/logout', describeRoute({ tags, summary: 'Revoke the login the refresh token belongs to', responses: { 204: { description: 'Logged out' } } }), v('json', refreshBody), async (c) => {
+    .post('/auth/logout', describeRoute({ tags, security: [], summary: 'Revoke the login the refresh token belongs to', responses: { 204: { description: 'Logged out' } } }), v('json', refreshBody), async (c) => {
       const token = c.req.valid('json').refresh_token ?? getCookie(c, REFRESH_COOKIE)
       if (token) await refresh.revoke(token)
       deleteCookie(c, REFRESH_COOKIE, { path: AUTH_COOKIE_PATH })

@@ -30,7 +30,7 @@ export function playbackRoutes(deps: AnalyticsDeps) {
   return new Hono<AnalyticsEnv>()
     .post(
       '/videos/:id/play',
-      describeRoute({ tags, summary: 'Start a playback session: the playback token for the ingest edge, the resume position and the ads to show (rate limited per IP)' }),
+      describeRoute({ tags, security: [{}, { bearerAuth: [] }], summary: 'Start a playback session: the playback token for the ingest edge, the resume position and the ads to show (rate limited per IP)' }),
       deps.auth.optional,
       v('param', videoIdParam),
       async (c) => {
@@ -66,7 +66,7 @@ export function playbackRoutes(deps: AnalyticsDeps) {
         )
       },
     )
-    .get('/videos/:id/resume', describeRoute({ tags, summary: "The caller's resume position (logged in, or the device id from /play)" }), deps.auth.optional, v('param', videoIdParam), async (c) => {
+    .get('/videos/:id/resume', describeRoute({ tags, security: [{}, { bearerAuth: [] }], summary: "The caller's resume position (logged in, or the device id from /play)" }), deps.auth.optional, v('param', videoIdParam), async (c) => {
       const viewerId = viewerOf(c)
       if (!viewerId) throw new ApiError('UNAUTHORIZED', 'log in, or send the device id /play gave you (cs_device cookie or X-Device-Id)')
       const video = await getVideo(ch, c.req.valid('param').id)
