@@ -4,10 +4,13 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
-import type { RawEventRow } from './events/rows.ts'
+import { insertRawEvents, type RawEventRow } from './events/rows.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createRules } from './state/decide.ts'
+import { repairWal } from './repair.ts'
+import { createWal } from './wal.ts'
+import { join } from 'node:path'
 import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
 
 /** What the entry file passes as Hono's `env`: the socket address of the client. */
@@ -26,24 +29,35 @@ export function createEdge(services: Services) {
   const { settings, ch, redis, metrics, log } = services
   const rules = createRules(redis, settings)
   let accepting = true
+  const wal = createWal<RawEventRow>(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
+  /** Tokens whose flush this process is writing now: the repair leaves them alone. */
+  const inFlight = new Set<string>()
   const writer = createGroupCommit<RawEventRow, CommitMeta>({
     maxRows: settings.FLUSH_MAX_ROWS,
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
-    insert: async (rows, token) => {
-      await ch.insert({
-        table: 'raw_events',
-        values: rows,
-        format: 'JSONEachRow',
-        clickhouse_settings: { insert_deduplication_token: token, deduplicate_blocks_in_dependent_materialized_views: 1, max_insert_block_size: String(Math.max(settings.FLUSH_MAX_ROWS, 1_048_576)) },
-      })
+    insert: async (rows, token, metas) => {
+      if (!inFlight.has(token)) {
+        for (const r of rows) r.insert_token = token
+        wal.write(token, metas, rows)
+        inFlight.add(token)
+      }
+      await insertRawEvents(ch, rows, token)
     },
-    afterCommit: (metas) => rules.markRequests(metas, true),
-    afterFailure: async (metas, error) => {
-      log.error('insert into raw_events failed', { requests: metas.length, error: error instanceof Error ? error.message : String(error) })
-      // An insert that timed out may still land later: only errors the engine answered are certain failures.
-      const certain = !(error instanceof Error && /timeout|timed out|ECONNRESET|socket hang up/i.test(error.message))
-      if (certain) await rules.markRequests(metas, false)
+    afterCommit: async (metas, token) => {
+      try {
+        await rules.markRequests(metas, true)
+        wal.remove(token)
+      } finally {
+        inFlight.delete(token)
+      }
+    },
+    afterFailure: async (metas, error, token) => {
+      log.error('insert into raw_events failed', { requests: metas.length, token, error: error instanceof Error ? error.message : String(error) })
+      const logged = inFlight.delete(token)
+      // Never logged: nothing can have reached ClickHouse, so retries may take over at once.
+      // Logged: part of it may have landed; the repair finishes it and marks the requests.
+      if (!logged) await rules.markRequests(metas, false)
     },
     onFlush: (rows, seconds, ok) => {
       metrics.flushRows.observe(rows)
@@ -51,6 +65,10 @@ export function createEdge(services: Services) {
       if (!ok) metrics.flushFailures.inc()
     },
   })
+  let repairing: Promise<number> | undefined
+  /** Finishes unconfirmed flushes of the write-ahead log (one repair at a time). */
+  const repair = (): Promise<number> =>
+    (repairing ??= repairWal({ ch, rules, wal, log, inFlight }).finally(() => (repairing = undefined)))
 
   const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
     const header = c.req.header('authorization') ?? ''
@@ -133,6 +151,12 @@ export function createEdge(services: Services) {
     },
     /** Stores everything buffered. */
     flush: () => writer.flush(),
+    repair,
+    /** Before serving: drops torn log entries and finishes the flushes a crash cut short. */
+    async recover(): Promise<number> {
+      wal.removeTorn()
+      return repair()
+    },
   }
 }
 

@@ -14,11 +14,11 @@ export type GroupCommitOptions<Row, Meta> = {
   intervalMs: number
   maxBufferedRows: number
   /** Writes one batch; must be idempotent for the same `token` (ClickHouse insert_deduplication_token). */
-  insert(rows: Row[], token: string): Promise<void>
+  insert(rows: Row[], token: string, metas: Meta[]): Promise<void>
   /** Called after a batch is stored, before its requests are answered (e.g. marking them committed). */
-  afterCommit?(metas: Meta[]): Promise<void>
+  afterCommit?(metas: Meta[], token: string): Promise<void>
   /** Called after a batch failed for good. */
-  afterFailure?(metas: Meta[], error: unknown): Promise<void>
+  afterFailure?(metas: Meta[], error: unknown, token: string): Promise<void>
   /** Attempts per batch before its requests fail (same token each time). */
   attempts?: number
   onFlush?(rows: number, seconds: number, ok: boolean): void
@@ -45,10 +45,10 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     let lastError: unknown
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        await opts.insert(rows, token)
+        await opts.insert(rows, token, batch.map((w) => w.meta))
         opts.onFlush?.(rows.length, (performance.now() - started) / 1000, true)
         try {
-          await opts.afterCommit?.(batch.map((w) => w.meta))
+          await opts.afterCommit?.(batch.map((w) => w.meta), token)
         } catch {
           // The rows are stored; a retry finds them in ClickHouse even without the mark.
         }
@@ -61,7 +61,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     }
     opts.onFlush?.(rows.length, (performance.now() - started) / 1000, false)
     try {
-      await opts.afterFailure?.(batch.map((w) => w.meta), lastError)
+      await opts.afterFailure?.(batch.map((w) => w.meta), lastError, token)
     } catch {
       // Without the mark a retry waits for the lease instead; nothing is lost.
     }

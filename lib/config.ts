@@ -48,6 +48,9 @@ export const settingsSchema = z.object({
   FLUSH_MAX_ROWS: int(1, 1_000_000).default(20_000),
   FLUSH_INTERVAL_MS: int(1, 60_000).default(50),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(200_000),
+  /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
+  WAL_DIR: z.string().min(1).optional(),
+  WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   INSERT_TIMEOUT_MS: int(100, 120_000).default(10_000),
   /** How long an undecided in-flight batch owns its events before a retry may take them over. */
   INFLIGHT_LEASE_MS: int(1_000, 600_000).default(60_000),

@@ -37,6 +37,13 @@ if (settings.embedded && roles.size < ROLES.length) {
 }
 const services = await createServices(settings)
 const edge = roles.has('ingest') ? createEdge(services) : undefined
+if (edge) {
+  const repaired = await edge.recover()
+  if (repaired > 0) services.log.warn('finished flushes left unconfirmed by the last run', { flushes: repaired })
+}
+const repairTimer = edge
+  ? setInterval(() => edge.repair().catch((err) => services.log.warn('flush repair failed; will retry', { error: String(err) })), settings.WAL_REPAIR_INTERVAL_MS)
+  : undefined
 const apps = [edge?.app].filter((a) => a !== undefined)
 const root = createRootApp(services, { apps, ready: () => edge?.accepting ?? true })
 
@@ -64,6 +71,7 @@ async function shutdown(signal: string) {
   stopping = true
   services.log.info('shutting down', { signal })
   edge?.stopAccepting()
+  clearInterval(repairTimer)
   try {
     await edge?.flush()
     await server.stop()

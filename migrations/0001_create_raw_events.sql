@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS raw_events
     credited_watch_ms UInt64 COMMENT 'Watch time credited after the clamp of SPEC 5 (progress events with outcome counted)',
     ad_id String COMMENT 'Ad of an ad_impression event; empty otherwise',
     video_duration_ms UInt64 COMMENT 'Video duration from the playback token',
-    payload String COMMENT 'The event as received, kept only for events that failed validation'
+    payload String COMMENT 'The event as received, kept only for events that failed validation',
+    insert_token String COMMENT 'Dedup token of the edge flush that wrote the row (one per insert; a repaired flush repeats it)'
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(received_at)

@@ -9,7 +9,8 @@ import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
 
 export type Rejection = { index: number; reason: string; detail?: string }
 export type IngestResult = { accepted: number; duplicates: number; rejected: Rejection[] }
-export type CommitMeta = { videoId: string; requestId: string }
+export type { WalRequest as CommitMeta } from '../wal.ts'
+import type { WalRequest as CommitMeta } from '../wal.ts'
 
 /** Why a batch could not be taken; the route maps each to a status. */
 export type IngestRefusal =
@@ -133,7 +134,7 @@ export async function ingestBatch(
     writer.release(reserved - rows.length)
     reserved = 0
     submitted = true
-    await writer.submit(rows, { videoId: claims.vid, requestId })
+    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length })
     if (inFlightUntil > 0) return { kind: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil((inFlightUntil - now) / 1000)) }
     rejected.sort((a, b) => a.index - b.index)
     return { accepted, duplicates, rejected }

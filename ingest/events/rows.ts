@@ -1,3 +1,4 @@
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import type { Decision } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import type { PlaybackEvent } from './schema.ts'
@@ -21,6 +22,8 @@ export type RawEventRow = {
   ad_id: string
   video_duration_ms: number
   payload: string
+  /** Set by the writer when the row's flush is formed. */
+  insert_token?: string
 }
 
 const MAX_PAYLOAD_CHARS = 4096
@@ -73,4 +76,21 @@ export function toRow(ctx: { claims: PlaybackClaims; ip: string; now: number }, 
     ad_id: e.type === 'ad_impression' ? e.ad_id : '',
     payload: '',
   }
+}
+
+/**
+ * Inserts rows into raw_events as one block under `token`. The block-size setting keeps
+ * a flush in one block, so a repeat with the same token is recognised as a whole.
+ */
+export async function insertRawEvents(ch: ClickHouseClient, rows: RawEventRow[], token: string): Promise<void> {
+  await ch.insert({
+    table: 'raw_events',
+    values: rows,
+    format: 'JSONEachRow',
+    clickhouse_settings: {
+      insert_deduplication_token: token,
+      deduplicate_blocks_in_dependent_materialized_views: 1,
+      max_insert_block_size: String(Math.max(rows.length, 1_048_576)),
+    },
+  })
 }

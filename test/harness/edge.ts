@@ -16,6 +16,7 @@ export type TestEdge = {
 export async function startTestEdge(overrides: Record<string, string> = {}): Promise<TestEdge> {
   const s = await startTestServices({ FLUSH_INTERVAL_MS: '2', ...overrides })
   const edge = createEdge(s)
+  await edge.recover()
   const app = createRootApp(s, { apps: [edge.app], ready: () => edge.accepting })
   return {
     s,
