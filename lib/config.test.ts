@@ -70,7 +70,7 @@ describe('loadSettings', () => {
 
   // z.coerce.number turns whitespace into 0, and only '' counts as unset: PORT=" " would
   // serve on a random port instead of stopping the process.
-  it.fails('refuses a PORT that is only whitespace instead of reading it as port 0', () => {
+  it('refuses a PORT that is only whitespace instead of reading it as port 0', () => {
     expect(configError({ PORT: ' ' }).message).toMatch(/^\s+PORT: /m)
   })
 

@@ -5,7 +5,8 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes')
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+const int = (min: number, max: number) =>
+  z.union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, 'must be a whole number').transform(Number)]).pipe(z.number().int().min(min).max(max))
 
 const timeZone = z.string().refine((tz) => {
   try {

@@ -7,6 +7,7 @@ import type { ClickHouseClient } from '../lib/clickhouse.ts'
 
 const MIGRATIONS_DIR = dirname(fileURLToPath(import.meta.url))
 const FILE_NAME = /^(\d{4})_([a-z0-9_]+)\.sql$/
+const LITERAL_OR_COMMENT = /'(?:[^'\\]|\\.|'')*'|--[^\n]*/g
 
 export type Migration = { version: number; name: string; sql: string; checksum: string }
 
@@ -37,8 +38,9 @@ export function loadMigrations(vars: MigrationVars, dir = MIGRATIONS_DIR): Migra
       if (!(key in vars)) throw new MigrationError(`${file} uses unknown template {{${key}}}`)
       return quoteLiteral(vars[key as keyof MigrationVars])
     })
-    const body = sql.replace(/--.*$/gm, '').trim().replace(/;\s*$/, '')
-    if (body.replace(/'(?:[^'\\]|\\.)*'/g, "''").includes(';')) throw new MigrationError(`${file} holds more than one statement; use one statement per file`)
+    // Comments go, string literals stay whole (a literal may hold -- or ;).
+    const body = sql.replace(LITERAL_OR_COMMENT, (t) => (t.startsWith("'") ? t : '')).trim().replace(/;\s*$/, '')
+    if (body.replace(LITERAL_OR_COMMENT, "''").includes(';')) throw new MigrationError(`${file} holds more than one statement; use one statement per file`)
     return { version, name: m[2]!, sql: body, checksum: createHash('sha256').update(body).digest('hex') }
   })
 }
