@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Prepares a fresh machine and hands over to the real command. Plain Node, no
 // dependencies: it runs before `npm ci` has. Usage: node lib/bootstrap.mjs <start|test|run> [args...]
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -56,12 +56,18 @@ const bun = join(root, 'node_modules', '.bin', 'bun')
 // Tests always need a redis-server binary (they start their own); start needs one unless REDIS_URL is set.
 if (mode === 'test' || !process.env.REDIS_URL) ensureRedisServer()
 
-let r
-if (mode === 'test') r = run(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...rest])
-else if (mode === 'start') r = run(bun, [join(root, 'lib', 'main.ts'), ...rest])
-else if (mode === 'run') r = run(bun, rest)
-else {
+const commands = {
+  test: [join(root, 'node_modules', '.bin', 'vitest'), ['run', ...rest]],
+  start: [bun, [join(root, 'lib', 'main.ts'), ...rest]],
+  run: [bun, rest],
+}
+if (!(mode in commands)) {
   say(`unknown mode ${mode}; use start, test or run`)
   process.exit(2)
 }
-process.exit(r.status ?? (r.signal ? 1 : 0))
+// The real command is a child: pass it the signals we get (a plain SIGTERM to npm must
+// still let the server flush and stop), and leave with its status.
+const [cmd, args] = commands[mode]
+const child = spawn(cmd, args, { stdio: 'inherit', cwd: root })
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => child.kill(sig))
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))

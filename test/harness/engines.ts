@@ -44,7 +44,8 @@ export async function startTestRedis(): Promise<TestRedis> {
     server,
     async stop() {
       client.disconnect()
-      await server.stop()
+      // `server` may have been replaced by a test that restarted Redis.
+      await this.server.stop()
       rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -10,7 +10,10 @@ export type ServerProcess = {
   output(): string
   /** Resolves with the exit code (or signal name) once the process has ended. */
   exited: Promise<number | string>
+  /** Signals the whole process group (the server and what it started). */
   kill(signal?: NodeJS.Signals): void
+  /** Resolves once no process of the group is left (the server and what it started). */
+  groupGone(timeoutMs?: number): Promise<void>
 }
 
 /**
@@ -45,6 +48,18 @@ export async function startServerProcess(opts: { cmd: string; args: string[]; en
     url,
     output: () => out,
     exited,
+    async groupGone(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs
+      for (;;) {
+        try {
+          process.kill(-proc.pid!, 0)
+        } catch {
+          return
+        }
+        if (Date.now() > deadline) throw new Error('the process group did not exit in time')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    },
     kill(signal = 'SIGTERM') {
       try {
         process.kill(-proc.pid!, signal)
