@@ -44,6 +44,10 @@ describe('OpenAPI', () => {
       'PATCH /v1/ads/{id}',
       'DELETE /v1/ads/{id}',
       'POST /v1/admin/jobs/ad-assignment/runs',
+      'GET /v1/admin/jobs/settlement/runs',
+      'POST /v1/admin/jobs/settlement/runs',
+      'GET /v1/admin/rate-cards',
+      'POST /v1/admin/rate-cards',
       'GET /clickhouse',
       'POST /clickhouse',
     ]) {

@@ -107,3 +107,33 @@ describe('guards', () => {
     expect(platform.body.rows.map((r) => r.video_id)).toEqual([c])
   })
 })
+
+describe('admin: settlement runs and rate cards', () => {
+  it('lists runs and refuses a rerun that breaks a settlement rule with the rule’s reason', async () => {
+    const runs = await get('/v1/admin/jobs/settlement/runs?from=2026-03-01&to=2026-03-31', admin.token)
+    expect(runs.body.rows.map((r) => [r.day, r.status])).toEqual([
+      ['2026-03-02', 'provisional'],
+      ['2026-03-01', 'final'],
+    ])
+    // By the real clock 2 March is long past the lateness window: it can only be finalized.
+    const res = await api.request('/v1/admin/jobs/settlement/runs', { method: 'POST', token: admin.token, json: { from: '2026-03-02', to: '2026-03-02' } })
+    expect(res.status).toBe(422)
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/window|finalize/i)
+    const final = await api.request('/v1/admin/jobs/settlement/runs', { method: 'POST', token: admin.token, json: { from: '2026-03-01', to: '2026-03-01', finalize: true } })
+    expect(final.status).toBe(409)
+    expect((await api.request('/v1/admin/jobs/settlement/runs', { method: 'POST', token: creator.token, json: { from: '2026-03-02', to: '2026-03-02' } })).status).toBe(403)
+  })
+
+  it('lists and adds rate cards, refusing bad ones and ones that would change a final day', async () => {
+    const cards = await get('/v1/admin/rate-cards', admin.token)
+    expect(cards.body.rows[0]).toMatchObject({ version: 1, mode: 'graduated', tier_floors: [0, 100_000, 500_000, 1_000_000], video_rates_tenths: [10, 11, 13, 15] })
+    const card = { effective_from: '2027-01-01', tier_floors: [0, 1000], video_rates_tenths: [12, 14], ad_rates_tenths: [110, 130] }
+    const post = (body: unknown) => api.request('/v1/admin/rate-cards', { method: 'POST', token: admin.token, json: body })
+    expect((await post({ ...card, video_rates_tenths: [12] })).status).toBe(400)
+    expect((await post({ ...card, effective_from: '2026-03-01' })).status).toBe(400)
+    const created = await post(card)
+    expect(created.status).toBe(201)
+    expect(await created.json()).toMatchObject({ version: 2, effective_from: '2027-01-01', mode: 'graduated' })
+    expect((await api.request('/v1/admin/rate-cards', { token: creator.token })).status).toBe(403)
+  })
+})
