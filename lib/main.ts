@@ -9,7 +9,9 @@ import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { createAnalytics } from '../analytics/app.ts'
 import { createEdge } from '../ingest/app.ts'
+import { ingestOpenApi } from '../ingest/openapi.ts'
 import { loadSettingsOrExit } from './config.ts'
 import { createServices } from './create-services.ts'
 import { createRootApp } from './http.ts'
@@ -44,7 +46,8 @@ if (edge) {
 const repairTimer = edge
   ? setInterval(() => edge.repair().catch((err) => services.log.warn('flush repair failed; will retry', { error: String(err) })), settings.WAL_REPAIR_INTERVAL_MS)
   : undefined
-const apps = [edge?.app].filter((a) => a !== undefined)
+const analytics = roles.has('analytics') ? createAnalytics(services, { openapi: roles.has('ingest') ? ingestOpenApi() : undefined }) : undefined
+const apps = [edge?.app, analytics?.app].filter((a) => a !== undefined)
 const root = createRootApp(services, { apps, ready: () => edge?.accepting ?? true })
 
 const server = Bun.serve({
@@ -75,6 +78,7 @@ async function shutdown(signal: string) {
   try {
     await edge?.flush()
     await server.stop()
+    await analytics?.close()
     await services.close()
   } finally {
     rmSync(runFile, { force: true })
