@@ -1,3 +1,4 @@
+import type { OpenAPIV3_1 } from 'openapi-types'
 import { z } from 'zod'
 import { eventSchema, MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH } from './events/schema.ts'
 
@@ -14,12 +15,12 @@ const responseSchema = z.object({
  * The edge's routes for `/openapi.json`, from the same zod schemas that validate
  * requests (io: 'input' describes what clients send).
  */
-export function ingestOpenApi() {
+export function ingestOpenApi(): { paths: OpenAPIV3_1.PathsObject; schemas: Record<string, OpenAPIV3_1.SchemaObject> } {
   const event = z.toJSONSchema(eventSchema, { io: 'input', unrepresentable: 'any' })
   return {
     schemas: {
-      PlaybackEvent: event as Record<string, unknown>,
-      IngestResult: z.toJSONSchema(responseSchema) as Record<string, unknown>,
+      PlaybackEvent: event as OpenAPIV3_1.SchemaObject,
+      IngestResult: z.toJSONSchema(responseSchema) as OpenAPIV3_1.SchemaObject,
     },
     paths: {
       '/v1/events': {

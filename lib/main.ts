@@ -10,9 +10,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createAnalytics } from '../analytics/app.ts'
+import { loadAnalyticsSettings } from '../analytics/settings.ts'
 import { createEdge } from '../ingest/app.ts'
 import { ingestOpenApi } from '../ingest/openapi.ts'
-import { loadSettingsOrExit } from './config.ts'
+import { ConfigError, loadSettingsOrExit } from './config.ts'
 import { createServices } from './create-services.ts'
 import { createRootApp } from './http.ts'
 
@@ -33,6 +34,13 @@ for (const r of values.role ?? ['all']) {
 }
 
 const settings = loadSettingsOrExit()
+try {
+  loadAnalyticsSettings() // checked before anything starts, so a bad value stops the process cleanly
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  console.error(err.message)
+  process.exit(2)
+}
 if (settings.embedded && roles.size < ROLES.length) {
   console.error('--role needs CLICKHOUSE_URL: in embedded mode one process owns the data folder and runs every role')
   process.exit(2)
