@@ -28,8 +28,8 @@ export type SettleResult = {
   remaining: number
 }
 
-/** A planned run holding the lock: `run()` executes it, `close()` releases the lock. */
-export type SettlementSession = { plan: Plan; run(): Promise<SettleResult>; close(): Promise<void> }
+/** A planned run holding the lock: `run()` executes it (calling `onDay` as each day commits), `close()` releases the lock. */
+export type SettlementSession = { plan: Plan; run(onDay?: (outcome: DayOutcome) => void): Promise<SettleResult>; close(): Promise<void> }
 
 /**
  * Takes the lock (except for a dry run), repairs what a killed run left, and plans the
@@ -49,12 +49,13 @@ export async function beginSettlement(services: SettlementServices, req: SettleR
     }
     const plan = await planSettlement(ch, req, settled, { timeZone: settings.SETTLEMENT_TZ, windowHours: settings.LATENESS_WINDOW_HOURS, now: now() })
     const ctx: DayContext = { ch, settled, now, assertHeld: lock ? () => lock.assertHeld() : async () => {}, afterVideoLines: opts.afterVideoLines }
-    const runDay = async (task: DayTask): Promise<DayOutcome> => {
+    const runDay = async (task: DayTask, onDay?: (outcome: DayOutcome) => void): Promise<DayOutcome> => {
       try {
         const outcome = await settleOneDay(ctx, task, plan.dryRun)
         metrics.jobRuns.inc({ job: 'settlement', status: plan.dryRun ? 'dry_run' : 'committed' })
         log.info(plan.dryRun ? 'settlement dry run' : 'settlement day committed', { ...outcome })
         opts.onDay?.(outcome)
+        onDay?.(outcome)
         return outcome
       } catch (err) {
         metrics.jobRuns.inc({ job: 'settlement', status: 'failed' })
@@ -64,14 +65,14 @@ export async function beginSettlement(services: SettlementServices, req: SettleR
     }
     return {
       plan,
-      async run() {
+      async run(onDay) {
         const days: DayOutcome[] = []
-        for (const task of plan.tasks) days.push(await runDay(task))
+        for (const task of plan.tasks) days.push(await runDay(task, onDay))
         // Later provisional days priced their tiers on the lifetime counts this run may have changed.
         const last = plan.tasks.at(-1)?.day
         if (!plan.dryRun && last !== undefined && days.some((d) => !d.unchanged)) {
           for (const later of settled.filter((s) => s.day > last && s.status === 'provisional'))
-            days.push(await runDay({ day: later.day, status: 'provisional', trigger: 'cascade' }))
+            days.push(await runDay({ day: later.day, status: 'provisional', trigger: 'cascade' }, onDay))
         }
         return { days, remaining: plan.remaining }
       },

@@ -1,3 +1,4 @@
+import type { ClickHouseSettings } from '@clickhouse/client'
 import { wonFromTenthsSql } from '../../lib/money.ts'
 import type { PricingMode } from './rate-cards.ts'
 
@@ -17,8 +18,8 @@ import type { PricingMode } from './rate-cards.ts'
 
 const MAX_U64 = '18446744073709551615'
 
-/** Settings for the line statements: a video without history joins as 0 views before, not NULL. */
-export const lineSettings = { join_use_nulls: 0 } as const
+/** Settings for the line statements: both cores for the INSERT … SELECT pipeline. */
+export const lineSettings: ClickHouseSettings = { max_insert_threads: '2' }
 
 /**
  * Exact price in tenths of a won of `units` taking a lifetime count from `before` to
@@ -41,84 +42,54 @@ export const AD_LINE_COLUMNS = `day, run_id, status, creator_id, video_id, ad_id
 
 /**
  * The day's video lines: each video active on the day (any views, watch time or
- * impressions), its lifetime views before the day (the cumulative table up to the
- * last folded final day, then the visible lines of the days after it), and its price.
- * Reads only the day's slice of the aggregates and one row per video of history.
+ * impressions), its lifetime views before the day and its price. Lifetime counts come
+ * from the cumulative table (one row per video, up to the last folded final day) and the
+ * visible lines of the days after it; all three sources go through one GROUP BY, which
+ * measured several times faster than a JOIN or an IN filter on the day's videos.
  */
 export function videoLinesSelect(mode: PricingMode): string {
   return `
-WITH
-  active AS (SELECT video_id FROM video_stats_per_day WHERE day = {day:Date}),
-  prior AS (
-    SELECT video_id, argMax(views_after, d) AS views_before
-    FROM (
-      SELECT video_id, day AS d, views_after FROM settlement_video_cumulative
-      WHERE video_id IN active
-      UNION ALL
-      SELECT video_id, day AS d, views_after FROM settlement_video_lines
-      WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND video_id IN active
-    )
-    GROUP BY video_id
-  ),
-  today AS (
-    SELECT creator_id, video_id, sum(views) AS v, sum(watch_ms) AS w, sum(ad_impressions) AS ai
-    FROM video_stats_per_day
-    WHERE day = {day:Date}
-    GROUP BY creator_id, video_id
-    HAVING v > 0 OR w > 0 OR ai > 0
-  ),
-  priced AS (
-    SELECT t.creator_id AS creator_id, t.video_id AS video_id, t.v AS v, t.w AS w, t.ai AS ai, p.views_before AS before,
-      toUInt64(${priceSql(mode, 'before', 'v', 'video_rates')}) AS tenths
-    FROM today AS t LEFT JOIN prior AS p ON p.video_id = t.video_id
-  )
 SELECT
   {day:Date} AS day,
   {run_id:UInt64} AS run_id,
   {status:String} AS status,
   creator_id,
   video_id,
-  toUInt64(v) AS views,
-  toUInt64(w) AS watch_ms,
-  toUInt64(ai) AS ad_impressions,
-  toUInt64(before) AS views_before,
-  toUInt64(before + v) AS views_after,
+  views,
+  watch_ms,
+  ad_impressions,
+  views_before,
+  toUInt64(views_before + views) AS views_after,
   {rate_card_version:UInt32} AS rate_card_version,
   {pricing_mode:String} AS pricing_mode,
-  tenths AS revenue_tenths,
-  toUInt64(${wonFromTenthsSql('tenths')}) AS revenue_krw,
+  toUInt64(${priceSql(mode, 'views_before', 'views', 'video_rates')}) AS revenue_tenths,
+  toUInt64(${wonFromTenthsSql('revenue_tenths')}) AS revenue_krw,
   {computed_at:DateTime64(3, 'UTC')} AS computed_at
-FROM priced`
+FROM (
+  SELECT
+    video_id,
+    anyIf(creator_id, today) AS creator_id,
+    toUInt64(sum(v)) AS views,
+    toUInt64(sum(w)) AS watch_ms,
+    toUInt64(sum(ai)) AS ad_impressions,
+    toUInt64(argMaxIf(after, d, NOT today)) AS views_before
+  FROM (
+    SELECT true AS today, creator_id, video_id, views AS v, watch_ms AS w, ad_impressions AS ai, toUInt64(0) AS after, day AS d
+    FROM video_stats_per_day WHERE day = {day:Date}
+    UNION ALL
+    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative
+    UNION ALL
+    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_lines
+    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)}
+  )
+  GROUP BY video_id
+  HAVING countIf(today) > 0 AND (views > 0 OR watch_ms > 0 OR ad_impressions > 0)
+)`
 }
 
-/** The day's (video, ad) lines, priced by the lifetime impressions of that ad on that video. */
+/** The day's (video, ad) lines, priced by the lifetime impressions of that ad on that video; built like the video lines. */
 export function adLinesSelect(mode: PricingMode): string {
   return `
-WITH
-  active AS (SELECT video_id, ad_id FROM ad_impressions_per_day WHERE day = {day:Date}),
-  prior AS (
-    SELECT video_id, ad_id, argMax(impressions_after, d) AS impressions_before
-    FROM (
-      SELECT video_id, ad_id, day AS d, impressions_after FROM settlement_ad_cumulative
-      WHERE (video_id, ad_id) IN active
-      UNION ALL
-      SELECT video_id, ad_id, day AS d, impressions_after FROM settlement_ad_lines
-      WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND (video_id, ad_id) IN active
-    )
-    GROUP BY video_id, ad_id
-  ),
-  today AS (
-    SELECT creator_id, video_id, ad_id, sum(impressions) AS i
-    FROM ad_impressions_per_day
-    WHERE day = {day:Date}
-    GROUP BY creator_id, video_id, ad_id
-    HAVING i > 0
-  ),
-  priced AS (
-    SELECT t.creator_id AS creator_id, t.video_id AS video_id, t.ad_id AS ad_id, t.i AS i, p.impressions_before AS before,
-      toUInt64(${priceSql(mode, 'before', 'i', 'ad_rates')}) AS tenths
-    FROM today AS t LEFT JOIN prior AS p ON p.video_id = t.video_id AND p.ad_id = t.ad_id
-  )
 SELECT
   {day:Date} AS day,
   {run_id:UInt64} AS run_id,
@@ -126,15 +97,33 @@ SELECT
   creator_id,
   video_id,
   ad_id,
-  toUInt64(i) AS impressions,
-  toUInt64(before) AS impressions_before,
-  toUInt64(before + i) AS impressions_after,
+  impressions,
+  impressions_before,
+  toUInt64(impressions_before + impressions) AS impressions_after,
   {rate_card_version:UInt32} AS rate_card_version,
   {pricing_mode:String} AS pricing_mode,
-  tenths AS revenue_tenths,
-  toUInt64(${wonFromTenthsSql('tenths')}) AS revenue_krw,
+  toUInt64(${priceSql(mode, 'impressions_before', 'impressions', 'ad_rates')}) AS revenue_tenths,
+  toUInt64(${wonFromTenthsSql('revenue_tenths')}) AS revenue_krw,
   {computed_at:DateTime64(3, 'UTC')} AS computed_at
-FROM priced`
+FROM (
+  SELECT
+    video_id,
+    ad_id,
+    anyIf(creator_id, today) AS creator_id,
+    toUInt64(sum(i)) AS impressions,
+    toUInt64(argMaxIf(after, d, NOT today)) AS impressions_before
+  FROM (
+    SELECT true AS today, creator_id, video_id, ad_id, impressions AS i, toUInt64(0) AS after, day AS d
+    FROM ad_impressions_per_day WHERE day = {day:Date}
+    UNION ALL
+    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative
+    UNION ALL
+    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_lines
+    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)}
+  )
+  GROUP BY video_id, ad_id
+  HAVING countIf(today) > 0 AND impressions > 0
+)`
 }
 
 const VIDEO_HASH = `cityHash64(day, creator_id, video_id, views, watch_ms, ad_impressions, views_before, views_after,
