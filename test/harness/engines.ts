@@ -37,7 +37,7 @@ export async function startTestRedis(): Promise<TestRedis> {
   // Tests stop and restart this server on purpose; the failures show up as command errors.
   client.on('error', () => {})
   await waitForRedis(client)
-  return {
+  const redis: TestRedis = {
     url,
     port,
     client,
@@ -45,10 +45,11 @@ export async function startTestRedis(): Promise<TestRedis> {
     async stop() {
       client.disconnect()
       // `server` may have been replaced by a test that restarted Redis.
-      await this.server.stop()
+      await redis.server.stop()
       rmSync(dir, { recursive: true, force: true })
     },
   }
+  return redis
 }
 
 export type TestClickHouse = { ch: ClickHouseClient; dataDir: string; stop(): Promise<void> }
