@@ -13,6 +13,11 @@ import { createAnalytics } from '../analytics/app.ts'
 import { loadAnalyticsSettings } from '../analytics/settings.ts'
 import { createEdge } from '../ingest/app.ts'
 import { ingestOpenApi } from '../ingest/openapi.ts'
+import { ensureAnalystRole } from '../analytics/clickhouse/analyst-role.ts'
+import { scheduleAdAssignment } from '../jobs/ads/schedule.ts'
+import { createJobsApp } from '../jobs/http.ts'
+import { reconcileLiveViews } from '../jobs/live-views/reconcile.ts'
+import { startScheduler } from '../jobs/scheduler.ts'
 import { ConfigError, loadSettingsOrExit } from './config.ts'
 import { createServices } from './create-services.ts'
 import { createRootApp } from './http.ts'
@@ -34,8 +39,9 @@ for (const r of values.role ?? ['all']) {
 }
 
 const settings = loadSettingsOrExit()
+let analyticsSettings: ReturnType<typeof loadAnalyticsSettings>
 try {
-  loadAnalyticsSettings() // checked before anything starts, so a bad value stops the process cleanly
+  analyticsSettings = loadAnalyticsSettings() // checked before anything starts, so a bad value stops the process cleanly
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err
   console.error(err.message)
@@ -54,8 +60,25 @@ if (edge) {
 const repairTimer = edge
   ? setInterval(() => edge.repair().catch((err) => services.log.warn('flush repair failed; will retry', { error: String(err) })), settings.WAL_REPAIR_INTERVAL_MS)
   : undefined
+const internalToken = randomBytes(24).toString('hex')
+if (!settings.embedded && roles.has('analytics')) {
+  await ensureAnalystRole(services.ch, settings, analyticsSettings).catch((err) =>
+    services.log.warn('could not create the read-only analyst role (needs a user allowed to manage access)', { error: String(err) }),
+  )
+}
+const jobs = roles.has('jobs')
+  ? {
+      app: createJobsApp(services, { internalToken }),
+      settlement: startScheduler(services),
+      ads: scheduleAdAssignment(services, { midRollMinVideoMs: analyticsSettings.MID_ROLL_MIN_VIDEO_MS }),
+      liveViews: setInterval(
+        () => void reconcileLiveViews(services).catch((err) => services.log.warn('live view reconciliation failed', { error: String(err) })),
+        10 * 60_000,
+      ),
+    }
+  : undefined
 const analytics = roles.has('analytics') ? createAnalytics(services, { openapi: roles.has('ingest') ? ingestOpenApi() : undefined }) : undefined
-const apps = [edge?.app, analytics?.app].filter((a) => a !== undefined)
+const apps = [edge?.app, analytics?.app, jobs?.app].filter((a) => a !== undefined)
 const root = createRootApp(services, { apps, ready: () => edge?.accepting ?? true })
 
 const server = Bun.serve({
@@ -69,7 +92,6 @@ const server = Bun.serve({
 // Lets CLIs hand work to this process instead of opening the data folder themselves.
 const runDir = join(settings.dataDir, 'run')
 const runFile = join(runDir, 'server.json')
-const internalToken = randomBytes(24).toString('hex')
 mkdirSync(runDir, { recursive: true })
 writeFileSync(runFile, JSON.stringify({ pid: process.pid, port: server.port, internalToken }), { mode: 0o600 })
 
@@ -83,6 +105,12 @@ async function shutdown(signal: string) {
   services.log.info('shutting down', { signal })
   edge?.stopAccepting()
   clearInterval(repairTimer)
+  if (jobs) {
+    clearInterval(jobs.liveViews)
+    jobs.ads.stop()
+    jobs.settlement.stop()
+    await jobs.settlement.idle()
+  }
   try {
     await edge?.flush()
     await server.stop()
