@@ -1,0 +1,188 @@
+/**
+ * The load generator of bench:ingest, in its own process (started by ingest.ts).
+ * Each of `sessions` concurrent players plays one video after another: a playback
+ * session per video (a fresh ES256 token), batches of 10–50 events sent one after
+ * the other, each retried until it gets a 200 (as players do), Zipf popularity.
+ * Abuse: self-views (the creator watching), repeated batches, bad tokens.
+ *
+ * Event ids encode the player slot and a sequence number (decimal digits are valid
+ * hex), so the acknowledged ids are, per slot, the prefix 0..acked-1: the verifier
+ * checks them with one join instead of a list of millions of ids.
+ *
+ * Config: JSON in BENCH_LOAD (see LoadConfig); result: JSON written to `out`.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { importPlaybackJwks } from '../../ingest/tokens/keys.ts'
+import { signPlaybackToken } from '../../ingest/tokens/playback.ts'
+import { rng, zipf } from './lib.ts'
+
+export type LoadConfig = {
+  url: string
+  jwksFile: string
+  issuer: string
+  sessions: number
+  seconds: number
+  videos: number
+  creators: number
+  zipfS: number
+  ips: number
+  selfViewShare: number
+  repeatShare: number
+  badTokenShare: number
+  seed: number
+  out: string
+}
+
+export type LoadResult = {
+  seconds: number
+  requests: number
+  statuses: Record<string, number>
+  accepted: number
+  duplicates: number
+  rejected: Record<string, number>
+  acked_events: number
+  /** Per slot: events 0..n-1 were acknowledged. */
+  acked_per_slot: number[]
+  latencies_ms: number[]
+  accepted_per_second: number[]
+  sessions_started: number
+  cpu_seconds: number
+  network_errors: number
+}
+
+const cfg = JSON.parse(process.env.BENCH_LOAD ?? '') as LoadConfig
+const keys = await importPlaybackJwks(readFileSync(cfg.jwksFile, 'utf8'), cfg.jwksFile)
+const random = rng(cfg.seed)
+const pickVideo = zipf(cfg.videos, cfg.zipfS, random)
+const endpoint = `${cfg.url}/v1/events`
+
+const statuses: Record<string, number> = {}
+const rejected: Record<string, number> = {}
+const latencies: number[] = []
+const perSecond: number[] = []
+const ackedPerSlot = new Array<number>(cfg.sessions).fill(0)
+let accepted = 0
+let duplicates = 0
+let requests = 0
+let sessionsStarted = 0
+let networkErrors = 0
+const cpu0 = process.cpuUsage()
+const t0 = performance.now()
+const deadline = t0 + cfg.seconds * 1000
+const pad = (n: number, w: number) => n.toString().padStart(w, '0')
+const eventId = (slot: number, seq: number) => `${pad(slot, 8)}-b0b0-4000-8000-${pad(seq, 12)}`
+
+type Sent = { status: number; body?: { accepted: number; duplicates: number; rejected: { reason: string }[] }; retryAfter: number }
+
+async function post(token: string, ip: string, body: string): Promise<Sent> {
+  const started = performance.now()
+  requests++
+  try {
+    const res = await fetch(endpoint, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-forwarded-for': ip },
+      body,
+    })
+    const text = await res.text()
+    statuses[res.status] = (statuses[res.status] ?? 0) + 1
+    if (res.status !== 200) return { status: res.status, retryAfter: Number(res.headers.get('retry-after') ?? 1) }
+    const now = performance.now()
+    latencies.push(now - started)
+    return { status: 200, body: JSON.parse(text), retryAfter: 0 }
+  } catch {
+    networkErrors++
+    return { status: 0, retryAfter: 1 }
+  }
+}
+
+function count(sent: Sent): void {
+  const b = sent.body!
+  const sec = Math.floor((performance.now() - t0) / 1000)
+  perSecond[sec] = (perSecond[sec] ?? 0) + b.accepted
+  accepted += b.accepted
+  duplicates += b.duplicates
+  for (const r of b.rejected) rejected[r.reason] = (rejected[r.reason] ?? 0) + 1
+}
+
+/** A token whose signature is wrong: the edge pays the full ES256 verification and answers 401. */
+function spoil(token: string): string {
+  const dot = token.lastIndexOf('.')
+  const sig = token.slice(dot + 1)
+  return `${token.slice(0, dot + 1)}${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`
+}
+
+async function player(slot: number): Promise<void> {
+  let seq = 0
+  while (performance.now() < deadline) {
+    const v = pickVideo()
+    const videoId = `v${v}`
+    const creatorId = `c${v % cfg.creators}`
+    const self = random() < cfg.selfViewShare
+    const viewerId = self ? creatorId : `u${Math.floor(random() * 10_000_000)}`
+    const adId = `ad-${v % 50}`
+    const { token } = await signPlaybackToken(keys, { issuer: cfg.issuer, ttlSeconds: 3600 }, {
+      viewerId, videoId, creatorId, sessionId: crypto.randomUUID(), adIds: [adId], durationMs: 3_600_000,
+    })
+    sessionsStarted++
+    const ipIndex = Math.floor(random() * cfg.ips)
+    const ip = `10.${(ipIndex >> 16) & 255}.${(ipIndex >> 8) & 255}.${ipIndex & 255}`
+    const batches = 3 + Math.floor(random() * 10)
+    let position = 0
+    for (let b = 0; b < batches && performance.now() < deadline; b++) {
+      const n = 10 + Math.floor(random() * 41)
+      const now = Date.now()
+      const parts: string[] = []
+      for (let i = 0; i < n; i++) {
+        const id = eventId(slot, seq + i)
+        const ts = now - (n - 1 - i) * 20
+        if (b === 0 && i === 0) parts.push(`{"id":"${id}","type":"play","ts":${ts},"position_ms":0}`)
+        else if (b === 0 && i === 1) parts.push(`{"id":"${id}","type":"ad_impression","ts":${ts},"position_ms":0,"ad_id":"${adId}"}`)
+        else if (b === batches - 1 && i === n - 1) parts.push(`{"id":"${id}","type":"end","ts":${ts},"position_ms":${position}}`)
+        else if (i % 17 === 16) parts.push(`{"id":"${id}","type":"pause","ts":${ts},"position_ms":${position}}`)
+        else {
+          position += 1000
+          parts.push(`{"id":"${id}","type":"progress","ts":${ts},"position_ms":${position},"watched_ms":1000}`)
+        }
+      }
+      const body = `{"events":[${parts.join(',')}]}`
+      if (random() < cfg.badTokenShare) await post(spoil(token), ip, body)
+      for (;;) {
+        const sent = await post(token, ip, body)
+        if (sent.status === 200) {
+          count(sent)
+          seq += n
+          ackedPerSlot[slot] = seq
+          break
+        }
+        if (performance.now() > deadline) return
+        await new Promise((r) => setTimeout(r, Math.min(2000, sent.retryAfter * 1000)))
+      }
+      // A player that missed the answer sends the same batch again: nothing may change.
+      if (random() < cfg.repeatShare) {
+        const again = await post(token, ip, body)
+        if (again.status === 200) count(again)
+      }
+    }
+  }
+}
+
+await Promise.all(Array.from({ length: cfg.sessions }, (_, i) => player(i)))
+const elapsed = (performance.now() - t0) / 1000
+const cpu = process.cpuUsage(cpu0)
+const result: LoadResult = {
+  seconds: elapsed,
+  requests,
+  statuses,
+  accepted,
+  duplicates,
+  rejected,
+  acked_events: ackedPerSlot.reduce((a, b) => a + b, 0),
+  acked_per_slot: ackedPerSlot,
+  latencies_ms: latencies,
+  accepted_per_second: Array.from({ length: perSecond.length }, (_, i) => perSecond[i] ?? 0),
+  sessions_started: sessionsStarted,
+  cpu_seconds: (cpu.user + cpu.system) / 1e6,
+  network_errors: networkErrors,
+}
+writeFileSync(cfg.out, JSON.stringify(result))
+console.log(JSON.stringify({ ok: true }))

@@ -1,0 +1,205 @@
+/**
+ * bench:ingest — the all-in-one server (bun lib/main.ts, embedded chDB, its private
+ * redis-server) on a fresh data folder, driven by a separate load-generator process
+ * with many concurrent playback sessions; then the acknowledged events are counted in
+ * the stopped server's data folder, and the same rows are bulk-inserted straight into
+ * a fresh engine from one process (the ceiling).
+ *
+ *   npm run bench:ingest -- [--seconds 60] [--sessions 1000] [--videos 100000]
+ *     [--env FLUSH_MAX_ROWS=20000,FLUSH_INTERVAL_MS=50] [--export-rows 2000000]
+ *     [--ceiling-block 100000] [--profile DIR] [--smoke] [--out file.json] [--keep]
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadSettings } from '../../lib/config.ts'
+import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
+import { freePort, tempDir } from '../harness/engines.ts'
+import { startServerProcess } from '../harness/process.ts'
+import type { LoadConfig, LoadResult } from './ingest-load.ts'
+import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, processName, runJsonChild, sleep, writeResult } from './lib.ts'
+
+const flags = parseFlags(process.argv.slice(2))
+const smoke = flags.has('smoke')
+const seconds = num(flags, 'seconds', smoke ? 3 : 60)
+const sessions = num(flags, 'sessions', smoke ? 20 : 1000)
+const videos = num(flags, 'videos', smoke ? 200 : 100_000)
+const exportRows = num(flags, 'export-rows', smoke ? 10_000 : 2_000_000)
+const ceilingBlock = num(flags, 'ceiling-block', 100_000)
+const extraEnv = Object.fromEntries(
+  (flags.get('env') ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((kv) => kv.split('=') as [string, string]),
+)
+
+const dataDir = tempDir('cs-bench-ingest-')
+const port = await freePort()
+const serverEnv: Record<string, string | undefined> = {
+  ...process.env,
+  REDIS_URL: undefined, // the server runs its private redis-server under DATA_DIR
+  CLICKHOUSE_URL: undefined,
+  DATA_DIR: dataDir,
+  PORT: String(port),
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'warn',
+  TRUST_PROXY: 'true',
+  // Real players never come near these; the generator's players send back to back.
+  RATE_LIMIT_TOKEN_PER_SECOND: '1000',
+  RATE_LIMIT_TOKEN_BURST: '2000',
+  RATE_LIMIT_IP_PER_SECOND: '100000',
+  RATE_LIMIT_IP_BURST: '200000',
+  ...extraEnv,
+}
+const settings = loadSettings(serverEnv)
+await loadPlaybackKeys(settings) // written once under DATA_DIR/keys; the server and the generator read it
+const jwksFile = join(dataDir, 'keys', 'playback-jwks.json')
+
+console.error(`[bench:ingest] data ${dataDir}; ${sessions} sessions for ${seconds} s; load ${loadNow()}`)
+// --profile DIR: the server writes a CPU profile (.cpuprofile and markdown) there when it stops.
+const profileDir = flags.get('profile')
+const profileArgs = profileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`] : []
+const server = await startServerProcess({ cmd: BUN, args: [...profileArgs, 'lib/main.ts'], env: serverEnv, port })
+const serverPid = server.proc.pid!
+const redisPid = childPids(serverPid).find((p) => processName(p).startsWith('redis'))
+const loadBefore = loadNow()
+const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0 }
+
+let peakRssKb = 0
+const sampler = setInterval(() => {
+  peakRssKb = Math.max(peakRssKb, procStatusKb(serverPid, 'VmRSS') ?? 0)
+}, 250)
+
+const loadOut = join(dataDir, 'load-result.json')
+const loadCfg: LoadConfig = {
+  url: server.url,
+  jwksFile,
+  issuer: settings.PLAYBACK_TOKEN_ISSUER,
+  sessions,
+  seconds,
+  videos,
+  creators: Math.max(1, Math.floor(videos / 20)),
+  zipfS: num(flags, 'zipf', 1.0),
+  ips: num(flags, 'ips', smoke ? 500 : 50_000),
+  selfViewShare: num(flags, 'self-view-share', 0.02),
+  repeatShare: num(flags, 'repeat-share', 0.02),
+  badTokenShare: num(flags, 'bad-token-share', 0.01),
+  seed: num(flags, 'seed', 42),
+  out: loadOut,
+}
+let load: LoadResult
+let cpuServer = 0
+let cpuRedis = 0
+let serverHwmKb = 0
+try {
+  await runJsonChild(BUN, ['test/bench/ingest-load.ts'], {
+    ...process.env,
+    BENCH_LOAD: JSON.stringify(loadCfg),
+    // Bun's fetch caps simultaneous requests per process at 256 unless told otherwise.
+    BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, Math.max(256, sessions * 2))),
+  })
+  load = JSON.parse(readFileSync(loadOut, 'utf8')) as LoadResult
+  cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
+  cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
+  serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
+} finally {
+  clearInterval(sampler)
+  server.kill('SIGTERM')
+}
+const exitCode = await server.exited
+await server.groupGone()
+const loadAfter = loadNow()
+
+const ackedFile = join(dataDir, 'acked.json')
+writeFileSync(ackedFile, JSON.stringify(load.acked_per_slot))
+const exportFile = join(dataDir, 'rows.jsonl')
+type Verify = {
+  acked_events: number
+  stored_rows: number
+  stored_ids: number
+  acked_stored_rows: number
+  acked_stored_ids: number
+  acked_lost: number
+  rows_stored_twice: number
+  aggregates_match_raw: boolean
+  counted_views: number
+  outcomes: Record<string, number>
+}
+const verify = await runJsonChild<Verify>(BUN, ['test/bench/ingest-engine.ts', 'verify', dataDir, ackedFile, exportFile, String(exportRows)])
+type Ceiling = { rows: number; stored: number; seconds: number; rows_per_second: number; block_rows: number }
+const ceiling = await runJsonChild<Ceiling>(BUN, ['test/bench/ingest-engine.ts', 'ceiling', exportFile, String(ceilingBlock)])
+if (!flags.has('keep')) rmSync(dataDir, { recursive: true, force: true })
+
+const lat = Float64Array.from(load.latencies_ms).sort()
+const acceptedPerSecond = load.accepted / load.seconds
+// Rows the edge stored per second (accepted + excluded + rejected events of 200 batches, duplicates excluded).
+const storedPerSecond = verify.stored_rows / load.seconds
+const fullSeconds = load.accepted_per_second.slice(1, Math.floor(load.seconds))
+const sortedSeconds = [...fullSeconds].sort((a, b) => a - b)
+const figures = {
+  accepted_events_per_second: Math.round(acceptedPerSecond),
+  stored_rows_per_second: Math.round(storedPerSecond),
+  accepted_per_second_min_full_second: sortedSeconds[0] ?? null,
+  accepted_per_second_median_full_second: sortedSeconds.length ? percentile(sortedSeconds, 50) : null,
+  requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
+  ack_latency_ms: { p50: +percentile(lat, 50).toFixed(1), p95: +percentile(lat, 95).toFixed(1), p99: +percentile(lat, 99).toFixed(1), max: +(lat.at(-1) ?? NaN).toFixed(1) },
+  statuses: load.statuses,
+  network_errors: load.network_errors,
+  accepted: load.accepted,
+  duplicates: load.duplicates,
+  rejected_by_reason: load.rejected,
+  sessions_started: load.sessions_started,
+  server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
+  server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
+  redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
+  generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
+  server_exit_code: exitCode,
+  verify,
+  ceiling_rows_per_second: Math.round(ceiling.rows_per_second),
+  ceiling,
+  edge_share_of_ceiling: +(storedPerSecond / ceiling.rows_per_second).toFixed(3),
+  load_average_before: loadBefore,
+  load_average_after: loadAfter,
+}
+const settingsUsed = {
+  seconds,
+  sessions,
+  videos,
+  zipf_s: loadCfg.zipfS,
+  ips: loadCfg.ips,
+  self_view_share: loadCfg.selfViewShare,
+  repeat_share: loadCfg.repeatShare,
+  bad_token_share: loadCfg.badTokenShare,
+  batch_events: '10-50',
+  export_rows: exportRows,
+  ceiling_block_rows: ceilingBlock,
+  server_env: Object.fromEntries(
+    ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY'].map((k) => [k, String(settings[k as keyof typeof settings])]),
+  ),
+  smoke,
+}
+
+printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smoke)' : ''}`, [
+  ['accepted events/s', figures.accepted_events_per_second],
+  ['stored rows/s (incl. excluded, rejected)', figures.stored_rows_per_second],
+  ['accepted/s, slowest / median full second', `${fmtN(figures.accepted_per_second_min_full_second)} / ${fmtN(figures.accepted_per_second_median_full_second)}`],
+  ['200 responses/s', figures.requests_per_second],
+  ['ack latency p50 / p95 / p99 / max (ms)', `${figures.ack_latency_ms.p50} / ${figures.ack_latency_ms.p95} / ${figures.ack_latency_ms.p99} / ${figures.ack_latency_ms.max}`],
+  ['responses by status', JSON.stringify(load.statuses) + (load.network_errors ? `, network errors ${load.network_errors}` : '')],
+  ['accepted / duplicates', `${load.accepted} / ${load.duplicates}`],
+  ['rejected by reason', JSON.stringify(load.rejected)],
+  ['server peak RSS (MiB)', figures.server_peak_rss_mib],
+  ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
+  ['acknowledged events', verify.acked_events],
+  ['acknowledged stored exactly once', `${verify.acked_stored_ids} (lost ${verify.acked_lost}, rows stored twice ${verify.rows_stored_twice})`],
+  ['aggregates equal raw table', String(verify.aggregates_match_raw)],
+  [`ceiling: ${ceiling.rows} rows in blocks of ${ceiling.block_rows}, rows/s`, figures.ceiling_rows_per_second],
+  ['edge stored rows/s as share of ceiling', `${(figures.edge_share_of_ceiling * 100).toFixed(1)} %`],
+  ['load average before / after', `${loadBefore} / ${loadAfter}`],
+])
+const file = writeResult('ingest', { command: `npm run bench:ingest -- ${process.argv.slice(2).join(' ')}`.trim(), settings: settingsUsed, figures }, flags.get('out'))
+console.log(`\nwritten ${file}`)
+
+function fmtN(n: number | null): string {
+  return n === null ? '-' : n.toLocaleString('en-US')
+}
+await sleep(0)

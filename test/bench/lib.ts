@@ -1,0 +1,187 @@
+/**
+ * Small helpers shared by the benchmarks: flags, machine facts, percentiles, a Zipf
+ * sampler, process memory and CPU from /proc, the results table and JSON file.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, freemem, loadavg, totalmem } from 'node:os'
+import { join, resolve } from 'node:path'
+
+export const ROOT = resolve(import.meta.dirname, '../..')
+export const BUN = resolve(ROOT, 'node_modules/.bin/bun')
+export const RESULTS_DIR = join(ROOT, 'test/bench/results')
+
+/** `--name value` / `--name=value` / `--flag` into a map; numbers stay strings until asked for. */
+export function parseFlags(argv: string[]): Map<string, string> {
+  const out = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (!a.startsWith('--')) continue
+    const eq = a.indexOf('=')
+    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1))
+    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('--')) out.set(a.slice(2), argv[++i]!)
+    else out.set(a.slice(2), 'true')
+  }
+  return out
+}
+
+export function num(flags: Map<string, string>, name: string, fallback: number): number {
+  const v = flags.get(name)
+  if (v === undefined) return fallback
+  const n = Number(v.replace(/_/g, ''))
+  if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got ${v}`)
+  return n
+}
+
+/** The p-th percentile (0..100) of values (sorted here, ascending). */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]!
+}
+
+/** Deterministic PRNG (mulberry32) so runs with the same seed send the same traffic. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** Samples ranks 0..n-1 with P(k) ∝ 1/(k+1)^s (rank 0 the most popular). */
+export function zipf(n: number, s: number, random: () => number): () => number {
+  const cdf = new Float64Array(n)
+  let sum = 0
+  for (let k = 0; k < n; k++) cdf[k] = sum += 1 / Math.pow(k + 1, s)
+  for (let k = 0; k < n; k++) cdf[k]! /= sum
+  return () => {
+    const u = random()
+    let lo = 0
+    let hi = n - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (cdf[mid]! < u) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+}
+
+/** Fields of /proc/<pid>/status in kB (VmRSS, VmHWM), or undefined once the process is gone. */
+export function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ticks = Number(fields[11]) + Number(fields[12])
+    return ticks / 100
+  } catch {
+    return undefined
+  }
+}
+
+/** Direct children of a process (Linux). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+export function processName(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+  } catch {
+    return ''
+  }
+}
+
+function version(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]!
+  } catch {
+    return 'absent'
+  }
+}
+
+/** Cores, memory, load and versions, written beside every figure. */
+export function machine(): Record<string, unknown> {
+  const pkg = (name: string) => {
+    try {
+      return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
+    } catch {
+      return 'absent'
+    }
+  }
+  return {
+    cores: cpus().length,
+    cpu_model: cpus()[0]?.model ?? 'unknown',
+    memory_gib: +(totalmem() / 2 ** 30).toFixed(1),
+    free_memory_gib: +(freemem() / 2 ** 30).toFixed(1),
+    load_average: loadavg().map((x) => +x.toFixed(2)),
+    bun: version(BUN, ['--version']),
+    node: version('node', ['--version']),
+    chdb: pkg('chdb'),
+    redis: version('redis-server', ['--version']),
+    kernel: version('uname', ['-r']),
+  }
+}
+
+export const loadNow = (): string => loadavg().map((x) => x.toFixed(2)).join(' ')
+
+/** Prints a two-column table of figures. */
+export function printTable(title: string, rows: [string, string | number][]): void {
+  const w = Math.max(...rows.map(([k]) => k.length))
+  console.log(`\n${title}`)
+  console.log('-'.repeat(Math.min(100, w + 40)))
+  for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${typeof v === 'number' ? fmt(v) : v}`)
+}
+
+export function fmt(n: number, digits = 2): string {
+  if (!Number.isFinite(n)) return String(n)
+  if (Number.isInteger(n)) return n.toLocaleString('en-US')
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: 0 })
+}
+
+/** Writes test/bench/results/<name>.json (or `out` when given) with the date and machine. */
+export function writeResult(name: string, body: Record<string, unknown>, out?: string): string {
+  const file = out ?? join(RESULTS_DIR, `${name}.json`)
+  mkdirSync(resolve(file, '..'), { recursive: true })
+  writeFileSync(file, JSON.stringify({ benchmark: name, date: new Date().toISOString(), machine: machine(), ...body }, null, 2) + '\n')
+  return file
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Runs a child and resolves with its stdout's last JSON line; rejects on a non-zero exit. */
+export async function runJsonChild<T>(cmd: string, args: string[], env: Record<string, string | undefined> = process.env): Promise<T> {
+  const { spawn } = await import('node:child_process')
+  return new Promise<T>((res, rej) => {
+    const p = spawn(cmd, args, { cwd: ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    p.stdout.on('data', (d) => (out += d))
+    p.on('exit', (code) => {
+      if (code !== 0) return rej(new Error(`${args.join(' ')} exited with ${code}:\n${out.slice(-2000)}`))
+      const line = out.trim().split('\n').at(-1) ?? ''
+      try {
+        res(JSON.parse(line) as T)
+      } catch {
+        rej(new Error(`${args.join(' ')} printed no JSON result:\n${out.slice(-2000)}`))
+      }
+    })
+  })
+}
