@@ -55,8 +55,13 @@ export async function planSettlement(ch: ClickHouseClient, req: SettleRequest, s
     const end = req.kind === 'due' ? yesterday : lastPast
     const days = start === null || start > end ? [] : daysBetween(start, end)
     const max = req.kind === 'due' ? (req.maxDays ?? days.length) : days.length
-    const tasks = days.slice(0, max).map((day): DayTask => ({ day, status: day <= lastPast ? 'final' : 'provisional', trigger }))
-    return { tasks, dryRun: req.kind === 'finalize-due' && req.dryRun === true, remaining: days.length - tasks.length }
+    const dryRun = req.kind === 'finalize-due' && req.dryRun === true
+    // A dry run writes nothing, so it is exact only for days whose previous day is settled already.
+    const settledBefore = new Set(settled.map((s) => addDays(s.day, 1)))
+    const exact = dryRun ? days.findIndex((d, i) => i > 0 && !settledBefore.has(d)) : -1
+    const limit = Math.min(max, exact === -1 ? days.length : exact)
+    const tasks = days.slice(0, limit).map((day): DayTask => ({ day, status: day <= lastPast ? 'final' : 'provisional', trigger }))
+    return { tasks, dryRun, remaining: days.length - tasks.length }
   }
 
   const from = parseDay(req.from)

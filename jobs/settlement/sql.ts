@@ -6,8 +6,9 @@ import type { PricingMode } from './rate-cards.ts'
  * The settlement SQL. Every value is a `{name:Type}` parameter; the only text chosen
  * in code is the pricing fragment for the card's mode (a fixed whitelist).
  *
- * No statement carries its own SETTINGS clause: through chDB the client appends one to
- * the text, and two clauses do not parse. Callers pass `lineSettings` instead.
+ * No statement carries its own SETTINGS clause: the chDB connection turns a call's
+ * settings into a clause at the end of the text, and two clauses do not parse.
+ * Callers pass `lineSettings` instead.
  *
  * Parameters shared by the statements:
  *   day Date, run_id UInt64, status String, computed_at DateTime64(3, 'UTC'),

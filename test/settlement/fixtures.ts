@@ -5,8 +5,6 @@ import { rows } from '../harness/engines.ts'
  * Test data for settlement. The job reads only the daily aggregates, so most tests write
  * those directly (a day with a million views is one row); `playEvents` and `adEvents`
  * go through raw_events and its materialized views, for the day boundary and late events.
- * Inserts are INSERT … SELECT: through chDB the client appends SETTINGS to the query
- * text, which an INSERT … VALUES would read as data.
  */
 
 /** Adds counted views (and optionally watch time and impressions) of a video on a day to video_stats_per_day. */

@@ -140,6 +140,17 @@ describe('settlement runs', () => {
     expect(await rows(s.ch, "SELECT uniqExact(run_id) AS runs FROM settlement_video_lines WHERE day = '2024-03-01'")).toEqual([{ runs: '1' }])
   })
 
+  it('finishes folding a final day that a killed run left unfolded', async () => {
+    const run1 = (await line('2024-03-01', 'tier'))!.run_id
+    await s.ch.command({ query: 'DELETE FROM settlement_runs WHERE run_id = {r:UInt64} AND revision = 3', query_params: { r: run1 } })
+    await s.ch.command({ query: "DELETE FROM settlement_video_cumulative WHERE day = '2024-03-01'" })
+    expect((await listRuns(s.ch)).find((r) => r.run_id === Number(run1))?.revision).toBe(2)
+    expect(await rows(s.ch, "SELECT count() AS n FROM settlement_video_cumulative WHERE video_id = 'tier'")).toEqual([{ n: '0' }])
+    await run(day('2024-03-03'))
+    expect(await rows(s.ch, "SELECT views_after FROM settlement_video_cumulative FINAL WHERE video_id = 'tier'")).toEqual([{ views_after: '99995' }])
+    expect((await listRuns(s.ch)).find((r) => r.run_id === Number(run1))).toMatchObject({ state: 'committed', status: 'final', revision: 3 })
+  })
+
   it('never changes a final day, whatever arrives or runs later', async () => {
     const finalLines = await lineContents(s.ch, '2024-03-01')
     await playEvents(s.ch, { at: '2024-03-01T22:00:00+09:00', video: 'v1', n: 7 })
