@@ -1,0 +1,157 @@
+/**
+ * bench:settle — one realistic day generated inside the engine (INSERT … SELECT from
+ * numbers() through raw_events and its materialized views), then the nightly job for
+ * that day through the real `settle()`, the naive settlement straight from the raw
+ * events, and one full scan of the raw table (the floor).
+ *
+ *   npm run bench:settle -- [--events 100000000] [--videos 5000000] [--day 2026-01-15]
+ *     [--data-dir data/bench] [--peer [--peer-events 10000000]] [--smoke] [--out file.json]
+ *
+ * The data folder is kept for bench:api. With --peer the same day (of --peer-events
+ * events) is also loaded into MariaDB and settled there with plain SQL (see settle-peer.ts).
+ */
+import { rmSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { createClickHouse } from '../../lib/clickhouse.ts'
+import { loadSettings } from '../../lib/config.ts'
+import { createServices } from '../../lib/create-services.ts'
+import { settle } from '../../jobs/settlement/job.ts'
+import { rateCardFor } from '../../jobs/settlement/rate-cards.ts'
+import { applyRuntimeSchemaSettings, migrate } from '../../migrations/runner.ts'
+import { rows, startTestRedis } from '../harness/engines.ts'
+import { fmt, loadNow, num, parseFlags, printTable, ROOT, writeResult } from './lib.ts'
+import { benchCreatorId, dayBounds, fullScanSql, generateDaySql, naiveSettlementSql, seedAdCumulativeSql, seedVideoCumulativeSql, type Card } from './settle-data.ts'
+import { runPeer, type PeerResult } from './settle-peer.ts'
+
+const flags = parseFlags(process.argv.slice(2))
+const smoke = flags.has('smoke')
+const peer = flags.has('peer')
+const events = num(flags, 'events', smoke ? 200_000 : peer ? num(flags, 'peer-events', 10_000_000) : 100_000_000)
+const videos = num(flags, 'videos', smoke ? 10_000 : Math.max(1000, Math.round(events / 20)))
+const creators = Math.max(1, Math.round(videos / 20))
+const day = flags.get('day') ?? '2026-01-15'
+const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : 'data/bench'))
+const bounds = dayBounds(day)
+const history = Math.min(videos, 100_000)
+
+rmSync(dataDir, { recursive: true, force: true })
+const redis = await startTestRedis()
+const settings = loadSettings({ DATA_DIR: dataDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' })
+const ch = createClickHouse(settings)
+const timings: Record<string, number> = {}
+const time = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
+  const t0 = performance.now()
+  const out = await f()
+  timings[label] = (performance.now() - t0) / 1000
+  console.error(`[bench:settle] ${label}: ${timings[label]!.toFixed(2)} s (load ${loadNow()})`)
+  return out
+}
+
+let figures: Record<string, unknown>
+let peerResult: PeerResult | undefined
+try {
+  console.error(`[bench:settle] ${fmt(events)} events over ${fmt(videos)} videos on ${day}, data ${dataDir}; load ${loadNow()}`)
+  await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ })
+  await applyRuntimeSchemaSettings(ch, settings)
+  const top = Math.max(1000, Math.round(events / 50)) // lifetime views of the most popular video before the day
+  const seedParams = { previous: bounds.previous, top, history, n: events, videos }
+  await ch.command({ query: seedVideoCumulativeSql, query_params: seedParams })
+  await ch.command({ query: seedAdCumulativeSql, query_params: seedParams })
+
+  const loadBefore = loadNow()
+  await time('generate', () =>
+    ch.command({
+      query: generateDaySql,
+      query_params: { n: events, videos, creators, creator0: benchCreatorId(), from: bounds.from },
+      clickhouse_settings: { max_insert_threads: '2', max_threads: 2, max_block_size: '65536', min_insert_block_size_rows: '1048576' },
+    }),
+  )
+  const [counts] = await rows<{ raw: string; vids: string; day_rows: string }>(
+    ch,
+    'SELECT (SELECT count() FROM raw_events) AS raw, (SELECT uniqExact(video_id) FROM raw_events) AS vids, (SELECT count() FROM video_stats_per_day) AS day_rows',
+  )
+
+  const services = await createServices(settings, { ch, redis: redis.client, migrate: false })
+  const later = () => new Date(new Date(`${day}T00:00:00+09:00`).getTime() + 27 * 3_600_000)
+  const job = await time('nightly job (settle)', () => settle(services, { kind: 'days', from: day, to: day }, { now: later }))
+  const outcome = job.days[0]!
+
+  const card = await rateCardFor(ch, day)
+  const c: Card = { floors: card.tierFloors.map(Number), videoRates: card.videoRatesTenths.map(Number), adRates: card.adRatesTenths.map(Number) }
+  const [naive] = await time('naive (from raw events)', () =>
+    rows<Record<string, string>>(ch, naiveSettlementSql(c), { from: bounds.from, to: bounds.to }),
+  )
+  await time('full scan of raw_events (floor)', () => rows(ch, fullScanSql))
+  const [crossing] = await rows<{ n: string }>(
+    ch,
+    `SELECT count() AS n FROM settlement_video_lines WHERE day = {day:Date} AND run_id = {run:UInt64}
+     AND arrayExists(f -> views_before < f AND views_after > f, {floors:Array(UInt64)})`,
+    { day, run: outcome.run_id, floors: c.floors.slice(1) },
+  )
+  const sameAmounts =
+    Number(naive!.video_revenue_krw) === outcome.video_revenue_krw && Number(naive!.ad_revenue_krw) === outcome.ad_revenue_krw && Number(naive!.views) === outcome.views
+
+  if (peer) peerResult = await runPeer(ch, { day, bounds, card: c, chJobSeconds: timings['nightly job (settle)']!, chTotals: outcome, smoke })
+
+  const jobS = timings['nightly job (settle)']!
+  figures = {
+    raw_events: Number(counts!.raw),
+    videos_with_events: Number(counts!.vids),
+    video_stats_per_day_rows: Number(counts!.day_rows),
+    generate_seconds: +timings.generate!.toFixed(2),
+    generate_rows_per_second: Math.round(events / timings.generate!),
+    job_seconds: +jobS.toFixed(2),
+    naive_seconds: +timings['naive (from raw events)']!.toFixed(2),
+    full_scan_seconds: +timings['full scan of raw_events (floor)']!.toFixed(2),
+    naive_over_job: +(timings['naive (from raw events)']! / jobS).toFixed(2),
+    job_over_full_scan: +(jobS / timings['full scan of raw_events (floor)']!).toFixed(2),
+    video_lines: outcome.video_lines,
+    ad_lines: outcome.ad_lines,
+    views: outcome.views,
+    video_revenue_krw: outcome.video_revenue_krw,
+    ad_revenue_krw: outcome.ad_revenue_krw,
+    videos_crossing_a_tier: Number(crossing!.n),
+    naive_matches_job: sameAmounts,
+    naive: Object.fromEntries(Object.entries(naive!).map(([k, v]) => [k, Number(v)])),
+    peer: peerResult,
+    load_average_before_generation: loadBefore,
+    load_average_after: loadNow(),
+  }
+  await services.close()
+} finally {
+  await ch.close()
+  await redis.stop()
+}
+
+const f = figures as Record<string, number | boolean | string>
+const rowsOut: [string, string | number][] = [
+  ['raw events / videos with events', `${fmt(f.raw_events as number)} / ${fmt(f.videos_with_events as number)}`],
+  ['generation (INSERT … SELECT through 7 views), s', f.generate_seconds as number],
+  ['rows/s through raw_events and its views', f.generate_rows_per_second as number],
+  ['nightly job (settle) for the day, s', f.job_seconds as number],
+  ['naive settlement from raw events, s', `${f.naive_seconds} (${f.naive_over_job}x the job)`],
+  ['full scan of raw_events (floor), s', `${f.full_scan_seconds} (job = ${f.job_over_full_scan}x the scan)`],
+  ['video lines / ad lines', `${fmt(f.video_lines as number)} / ${fmt(f.ad_lines as number)}`],
+  ['views / video KRW / ad KRW', `${fmt(f.views as number)} / ${fmt(f.video_revenue_krw as number)} / ${fmt(f.ad_revenue_krw as number)}`],
+  ['videos crossing a tier on the day', f.videos_crossing_a_tier as number],
+  ['naive amounts equal the job', String(f.naive_matches_job)],
+]
+if (peerResult)
+  rowsOut.push(
+    ['MariaDB: load of the same events, s', peerResult.load_seconds],
+    ['MariaDB: settlement (GROUP BY + tiers), s', `${peerResult.settle_seconds} (${peerResult.peer_over_job}x the nightly job)`],
+    ['MariaDB amounts equal the job', String(peerResult.same_amounts)],
+  )
+rowsOut.push(['load average before / after', `${f.load_average_before_generation} / ${f.load_average_after}`])
+printTable(`bench:settle — ${fmt(events)} events, ${fmt(videos)} videos${smoke ? ' (smoke)' : ''}`, rowsOut)
+const name = peer ? 'settle-peer' : 'settle'
+const file = writeResult(
+  name,
+  {
+    command: `npm run bench:settle -- ${process.argv.slice(2).join(' ')}`.trim(),
+    settings: { events, videos, creators, day, history_videos: history, zipf_s: 1, data_dir: dataDir, smoke },
+    figures,
+  },
+  flags.get('out'),
+)
+console.log(`\nwritten ${file}`)
