@@ -46,8 +46,28 @@ export class ServerRefused extends Error {
   }
 }
 
+const dayOutcome = z.object({
+  day: z.string(),
+  status: z.enum(['provisional', 'final']),
+  run_id: z.number().nullable(),
+  dry_run: z.boolean(),
+  trigger: z.enum(['cli', 'scheduler', 'http', 'cascade', 'test']),
+  rate_card_version: z.number(),
+  pricing_mode: z.string(),
+  video_lines: z.number(),
+  ad_lines: z.number(),
+  views: z.number(),
+  video_revenue_krw: z.number(),
+  ad_impressions: z.number(),
+  ad_revenue_krw: z.number(),
+  checksum: z.string(),
+  total_krw: z.number(),
+  unchanged: z.boolean(),
+  duration_ms: z.number(),
+})
+
 const eventSchema = z.union([
-  z.object({ type: z.literal('day'), day: z.looseObject({ day: z.string() }) }),
+  z.object({ type: z.literal('day'), day: dayOutcome }),
   z.object({ type: z.literal('heartbeat') }),
   z.object({ type: z.literal('done'), days: z.number(), remaining: z.number() }),
   z.object({ type: z.literal('error'), code: z.string(), detail: z.string() }),
@@ -65,10 +85,9 @@ export async function settleOnServer(server: RunningServer, host: string, args: 
     res = await fetch(`http://${address}:${server.port}/internal/jobs/settle`, {
       method: 'POST',
       headers: { authorization: `Bearer ${server.internalToken}`, 'content-type': 'application/json' },
+      // No client-side timeout: the server sends a heartbeat line every few seconds while it works.
       body: JSON.stringify({ date: args.date, from: args.from, to: args.to, finalize: args.finalize, dry_run: args.dryRun }),
-      // Bun: no client-side timeout; the server sends heartbeats while it works.
-      timeout: false,
-    } as RequestInit)
+    })
   } catch (err) {
     throw new ServerUnreachable(`the server (pid ${server.pid}) does not answer on port ${server.port}: ${err instanceof Error ? err.message : err}`)
   }
@@ -80,13 +99,16 @@ export async function settleOnServer(server: RunningServer, host: string, args: 
   if (!res.body) throw new Error('the server answered without a body')
   const decoder = new TextDecoder()
   let buffered = ''
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffered += decoder.decode(chunk, { stream: true })
+  const reader = res.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    buffered += decoder.decode(value, { stream: true })
     let nl: number
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl)
       buffered = buffered.slice(nl + 1)
-      if (line.trim() !== '') onEvent(eventSchema.parse(JSON.parse(line)) as SettleStreamEvent)
+      if (line.trim() !== '') onEvent(eventSchema.parse(JSON.parse(line)))
     }
   }
 }
