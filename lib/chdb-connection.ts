@@ -41,8 +41,11 @@ function withSettings(sql: string, clause: string): string {
   const insert = /^(\s*INSERT\s+INTO\s+[\s\S]*?)(\s+(?:VALUES|FORMAT\s+\w+)\b[\s\S]*)$/i.exec(sql)
   if (insert && !/\bSELECT\b/i.test(insert[1]!)) return `${insert[1]} ${clause}${insert[2]}`
   const m = /^([\s\S]*?)(\s+FORMAT\s+\w+\s*)$/i.exec(sql)
-  if (m) return `${m[1]} ${clause}${m[2]}`
-  return `${sql.replace(/[\s;]+$/, '')} ${clause}`
+  const [body, format] = m ? [m[1]!, m[2]!] : [sql.replace(/[\s;]+$/, ''), '']
+  // A statement ending in its own SETTINGS clause gets ours appended to it (one clause only).
+  if (/\bSETTINGS\s+\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|[\w.-]+)(?:\s*,\s*\w+\s*=\s*(?:'(?:[^'\\]|\\.)*'|[\w.-]+))*\s*$/i.test(body) && !/^\s*CREATE\b/i.test(body))
+    return `${body}, ${clause.slice('SETTINGS '.length)}${format}`
+  return `${body} ${clause}${format}`
 }
 
 export function createScopedChdbConnection(path: string) {

@@ -27,3 +27,8 @@ it('deduplicates a repeated insert by its token, and only that insert', async ()
 it('binds values as query parameters', async () => {
   expect(await rows(e.ch, 'SELECT {s:String} AS s, {n:UInt32} AS n', { s: "it's; DROP TABLE scoped", n: 7 })).toEqual([{ s: "it's; DROP TABLE scoped", n: 7 }])
 })
+
+it('merges the call settings into the statement SETTINGS clause', async () => {
+  const rs = await e.ch.query({ query: "SELECT getSetting('max_threads') AS t, getSetting('max_block_size') AS b SETTINGS max_threads = 1", format: 'JSONEachRow', clickhouse_settings: { max_block_size: '1234' } })
+  expect(await rs.json()).toEqual([{ t: 1, b: 1234 }])
+})
