@@ -8,7 +8,8 @@
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+# npm install, not npm ci: see lib/bootstrap.mjs (chdb's optional per-platform packages).
+RUN npm install --omit=dev --no-audit --no-fund
 
 FROM oven/bun:1.3-debian
 WORKDIR /app

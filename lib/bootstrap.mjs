@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Prepares a fresh machine and hands over to the real command. Plain Node, no
-// dependencies: it runs before `npm ci` has. Usage: node lib/bootstrap.mjs <start|test|run> [args...]
+// dependencies: it runs before the npm packages are installed. Usage: node lib/bootstrap.mjs <start|test|run> [args...]
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -17,8 +17,11 @@ function ensureNodeModules() {
   const bun = join(root, 'node_modules', '.bin', 'bun')
   const fresh = existsSync(marker) && existsSync(bun) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs
   if (fresh) return
-  say('installing npm packages (npm ci)')
-  const r = run('npm', ['ci', '--no-audit', '--no-fund'])
+  // Not `npm ci`: chdb lists native packages for other platforms as optional dependencies,
+  // and ones the registry lacks cannot be in the lockfile, which `npm ci` then refuses.
+  // `npm install` still installs the locked versions and leaves the lockfile as it is.
+  say('installing npm packages (npm install)')
+  const r = run('npm', ['install', '--no-audit', '--no-fund'])
   if (r.status !== 0) process.exit(r.status ?? 1)
 }
 

@@ -187,7 +187,7 @@ describe('Dockerfile', () => {
   })
 
   it('installs from the lockfile and runs on Bun as a user other than root', () => {
-    expect(instructions.some((l) => /^RUN\s.*\b(npm ci|bun install --frozen-lockfile)\b/.test(l))).toBe(true)
+    expect(instructions.some((l) => /^RUN\s.*\b(npm ci|npm install|bun install --frozen-lockfile)\b/.test(l))).toBe(true)
     const froms = instructions.filter((l) => /^FROM\s/i.test(l))
     expect(froms.at(-1)).toMatch(/^FROM\s+oven\/bun[:@\s]/)
     const finalStage = instructions.slice(instructions.lastIndexOf(froms.at(-1)!))
