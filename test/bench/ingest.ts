@@ -87,6 +87,7 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
+let flushes: Awaited<ReturnType<typeof flushMetrics>> = { flushes: 0, mean_rows: 0, mean_seconds: 0 }
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
@@ -98,6 +99,7 @@ try {
     BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, Math.max(256, sessions * 2))),
   })
   load = JSON.parse(readFileSync(loadOut, 'utf8')) as LoadResult
+  flushes = await flushMetrics(server.url)
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
   serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
@@ -153,6 +155,7 @@ const figures = {
   redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
   generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
   server_exit_code: exitCode,
+  flushes,
   verify,
   ceiling_rows_per_second: Math.round(ceiling.rows_per_second),
   ceiling,
@@ -188,6 +191,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['accepted / duplicates', `${load.accepted} / ${load.duplicates}`],
   ['rejected by reason', JSON.stringify(load.rejected)],
   ['server peak RSS (MiB)', figures.server_peak_rss_mib],
+  ['flushes: count / mean rows / mean insert s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
   ['acknowledged events', verify.acked_events],
   ['acknowledged stored exactly once', `${verify.acked_stored_ids} (lost ${verify.acked_lost}, rows stored twice ${verify.rows_stored_twice})`],
@@ -198,6 +202,14 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
 ])
 const file = writeResult('ingest', { command: `npm run bench:ingest -- ${process.argv.slice(2).join(' ')}`.trim(), settings: settingsUsed, figures }, flags.get('out'))
 console.log(`\nwritten ${file}`)
+
+/** Count, mean rows and mean duration of the edge's inserts, from its Prometheus metrics. */
+async function flushMetrics(url: string): Promise<{ flushes: number; mean_rows: number; mean_seconds: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const v = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
+  const n = v('cs_ingest_flush_rows_count')
+  return { flushes: n, mean_rows: v('cs_ingest_flush_rows_sum') / n, mean_seconds: v('cs_ingest_flush_duration_seconds_sum') / n }
+}
 
 function fmtN(n: number | null): string {
   return n === null ? '-' : n.toLocaleString('en-US')

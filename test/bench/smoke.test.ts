@@ -1,0 +1,84 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { tempDir } from '../harness/engines.ts'
+import { BUN, ROOT } from '../harness/process.ts'
+
+/**
+ * Each benchmark in its smoke mode (tiny sizes, a few seconds): it completes, prints
+ * its table and writes figures that make sense. Never a check on speed: full runs
+ * (npm run bench:*) are not part of CI.
+ */
+const dir = tempDir('cs-bench-smoke-')
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function run(script: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(BUN, [`test/bench/${script}`, '--smoke', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    p.stdout.on('data', (d) => (out += d))
+    p.stderr.on('data', (d) => (out += d))
+    p.on('exit', (code) => resolve({ code, out }))
+  })
+}
+
+const read = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { figures: Record<string, any>; machine: Record<string, unknown>; settings: Record<string, unknown> }
+const mariadbAnswers = spawnSync('mysql', ['-h', '127.0.0.1', '-u', 'root', '-e', 'SELECT 1'], { stdio: 'ignore' }).status === 0
+
+describe('benchmarks in smoke mode', () => {
+  it('bench:ingest drives the real server, stores every acknowledged event once and measures the ceiling', async () => {
+    const out = join(dir, 'ingest.json')
+    const r = await run('ingest.ts', ['--out', out])
+    expect(r.code, r.out).toBe(0)
+    expect(r.out).toContain('accepted events/s')
+    const { figures: f, machine } = read(out)
+    expect(machine.cores).toBeGreaterThan(0)
+    expect(f.accepted).toBeGreaterThan(0)
+    expect(f.statuses['200']).toBeGreaterThan(0)
+    expect(f.verify.acked_events).toBeGreaterThan(0)
+    expect(f.verify.acked_lost).toBe(0)
+    expect(f.verify.rows_stored_twice).toBe(0)
+    expect(f.verify.aggregates_match_raw).toBe(true)
+    expect(f.ack_latency_ms.p50).toBeGreaterThan(0)
+    expect(f.ack_latency_ms.p99).toBeGreaterThanOrEqual(f.ack_latency_ms.p50)
+    expect(f.server_peak_rss_mib).toBeGreaterThan(0)
+    expect(f.ceiling.stored).toBe(f.ceiling.rows)
+    expect(f.ceiling_rows_per_second).toBeGreaterThan(0)
+  }, 180_000)
+
+  it('bench:settle generates a day, settles it, and the naive settlement gives the same amounts', async () => {
+    const out = join(dir, 'settle.json')
+    const r = await run('settle.ts', ['--data-dir', join(dir, 'data'), '--out', out])
+    expect(r.code, r.out).toBe(0)
+    const { figures: f } = read(out)
+    expect(f.raw_events).toBe(200_000)
+    expect(f.video_lines).toBeGreaterThan(0)
+    expect(f.videos_crossing_a_tier).toBeGreaterThan(0)
+    expect(f.naive_matches_job).toBe(true)
+    expect(f.job_seconds).toBeGreaterThan(0)
+    expect(f.generate_rows_per_second).toBeGreaterThan(0)
+  }, 180_000)
+
+  it('bench:api measures every endpoint over the settle data without errors', async () => {
+    const out = join(dir, 'api.json')
+    const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--out', out])
+    expect(r.code, r.out).toBe(0)
+    const { figures: f } = read(out)
+    expect(f.endpoints).toHaveLength(6)
+    for (const e of f.endpoints) {
+      expect(e.requests, e.name).toBeGreaterThan(0)
+      expect(e.errors, e.name).toEqual({})
+      expect(e.p99, e.name).toBeGreaterThan(0)
+    }
+  }, 240_000)
+
+  it.skipIf(!mariadbAnswers)('bench:settle --peer settles the same events in MariaDB to the same amounts', async () => {
+    const out = join(dir, 'settle-peer.json')
+    const r = await run('settle.ts', ['--peer', '--data-dir', join(dir, 'peer'), '--out', out])
+    expect(r.code, r.out).toBe(0)
+    const { figures: f } = read(out)
+    expect(f.peer.events).toBe(200_000)
+    expect(f.peer.same_amounts).toBe(true)
+  }, 240_000)
+})
