@@ -5,7 +5,7 @@
  * events, and one full scan of the raw table (the floor).
  *
  *   npm run bench:settle -- [--events 100000000] [--videos 5000000] [--day yesterday in Seoul]
- *     [--data-dir data/bench] [--peer [--peer-events 10000000]] [--smoke] [--out file.json]
+ *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--smoke] [--out file.json]
  *
  * The data folder is kept for bench:api. With --peer the same day (of --peer-events
  * events) is also loaded into MariaDB and settled there with plain SQL (see settle-peer.ts).
@@ -32,7 +32,7 @@ const creators = Math.max(1, Math.round(videos / 20))
 // Yesterday in Seoul by default: settled and provisional, so the server's scheduler finds
 // nothing to catch up when bench:api starts on this data folder.
 const day = flags.get('day') ?? new Date(Date.now() + 9 * 3_600_000 - 86_400_000).toISOString().slice(0, 10)
-const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : 'data/bench'))
+const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : peer ? 'data/bench-peer' : 'data/bench'))
 const bounds = dayBounds(day)
 const history = Math.min(videos, 100_000)
 
