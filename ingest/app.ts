@@ -4,7 +4,7 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
-import { insertRawEvents, type RawEventRow } from './events/rows.ts'
+import { encodeRows, insertRawEvents, type RawEventRow } from './events/rows.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createRules } from './state/decide.ts'
@@ -30,19 +30,20 @@ export function createEdge(services: Services) {
   const rules = createRules(redis, settings)
   let accepting = true
   const wal = createWal<RawEventRow>(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
-  /** Tokens whose flush this process is writing now: the repair leaves them alone. */
-  const inFlight = new Set<string>()
+  /** Flushes this process is writing now (token -> logged JSONEachRow text): the repair leaves them alone. */
+  const inFlight = new Map<string, string>()
   const writer = createGroupCommit<RawEventRow, CommitMeta>({
     maxRows: settings.FLUSH_MAX_ROWS,
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
     insert: async (rows, token, metas) => {
-      if (!inFlight.has(token)) {
-        for (const r of rows) r.insert_token = token
-        wal.write(token, metas, rows)
-        inFlight.add(token)
+      let body = inFlight.get(token)
+      if (body === undefined) {
+        body = encodeRows(rows, token)
+        wal.write(token, metas, body)
+        inFlight.set(token, body)
       }
-      await insertRawEvents(ch, rows, token)
+      await insertRawEvents(ch, body, token)
     },
     afterCommit: async (metas, token) => {
       try {

@@ -4,7 +4,7 @@ import { insertRawEvents, type RawEventRow } from './events/rows.ts'
 import { newRequestId, type Rules } from './state/decide.ts'
 import type { Wal, WalEntry } from './wal.ts'
 
-export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal<RawEventRow>; log: Logger; inFlight: ReadonlySet<string> }
+export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal<RawEventRow>; log: Logger; inFlight: { has(token: string): boolean } }
 
 /**
  * Finishes the flushes the write-ahead log still holds (after a crash, or an insert

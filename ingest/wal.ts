@@ -16,14 +16,12 @@ export function createWal<Row>(dir: string) {
   const path = (token: string) => join(dir, `${token}.wal`)
   return {
     dir,
-    /** Writes the entry durably (fsync, then rename into place). */
-    write(token: string, requests: WalRequest[], rows: Row[]): void {
+    /** Writes the entry durably (fsync, then rename into place); `body` is the rows as JSONEachRow text. */
+    write(token: string, requests: WalRequest[], body: string): void {
       const tmp = join(dir, `${token}.tmp`)
       const fd = openSync(tmp, 'w', 0o600)
       try {
-        writeSync(fd, JSON.stringify({ token, requests }) + '\n')
-        // One write per chunk of rows keeps the syscall count low for large flushes.
-        for (let i = 0; i < rows.length; i += 1000) writeSync(fd, rows.slice(i, i + 1000).map((r) => JSON.stringify(r)).join('\n') + '\n')
+        writeSync(fd, JSON.stringify({ token, requests }) + '\n' + body)
         fsyncSync(fd)
       } finally {
         closeSync(fd)

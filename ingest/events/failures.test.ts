@@ -5,7 +5,7 @@ import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 import { join } from 'node:path'
 import { createWal } from '../wal.ts'
-import { insertRawEvents, toRow, type RawEventRow } from './rows.ts'
+import { encodeRows, insertRawEvents, toRow, type RawEventRow } from './rows.ts'
 import { eventSchema } from './schema.ts'
 
 let t: TestEdge
@@ -132,7 +132,7 @@ describe('a flush cut short by a crash', () => {
       return { ...toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: d.decision }), insert_token: flushToken }
     })
     const wal = createWal<RawEventRow>(join(t.s.settings.dataDir, 'wal'))
-    wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: rows.length }], rows)
+    wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: rows.length }], encodeRows(rows, flushToken))
     return { token, events, rows, flushToken }
   }
 

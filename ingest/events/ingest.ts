@@ -4,7 +4,7 @@ import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
 import { newRequestId, requestStartedAt } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import type { RawEventRow } from './rows.ts'
-import { toRow } from './rows.ts'
+import { rowContext, toRow } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
 
 export type Rejection = { index: number; reason: string; detail?: string }
@@ -70,7 +70,7 @@ export async function ingestBatch(
     const rejected: Rejection[] = []
     let accepted = 0
     let duplicates = 0
-    const ctx = { claims, ip, now }
+    const ctx = rowContext({ claims, ip, now })
 
     for (const c of checked) {
       if (c.valid) continue

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import type { Decision } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
@@ -33,18 +34,20 @@ type Source =
   | { kind: 'event'; event: PlaybackEvent; decision: Decision }
   | { kind: 'invalid'; raw: unknown; reason: string }
 
-/** Builds the raw_events row of an event (or of an invalid item, kept with its payload). */
-export function toRow(ctx: { claims: PlaybackClaims; ip: string; now: number }, src: Source): RawEventRow {
+/** What every row of one request shares, computed once per request. */
+export type RowContext = { base: Omit<RawEventRow, 'event_id' | 'event_time' | 'type' | 'outcome' | 'reason' | 'position_ms' | 'watched_ms' | 'credited_watch_ms' | 'ad_id' | 'payload'>; now: number }
+
+export function rowContext(ctx: { claims: PlaybackClaims; ip: string; now: number }): RowContext {
   const { claims, ip, now } = ctx
-  const base = {
-    received_at: iso(now),
-    video_id: claims.vid,
-    creator_id: claims.cid,
-    viewer_id: claims.sub,
-    session_id: claims.sid,
-    ip,
-    video_duration_ms: claims.dur,
+  return {
+    now,
+    base: { received_at: iso(now), video_id: claims.vid, creator_id: claims.cid, viewer_id: claims.sub, session_id: claims.sid, ip, video_duration_ms: claims.dur },
   }
+}
+
+/** Builds the raw_events row of an event (or of an invalid item, kept with its payload). */
+export function toRow(ctx: RowContext | { claims: PlaybackClaims; ip: string; now: number }, src: Source): RawEventRow {
+  const { base, now } = 'base' in ctx ? ctx : rowContext(ctx)
   if (src.kind === 'invalid') {
     const obj = typeof src.raw === 'object' && src.raw !== null ? src.raw : {}
     const type = 'type' in obj && typeof obj.type === 'string' ? obj.type.slice(0, 32) : ''
@@ -78,19 +81,33 @@ export function toRow(ctx: { claims: PlaybackClaims; ip: string; now: number }, 
   }
 }
 
+/** Rows as JSONEachRow text, each stamped with the flush's token: made once, logged and inserted as is. */
+export function encodeRows(rows: RawEventRow[], token: string): string {
+  let out = ''
+  for (const r of rows) {
+    r.insert_token = token
+    out += JSON.stringify(r) + '\n'
+  }
+  return out
+}
+
 /**
- * Inserts rows into raw_events as one block under `token`. The block-size setting keeps
- * a flush in one block, so a repeat with the same token is recognised as a whole.
+ * Inserts rows (or their JSONEachRow text) into raw_events as one block under `token`.
+ * The block-size setting keeps a flush in one block, so a repeat with the same token is
+ * recognised as a whole.
  */
-export async function insertRawEvents(ch: ClickHouseClient, rows: RawEventRow[], token: string): Promise<void> {
-  await ch.insert({
-    table: 'raw_events',
-    values: rows,
-    format: 'JSONEachRow',
-    clickhouse_settings: {
-      insert_deduplication_token: token,
-      deduplicate_blocks_in_dependent_materialized_views: 1,
-      max_insert_block_size: String(Math.max(rows.length, 1_048_576)),
-    },
-  })
+export async function insertRawEvents(ch: ClickHouseClient, rows: RawEventRow[] | string, token: string): Promise<void> {
+  const clickhouse_settings = {
+    insert_deduplication_token: token,
+    deduplicate_blocks_in_dependent_materialized_views: 1,
+    // Above FLUSH_MAX_ROWS' largest value: a flush is never split into blocks.
+    max_insert_block_size: '1048576',
+  } as const
+  if (typeof rows !== 'string') {
+    await ch.insert({ table: 'raw_events', values: rows, format: 'JSONEachRow', clickhouse_settings })
+    return
+  }
+  // Already serialised (it is what the write-ahead log holds): sent as the body as is.
+  const result = await ch.exec({ query: 'INSERT INTO raw_events FORMAT JSONEachRow', values: Readable.from([rows], { objectMode: false }), clickhouse_settings })
+  result.stream.destroy()
 }

@@ -29,6 +29,8 @@ export type LoadConfig = {
   selfViewShare: number
   repeatShare: number
   badTokenShare: number
+  /** Pause of a player between two batches (ms); 0 sends the next batch at once (closed loop, saturation). */
+  thinkMs: number
   seed: number
   out: string
 }
@@ -162,6 +164,8 @@ async function player(slot: number): Promise<void> {
         const again = await post(token, ip, body)
         if (again.status === 200) count(again)
       }
+      // Real players send a batch every few seconds; jittered so sessions do not march in step.
+      if (cfg.thinkMs > 0) await new Promise((r) => setTimeout(r, cfg.thinkMs * (0.5 + random())))
     }
   }
 }

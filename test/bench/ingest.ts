@@ -8,6 +8,7 @@
  *   npm run bench:ingest -- [--seconds 60] [--sessions 1000] [--videos 100000]
  *     [--env FLUSH_MAX_ROWS=20000,FLUSH_INTERVAL_MS=50] [--export-rows 2000000]
  *     [--ceiling-block 100000] [--profile DIR] [--smoke] [--out file.json] [--keep]
+ *     [--think-ms 0]  (pause between a player's batches; 0 = closed loop, to find saturation)
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -83,6 +84,7 @@ const loadCfg: LoadConfig = {
   selfViewShare: num(flags, 'self-view-share', 0.02),
   repeatShare: num(flags, 'repeat-share', 0.02),
   badTokenShare: num(flags, 'bad-token-share', 0.01),
+  thinkMs: num(flags, 'think-ms', 0),
   seed: num(flags, 'seed', 42),
   out: loadOut,
 }
@@ -172,6 +174,7 @@ const settingsUsed = {
   self_view_share: loadCfg.selfViewShare,
   repeat_share: loadCfg.repeatShare,
   bad_token_share: loadCfg.badTokenShare,
+  think_ms: loadCfg.thinkMs,
   batch_events: '10-50',
   export_rows: exportRows,
   ceiling_block_rows: ceilingBlock,
