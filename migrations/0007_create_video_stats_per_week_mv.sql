@@ -1,16 +1,17 @@
--- Feeds video_stats_per_week from every insert into raw_events.
+-- Feeds video_stats_per_week from each block written to video_stats_per_day (days are
+-- already in SETTLEMENT_TZ, so the ISO week (Monday) of a day needs no time zone). Reading the
+-- daily block instead of every raw row halves the cost of an insert into raw_events.
 CREATE MATERIALIZED VIEW IF NOT EXISTS video_stats_per_week_mv TO video_stats_per_week AS
 SELECT
-    toMonday(event_time, {{SETTLEMENT_TZ}}) AS week,
+    toMonday(day) AS week,
     creator_id,
     video_id,
-    toUInt64(countIf(type = 'play' AND outcome = 'counted')) AS views,
-    toUInt64(sumIf(credited_watch_ms, type = 'progress' AND outcome = 'counted')) AS watch_ms,
-    toUInt64(countIf(type = 'ad_impression' AND outcome = 'counted')) AS ad_impressions,
-    toUInt64(countIf(type = 'play' AND reason = 'self_view')) AS excluded_self_view,
-    toUInt64(countIf(type = 'play' AND reason = 'duplicate_viewer')) AS excluded_duplicate_viewer,
-    toUInt64(countIf(type = 'play' AND reason = 'duplicate_ip')) AS excluded_duplicate_ip,
-    uniqExactStateIf(cityHash64(viewer_id), type = 'play' AND outcome = 'counted') AS unique_viewers
-FROM raw_events
-WHERE outcome IN ('counted', 'excluded')
+    toUInt64(sum(views)) AS views,
+    toUInt64(sum(watch_ms)) AS watch_ms,
+    toUInt64(sum(ad_impressions)) AS ad_impressions,
+    toUInt64(sum(excluded_self_view)) AS excluded_self_view,
+    toUInt64(sum(excluded_duplicate_viewer)) AS excluded_duplicate_viewer,
+    toUInt64(sum(excluded_duplicate_ip)) AS excluded_duplicate_ip,
+    uniqExactMergeState(unique_viewers) AS unique_viewers
+FROM video_stats_per_day
 GROUP BY week, creator_id, video_id

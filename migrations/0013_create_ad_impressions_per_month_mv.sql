@@ -1,11 +1,10 @@
--- Feeds ad_impressions_per_month from every insert into raw_events.
+-- Feeds ad_impressions_per_month from each block written to ad_impressions_per_day.
 CREATE MATERIALIZED VIEW IF NOT EXISTS ad_impressions_per_month_mv TO ad_impressions_per_month AS
 SELECT
-    toStartOfMonth(event_time, {{SETTLEMENT_TZ}}) AS month,
+    toStartOfMonth(day) AS month,
     creator_id,
     video_id,
     ad_id,
-    toUInt64(count()) AS impressions
-FROM raw_events
-WHERE type = 'ad_impression' AND outcome = 'counted'
+    toUInt64(sum(impressions)) AS impressions
+FROM ad_impressions_per_day
 GROUP BY month, creator_id, video_id, ad_id

@@ -116,6 +116,32 @@ describe('a retry of events an earlier attempt decided but did not finish', () =
   })
 })
 
+describe('an insert repeated with its dedup token', () => {
+  it('changes neither raw_events nor any aggregate, through every view including the cascaded ones', async () => {
+    const video = uniq()
+    const token = await session(video, 'w-dup')
+    const claims = await claimsOf(token)
+    const at = Date.now() - 30_000
+    const counted = { outcome: 'counted' as const, reason: '', credited: 0 }
+    const rows = [
+      toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('play', { ts: at })), decision: counted }),
+      toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('progress', { ts: at + 1_000, watched_ms: 1_000, position_ms: 1_000 })), decision: { ...counted, credited: 1_000 } }),
+      toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('ad_impression', { ts: at + 2_000, ad_id: 'ad-d' })), decision: counted }),
+    ]
+    const flushToken = crypto.randomUUID()
+    const body = encodeRows(rows, flushToken)
+    await insertRawEvents(t.s.ch, body, flushToken)
+    const once = await videoSnapshot(t.s.ch, video)
+    expect(once.day[0]).toMatchObject({ views: 1, watch_ms: 1_000, ad_impressions: 1, unique_viewers: 1 })
+    expect(once.week[0]).toMatchObject({ views: 1, watch_ms: 1_000, ad_impressions: 1, unique_viewers: 1 })
+    expect(once.month[0]).toMatchObject({ views: 1, watch_ms: 1_000, ad_impressions: 1, unique_viewers: 1 })
+    expect(once.adMonth).toEqual([expect.objectContaining({ ad_id: 'ad-d', impressions: 1 })])
+    await insertRawEvents(t.s.ch, body, flushToken)
+    await insertRawEvents(t.s.ch, rows, flushToken)
+    expect(await videoSnapshot(t.s.ch, video)).toEqual(once)
+  })
+})
+
 describe('a flush cut short by a crash', () => {
   const decideAndBuild = async (video: string, n: number) => {
     const token = await session(video)
