@@ -51,6 +51,10 @@ export function periodsBetween(grain: Grain, from: string, to: string, max = Inf
   return out
 }
 
+function validDates(q: { from: unknown; to: unknown; grain: unknown }): q is { from: string; to: string; grain: Grain } {
+  return isoDate.safeParse(q.from).success && isoDate.safeParse(q.to).success && typeof q.grain === 'string' && q.grain in maxPeriods
+}
+
 /** Most periods one request may ask for, per grain. */
 export const maxPeriods: Record<Grain, number> = { day: 400, week: 260, month: 120, year: 20 }
 
@@ -65,8 +69,10 @@ export const rangeQuery = z
     to: isoDate.describe('Last date (inclusive)'),
     format: z.enum(['json', 'csv']).default('json').describe('csv returns text/csv with a header row'),
   })
-  .refine((q) => q.from <= q.to, { message: 'from must not be after to', path: ['from'] })
-  .refine((q) => periodsBetween(q.grain, q.from, q.to, maxPeriods[q.grain]).length <= maxPeriods[q.grain], {
+  // Zod runs these even when a field already failed: they pass over dates that are not
+  // valid (that failure is reported on its own) instead of doing arithmetic on them.
+  .refine((q) => !validDates(q) || q.from <= q.to, { message: 'from must not be after to', path: ['from'] })
+  .refine((q) => !validDates(q) || periodsBetween(q.grain, q.from, q.to, maxPeriods[q.grain]).length <= maxPeriods[q.grain], {
     message: 'range too long for this grain (at most 400 days, 260 weeks, 120 months or 20 years)',
     path: ['to'],
   })
