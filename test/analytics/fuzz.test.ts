@@ -52,3 +52,38 @@ it('answers random query strings on the read endpoints with 200 or a 4xx problem
   expect(statuses.get(200) ?? 0).toBeGreaterThan(0)
   expect(statuses.get(400) ?? 0).toBeGreaterThan(0)
 })
+
+function randomJson(r: () => number, depth = 0): unknown {
+  const k = Math.floor(r() * (depth > 1 ? 6 : 8))
+  if (k === 0) return null
+  if (k === 1) return r() < 0.5
+  if (k === 2) return Math.floor((r() - 0.5) * 2 ** (r() * 60))
+  if (k === 3) return junk[Math.floor(r() * junk.length)]
+  if (k === 4) return -r() * 1e300
+  if (k === 5) return crypto.randomUUID()
+  if (k === 6) return Array.from({ length: Math.floor(r() * 3) }, () => randomJson(r, depth + 1))
+  const fields = ['title', 'duration_ms', 'advertiser', 'contract_start', 'contract_end', 'refresh_token', 'creator_id', 'views', 'email', 'subject']
+  return Object.fromEntries(Array.from({ length: Math.floor(r() * 6) }, () => [fields[Math.floor(r() * fields.length)]!, randomJson(r, depth + 1)]))
+}
+
+it('answers random bodies on the write endpoints with a 2xx or a 4xx problem, never a 5xx', async () => {
+  const r = rng(777)
+  const targets: { path: () => string; token?: string; contentType?: string }[] = [
+    { path: () => '/v1/videos', token: creator.token },
+    { path: () => '/v1/ads', token: admin.token },
+    { path: () => '/v1/auth/refresh' },
+    { path: () => '/v1/auth/dev-login' },
+    { path: () => `/v1/videos/${videoId}/play` },
+    { path: () => '/clickhouse', token: admin.token, contentType: 'text/plain' },
+  ]
+  for (let i = 0; i < 240; i++) {
+    const target = targets[i % targets.length]!
+    const raw = r() < 0.2 ? JSON.stringify(randomJson(r)).slice(0, Math.floor(r() * 40)) : JSON.stringify(randomJson(r))
+    const headers: Record<string, string> = { 'content-type': target.contentType ?? (r() < 0.9 ? 'application/json' : 'text/html') }
+    if (target.token) headers.authorization = `Bearer ${target.token}`
+    const res = await api.request(target.path(), { method: 'POST', headers, body: raw, ip: `10.8.${i % 250}.1` })
+    expect(res.status, `${target.path()} ${raw}`).toBeLessThan(500)
+    if (res.status >= 400) expect(res.headers.get('content-type'), `${target.path()} ${raw}`).toBe('application/problem+json')
+    await res.arrayBuffer()
+  }
+})
