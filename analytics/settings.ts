@@ -1,11 +1,5 @@
 import { z } from 'zod'
-import { ConfigError } from '../lib/config.ts'
-
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes')
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max)
+import { bool, ConfigError, int, parseEnv } from '../lib/config.ts'
 
 const emailList = z
   .string()
@@ -61,13 +55,7 @@ export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devL
  * const s = loadAnalyticsSettings({ ...process.env, ADMIN_EMAILS: 'ops@example.com' })
  */
 export function loadAnalyticsSettings(env: Record<string, string | undefined> = process.env): AnalyticsSettings {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-  const parsed = analyticsSettingsSchema.safeParse(present)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
-    throw new ConfigError(`invalid settings:\n${lines.join('\n')}`)
-  }
-  const s = parsed.data
+  const s = parseEnv(analyticsSettingsSchema, env)
   const production = s.NODE_ENV === 'production'
   if (production && s.DEV_LOGIN === true) throw new ConfigError('invalid settings:\n  DEV_LOGIN: dev-login cannot be enabled when NODE_ENV=production')
   if (production && s.OAUTH_PROVIDER_BASE_URL) throw new ConfigError('invalid settings:\n  OAUTH_PROVIDER_BASE_URL: a stand-in provider cannot be used when NODE_ENV=production')

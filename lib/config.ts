@@ -1,11 +1,13 @@
 import { resolve } from 'node:path'
 import { z } from 'zod'
 
-const bool = z
+/** A yes/no setting: true, false, 1, 0, yes, no. */
+export const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes')
 
-const int = (min: number, max: number) =>
+/** A whole-number setting within [min, max]; blank or partly numeric text is refused. */
+export const int = (min: number, max: number) =>
   z.union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, 'must be a whole number').transform(Number)]).pipe(z.number().int().min(min).max(max))
 
 const timeZone = z.string().refine((tz) => {
@@ -83,18 +85,26 @@ export class ConfigError extends Error {
  * const settings = loadSettings({ ...process.env, PORT: '9000' })
  */
 export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-  const parsed = settingsSchema.safeParse(present)
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
-    throw new ConfigError(`invalid settings:\n${lines.join('\n')}`)
-  }
-  const s = parsed.data
+  const s = parseEnv(settingsSchema, env)
   if (s.RATE_LIMIT_TOKEN_BURST < s.RATE_LIMIT_TOKEN_PER_SECOND)
     throw new ConfigError('invalid settings:\n  RATE_LIMIT_TOKEN_BURST: must be at least RATE_LIMIT_TOKEN_PER_SECOND')
   if (s.FLUSH_MAX_ROWS > s.BUFFER_MAX_ROWS)
     throw new ConfigError('invalid settings:\n  FLUSH_MAX_ROWS: must not exceed BUFFER_MAX_ROWS')
   return { ...s, dataDir: resolve(s.DATA_DIR), embedded: s.CLICKHOUSE_URL === undefined }
+}
+
+/**
+ * Parses environment variables with a schema (empty values count as unset), or
+ * throws a ConfigError naming every bad variable.
+ */
+export function parseEnv<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>): z.infer<S> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  const parsed = schema.safeParse(present)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`)
+    throw new ConfigError(`invalid settings:\n${lines.join('\n')}`)
+  }
+  return parsed.data
 }
 
 /** Like loadSettings, but prints the problem and exits: for process entry points. */
