@@ -7,6 +7,7 @@ import { ApiError } from '../../lib/errors.ts'
 import { principalOf } from '../auth/middleware.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
+import { createSettlementCache } from './cache.ts'
 import { periodStart, rangeQuery, type RangeQuery } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
 import { videoForCaller } from '../videos/store.ts'
@@ -31,14 +32,15 @@ type Kind = 'totals' | 'videos' | 'ads'
 /** `/v1/me/settlements[/videos|/ads]` and `/v1/videos/{id}/settlements[/ads]`. */
 export function settlementRoutes(deps: AnalyticsDeps) {
   const { ch } = deps.services
+  const cache = createSettlementCache(deps.services.redis)
 
   async function answer(c: Context, kind: Kind, q: RangeQuery, scope: { creatorId?: string; videoId?: string }, filename: string) {
     const query: SettlementQuery = { ...scope, grain: q.grain, from: periodStart(q.grain, q.from), to: q.to }
     const meta = { grain: q.grain, from: query.from, to: q.to, currency: 'KRW' }
     try {
-      if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: await settlementTotals(ch, query), meta, filename })
-      if (kind === 'videos') return table(c, { format: q.format, columns: videoColumns, rows: await settlementByVideo(ch, query), meta, filename })
-      return table(c, { format: q.format, columns: adColumns, rows: await settlementByAd(ch, query), meta, filename })
+      if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: await cache.get(kind, query, () => settlementTotals(ch, query)), meta, filename })
+      if (kind === 'videos') return table(c, { format: q.format, columns: videoColumns, rows: await cache.get(kind, query, () => settlementByVideo(ch, query)), meta, filename })
+      return table(c, { format: q.format, columns: adColumns, rows: await cache.get(kind, query, () => settlementByAd(ch, query)), meta, filename })
     } catch (err) {
       if (err instanceof SettlementError) throw new ApiError(settlementErrorCodes[err.code], err.message)
       throw err

@@ -137,3 +137,17 @@ describe('admin: settlement runs and rate cards', () => {
     expect((await api.request('/v1/admin/rate-cards', { token: creator.token })).status).toBe(403)
   })
 })
+
+describe('cached answers', () => {
+  // Runs last in this file: it changes the settled days.
+  it('show a rerun’s new amounts and a finalized day’s status on the next read', async () => {
+    const path = '/v1/me/settlements?grain=day&from=2026-03-02&to=2026-03-02'
+    expect((await get(path)).body.rows).toEqual([expect.objectContaining({ views: 3, total_krw: 13, status: 'provisional' })])
+    expect((await get(path)).body.rows).toEqual([expect.objectContaining({ views: 3, total_krw: 13, status: 'provisional' })])
+    await insertEvents(api.s.ch, [{ type: 'play', video_id: a, creator_id: creator.userId, viewer_id: 'v-late', at: '2026-03-02 03:00:00' }])
+    await settle(api.s, { kind: 'days', from: '2026-03-02', to: '2026-03-02', trigger: 'test' }, { now: () => new Date('2026-03-04T03:00:00Z') })
+    expect((await get(path)).body.rows).toEqual([expect.objectContaining({ views: 4, total_krw: 14, status: 'provisional' })])
+    await settle(api.s, { kind: 'days', from: '2026-03-02', to: '2026-03-02', finalize: true, trigger: 'test' }, { now: () => new Date('2026-03-05T00:00:00Z') })
+    expect((await get(path)).body.rows).toEqual([expect.objectContaining({ views: 4, total_krw: 14, status: 'final' })])
+  })
+})

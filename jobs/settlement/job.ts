@@ -1,5 +1,6 @@
 import type { Services } from '../../lib/services.ts'
 import type { Day } from './calendar.ts'
+import { bumpSettlementVersion } from './version.ts'
 import { foldFinalRun, settleOneDay, type DayContext, type DayOutcome, type DayTask } from './day.ts'
 import { acquireSettlementLock, type SettlementLock } from './lock.ts'
 import { planSettlement, type Plan, type SettleRequest } from './plan.ts'
@@ -52,6 +53,8 @@ export async function beginSettlement(services: SettlementServices, req: SettleR
     const runDay = async (task: DayTask, onDay?: (outcome: DayOutcome) => void): Promise<DayOutcome> => {
       try {
         const outcome = await settleOneDay(ctx, task, plan.dryRun)
+        // Readers cache settlement answers by this version; a lost bump is bounded by their TTL.
+        if (!plan.dryRun) await bumpSettlementVersion(services.redis).catch((err) => log.warn('could not bump the settlement version', { error: String(err) }))
         metrics.jobRuns.inc({ job: 'settlement', status: plan.dryRun ? 'dry_run' : 'committed' })
         log.info(plan.dryRun ? 'settlement dry run' : 'settlement day committed', { ...outcome })
         opts.onDay?.(outcome)
