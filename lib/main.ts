@@ -86,6 +86,9 @@ const server = Bun.serve({
   hostname: settings.HOST,
   // Above the edge's own 1 MiB limit, so that its 413 (with a reason) is what clients see.
   maxRequestBodySize: 8 * 1024 * 1024,
+  // Bun closes a connection idle for 10 s by default, which would cut off an analyst query
+  // (up to ANALYST_MAX_EXECUTION_SECONDS) or a slow report before it answers.
+  idleTimeout: Math.min(255, analyticsSettings.ANALYST_MAX_EXECUTION_SECONDS + 10),
   fetch: (req, srv) => root.fetch(req, { ip: srv.requestIP(req)?.address }),
 })
 
