@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { principalOf } from '../auth/middleware.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
+import { singleFlight } from '../http/single-flight.ts'
 import { isoDate, today } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
 import { topVideos } from './queries.ts'
@@ -21,9 +22,11 @@ const columns = ['rank', 'video_id', 'creator_id', 'title', 'views', 'watch_ms']
 /** `/v1/me/top` (the caller's videos) and `/v1/top` (platform-wide; admins and analysts). */
 export function topRoutes(deps: AnalyticsDeps) {
   const { ch, settings } = deps.services
+  const shared = singleFlight<Awaited<ReturnType<typeof topVideos>>>()
   const answer = async (c: Parameters<typeof table>[0], q: z.infer<typeof topQuery>, creatorId?: string) => {
     const date = q.date ?? today(settings.SETTLEMENT_TZ)
-    const { period, rows } = await topVideos(ch, { creatorId, metric: q.metric, grain: q.grain, date, limit: q.limit })
+    const query = { creatorId, metric: q.metric, grain: q.grain, date, limit: q.limit }
+    const { period, rows } = await shared(JSON.stringify(query), () => topVideos(ch, query))
     return table(c, { format: q.format, columns, rows, meta: { metric: q.metric, grain: q.grain, period }, filename: `top-${q.grain}-${period}` })
   }
   return new Hono<AnalyticsEnv>()
