@@ -1,3 +1,4 @@
+import { singleFlight } from '../http/single-flight.ts'
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
@@ -50,8 +51,13 @@ export async function listVideos(ch: ClickHouseClient, creatorId: string): Promi
  * The video if the caller may see its data (its creator, or an admin). Anyone else,
  * including another creator, gets the same 404 as for a video that does not exist.
  */
+/** Concurrent lookups of one video share a query (per client); ownership is still checked per caller. */
+const lookups = new WeakMap<ClickHouseClient, (key: string, compute: () => Promise<VideoRow | undefined>) => Promise<VideoRow | undefined>>()
+
 export async function videoForCaller(ch: ClickHouseClient, videoId: string, p: Principal): Promise<VideoRow> {
-  const video = await getVideo(ch, videoId)
+  let shared = lookups.get(ch)
+  if (!shared) lookups.set(ch, (shared = singleFlight<VideoRow | undefined>()))
+  const video = await shared(videoId, () => getVideo(ch, videoId))
   if (!video || (video.creator_id !== p.userId && !hasRole(p, 'admin'))) throw new ApiError('NOT_FOUND', `no video with id ${videoId}`)
   return video
 }
