@@ -31,7 +31,7 @@ export const statsColumns = Object.keys(statsRow.shape) as (keyof StatsRow)[]
  * One video's figures per period over [from, to], every period present (zeros where
  * nothing happened). Periods are whole: the week holding `from` counts all its days.
  */
-export async function videoStats(ch: ClickHouseClient, q: { videoId: string; grain: Grain; from: string; to: string }): Promise<StatsRow[]> {
+export async function videoStats(ch: ClickHouseClient, q: { videoId: string; creatorId: string; grain: Grain; from: string; to: string }): Promise<StatsRow[]> {
   const { table, period } = SOURCES[q.grain]
   const rs = await ch.query({
     query: `SELECT toString(${period}) AS period,
@@ -41,9 +41,10 @@ export async function videoStats(ch: ClickHouseClient, q: { videoId: string; gra
                    sum(excluded_duplicate_viewer) AS excluded_duplicate_viewer,
                    sum(excluded_duplicate_ip) AS excluded_duplicate_ip
             FROM ${table}
-            WHERE video_id = {video:String} AND ${SOURCES[q.grain === 'year' ? 'month' : q.grain].period} BETWEEN {from:Date} AND {to:Date}
+            WHERE creator_id = {creator:String} AND video_id = {video:String} AND ${SOURCES[q.grain === 'year' ? 'month' : q.grain].period} BETWEEN {from:Date} AND {to:Date}
             GROUP BY period ORDER BY period`,
-    query_params: { video: q.videoId, from: periodStart(q.grain, q.from), to: q.to },
+    // creator_id narrows the primary index (period, creator_id, video_id) to one creator's rows.
+    query_params: { creator: q.creatorId, video: q.videoId, from: periodStart(q.grain, q.from), to: q.to },
     format: 'JSONEachRow',
   })
   const found = new Map((await rs.json()).map((r) => statsRow.parse(r)).map((r) => [r.period, r]))

@@ -23,7 +23,7 @@ export function statsRoutes(deps: AnalyticsDeps) {
     async (c) => {
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
       const q = c.req.valid('query')
-      const query = { videoId: video.video_id, grain: q.grain, from: q.from, to: q.to }
+      const query = { videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }
       const rows = await shared(JSON.stringify(query), () => videoStats(ch, query))
       return table(c, { format: q.format, columns: statsColumns, rows, meta: { video_id: video.video_id, grain: q.grain, from: q.from, to: q.to }, filename: `stats-${video.video_id}` })
     },
