@@ -6,7 +6,7 @@ import { settle, type SettleOptions } from './settlement/job.ts'
 export type SchedulerOptions = {
   /** The clock (tests fix it). */
   now?: () => Date
-  /** Local time of the nightly run in SETTLEMENT_TZ. Default 00:30. */
+  /** Local time of the nightly run in SETTLEMENT_TZ. Default SETTLEMENT_RUN_AT (00:30). */
   at?: { hour: number; minute: number }
   /** Days settled under one hold of the lock when catching up; the pass then takes the lock again for the next ones. Default 31. */
   maxDaysPerPass?: number
@@ -36,7 +36,7 @@ const MAX_TIMER_MS = 3_600_000
 
 /**
  * Runs settlement in the all-in-one process: at start it catches up every day not
- * final up to yesterday (a missed night included), then every night at 00:30 in
+ * final up to yesterday (a missed night included), then every night at SETTLEMENT_RUN_AT in
  * SETTLEMENT_TZ it settles the previous day, recomputes the provisional days and
  * finalizes the days whose lateness window has closed. A pass that meets the lock
  * (`npm run settle` running) or fails is tried again later.
@@ -48,6 +48,8 @@ const MAX_TIMER_MS = 3_600_000
 export function startScheduler(services: Services, opts: SchedulerOptions = {}): Scheduler {
   const now = opts.now ?? (() => new Date())
   const tz = services.settings.SETTLEMENT_TZ
+  const [hour, minute] = services.settings.SETTLEMENT_RUN_AT.split(':').map(Number) as [number, number]
+  const runAt = opts.at ?? { hour, minute }
   const retryMs = opts.retryMs ?? 300_000
   let stopped = false
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -68,7 +70,7 @@ export function startScheduler(services: Services, opts: SchedulerOptions = {}):
         if (result.days.length > 0) services.log.info('settlement pass done', { days: result.days.map((d) => `${d.day} ${d.status}`), remaining: result.remaining })
         if (result.remaining === 0 || stopped) break
       }
-      arm(nextRunAt(tz, now(), opts.at))
+      arm(nextRunAt(tz, now(), runAt))
     } catch (err) {
       const locked = err instanceof SettlementError && err.code === 'LOCKED'
       services.log[locked ? 'info' : 'error']('settlement pass did not run', { error: err instanceof Error ? err.message : String(err), retry_in_ms: retryMs })

@@ -37,6 +37,10 @@ export const settingsSchema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
   SETTLEMENT_TZ: timeZone.default('Asia/Seoul'),
   LATENESS_WINDOW_HOURS: int(1, 24 * 30).default(48),
+  /** Local time (HH:MM in SETTLEMENT_TZ) of the nightly settlement of the previous day. */
+  SETTLEMENT_RUN_AT: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (24 h)').default('00:30'),
+  /** Expiry of the settlement lock in Redis; the runner renews it every third of this. */
+  SETTLEMENT_LOCK_TTL_SECONDS: int(5, 3600).default(60),
   FUTURE_TOLERANCE_SECONDS: int(0, 3600).default(300),
   VIEW_DEDUP_WINDOW_MINUTES: int(1, 24 * 60).default(30),
   MAX_VIEWS_PER_IP: int(1, 1_000_000).default(3),

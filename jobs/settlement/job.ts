@@ -41,7 +41,7 @@ export async function beginSettlement(services: SettlementServices, req: SettleR
   const { ch, settings, log, metrics } = services
   const now = opts.now ?? (() => new Date())
   const dryRun = req.kind !== 'due' && req.dryRun === true
-  const lock: SettlementLock | null = dryRun ? null : await acquireSettlementLock(services.redis, { ttlMs: opts.lockTtlMs ?? 60_000 })
+  const lock: SettlementLock | null = dryRun ? null : await acquireSettlementLock(services.redis, { ttlMs: opts.lockTtlMs ?? settings.SETTLEMENT_LOCK_TTL_SECONDS * 1000 })
   try {
     let settled = await settledDays(ch)
     if (lock) {
