@@ -69,6 +69,9 @@ it('stores every acknowledged event exactly once across SIGKILL and restart', as
   )
 
   const acked = new Set<string>()
+  // Resolves once `acked` holds at least `target` ids (checked whenever acks are added).
+  let waiting: { target: number; resolve(): void } | undefined
+  const ackedReach = (target: number) => new Promise<void>((resolve) => (acked.size >= target ? resolve() : (waiting = { target, resolve })))
   const ackedBeforeLastKill = new Set<string>()
   let statuses: Record<string, number> = {}
   let stopAt = Date.now() + 120_000
@@ -89,6 +92,10 @@ it('stores every acknowledged event exactly once across SIGKILL and restart', as
             expect(body.rejected).toEqual([])
             expect(body.accepted + body.duplicates).toBe(batch.length)
             for (const e of batch) acked.add(e.id)
+            if (waiting && acked.size >= waiting.target) {
+              waiting.resolve()
+              waiting = undefined
+            }
             break
           }
           expect([503]).toContain(res.status)
@@ -106,7 +113,7 @@ it('stores every acknowledged event exactly once across SIGKILL and restart', as
   const load = Promise.all(sessions.map(runSession))
   for (let kill = 0; kill < 2; kill++) {
     const target = ((kill + 1) * SESSIONS * BATCHES * EVENTS_PER_BATCH) / 4
-    while (acked.size < target) await new Promise((r) => setTimeout(r, 10))
+    await ackedReach(target)
     server.kill('SIGKILL')
     await server.exited
     for (const id of acked) ackedBeforeLastKill.add(id)
