@@ -10,6 +10,7 @@ import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createRules } from './state/decide.ts'
 import { repairWal } from './repair.ts'
 import { createWal } from './wal.ts'
+import { createLoader } from './loader.ts'
 import { join } from 'node:path'
 import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
 
@@ -30,46 +31,65 @@ export function createEdge(services: Services) {
   const rules = createRules(redis, settings)
   let accepting = true
   const wal = createWal<RawEventRow>(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
-  /** Flushes this process is writing now (token -> logged JSONEachRow text): the repair leaves them alone. */
+  /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
+  const loader = createLoader({
+    wal,
+    maxRows: settings.LOAD_MAX_ROWS,
+    intervalMs: settings.LOAD_INTERVAL_MS,
+    insert: (body, token) => insertRawEvents(ch, body, token),
+    onLoad: (rows, seconds) => {
+      metrics.flushRows.observe(rows)
+      metrics.flushDuration.observe(seconds)
+    },
+    onError: (error, attempt) => {
+      metrics.flushFailures.inc()
+      if (attempt === 1 || attempt % 10 === 0)
+        log.error('insert into raw_events failed; retrying (the events are safe in the write-ahead log)', { attempt, error: error instanceof Error ? error.message : String(error) })
+    },
+  })
+  /** Flushes this process is logging now (token -> JSONEachRow text): the repair leaves them alone. */
   const inFlight = new Map<string, string>()
+  /**
+   * Group commit into the write-ahead log: a request is answered once its rows are on
+   * disk (fsync) and its events marked stored in Redis; the loader inserts them behind.
+   * Rows waiting for the loader count against BUFFER_MAX_ROWS, so a slow or absent
+   * ClickHouse turns into 503s with Retry-After, never into unbounded memory.
+   */
   const writer = createGroupCommit<RawEventRow, CommitMeta>({
     maxRows: settings.FLUSH_MAX_ROWS,
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
+    backlogRows: () => loader.backlogRows,
     insert: async (rows, token, metas) => {
-      let body = inFlight.get(token)
-      if (body === undefined) {
-        body = encodeRows(rows, token)
-        wal.write(token, metas, body)
-        inFlight.set(token, body)
-      }
-      await insertRawEvents(ch, body, token)
+      if (inFlight.has(token)) return
+      const body = encodeRows(rows, token)
+      wal.write(token, metas, body)
+      inFlight.set(token, body)
     },
     afterCommit: async (metas, token) => {
+      const body = inFlight.get(token)!
       try {
+        // Marked stored before anyone is answered: a retry of these requests then gets
+        // "duplicate" instead of storing the events a second time.
         await rules.markRequests(metas, true)
-        wal.remove(token)
+        loader.enqueue({ token, body, rows: metas.reduce((n, m) => n + m.rows, 0) })
       } finally {
         inFlight.delete(token)
       }
     },
     afterFailure: async (metas, error, token) => {
-      log.error('insert into raw_events failed', { requests: metas.length, token, error: error instanceof Error ? error.message : String(error) })
+      log.error('could not log a flush', { requests: metas.length, token, error: error instanceof Error ? error.message : String(error) })
       const logged = inFlight.delete(token)
-      // Never logged: nothing can have reached ClickHouse, so retries may take over at once.
-      // Logged: part of it may have landed; the repair finishes it and marks the requests.
+      // Never logged: nothing can reach ClickHouse, so retries may take over at once.
+      // Logged but not marked: the repair stores what its requests still own.
       if (!logged) await rules.markRequests(metas, false)
     },
-    onFlush: (rows, seconds, ok) => {
-      metrics.flushRows.observe(rows)
-      metrics.flushDuration.observe(seconds)
-      if (!ok) metrics.flushFailures.inc()
-    },
   })
+  const held = { has: (token: string) => inFlight.has(token) || loader.holds(token) }
   let repairing: Promise<number> | undefined
-  /** Finishes unconfirmed flushes of the write-ahead log (one repair at a time). */
+  /** Finishes what the write-ahead log holds and nothing in this process is working on (one repair at a time). */
   const repair = (): Promise<number> =>
-    (repairing ??= repairWal({ ch, rules, wal, log, inFlight }).finally(() => (repairing = undefined)))
+    (repairing ??= repairWal({ ch, rules, wal, log, held }).finally(() => (repairing = undefined)))
 
   const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
     const header = c.req.header('authorization') ?? ''
@@ -150,8 +170,16 @@ export function createEdge(services: Services) {
     get accepting(): boolean {
       return accepting
     },
-    /** Stores everything buffered. */
-    flush: () => writer.flush(),
+    loader,
+    /**
+     * Logs everything buffered and loads it into ClickHouse; with a timeout, stops the
+     * loader when it runs out (shutdown: what is left stays in the log for the next start).
+     * Resolves to whether everything was loaded.
+     */
+    async flush(timeoutMs?: number): Promise<boolean> {
+      await writer.flush()
+      return loader.drain(timeoutMs, timeoutMs !== undefined)
+    },
     repair,
     /** Before serving: drops torn log entries and finishes the flushes a crash cut short. */
     async recover(): Promise<number> {

@@ -13,6 +13,8 @@ export type GroupCommitOptions<Row, Meta> = {
   maxRows: number
   intervalMs: number
   maxBufferedRows: number
+  /** Rows held downstream after their batch settled (e.g. waiting to be loaded); they count against maxBufferedRows. */
+  backlogRows?(): number
   /** Writes one batch; must be idempotent for the same `token` (ClickHouse insert_deduplication_token). */
   insert(rows: Row[], token: string, metas: Meta[]): Promise<void>
   /** Called after a batch is stored, before its requests are answered (e.g. marking them committed). */
@@ -121,7 +123,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
   return {
     /** Claims room for `rows` rows; false when the buffer is full. Pair with submit or release. */
     reserve(rows: number): boolean {
-      if (reserved + rows > opts.maxBufferedRows) return false
+      if (reserved + (opts.backlogRows?.() ?? 0) + rows > opts.maxBufferedRows) return false
       reserved += rows
       return true
     },

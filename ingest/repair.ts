@@ -2,27 +2,52 @@ import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
 import { insertRawEvents, type RawEventRow } from './events/rows.ts'
 import { newRequestId, type Rules } from './state/decide.ts'
-import type { Wal, WalEntry } from './wal.ts'
+import type { Wal, WalEntry, WalLoad } from './wal.ts'
 
-export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal<RawEventRow>; log: Logger; inFlight: { has(token: string): boolean } }
+export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal<RawEventRow>; log: Logger; held: { has(token: string): boolean } }
 
 /**
- * Finishes the flushes the write-ahead log still holds (after a crash, or an insert
- * that failed). If raw_events already has the flush's rows, the same block is inserted
- * again with the same dedup token: raw_events skips it and each materialized view adds
- * only what it lacks. If not, the flush's events may meanwhile have been taken over by
- * a retry, so only the events its requests still own are stored.
+ * Finishes what the write-ahead log still holds and this process is not working on
+ * (`held`): at start-up, everything a crash or a stop left behind.
  *
- * @returns the number of entries finished
+ * - A load manifest: its insert may have landed in part (raw_events without some views)
+ *   or not at all. The same entries are inserted again as the same block under the same
+ *   dedup token: raw_events skips a block it has and each view adds only what it lacks.
+ *   If an entry is already gone, the load had succeeded and was being cleaned up.
+ * - An entry in no manifest: its flush was logged but never handed to the loader (the
+ *   process died first, or marking its requests in Redis failed, so their clients got
+ *   no 200 and may have retried). Retries may have taken some events over, so only the
+ *   events its requests still own are stored, with the entry's own token.
+ *
+ * @returns the number of loads and entries finished
  */
 export async function repairWal(deps: RepairDeps): Promise<number> {
   let done = 0
+  const inLoads = new Set<string>()
+  for (const load of deps.wal.loads()) {
+    if (deps.held.has(load.token)) {
+      for (const t of load.entries) inLoads.add(t)
+      continue
+    }
+    await repairLoad(deps, load)
+    done++
+  }
   for (const entry of deps.wal.list()) {
-    if (deps.inFlight.has(entry.token)) continue
+    if (deps.held.has(entry.token) || inLoads.has(entry.token)) continue
     await repairEntry(deps, entry)
     done++
   }
   return done
+}
+
+async function repairLoad(deps: RepairDeps, load: WalLoad): Promise<void> {
+  const { ch, wal, log } = deps
+  const entries = load.entries.map((t) => wal.read(t))
+  const complete = entries.every((e) => e !== undefined)
+  if (complete) await insertRawEvents(ch, entries.map((e) => e!.body).join(''), load.token)
+  for (const t of load.entries) wal.remove(t)
+  wal.removeLoad(load.token)
+  log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: complete })
 }
 
 async function repairEntry(deps: RepairDeps, entry: WalEntry<RawEventRow>): Promise<void> {

@@ -2,51 +2,100 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { join } from 'node:path'
 
 /**
- * The edge's write-ahead log: each flush is on disk, with its dedup token and the
- * requests it carries, before its insert starts, and is removed once the insert is
- * confirmed. An insert into ClickHouse is not atomic across raw_events and its
- * materialized views, so a flush cut short (SIGKILL, an engine error) can leave the
- * views behind; replaying the entry with the same token repairs them (see repair.ts).
+ * The edge's write-ahead log. Each flush of the group commit is written here (fsync)
+ * before its requests are answered: an acknowledged event is on disk even if the
+ * process is killed before the loader has put it into ClickHouse.
+ *
+ * The loader puts several entries into ClickHouse as one insert, under one dedup token,
+ * and writes that grouping down first (a load manifest), so that after a crash the very
+ * same block can be inserted again: raw_events skips a block it already has and each
+ * materialized view adds only what it lacks (an insert is not atomic across a table and
+ * its views). Entries are removed once loaded, the manifest last.
  */
 export type WalRequest = { videoId: string; sessionId: string; requestId: string; rows: number }
-export type WalEntry<Row> = { token: string; requests: WalRequest[]; rows: Row[]; file: string }
+export type WalEntry<Row> = { token: string; requests: WalRequest[]; rows: Row[]; body: string; file: string }
+export type WalLoad = { token: string; entries: string[] }
 
 export function createWal<Row>(dir: string) {
   mkdirSync(dir, { recursive: true })
   const path = (token: string) => join(dir, `${token}.wal`)
+  const loadPath = (token: string) => join(dir, `${token}.load`)
+  /** Writes a file durably: to a temporary name, fsync, rename into place, fsync of the folder. */
+  const writeDurably = (file: string, text: string) => {
+    const tmp = `${file}.tmp`
+    const fd = openSync(tmp, 'w', 0o600)
+    try {
+      writeSync(fd, text)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, file)
+    // The rename itself must survive a power cut, or start-up would drop the .tmp file.
+    const dirFd = openSync(dir, 'r')
+    try {
+      fsyncSync(dirFd)
+    } finally {
+      closeSync(dirFd)
+    }
+  }
+  const parseEntry = (file: string, text: string): WalEntry<Row> | undefined => {
+    const nl = text.indexOf('\n')
+    try {
+      const head = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as { token: string; requests: WalRequest[] }
+      const body = nl < 0 ? '' : text.slice(nl + 1)
+      const rows = body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row)
+      return { token: head.token, requests: head.requests, rows, body, file }
+    } catch {
+      return undefined // a torn write never got renamed into place; anything else unreadable is skipped
+    }
+  }
   return {
     dir,
-    /** Writes the entry durably (fsync, then rename into place); `body` is the rows as JSONEachRow text. */
+    /** Writes the entry durably; `body` is the rows as JSONEachRow text. */
     write(token: string, requests: WalRequest[], body: string): void {
-      const tmp = join(dir, `${token}.tmp`)
-      const fd = openSync(tmp, 'w', 0o600)
-      try {
-        writeSync(fd, JSON.stringify({ token, requests }) + '\n' + body)
-        fsyncSync(fd)
-      } finally {
-        closeSync(fd)
-      }
-      renameSync(tmp, path(token))
+      writeDurably(path(token), JSON.stringify({ token, requests }) + '\n' + body)
     },
     remove(token: string): void {
       rmSync(path(token), { force: true })
     },
-    /** Entries left by flushes that were not confirmed, oldest first. */
-    list(): WalEntry<Row>[] {
-      const files = readdirSync(dir).filter((f) => f.endsWith('.wal'))
-      const entries = files.flatMap((f) => {
-        const file = join(dir, f)
-        const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean)
-        try {
-          const head = JSON.parse(lines[0] ?? '') as { token: string; requests: WalRequest[] }
-          return [{ token: head.token, requests: head.requests, rows: lines.slice(1).map((l) => JSON.parse(l) as Row), file }]
-        } catch {
-          return [] // a torn write never got renamed into place; anything else unreadable is skipped
-        }
-      })
-      return entries
+    /** Records which entries one insert carries, in order, before it starts. */
+    writeLoad(token: string, entries: string[]): void {
+      writeDurably(loadPath(token), JSON.stringify({ token, entries }))
     },
-    /** Drops half-written entries; only at start-up, when no flush of this process is writing. */
+    removeLoad(token: string): void {
+      rmSync(loadPath(token), { force: true })
+    },
+    /** Load manifests left behind (their insert may or may not have landed, wholly or in part). */
+    loads(): WalLoad[] {
+      return readdirSync(dir)
+        .filter((f) => f.endsWith('.load'))
+        .flatMap((f) => {
+          try {
+            return [JSON.parse(readFileSync(join(dir, f), 'utf8')) as WalLoad]
+          } catch {
+            return []
+          }
+        })
+    },
+    /** One entry, or undefined when it is gone (loaded and removed). */
+    read(token: string): WalEntry<Row> | undefined {
+      try {
+        return parseEntry(path(token), readFileSync(path(token), 'utf8'))
+      } catch {
+        return undefined
+      }
+    },
+    /** Entries still on disk, oldest first by name order of their files. */
+    list(): WalEntry<Row>[] {
+      return readdirSync(dir)
+        .filter((f) => f.endsWith('.wal'))
+        .flatMap((f) => {
+          const entry = parseEntry(join(dir, f), readFileSync(join(dir, f), 'utf8'))
+          return entry ? [entry] : []
+        })
+    },
+    /** Drops half-written files; only at start-up, when nothing of this process is writing. */
     removeTorn(): void {
       for (const f of readdirSync(dir).filter((f) => f.endsWith('.tmp'))) rmSync(join(dir, f), { force: true })
     },

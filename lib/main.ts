@@ -102,6 +102,7 @@ services.log.info('serving', { url: `http://${settings.HOST}:${server.port}`, ro
 console.log(`listening on http://${settings.HOST === '0.0.0.0' ? 'localhost' : settings.HOST}:${server.port}`)
 
 let stopping = false
+const SHUTDOWN_LOAD_TIMEOUT_MS = 20_000
 async function shutdown(signal: string) {
   if (stopping) return
   stopping = true
@@ -115,7 +116,8 @@ async function shutdown(signal: string) {
     await jobs.settlement.idle()
   }
   try {
-    await edge?.flush()
+    // Whatever cannot be loaded in time (ClickHouse down) stays in the write-ahead log for the next start.
+    if (edge && !(await edge.flush(SHUTDOWN_LOAD_TIMEOUT_MS))) services.log.warn('left unloaded flushes in the write-ahead log for the next start')
     await server.stop()
     await analytics?.close()
     await services.close()

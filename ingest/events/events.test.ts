@@ -370,6 +370,7 @@ describe('rate limits', () => {
     const third = await send()
     expect(third.status).toBe(429)
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    await edge.flush()
   })
 
   it('answers 429 past the per-IP budget across sessions', async () => {
@@ -383,5 +384,6 @@ describe('rate limits', () => {
       statuses.push(res.status)
     }
     expect(statuses).toEqual([200, 200, 200, 429])
+    await edge.flush()
   })
 })

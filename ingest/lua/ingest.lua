@@ -13,7 +13,10 @@
 -- ARGV[5]  session start (ms) ARGV[6] duration (ms)   ARGV[7] window (ms)   ARGV[8] max counted views per IP
 -- ARGV[9]  TTL of session keys (s)                    ARGV[10] n = number of ads in the token
 -- ARGV[11..10+n] ad ids
--- then per event, 7 values: id, type, ts (ms), position (ms), watched (ms), ad id, pre-decided rejection reason or ''
+-- ARGV[11+n..] one value per event, its fields joined by the unit separator (byte 31):
+--   id, type, ts (ms), position (ms), watched (ms), pre-decided rejection reason or '', ad id
+--   (the ad id last, so that it is taken verbatim). One value per event instead of seven
+--   makes the call several times cheaper to encode at the edge.
 -- Returns one string per event: "n|<outcome>|<reason>|<credited>" for a new decision,
 -- or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id already decided.
 
@@ -59,9 +62,10 @@ local function count_impression(ad)
   return 'counted', ''
 end
 
-for base = 11 + n_ads, #ARGV, 7 do
-  local id, typ, ts = ARGV[base], ARGV[base + 1], tonumber(ARGV[base + 2])
-  local pos, watched, ad, pre = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4]), ARGV[base + 5], ARGV[base + 6]
+local FIELDS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
+for i = 11 + n_ads, #ARGV do
+  local id, typ, ts, pos, watched, pre, ad = string.match(ARGV[i], FIELDS)
+  ts, pos, watched = tonumber(ts), tonumber(pos), tonumber(watched)
   local rec = redis.call('HGET', KEYS[1], id)
   if rec then
     out[#out + 1] = 'd|' .. rec

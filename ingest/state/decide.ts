@@ -82,7 +82,8 @@ export function createRules(redis: Redis, settings: Settings) {
       const args: (string | number)[] = [
         requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, ttlSeconds, ads.length, ...ads,
       ]
-      for (const e of events) args.push(e.id, e.type, e.ts, e.positionMs, e.watchedMs, e.adId, e.preRejected)
+      // One value per event (see ingest.lua): the ad id last, taken verbatim by the script.
+      for (const e of events) args.push(`${e.id}\x1f${e.type}\x1f${e.ts}\x1f${e.positionMs}\x1f${e.watchedMs}\x1f${e.preRejected}\x1f${e.adId}`)
       const out = await r.csIngest(keyList.length, ...keyList, ...args)
       return out.map((line) => {
         const parts = line.split('|')

@@ -124,7 +124,8 @@ describe('walkthrough', () => {
     expect(meta).toMatchObject({ views: 3, views_source: 'live' })
     expect(await member.json(`/v1/videos/${video.video_id}/resume`)).toMatchObject({ position_ms: 800 })
 
-    // Stats of the day.
+    // Stats of the day, once the edge's loader has put the logged events into ClickHouse.
+    await edge.loader.drain()
     const stats = await creator.json<{ rows: unknown[] }>(`/v1/videos/${video.video_id}/stats?grain=day&from=${day}&to=${day}`)
     expect(stats.rows).toEqual([
       // Views: the first anonymous session, the member, the second anonymous viewer; not the repeat, not the creator.

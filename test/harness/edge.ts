@@ -8,7 +8,12 @@ export type TestEdge = {
   edge: Edge
   app: ReturnType<typeof createRootApp>
   token(grant?: Partial<PlaybackGrant>, opts?: { ttlSeconds?: number; now?: Date }): Promise<string>
-  post(token: string, events: unknown[], opts?: { ip?: string; headers?: Record<string, string> }): Promise<Response>
+  /**
+   * Sends a batch; once it is answered, waits until the edge's loader has put everything
+   * logged into ClickHouse (as it does within LOAD_INTERVAL_MS in production), so tests
+   * can assert on tables at once. `{ load: false }` answers as soon as the edge does.
+   */
+  post(token: string, events: unknown[], opts?: { ip?: string; headers?: Record<string, string>; load?: boolean }): Promise<Response>
   stop(): Promise<void>
 }
 
@@ -31,14 +36,16 @@ export async function startTestEdge(overrides: Record<string, string> = {}): Pro
       return token
     },
     async post(token, events, opts = {}) {
-      return await app.request(
+      const res = await app.request(
         '/v1/events',
         { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...opts.headers }, body: JSON.stringify({ events }) },
         { ip: opts.ip ?? '10.0.0.1' },
       )
+      if (opts.load !== false) await edge.loader.drain()
+      return res
     },
     async stop() {
-      await edge.flush()
+      await edge.flush(10_000)
       await s.stopAll()
     },
   }

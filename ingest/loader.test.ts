@@ -1,0 +1,97 @@
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { tempDir } from '../test/harness/engines.ts'
+import { createLoader, type LoaderOptions } from './loader.ts'
+import { createWal } from './wal.ts'
+
+type Insert = { body: string; token: string }
+
+/** A real write-ahead log in a temp folder and an in-memory store that can fail on demand. */
+function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
+  const wal = createWal<{ n: number }>(tempDir('cs-loader-'))
+  const inserts: Insert[] = []
+  const attempts: Insert[] = []
+  let failures = opts.failures ?? 0
+  const loader = createLoader({
+    wal,
+    maxRows: 100,
+    intervalMs: 3_600_000,
+    backoffMs: () => 1,
+    async insert(body, token) {
+      attempts.push({ body, token })
+      if (failures-- > 0) throw new Error('clickhouse is down')
+      inserts.push({ body, token })
+    },
+    ...opts,
+  })
+  /** Logs an entry of `rows` rows as the edge does, then hands it to the loader. */
+  const log = (rows: number) => {
+    const token = crypto.randomUUID()
+    const body = Array.from({ length: rows }, (_, n) => JSON.stringify({ n }) + '\n').join('')
+    wal.write(token, [{ videoId: 'v', sessionId: 's', requestId: token, rows }], body)
+    loader.enqueue({ token, body, rows })
+    return { token, body }
+  }
+  const files = () => readdirSync(wal.dir).sort()
+  return { wal, loader, inserts, attempts, log, files }
+}
+
+describe('the write-behind loader', () => {
+  it('loads the first entry at once, then what queued meanwhile as one insert, and empties the log', async () => {
+    const t = setup()
+    const first = t.log(2)
+    const rest = [t.log(3), t.log(1), t.log(4)]
+    expect(await t.loader.drain()).toBe(true)
+    expect(t.inserts.map((i) => i.body)).toEqual([first.body, rest.map((e) => e.body).join('')])
+    expect(new Set(t.inserts.map((i) => i.token)).size).toBe(2)
+    expect(t.files()).toEqual([])
+    expect(t.loader.backlogRows).toBe(0)
+  })
+
+  it('never puts more than maxRows rows in one insert, unless one entry alone is larger', async () => {
+    const t = setup({ maxRows: 5, intervalMs: 0 })
+    for (const rows of [3, 3, 2, 7, 1]) t.log(rows)
+    await t.loader.drain()
+    const sizes = t.inserts.map((i) => i.body.split('\n').filter(Boolean).length)
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(16)
+    for (const n of sizes) expect(n <= 5 || n === 7).toBe(true)
+  })
+
+  it('retries a failed insert with the same block and dedup token, and writes the manifest first', async () => {
+    const t = setup({ failures: 2 })
+    const e = t.log(3)
+    await t.loader.drain()
+    expect(t.attempts).toHaveLength(3)
+    expect(new Set(t.attempts.map((a) => a.token)).size).toBe(1)
+    expect(new Set(t.attempts.map((a) => a.body))).toEqual(new Set([e.body]))
+    expect(t.inserts).toHaveLength(1)
+    expect(t.files()).toEqual([])
+  })
+
+  it('stops at a drain timeout and leaves the entries and the manifest of the unfinished load in the log', async () => {
+    const t = setup({ failures: Infinity, backoffMs: () => 5 })
+    const a = t.log(2)
+    const b = t.log(2)
+    expect(await t.loader.drain(30, true)).toBe(false)
+    const loads = t.wal.loads()
+    expect(loads).toHaveLength(1)
+    expect(loads[0]!.entries).toEqual([a.token])
+    expect(t.wal.read(a.token)?.body).toBe(a.body)
+    expect(t.wal.read(b.token)?.body).toBe(b.body)
+    expect(t.loader.holds(b.token)).toBe(true)
+    expect(existsSync(join(t.wal.dir, `${loads[0]!.token}.load`))).toBe(true)
+  })
+
+  it('counts queued and loading rows as backlog until they are in', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const t = setup({ insert: () => gate })
+    t.log(4)
+    t.log(6)
+    expect(t.loader.backlogRows).toBe(10)
+    release()
+    await t.loader.drain()
+    expect(t.loader.backlogRows).toBe(0)
+  })
+})
