@@ -7,8 +7,9 @@ import type { PlaybackEvent } from './schema.ts'
 /** One row of raw_events, as sent to ClickHouse (JSONEachRow). */
 export type RawEventRow = {
   event_id: string
-  received_at: string
-  event_time: string
+  /** Epoch milliseconds: ClickHouse reads an integer as a DateTime64(3)'s own value, with no date text to build or parse. */
+  received_at: number
+  event_time: number
   type: string
   outcome: string
   reason: string
@@ -28,7 +29,6 @@ export type RawEventRow = {
 }
 
 const MAX_PAYLOAD_CHARS = 4096
-const iso = (ms: number) => new Date(ms).toISOString()
 
 type Source =
   | { kind: 'event'; event: PlaybackEvent; decision: Decision }
@@ -41,7 +41,7 @@ export function rowContext(ctx: { claims: PlaybackClaims; ip: string; now: numbe
   const { claims, ip, now } = ctx
   return {
     now,
-    base: { received_at: iso(now), video_id: claims.vid, creator_id: claims.cid, viewer_id: claims.sub, session_id: claims.sid, ip, video_duration_ms: claims.dur },
+    base: { received_at: now, video_id: claims.vid, creator_id: claims.cid, viewer_id: claims.sub, session_id: claims.sid, ip, video_duration_ms: claims.dur },
   }
 }
 
@@ -54,7 +54,7 @@ export function toRow(ctx: RowContext | { claims: PlaybackClaims; ip: string; no
     return {
       ...base,
       event_id: crypto.randomUUID(),
-      event_time: iso(now),
+      event_time: now,
       type,
       outcome: 'rejected',
       reason: src.reason,
@@ -69,7 +69,7 @@ export function toRow(ctx: RowContext | { claims: PlaybackClaims; ip: string; no
   return {
     ...base,
     event_id: e.id,
-    event_time: iso(e.ts),
+    event_time: e.ts,
     type: e.type,
     outcome: src.decision.outcome,
     reason: src.decision.reason,
