@@ -140,8 +140,8 @@ export function createEdge(services: Services) {
       const now = Date.now()
       let result: Awaited<ReturnType<typeof ingestBatch>>
       try {
-        const wait = await rules.rateLimit(ip, claims, now)
-        if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests for this session or address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
+        const wait = await rules.rateLimit(ip, now)
+        if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests from this address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
         result = await ingestBatch({ settings, ch, rules, writer }, { claims, ip, events: envelope.data.events, now })
       } catch (err) {
         if (err instanceof ApiError) throw err
@@ -150,6 +150,7 @@ export function createEdge(services: Services) {
         throw new ApiError('STORAGE_UNAVAILABLE', 'event state is unavailable; retry the same batch', { retryAfterSeconds: 2 })
       }
       if ('kind' in result) {
+        if (result.kind === 'rate_limited') throw new ApiError('RATE_LIMITED', 'too many requests for this playback session', { retryAfterSeconds: result.retryAfterSeconds })
         if (result.kind === 'overloaded') throw new ApiError('OVERLOADED', 'the edge is at its buffer limit; retry shortly', { retryAfterSeconds: 1 })
         throw new ApiError('STORAGE_UNAVAILABLE', 'some events of this batch are still being stored by an earlier attempt; retry the same batch', { retryAfterSeconds: result.retryAfterSeconds })
       }

@@ -43,8 +43,11 @@ export async function waitForRedis(redis: Redis, timeoutMs = 10_000): Promise<vo
   }
 }
 
-/** A Lua script: its file and how many of its arguments are keys (omitted: the caller passes the count first). */
-export type ScriptSpec = { file: string; numberOfKeys?: number }
+/**
+ * A Lua script: its file, files of shared local functions put before its text, and how
+ * many of its arguments are keys (omitted: the caller passes the count first).
+ */
+export type ScriptSpec = { file: string; include?: string[]; numberOfKeys?: number }
 
 /**
  * Registers `.lua` files as commands on the client with `defineCommand`
@@ -53,6 +56,7 @@ export type ScriptSpec = { file: string; numberOfKeys?: number }
 export function defineScripts<T extends Record<string, ScriptSpec>>(redis: Redis, specs: T): void {
   for (const [name, spec] of Object.entries(specs)) {
     if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue
-    redis.defineCommand(name, { lua: readFileSync(spec.file, 'utf8'), ...(spec.numberOfKeys === undefined ? {} : { numberOfKeys: spec.numberOfKeys }) })
+    const lua = [...(spec.include ?? []), spec.file].map((f) => readFileSync(f, 'utf8')).join('\n')
+    redis.defineCommand(name, { lua, ...(spec.numberOfKeys === undefined ? {} : { numberOfKeys: spec.numberOfKeys }) })
   }
 }

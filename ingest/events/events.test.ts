@@ -363,13 +363,19 @@ describe('rate limits', () => {
     const { createEdge } = await import('../app.ts')
     const edge = createEdge(limited)
     const token = await t.token({ videoId: uniq('v') })
-    const send = () =>
-      edge.app.request('/v1/events', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [ev('pause')] }) }, { ip: '10.2.0.1' })
+    const send = (e = ev('pause')) =>
+      edge.app.request('/v1/events', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [e] }) }, { ip: '10.2.0.1' })
     expect((await send()).status).toBe(200)
     expect((await send()).status).toBe(200)
-    const third = await send()
+    const refused = ev('play')
+    const third = await send(refused)
     expect(third.status).toBe(429)
     expect(Number(third.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect((await third.json()).code).toBe('RATE_LIMITED')
+    // Refused before any decision: the event was not recorded, nor counted as a view.
+    const claims = await t.s.verifyPlaybackToken(token)
+    expect(await t.s.redis.hexists(keys.sessionEvents(claims.vid, claims.sid), refused.id as string)).toBe(0)
+    expect(await t.s.redis.get(keys.liveViews(claims.vid))).toBeNull()
     await edge.flush()
   })
 

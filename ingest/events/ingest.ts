@@ -15,6 +15,7 @@ import type { WalRequest as CommitMeta } from '../wal.ts'
 /** Why a batch could not be taken; the route maps each to a status. */
 export type IngestRefusal =
   | { kind: 'overloaded' }
+  | { kind: 'rate_limited'; retryAfterSeconds: number }
   | { kind: 'in_flight'; retryAfterSeconds: number }
 
 export type IngestDeps = {
@@ -88,7 +89,10 @@ export async function ingestBatch(
       adId: c.event.type === 'ad_impression' ? c.event.ad_id : '',
       preRejected: c.preRejected,
     }))
-    const decided: Decided[] = inputs.length > 0 ? await rules.decide(requestId, claims, ip, now, inputs) : []
+    // Called even with no valid event: the token's rate limit is taken there.
+    const decision = await rules.decide(requestId, claims, ip, now, inputs)
+    if ('rateLimitedMs' in decision) return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(decision.rateLimitedMs / 1000)) }
+    const decided: Decided[] = decision
 
     const take = (c: (typeof valid)[number], d: Decision) => {
       rows.push(toRow(ctx, { kind: 'event', event: c.event, decision: d }))

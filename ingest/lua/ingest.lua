@@ -1,4 +1,5 @@
--- Decides every event of one request of one playback session, atomically.
+-- Takes the request from the session's token bucket, then decides every event of it,
+-- atomically (bucket.lua is included before this text).
 -- Each event id gets exactly one decision, recorded with the request that took it:
 -- a retried id returns the recorded decision instead of a new one.
 --
@@ -8,25 +9,29 @@
 -- KEYS[4]  resume hash of the video: viewer id -> "<event ms>:<position ms>"
 -- KEYS[5]  viewer window key of the video (counted view within the dedup window)
 -- KEYS[6]  IP window sorted set of the video (counted views from this IP)
--- KEYS[7..6+n] viewer window key of each ad listed in the token (same order as the ad ids)
+-- KEYS[7]  token bucket of the session (see bucket.lua)
+-- KEYS[8..7+n] viewer window key of each ad listed in the token (same order as the ad ids)
 -- ARGV[1]  request id         ARGV[2] now (ms)        ARGV[3] viewer id     ARGV[4] creator id
 -- ARGV[5]  session start (ms) ARGV[6] duration (ms)   ARGV[7] window (ms)   ARGV[8] max counted views per IP
--- ARGV[9]  TTL of session keys (s)                    ARGV[10] n = number of ads in the token
--- ARGV[11..10+n] ad ids
--- ARGV[11+n..] one value per event, its fields joined by the unit separator (byte 31):
+-- ARGV[9]  TTL of session keys (s)   ARGV[10] requests per second per token   ARGV[11] burst per token
+-- ARGV[12] n = number of ads in the token                ARGV[13..12+n] ad ids
+-- ARGV[13+n..] one value per event, its fields joined by the unit separator (byte 31):
 --   id, type, ts (ms), position (ms), watched (ms), pre-decided rejection reason or '', ad id
 --   (the ad id last, so that it is taken verbatim). One value per event instead of seven
 --   makes the call several times cheaper to encode at the edge.
--- Returns one string per event: "n|<outcome>|<reason>|<credited>" for a new decision,
--- or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id already decided.
+-- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched), else
+-- "ok" followed by one string per event: "n|<outcome>|<reason>|<credited>" for a new
+-- decision, or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id already decided.
 
 local req, now = ARGV[1], tonumber(ARGV[2])
 local viewer, creator = ARGV[3], ARGV[4]
 local session_start, duration = tonumber(ARGV[5]), tonumber(ARGV[6])
 local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local n_ads = tonumber(ARGV[10])
+local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+if wait > 0 then return {'rl', wait} end
+local n_ads = tonumber(ARGV[12])
 local ad_window = {}
-for i = 1, n_ads do ad_window[ARGV[10 + i]] = KEYS[6 + i] end
+for i = 1, n_ads do ad_window[ARGV[12 + i]] = KEYS[7 + i] end
 
 local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed')
 local last = tonumber(st[1]) or session_start
@@ -35,7 +40,7 @@ local viewed = st[3] == '1'
 local state_changed = false
 local resume_ts, resume_pos = nil, nil
 local self = viewer == creator
-local out = {}
+local out = {'ok'}
 
 local function count_view()
   if viewed then return 'stored', 'repeat_play' end
@@ -63,7 +68,7 @@ local function count_impression(ad)
 end
 
 local FIELDS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
-for i = 11 + n_ads, #ARGV do
+for i = 13 + n_ads, #ARGV do
   local id, typ, ts, pos, watched, pre, ad = string.match(ARGV[i], FIELDS)
   ts, pos, watched = tonumber(ts), tonumber(pos), tonumber(watched)
   local rec = redis.call('HGET', KEYS[1], id)

@@ -1,5 +1,4 @@
 import { fileURLToPath } from 'node:url'
-import type { ChainableCommander } from 'ioredis'
 import type { Settings } from '../../lib/config.ts'
 import { defineScripts, type Redis } from '../../lib/redis.ts'
 import type { EventType } from '../events/schema.ts'
@@ -17,13 +16,9 @@ export type Decided =
 /** An event ready for the rules: validated, with its rejection already known when time rules failed. */
 export type RuleInput = { id: string; type: EventType; ts: number; positionMs: number; watchedMs: number; adId: string; preRejected: string }
 
-type ScriptedPipeline = ChainableCommander & {
-  csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): ScriptedPipeline
-}
-
 type ScriptedRedis = Redis & {
   csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): Promise<number>
-  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<string[]>
+  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<(string | number)[]>
   csClaim(key: string, ...args: string[]): Promise<number[]>
 }
 
@@ -47,9 +42,9 @@ function parseDecision(parts: string[]): Decision {
  */
 export function createRules(redis: Redis, settings: Settings) {
   defineScripts(redis, {
-    csRateLimit: { file: script('ratelimit'), numberOfKeys: 1 },
+    csRateLimit: { file: script('ratelimit'), include: [script('bucket')], numberOfKeys: 1 },
     // The key count varies with the ads in the token, so it is passed first on each call.
-    csIngest: { file: script('ingest') },
+    csIngest: { file: script('ingest'), include: [script('bucket')] },
     csClaim: { file: script('claim'), numberOfKeys: 1 },
   })
   const r = redis as ScriptedRedis
@@ -57,18 +52,17 @@ export function createRules(redis: Redis, settings: Settings) {
   const ttlSeconds = settings.EVENT_DEDUP_DAYS * 86_400
 
   return {
-    /** Takes one request from the IP's and the token's buckets; 0 when allowed, else ms to wait. */
-    async rateLimit(ip: string, claims: PlaybackClaims, now: number): Promise<number> {
-      const [ipWait, tokenWait] = (await (r.pipeline() as ScriptedPipeline)
-        .csRateLimit(keys.ipBucket(ip), now, settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST, 1)
-        .csRateLimit(keys.tokenBucket(claims.vid, claims.sid), now, settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, 1)
-        .exec()) as [Error | null, number][]
-      for (const [err] of [ipWait!, tokenWait!]) if (err) throw err
-      return Math.max(ipWait![1], tokenWait![1])
+    /** Takes one request from the client IP's bucket (its own slot); 0 when allowed, else ms to wait. */
+    async rateLimit(ip: string, now: number): Promise<number> {
+      return await r.csRateLimit(keys.ipBucket(ip), now, settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST, 1)
     },
 
-    /** Decides every event of the request (or returns the decision recorded for a retried id). */
-    async decide(requestId: string, claims: PlaybackClaims, ip: string, now: number, events: RuleInput[]): Promise<Decided[]> {
+    /**
+     * Takes the request from the token's bucket, then decides every event of it (or
+     * returns the decision recorded for a retried id), in one round trip. A request over
+     * the token's budget changes nothing and gets the milliseconds to wait instead.
+     */
+    async decide(requestId: string, claims: PlaybackClaims, ip: string, now: number, events: RuleInput[]): Promise<Decided[] | { rateLimitedMs: number }> {
       const ads = claims.ads
       const keyList = [
         keys.sessionEvents(claims.vid, claims.sid),
@@ -77,16 +71,19 @@ export function createRules(redis: Redis, settings: Settings) {
         keys.resume(claims.vid),
         keys.viewerWindow(claims.vid, claims.sub),
         keys.ipWindow(claims.vid, ip),
+        keys.tokenBucket(claims.vid, claims.sid),
         ...ads.map((ad) => keys.adViewerWindow(claims.vid, ad, claims.sub)),
       ]
       const args: (string | number)[] = [
-        requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, ttlSeconds, ads.length, ...ads,
+        requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, ttlSeconds,
+        settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads,
       ]
       // One value per event (see ingest.lua): the ad id last, taken verbatim by the script.
       for (const e of events) args.push(`${e.id}\x1f${e.type}\x1f${e.ts}\x1f${e.positionMs}\x1f${e.watchedMs}\x1f${e.preRejected}\x1f${e.adId}`)
-      const out = await r.csIngest(keyList.length, ...keyList, ...args)
-      return out.map((line) => {
-        const parts = line.split('|')
+      const [status, ...out] = await r.csIngest(keyList.length, ...keyList, ...args)
+      if (status === 'rl') return { rateLimitedMs: Number(out[0]) }
+      return out.map((v) => {
+        const parts = String(v).split('|')
         if (parts[0] === 'n') return { kind: 'new', decision: parseDecision(parts.slice(1)) }
         return { kind: 'recorded', requestId: parts[1]!, record: parts.slice(1).join('|'), decision: parseDecision(parts.slice(2)) }
       })
