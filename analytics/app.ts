@@ -8,6 +8,7 @@ import { createAuth } from './auth/middleware.ts'
 import { createOAuthProviders } from './auth/providers.ts'
 import { createRefreshTokens } from './auth/refresh-token.ts'
 import { authRoutes } from './auth/routes.ts'
+import { createAggregateCache } from './cache/aggregate-cache.ts'
 import { createAnalystClickHouse } from './clickhouse/analyst-client.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from './context.ts'
 import { loadAnalyticsSettings } from './settings.ts'
@@ -29,6 +30,8 @@ export type AnalyticsOptions = {
   clientIp?: (c: Context) => string | undefined
   /** Routes of other apps to describe in /openapi.json (e.g. the edge's POST /v1/events). */
   openapi?: OpenApiExtras
+  /** The clock deciding which days are closed and how old a cached answer is (default: the system clock). */
+  now?: () => Date
 }
 
 function socketAddress(c: Context): string | undefined {
@@ -83,6 +86,8 @@ export function createAnalytics(services: Services, opts: AnalyticsOptions = {})
       return socketAddress(c) ?? 'unknown'
     },
     analystClickHouse: () => (analystCh ??= createAnalystClickHouse(services.settings, settings)),
+    aggregateCache: createAggregateCache(services.redis, services.metrics.registry),
+    now: opts.now ?? (() => new Date()),
   }
 
   // No app-wide middleware: this app is mounted at the root beside the ingest edge.

@@ -5,6 +5,7 @@ import type { AccessTokenConfig, Principal } from './auth/access-token.ts'
 import type { Auth } from './auth/middleware.ts'
 import type { OAuthProviders } from './auth/providers.ts'
 import type { RefreshTokens } from './auth/refresh-token.ts'
+import type { AggregateCache } from './cache/aggregate-cache.ts'
 import type { AnalyticsSettings } from './settings.ts'
 
 /** Hono environment of the analytics routes: the shared one plus the caller, when authenticated. */
@@ -22,4 +23,8 @@ export type AnalyticsDeps = {
   clientIp(c: Context): string
   /** The read-only ClickHouse client of /clickhouse, opened on first use. */
   analystClickHouse(): ClickHouseClient
+  /** Stats and top answers of closed periods, in Redis. */
+  aggregateCache: AggregateCache
+  /** The clock that decides which days are closed and what is fresh (tests set it). */
+  now(): Date
 }

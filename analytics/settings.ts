@@ -44,6 +44,10 @@ export const analyticsSettingsSchema = z.object({
   /** Server mode: a read-only ClickHouse user for /clickhouse (default: the main user with readonly=1 per query). */
   CLICKHOUSE_ANALYST_USER: z.string().min(1).optional(),
   CLICKHOUSE_ANALYST_PASSWORD: z.string().default(''),
+  /** How long stats and top answers of closed periods (past the lateness window) stay in the Redis cache; 0 turns that cache off. */
+  CLOSED_PERIOD_CACHE_TTL_SECONDS: int(0, 30 * 86_400).default(86_400),
+  /** How long a platform-wide top of a period still open is reused (the staleness an admin or analyst may see); 0: always queried. */
+  PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS: int(0, 300).default(5),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

@@ -7,17 +7,27 @@ export const isoDate = z.iso.date()
 
 const DAY_MS = 86_400_000
 
+// Plain arithmetic rather than parsing date strings: these run for every period of every request.
 function parse(date: string): Date {
-  return new Date(`${date}T00:00:00Z`)
+  const d = new Date(0)
+  // setUTCFullYear, unlike Date.UTC, takes years below 100 as they are.
+  d.setUTCFullYear(Number(date.slice(0, 4)), Number(date.slice(5, 7)) - 1, Number(date.slice(8, 10)))
+  return d
 }
 
 function format(d: Date): string {
-  return d.toISOString().slice(0, 10)
+  const [m, day] = [d.getUTCMonth() + 1, d.getUTCDate()]
+  return `${String(d.getUTCFullYear()).padStart(4, '0')}-${m < 10 ? '0' : ''}${m}-${day < 10 ? '0' : ''}${day}`
 }
+
+/** One formatter per time zone: making one costs far more than using it. */
+const dayFormatters = new Map<string, Intl.DateTimeFormat>()
 
 /** Today's date in a time zone. */
 export function today(timeZone: string, now = new Date()): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(now)
+  let f = dayFormatters.get(timeZone)
+  if (!f) dayFormatters.set(timeZone, (f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' })))
+  return f.format(now)
 }
 
 export function addDays(date: string, days: number): string {
@@ -33,12 +43,18 @@ export function periodStart(grain: Grain, date: string): string {
   return format(new Date(Date.UTC(d.getUTCFullYear(), 0, 1)))
 }
 
-function nextPeriod(grain: Grain, start: string): string {
+/** Start of the period of `grain` after the one starting at `start`. */
+export function nextPeriod(grain: Grain, start: string): string {
   const d = parse(start)
   if (grain === 'day') return addDays(start, 1)
   if (grain === 'week') return addDays(start, 7)
   if (grain === 'month') return format(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)))
   return format(new Date(Date.UTC(d.getUTCFullYear() + 1, 0, 1)))
+}
+
+/** Last day of the period of `grain` starting at `start`. */
+export function periodEnd(grain: Grain, start: string): string {
+  return addDays(nextPeriod(grain, start), -1)
 }
 
 /** The starts of every period of `grain` that overlaps [from, to], in order. */

@@ -7,6 +7,7 @@ import { ApiError } from '../../lib/errors.ts'
 import { principalOf } from '../auth/middleware.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
+import { cacheStatus, type CacheOutcome } from '../cache/aggregate-cache.ts'
 import { createSettlementCache } from './cache.ts'
 import { periodStart, rangeQuery, type RangeQuery } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
@@ -37,10 +38,15 @@ export function settlementRoutes(deps: AnalyticsDeps) {
   async function answer(c: Context, kind: Kind, q: RangeQuery, scope: { creatorId?: string; videoId?: string }, filename: string) {
     const query: SettlementQuery = { ...scope, grain: q.grain, from: periodStart(q.grain, q.from), to: q.to }
     const meta = { grain: q.grain, from: query.from, to: q.to, currency: 'KRW' }
+    // The header says whether the rows came from the cache (RFC 9211), as on stats and top.
+    const served = <T,>(answer: { rows: T[]; outcome: CacheOutcome }): T[] => {
+      c.header('cache-status', cacheStatus(answer.outcome, answer.outcome === 'miss'))
+      return answer.rows
+    }
     try {
-      if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: await cache.get(kind, query, () => settlementTotals(ch, query)), meta, filename })
-      if (kind === 'videos') return table(c, { format: q.format, columns: videoColumns, rows: await cache.get(kind, query, () => settlementByVideo(ch, query)), meta, filename })
-      return table(c, { format: q.format, columns: adColumns, rows: await cache.get(kind, query, () => settlementByAd(ch, query)), meta, filename })
+      if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: served(await cache.get(kind, query, () => settlementTotals(ch, query))), meta, filename })
+      if (kind === 'videos') return table(c, { format: q.format, columns: videoColumns, rows: served(await cache.get(kind, query, () => settlementByVideo(ch, query))), meta, filename })
+      return table(c, { format: q.format, columns: adColumns, rows: served(await cache.get(kind, query, () => settlementByAd(ch, query))), meta, filename })
     } catch (err) {
       if (err instanceof SettlementError) throw new ApiError(settlementErrorCodes[err.code], err.message)
       throw err

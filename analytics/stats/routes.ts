@@ -1,30 +1,39 @@
 import { Hono } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { principalOf } from '../auth/middleware.ts'
+import { cacheStatus } from '../cache/aggregate-cache.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
-import { singleFlight } from '../http/single-flight.ts'
 import { rangeQuery } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
 import { videoForCaller } from '../videos/store.ts'
 import { videoIdParam } from '../videos/routes.ts'
-import { statsColumns, videoStats } from './queries.ts'
+import { statsColumns } from './queries.ts'
+import { createStatsReader } from './reader.ts'
 
 /** `/v1/videos/{id}/stats`: views, watch time, ad impressions, unique viewers, excluded views by reason. */
 export function statsRoutes(deps: AnalyticsDeps) {
-  const { ch } = deps.services
-  const shared = singleFlight<Awaited<ReturnType<typeof videoStats>>>()
+  const { ch, settings } = deps.services
+  const readStats = createStatsReader({ ch, cache: deps.aggregateCache, rules: settings, now: deps.now, closedTtlSeconds: deps.settings.CLOSED_PERIOD_CACHE_TTL_SECONDS })
   return new Hono<AnalyticsEnv>().get(
     '/videos/:id/stats',
-    describeRoute({ tags: ['stats'], summary: "A video's figures per day, week, month or year (its creator or an admin)" }),
+    describeRoute({
+      tags: ['stats'],
+      summary: "A video's figures per day, week, month or year (its creator or an admin)",
+      description:
+        'Periods whose every day is closed (past the lateness window) are served from a cache; open days are always queried. ' +
+        'The `Cache-Status` header (RFC 9211) says which: `analytics; hit`, `fwd=partial`, `fwd=miss`, `fwd=bypass`.',
+    }),
     deps.auth.require(),
     v('param', videoIdParam),
     v('query', rangeQuery),
     async (c) => {
+      // Ownership first: the cache is reached only by callers who may see the video.
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
       const q = c.req.valid('query')
-      const query = { videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }
-      const rows = await shared(JSON.stringify(query), () => videoStats(ch, query))
+      const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to })
+      deps.aggregateCache.count('stats', outcome)
+      c.header('cache-status', cacheStatus(outcome, stored))
       return table(c, { format: q.format, columns: statsColumns, rows, meta: { video_id: video.video_id, grain: q.grain, from: q.from, to: q.to }, filename: `stats-${video.video_id}` })
     },
   )

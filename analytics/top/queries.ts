@@ -12,13 +12,18 @@ const SOURCES: Record<TopGrain, { table: string; period: string }> = {
 }
 
 const topRow = z.object({ video_id: z.string(), creator_id: z.string(), title: z.string(), views: z.coerce.number(), watch_ms: z.coerce.number() })
-export type TopRow = z.infer<typeof topRow> & { rank: number }
+/** A ranked row as answered (and as kept in the cache). */
+export const rankedTopRow = z.object({ rank: z.number().int().min(1), ...topRow.shape })
+export type TopRow = z.infer<typeof rankedTopRow>
+export type TopQuery = { creatorId?: string; metric: TopMetric; grain: TopGrain; date: string; limit: number }
+/** The longest top a request may ask for. */
+export const MAX_TOP_LIMIT = 100
 
 /**
  * The top videos of the period holding `date` by views or watch time, of one
  * creator or (creatorId omitted) of the platform. Ties are broken by video id.
  */
-export async function topVideos(ch: ClickHouseClient, q: { creatorId?: string; metric: TopMetric; grain: TopGrain; date: string; limit: number }): Promise<{ period: string; rows: TopRow[] }> {
+export async function topVideos(ch: ClickHouseClient, q: TopQuery): Promise<{ period: string; rows: TopRow[] }> {
   const { table, period } = SOURCES[q.grain]
   const start = periodStart(q.grain, q.date)
   const rs = await ch.query({

@@ -1,4 +1,4 @@
-import { singleFlight } from '../http/single-flight.ts'
+import { batcher } from '../http/batch.ts'
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
@@ -47,17 +47,34 @@ export async function listVideos(ch: ClickHouseClient, creatorId: string): Promi
   return (await rs.json()).map((r) => videoRow.parse(r))
 }
 
+/** Several videos by id (the ones that exist), in one query. */
+export async function getVideos(ch: ClickHouseClient, videoIds: string[]): Promise<VideoRow[]> {
+  const rs = await ch.query({ query: `SELECT ${COLUMNS} FROM videos FINAL WHERE video_id IN {ids:Array(String)} AND deleted = 0`, query_params: { ids: videoIds }, format: 'JSONEachRow' })
+  return (await rs.json()).map((r) => videoRow.parse(r))
+}
+
+/** Lookups of concurrent requests run as one query per client (chDB runs one query at a time). */
+const lookups = new WeakMap<ClickHouseClient, (videoId: string) => Promise<VideoRow | undefined>>()
+
+function lookupFor(ch: ClickHouseClient): (videoId: string) => Promise<VideoRow | undefined> {
+  let lookup = lookups.get(ch)
+  if (!lookup) {
+    const batched = batcher(async (ids: string[]) => {
+      const found = new Map((await getVideos(ch, [...new Set(ids)])).map((v) => [v.video_id, v]))
+      return ids.map((id) => found.get(id))
+    })
+    lookups.set(ch, (lookup = batched))
+  }
+  return lookup
+}
+
 /**
  * The video if the caller may see its data (its creator, or an admin). Anyone else,
  * including another creator, gets the same 404 as for a video that does not exist.
+ * The lookup is shared with concurrent requests; ownership is checked per caller.
  */
-/** Concurrent lookups of one video share a query (per client); ownership is still checked per caller. */
-const lookups = new WeakMap<ClickHouseClient, (key: string, compute: () => Promise<VideoRow | undefined>) => Promise<VideoRow | undefined>>()
-
 export async function videoForCaller(ch: ClickHouseClient, videoId: string, p: Principal): Promise<VideoRow> {
-  let shared = lookups.get(ch)
-  if (!shared) lookups.set(ch, (shared = singleFlight<VideoRow | undefined>()))
-  const video = await shared(videoId, () => getVideo(ch, videoId))
+  const video = await lookupFor(ch)(videoId)
   if (!video || (video.creator_id !== p.userId && !hasRole(p, 'admin'))) throw new ApiError('NOT_FOUND', `no video with id ${videoId}`)
   return video
 }

@@ -1,5 +1,5 @@
 import type { Hono } from 'hono'
-import { createAnalytics } from '../../analytics/app.ts'
+import { createAnalytics, type AnalyticsOptions } from '../../analytics/app.ts'
 import { createRootApp } from '../../lib/http.ts'
 import type { AppEnv } from '../../lib/services.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
@@ -20,11 +20,11 @@ export type TestApi = {
 
 /**
  * The analytics app on real engines, mounted the way the all-in-one server does it
- * (request id and services set at the root).
+ * (request id and services set at the root). `opts.now` sets the app's clock.
  */
-export async function startAnalyticsApi(env: Record<string, string> = {}): Promise<TestApi> {
+export async function startAnalyticsApi(env: Record<string, string> = {}, opts: Pick<AnalyticsOptions, 'now'> = {}): Promise<TestApi> {
   const s = await startTestServices()
-  const analytics = createAnalytics(s, { env: { NODE_ENV: 'test', ADMIN_EMAILS: ADMIN_EMAIL, ANALYST_EMAILS: ANALYST_EMAIL, ...env } })
+  const analytics = createAnalytics(s, { env: { NODE_ENV: 'test', ADMIN_EMAILS: ADMIN_EMAIL, ANALYST_EMAILS: ANALYST_EMAIL, ...env }, ...opts })
   // Mounted the way lib/main.ts mounts the service apps.
   const app: Hono<AppEnv> = createRootApp(s, { apps: [analytics.app] })
 

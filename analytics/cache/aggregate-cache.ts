@@ -1,0 +1,88 @@
+import { Counter, type Registry } from 'prom-client'
+import type { Redis } from '../../lib/redis.ts'
+
+/**
+ * Counter that every aggregate cache key includes. Bumping it drops every cached stats
+ * and top answer at once, in every process: done when the edge repairs a flush, the
+ * one way a closed day can still change.
+ */
+export const AGGREGATES_GENERATION_KEY = 'cs:aggregates:generation'
+
+export async function bumpAggregatesGeneration(redis: Redis): Promise<void> {
+  await redis.incr(AGGREGATES_GENERATION_KEY)
+}
+
+/**
+ * How an answer was served. `hit`: all from the cache; `partial`: closed periods from
+ * the cache, the rest queried; `miss`: queried; `bypass`: queried, nothing of it may be
+ * kept (open periods); `unavailable`: queried because Redis could not answer.
+ */
+export type CacheOutcome = 'hit' | 'partial' | 'miss' | 'bypass' | 'unavailable'
+
+/**
+ * The `Cache-Status` header (RFC 9211) of an answer, so a client or a benchmark can tell
+ * a cached answer from a queried one.
+ *
+ * @example
+ * c.header('cache-status', cacheStatus('partial', true)) // 'analytics; fwd=partial; stored'
+ */
+export function cacheStatus(outcome: CacheOutcome, stored = false): string {
+  if (outcome === 'hit') return 'analytics; hit'
+  const fwd = outcome === 'unavailable' ? 'bypass; detail=redis-unavailable' : outcome
+  return `analytics; fwd=${fwd}${stored ? '; stored' : ''}`
+}
+
+/** Key of one part of a key, so that no id can run into the next part. */
+export const keyPart = (s: string): string => encodeURIComponent(s)
+
+/**
+ * Stats and top answers of closed periods kept in Redis, shared by every process.
+ * Every call fails open: when Redis cannot answer, reads say so (null) and writes are
+ * dropped, and the caller runs its query as if there were no cache.
+ */
+export function createAggregateCache(redis: Redis, registry?: Registry) {
+  const counter = registry ? cacheCounter(registry) : undefined
+  const quiet = async <T>(p: Promise<T>): Promise<T | null> => {
+    try {
+      return await p
+    } catch {
+      return null
+    }
+  }
+  return {
+    /** This generation's key prefix, or null when Redis cannot answer. */
+    async namespace(): Promise<string | null> {
+      const generation = await quiet(redis.get(AGGREGATES_GENERATION_KEY).then((g) => g ?? '0'))
+      return generation === null ? null : `cs:agg:${generation}:`
+    },
+    /** Fields of a hash (null where absent), or null when Redis cannot answer. */
+    getFields(key: string, fields: string[]): Promise<(string | null)[] | null> {
+      return fields.length === 0 ? Promise.resolve([]) : quiet(redis.hmget(key, ...fields))
+    },
+    /** Adds fields to a hash; the hash expires `ttlSeconds` after it was created, so no field outlives that. */
+    async setFields(key: string, values: Record<string, string>, ttlSeconds: number): Promise<void> {
+      if (Object.keys(values).length === 0) return
+      await quiet(redis.multi().hset(key, values).expire(key, ttlSeconds, 'NX').exec())
+    },
+    /** A value, or null when absent or Redis cannot answer. */
+    get(key: string): Promise<string | null> {
+      return quiet(redis.get(key))
+    },
+    async set(key: string, value: string, ttlSeconds: number): Promise<void> {
+      await quiet(redis.set(key, value, 'EX', ttlSeconds))
+    },
+    /** Counts an answer in `cs_analytics_cache_answers_total`. */
+    count(endpoint: string, outcome: CacheOutcome): void {
+      counter?.inc({ endpoint, outcome })
+    },
+  }
+}
+
+export type AggregateCache = ReturnType<typeof createAggregateCache>
+
+function cacheCounter(registry: Registry): Counter<'endpoint' | 'outcome'> {
+  const name = 'cs_analytics_cache_answers_total'
+  const existing = registry.getSingleMetric(name)
+  if (existing instanceof Counter) return existing as Counter<'endpoint' | 'outcome'>
+  return new Counter({ name, help: 'Analytics answers by endpoint and how the cache served them (hit, partial, miss, bypass, unavailable)', labelNames: ['endpoint', 'outcome'] as const, registers: [registry] })
+}

@@ -1,0 +1,211 @@
+import { once } from 'node:events'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startPrivateRedis } from '../../lib/redis-server.ts'
+import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
+import { ADMIN_EMAIL, ANALYST_EMAIL, startAnalyticsApi, type Session, type TestApi } from '../../test/analytics/helpers.ts'
+import { videoStats } from '../stats/queries.ts'
+import { topVideos } from '../top/queries.ts'
+import { bumpAggregatesGeneration } from './aggregate-cache.ts'
+import { lastClosedDay } from './closed-days.ts'
+
+// 12:00 on 4 March in Seoul: with the 48 h lateness window, 1 March is the last closed day; 2 March is open.
+let clock = new Date('2026-03-04T03:00:00Z')
+const OPEN_TTL_SECONDS = 60
+
+let api: TestApi
+let creator: Session
+let other: Session
+let admin: Session
+let analyst: Session
+let a: string
+let b: string
+
+async function video(s: Session, title: string): Promise<string> {
+  const res = await api.request('/v1/videos', { method: 'POST', token: s.token, json: { title, duration_ms: 600_000 } })
+  return ((await res.json()) as { video_id: string }).video_id
+}
+const A = (f: Omit<EventRow, 'video_id' | 'creator_id'>): EventRow => ({ video_id: a, creator_id: creator.userId, ...f })
+const B = (f: Omit<EventRow, 'video_id' | 'creator_id'>): EventRow => ({ video_id: b, creator_id: other.userId, ...f })
+const plays = (n: number, make: typeof A, at: string, prefix: string) => Array.from({ length: n }, (_, i) => make({ type: 'play', viewer_id: `${prefix}${i}`, at }))
+
+beforeAll(async () => {
+  // The open-period TTL is long in real time so that Redis never expires an entry mid-test; the app's clock decides freshness.
+  api = await startAnalyticsApi({ PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS: String(OPEN_TTL_SECONDS) }, { now: () => clock })
+  ;[creator, other, admin, analyst] = await Promise.all([
+    api.login('cache-creator', { creator: true }),
+    api.login('cache-other', { creator: true }),
+    api.login('cache-admin', { email: ADMIN_EMAIL }),
+    api.login('cache-analyst', { email: ANALYST_EMAIL }),
+  ])
+  a = await video(creator, 'Alpha')
+  b = await video(other, 'Beta')
+  await insertEvents(api.s.ch, [
+    ...plays(2, A, '2026-02-27 01:00:00', 'p'),
+    ...plays(3, A, '2026-03-01 01:00:00', 'q'),
+    A({ type: 'progress', viewer_id: 'q0', at: '2026-03-01 01:01:00', credited_watch_ms: 4_000 }),
+    ...plays(1, A, '2026-03-02 01:00:00', 'r'),
+    ...plays(5, B, '2026-03-01 02:00:00', 's'),
+    ...plays(2, B, '2026-03-02 02:00:00', 't'),
+  ])
+})
+afterAll(() => api?.stop())
+
+type Table = { rows: Record<string, unknown>[] }
+async function get(path: string, token: string) {
+  const res = await api.request(path, { token })
+  const text = await res.text()
+  const json = res.status === 200 && res.headers.get('content-type')?.startsWith('application/json')
+  return { status: res.status, cache: res.headers.get('cache-status'), text, body: json ? (JSON.parse(text) as Table) : undefined }
+}
+
+it('takes a day as closed once the lateness window, the clock-skew tolerance and an insert have passed since it ended', () => {
+  const settings = api.s.settings
+  expect(lastClosedDay(settings, clock)).toBe('2026-03-01')
+  // 2 March ends at 15:00 UTC on 2 March; it closes 48 h, 5 min and 10 s later.
+  expect(lastClosedDay(settings, new Date('2026-03-04T15:05:09Z'))).toBe('2026-03-01')
+  expect(lastClosedDay(settings, new Date('2026-03-04T15:05:10Z'))).toBe('2026-03-02')
+})
+
+describe('stats', () => {
+  const closed = () => `/v1/videos/${a}/stats?grain=day&from=2026-02-27&to=2026-03-01`
+
+  it('serves a closed range from the cache, equal to the uncached answer, as JSON and CSV', async () => {
+    const first = await get(closed(), creator.token)
+    expect(first).toMatchObject({ status: 200, cache: 'analytics; fwd=miss; stored' })
+    const uncached = await videoStats(api.s.ch, { videoId: a, creatorId: creator.userId, grain: 'day', from: '2026-02-27', to: '2026-03-01' })
+    expect(first.body?.rows).toEqual(uncached)
+    expect(uncached.map((r) => [r.period, r.views, r.watch_ms])).toEqual([
+      ['2026-02-27', 2, 0],
+      ['2026-02-28', 0, 0],
+      ['2026-03-01', 3, 4_000],
+    ])
+    const again = await get(closed(), creator.token)
+    expect(again.cache).toBe('analytics; hit')
+    expect(again.text).toBe(first.text)
+    const csv = await get(`${closed()}&format=csv`, creator.token)
+    expect(csv.cache).toBe('analytics; hit')
+    expect(csv.text.split('\r\n').slice(1, 4)).toEqual(['2026-02-27,2,0,0,2,0,0,0', '2026-02-28,0,0,0,0,0,0,0', '2026-03-01,3,4000,0,3,0,0,0'])
+  })
+
+  it('keeps serving the cached closed days until a repair bumps the generation', async () => {
+    // What only a repaired flush can do: add an event to a closed day.
+    await insertEvents(api.s.ch, plays(1, A, '2026-02-28 01:00:00', 'late'))
+    const stale = await get(closed(), creator.token)
+    expect(stale.cache).toBe('analytics; hit')
+    expect(stale.body?.rows[1]).toMatchObject({ period: '2026-02-28', views: 0 })
+    await bumpAggregatesGeneration(api.s.redis)
+    const repaired = await get(closed(), creator.token)
+    expect(repaired.cache).toBe('analytics; fwd=miss; stored')
+    expect(repaired.body?.rows[1]).toMatchObject({ period: '2026-02-28', views: 1 })
+  })
+
+  it('queries the open days of a range on every request, so a new event shows at once', async () => {
+    const path = `/v1/videos/${a}/stats?grain=day&from=2026-02-28&to=2026-03-02`
+    const before = await get(path, creator.token)
+    // 28 February and 1 March come from the cache, 2 March from the engine.
+    expect(before.cache).toBe('analytics; fwd=partial')
+    expect(before.body?.rows.map((r) => [r.period, r.views])).toEqual([
+      ['2026-02-28', 1],
+      ['2026-03-01', 3],
+      ['2026-03-02', 1],
+    ])
+    await insertEvents(api.s.ch, plays(2, A, '2026-03-02 05:00:00', 'new'))
+    const after = await get(path, creator.token)
+    expect(after.cache).toBe('analytics; fwd=partial')
+    expect(after.body?.rows.at(-1)).toMatchObject({ period: '2026-03-02', views: 3 })
+    // A week or a month that holds an open day is open too.
+    expect((await get(`/v1/videos/${a}/stats?grain=month&from=2026-03-01&to=2026-03-01`, creator.token)).cache).toBe('analytics; fwd=bypass')
+  })
+})
+
+describe('top', () => {
+  it('serves a closed day from the cache, cut to each limit asked for', async () => {
+    const path = (limit: number) => `/v1/top?metric=views&grain=day&date=2026-03-01&limit=${limit}`
+    const first = await get(path(5), analyst.token)
+    expect(first.cache).toBe('analytics; fwd=miss; stored')
+    expect(first.body?.rows.map((r) => [r.rank, r.video_id, r.views])).toEqual([
+      [1, b, 5],
+      [2, a, 3],
+    ])
+    expect(first.body?.rows).toEqual((await topVideos(api.s.ch, { metric: 'views', grain: 'day', date: '2026-03-01', limit: 5 })).rows)
+    const one = await get(path(1), admin.token)
+    expect(one.cache).toBe('analytics; hit')
+    expect(one.body?.rows).toEqual(first.body?.rows.slice(0, 1))
+  })
+
+  it('reuses the platform top of an open day for PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS, then queries it again', async () => {
+    const path = '/v1/top?metric=views&grain=day&date=2026-03-02'
+    const first = await get(path, analyst.token)
+    expect(first.cache).toBe('analytics; fwd=miss; stored')
+    expect(first.body?.rows.map((r) => [r.video_id, r.views])).toEqual([
+      [a, 3],
+      [b, 2],
+    ])
+    await insertEvents(api.s.ch, plays(4, B, '2026-03-02 06:00:00', 'u'))
+    const started = clock
+    try {
+      clock = new Date(started.getTime() + (OPEN_TTL_SECONDS - 1) * 1000)
+      expect(await get(path, analyst.token)).toMatchObject({ cache: 'analytics; hit', text: first.text })
+      clock = new Date(started.getTime() + OPEN_TTL_SECONDS * 1000)
+      const fresh = await get(path, analyst.token)
+      expect(fresh.cache).toBe('analytics; fwd=miss; stored')
+      expect(fresh.body?.rows.map((r) => [r.video_id, r.views])).toEqual([
+        [b, 6],
+        [a, 3],
+      ])
+    } finally {
+      clock = started
+    }
+  })
+
+  it('queries a creator’s top of an open day on every request', async () => {
+    const path = '/v1/me/top?metric=views&grain=day&date=2026-03-02'
+    const before = await get(path, other.token)
+    expect(before.cache).toBe('analytics; fwd=bypass')
+    await insertEvents(api.s.ch, plays(1, B, '2026-03-02 07:00:00', 'v'))
+    expect((await get(path, other.token)).body?.rows).toMatchObject([{ video_id: b, views: 7 }])
+  })
+})
+
+describe('the cache and who may see what', () => {
+  it('never serves one creator’s cached top or stats to another', async () => {
+    const path = '/v1/me/top?metric=views&grain=day&date=2026-03-01'
+    const mine = await get(path, creator.token)
+    expect(mine.body?.rows.map((r) => r.video_id)).toEqual([a])
+    expect((await get(path, creator.token)).cache).toBe('analytics; hit')
+    const theirs = await get(path, other.token)
+    expect(theirs.cache).toBe('analytics; fwd=miss; stored')
+    expect(theirs.body?.rows.map((r) => r.video_id)).toEqual([b])
+    // The platform top, cached above, is still for admins and analysts only.
+    expect((await get('/v1/top?metric=views&grain=day&date=2026-03-01', creator.token)).status).toBe(403)
+
+    const stats = `/v1/videos/${a}/stats?grain=day&from=2026-02-27&to=2026-03-01`
+    expect((await get(stats, creator.token)).cache).toBe('analytics; hit')
+    const denied = await get(stats, other.token)
+    expect(denied.status).toBe(404)
+    expect(denied.cache).toBeNull()
+    expect(await get(stats, admin.token)).toMatchObject({ status: 200, cache: 'analytics; hit', text: (await get(stats, creator.token)).text })
+  })
+})
+
+describe('when Redis is down', () => {
+  // Runs last in this file: it stops Redis, then starts a new, empty one.
+  it('answers from the engine, says so, and uses the cache again once Redis is back', async () => {
+    const stats = `/v1/videos/${a}/stats?grain=day&from=2026-02-27&to=2026-03-01`
+    const top = '/v1/top?metric=views&grain=day&date=2026-03-01'
+    const cached = { stats: await get(stats, creator.token), top: await get(top, admin.token) }
+    expect([cached.stats.cache, cached.top.cache]).toEqual(['analytics; hit', 'analytics; hit'])
+
+    await api.s.testRedis.server.stop()
+    const down = { stats: await get(stats, creator.token), top: await get(top, admin.token) }
+    expect(down.stats).toMatchObject({ status: 200, cache: 'analytics; fwd=bypass; detail=redis-unavailable', text: cached.stats.text })
+    expect(down.top).toMatchObject({ status: 200, cache: 'analytics; fwd=bypass; detail=redis-unavailable', text: cached.top.text })
+    // A creator's own settlement answers fall back the same way.
+    expect((await get('/v1/me/settlements?grain=day&from=2026-03-01&to=2026-03-01', creator.token)).cache).toBe('analytics; fwd=bypass; detail=redis-unavailable')
+
+    api.s.testRedis.server = await startPrivateRedis({ dir: `${api.s.testCh.dataDir}/redis-again`, port: api.s.testRedis.port, persist: false })
+    if (api.s.redis.status !== 'ready') await once(api.s.redis, 'ready')
+    expect((await get(stats, creator.token)).cache).toBe('analytics; fwd=miss; stored')
+    expect(await get(stats, creator.token)).toMatchObject({ cache: 'analytics; hit', text: cached.stats.text })
+  })
+})

@@ -1,0 +1,38 @@
+import { expect, it } from 'vitest'
+import { batcher } from './batch.ts'
+
+it('runs calls made while a batch runs together in the next batch, in order', async () => {
+  const batches: number[][] = []
+  let release!: () => void
+  const gate = new Promise<void>((r) => (release = r))
+  const square = batcher(async (xs: number[]) => {
+    batches.push(xs)
+    await gate
+    return xs.map((x) => x * x)
+  })
+  const first = square(1)
+  const later = Promise.all([square(2), square(3), square(4)])
+  release()
+  expect(await first).toBe(1)
+  expect(await later).toEqual([4, 9, 16])
+  expect(batches).toEqual([[1], [2, 3, 4]])
+})
+
+it('splits a long queue into batches of at most maxItems', async () => {
+  const sizes: number[] = []
+  const echo = batcher(async (xs: number[]) => (sizes.push(xs.length), xs), { maxItems: 2 })
+  expect(await Promise.all([1, 2, 3, 4, 5].map(echo))).toEqual([1, 2, 3, 4, 5])
+  expect(sizes).toEqual([1, 2, 2])
+})
+
+it('fails every call of a failed batch and keeps serving the next ones', async () => {
+  let failures = 1
+  const upper = batcher(async (xs: string[]) => {
+    if (failures-- > 0) throw new Error('engine down')
+    return xs.map((x) => x.toUpperCase())
+  })
+  const [a, b] = [upper('a'), upper('b')]
+  await expect(a).rejects.toThrow('engine down')
+  await expect(b).resolves.toBe('B')
+  expect(await upper('c')).toBe('C')
+})

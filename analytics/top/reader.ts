@@ -1,0 +1,60 @@
+import { z } from 'zod'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { keyPart, type AggregateCache, type CacheOutcome } from '../cache/aggregate-cache.ts'
+import { isClosedPeriod, lastClosedDay, type ClosingRules } from '../cache/closed-days.ts'
+import { periodStart } from '../http/dates.ts'
+import { singleFlight } from '../http/single-flight.ts'
+import { MAX_TOP_LIMIT, rankedTopRow, topVideos, type TopQuery, type TopRow } from './queries.ts'
+
+export type TopAnswer = { period: string; rows: TopRow[]; outcome: CacheOutcome; stored: boolean }
+
+/** A cached top: the longest one (shorter ones are its first rows), when and whether its period was closed. */
+const entry = z.object({ at: z.number(), closed: z.boolean(), rows: z.array(rankedTopRow) })
+
+/**
+ * Answers top queries. The top of a closed period is kept (per scope, grain, period
+ * and metric) for `closedTtlSeconds`; the platform-wide top of an open period, a
+ * query over every video of the period, for `platformOpenTtlSeconds`; a creator's top
+ * of an open period is always queried. The longest top is kept and cut to the limit
+ * asked for: ranks are a total order (ties broken by video id), so its first rows are
+ * exactly the shorter top. Identical concurrent queries share one run.
+ *
+ * @example
+ * const read = createTopReader({ ch, cache, rules: settings, now: () => new Date(), closedTtlSeconds: 86_400, platformOpenTtlSeconds: 5 })
+ * const { period, rows } = await read({ metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 })
+ */
+export function createTopReader(deps: { ch: ClickHouseClient; cache: AggregateCache; rules: ClosingRules; now: () => Date; closedTtlSeconds: number; platformOpenTtlSeconds: number }) {
+  const { cache } = deps
+  const shared = singleFlight<{ period: string; rows: TopRow[] }>()
+  const query = (q: TopQuery) => shared(JSON.stringify(q), () => topVideos(deps.ch, q))
+
+  return async function readTop(q: TopQuery): Promise<TopAnswer> {
+    const now = deps.now().getTime()
+    const period = periodStart(q.grain, q.date)
+    const closed = isClosedPeriod(q.grain, period, lastClosedDay(deps.rules, new Date(now)))
+    const ttl = closed ? deps.closedTtlSeconds : q.creatorId === undefined ? deps.platformOpenTtlSeconds : 0
+    if (ttl === 0) return { ...(await query(q)), outcome: 'bypass', stored: false }
+    const ns = await cache.namespace()
+    if (ns === null) return { ...(await query(q)), outcome: 'unavailable', stored: false }
+
+    const scope = q.creatorId === undefined ? 'platform' : `creator=${keyPart(q.creatorId)}`
+    const key = `${ns}top:${scope}:${q.grain}:${period}:${q.metric}`
+    const hit = parseEntry(await cache.get(key))
+    // Redis expires an entry after its TTL; the age check also holds when this clock is not Redis's.
+    if (hit && (hit.closed || now - hit.at < deps.platformOpenTtlSeconds * 1000)) return { period, rows: hit.rows.slice(0, q.limit), outcome: 'hit', stored: false }
+
+    const longest = await query({ ...q, limit: MAX_TOP_LIMIT })
+    await cache.set(key, JSON.stringify({ at: now, closed, rows: longest.rows }), ttl)
+    return { period, rows: longest.rows.slice(0, q.limit), outcome: 'miss', stored: true }
+  }
+}
+
+function parseEntry(text: string | null): z.infer<typeof entry> | undefined {
+  if (text === null) return undefined
+  try {
+    const parsed = entry.safeParse(JSON.parse(text))
+    return parsed.success ? parsed.data : undefined
+  } catch {
+    return undefined
+  }
+}
