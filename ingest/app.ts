@@ -55,7 +55,7 @@ export function createEdge(services: Services) {
    * Rows waiting for the loader count against BUFFER_MAX_ROWS, so a slow or absent
    * ClickHouse turns into 503s with Retry-After, never into unbounded memory.
    */
-  const writer = createGroupCommit<RawEventRow, CommitMeta>({
+  const writer = createGroupCommit<string, CommitMeta>({
     maxRows: settings.FLUSH_MAX_ROWS,
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,

@@ -6,7 +6,7 @@ import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 import { join } from 'node:path'
 import { createWal } from '../wal.ts'
-import { encodeRows, insertRawEvents, toRow, type RawEventRow } from './rows.ts'
+import { encodeRows, insertRawEvents, rowText, toRow, type RawEventRow } from './rows.ts'
 import { eventSchema } from './schema.ts'
 
 let t: TestEdge
@@ -126,13 +126,15 @@ describe('an insert repeated with its dedup token', () => {
     const claims = await claimsOf(token)
     const at = Date.now() - 30_000
     const counted = { outcome: 'counted' as const, reason: '', credited: 0 }
-    const rows = [
-      toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('play', { ts: at })), decision: counted }),
-      toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('progress', { ts: at + 1_000, watched_ms: 1_000, position_ms: 1_000 })), decision: { ...counted, credited: 1_000 } }),
-      toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('ad_impression', { ts: at + 2_000, ad_id: 'ad-d' })), decision: counted }),
+    const texts = [
+      rowText({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('play', { ts: at })), decision: counted }),
+      rowText({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('progress', { ts: at + 1_000, watched_ms: 1_000, position_ms: 1_000 })), decision: { ...counted, credited: 1_000 } }),
+      rowText({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(ev('ad_impression', { ts: at + 2_000, ad_id: 'ad-d' })), decision: counted }),
     ]
     const flushToken = crypto.randomUUID()
-    const body = encodeRows(rows, flushToken)
+    const body = encodeRows(texts, flushToken)
+    // The same rows as objects, as the repair reads them back from the log.
+    const rows = body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RawEventRow)
     await insertRawEvents(t.s.ch, body, flushToken)
     const once = await videoSnapshot(t.s.ch, video)
     expect(once.day[0]).toMatchObject({ views: 1, watch_ms: 1_000, ad_impressions: 1, unique_viewers: 1 })
@@ -155,13 +157,15 @@ describe('a flush cut short by a crash', () => {
       id: e.id as string, type: e.type as 'play', ts: e.ts as number, positionMs: e.position_ms as number, watchedMs: (e.watched_ms as number) ?? 0, adId: '', preRejected: '',
     })))
     const flushToken = crypto.randomUUID()
-    const rows: RawEventRow[] = events.map((e, i) => {
+    const texts = events.map((e, i) => {
       const d = decided[i]!
       if (d.kind !== 'new') throw new Error('expected new decisions')
-      return { ...toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: d.decision }), insert_token: flushToken }
+      return rowText({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: d.decision })
     })
+    const body = encodeRows(texts, flushToken)
+    const rows = body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RawEventRow)
     const wal = createWal<RawEventRow>(join(t.s.settings.dataDir, 'wal'))
-    wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: rows.length }], encodeRows(rows, flushToken))
+    wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: rows.length }], body)
     return { token, events, rows, flushToken }
   }
 

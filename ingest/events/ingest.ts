@@ -3,8 +3,7 @@ import type { Settings } from '../../lib/config.ts'
 import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
 import { newRequestId, requestStartedAt } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import type { RawEventRow } from './rows.ts'
-import { rowContext, toRow } from './rows.ts'
+import { rowContext, rowText } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
 
 export type Rejection = { index: number; reason: string; detail?: string }
@@ -25,7 +24,7 @@ export type IngestDeps = {
   writer: {
     reserve(rows: number): boolean
     release(rows: number): void
-    submit(rows: RawEventRow[], meta: CommitMeta): Promise<void>
+    submit(rows: string[], meta: CommitMeta): Promise<void>
   }
 }
 
@@ -67,7 +66,7 @@ export async function ingestBatch(
   const requestId = newRequestId(now)
   let submitted = false
   try {
-    const rows: RawEventRow[] = []
+    const rows: string[] = []
     const rejected: Rejection[] = []
     let accepted = 0
     let duplicates = 0
@@ -76,7 +75,7 @@ export async function ingestBatch(
     for (const c of checked) {
       if (c.valid) continue
       rejected.push({ index: c.index, reason: 'invalid_event', detail: c.detail })
-      rows.push(toRow(ctx, { kind: 'invalid', raw: c.raw, reason: 'invalid_event' }))
+      rows.push(rowText(ctx, { kind: 'invalid', raw: c.raw, reason: 'invalid_event' }))
     }
 
     const valid = checked.filter((c): c is Extract<Checked, { valid: true }> => c.valid)
@@ -95,7 +94,7 @@ export async function ingestBatch(
     const decided: Decided[] = decision
 
     const take = (c: (typeof valid)[number], d: Decision) => {
-      rows.push(toRow(ctx, { kind: 'event', event: c.event, decision: d }))
+      rows.push(rowText(ctx, { kind: 'event', event: c.event, decision: d }))
       if (d.outcome === 'rejected') rejected.push({ index: c.index, reason: d.reason })
       else accepted++
     }

@@ -115,6 +115,8 @@ function spoil(token: string): string {
 
 async function player(slot: number): Promise<void> {
   let seq = 0
+  // Paced players press play at random moments over the first think time, not all at once.
+  if (cfg.thinkMs > 0) await new Promise((r) => setTimeout(r, cfg.thinkMs * random()))
   while (performance.now() < deadline) {
     const v = pickVideo()
     const videoId = `v${v}`
