@@ -63,7 +63,7 @@ export function createEdge(services: Services) {
     insert: async (rows, token, metas) => {
       if (inFlight.has(token)) return
       const body = encodeRows(rows, token)
-      wal.write(token, metas, body)
+      await wal.write(token, metas, body)
       inFlight.set(token, body)
     },
     afterCommit: async (metas, token) => {

@@ -26,10 +26,10 @@ function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
     ...opts,
   })
   /** Logs an entry of `rows` rows as the edge does, then hands it to the loader. */
-  const log = (rows: number) => {
+  const log = async (rows: number) => {
     const token = crypto.randomUUID()
     const body = Array.from({ length: rows }, (_, n) => JSON.stringify({ n }) + '\n').join('')
-    wal.write(token, [{ videoId: 'v', sessionId: 's', requestId: token, rows }], body)
+    await wal.write(token, [{ videoId: 'v', sessionId: 's', requestId: token, rows }], body)
     loader.enqueue({ token, body, rows })
     return { token, body }
   }
@@ -40,8 +40,8 @@ function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
 describe('the write-behind loader', () => {
   it('loads the first entry at once, then what queued meanwhile as one insert, and empties the log', async () => {
     const t = setup()
-    const first = t.log(2)
-    const rest = [t.log(3), t.log(1), t.log(4)]
+    const first = await t.log(2)
+    const rest = [await t.log(3), await t.log(1), await t.log(4)]
     expect(await t.loader.drain()).toBe(true)
     expect(t.inserts.map((i) => i.body)).toEqual([first.body, rest.map((e) => e.body).join('')])
     expect(new Set(t.inserts.map((i) => i.token)).size).toBe(2)
@@ -51,7 +51,7 @@ describe('the write-behind loader', () => {
 
   it('never puts more than maxRows rows in one insert, unless one entry alone is larger', async () => {
     const t = setup({ maxRows: 5, intervalMs: 0 })
-    for (const rows of [3, 3, 2, 7, 1]) t.log(rows)
+    for (const rows of [3, 3, 2, 7, 1]) await t.log(rows)
     await t.loader.drain()
     const sizes = t.inserts.map((i) => i.body.split('\n').filter(Boolean).length)
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(16)
@@ -60,7 +60,7 @@ describe('the write-behind loader', () => {
 
   it('retries a failed insert with the same block and dedup token, and writes the manifest first', async () => {
     const t = setup({ failures: 2 })
-    const e = t.log(3)
+    const e = await t.log(3)
     await t.loader.drain()
     expect(t.attempts).toHaveLength(3)
     expect(new Set(t.attempts.map((a) => a.token)).size).toBe(1)
@@ -71,8 +71,8 @@ describe('the write-behind loader', () => {
 
   it('stops at a drain timeout and leaves the entries and the manifest of the unfinished load in the log', async () => {
     const t = setup({ failures: Infinity, backoffMs: () => 5 })
-    const a = t.log(2)
-    const b = t.log(2)
+    const a = await t.log(2)
+    const b = await t.log(2)
     expect(await t.loader.drain(30, true)).toBe(false)
     const loads = t.wal.loads()
     expect(loads).toHaveLength(1)
@@ -87,8 +87,8 @@ describe('the write-behind loader', () => {
     let release!: () => void
     const gate = new Promise<void>((r) => (release = r))
     const t = setup({ insert: () => gate })
-    t.log(4)
-    t.log(6)
+    await t.log(4)
+    await t.log(6)
     expect(t.loader.backlogRows).toBe(10)
     release()
     await t.loader.drain()

@@ -87,7 +87,7 @@ export function createLoader(opts: LoaderOptions) {
       for (let attempt = 1; ; attempt++) {
         try {
           if (!manifest) {
-            opts.wal.writeLoad(token, tokens)
+            await opts.wal.writeLoad(token, tokens)
             manifest = true
           }
           await opts.insert(body, token)
@@ -100,8 +100,8 @@ export function createLoader(opts: LoaderOptions) {
         }
       }
       opts.onLoad?.(rows, (performance.now() - lastStart) / 1000)
-      for (const t of tokens) opts.wal.remove(t)
-      opts.wal.removeLoad(token)
+      await Promise.all(tokens.map((t) => opts.wal.remove(t)))
+      await opts.wal.removeLoad(token)
     } finally {
       for (const t of [...tokens, token]) loading.delete(t)
       loadingRows = 0

@@ -45,8 +45,8 @@ async function repairLoad(deps: RepairDeps, load: WalLoad): Promise<void> {
   const entries = load.entries.map((t) => wal.read(t))
   const complete = entries.every((e) => e !== undefined)
   if (complete) await insertRawEvents(ch, entries.map((e) => e!.body).join(''), load.token)
-  for (const t of load.entries) wal.remove(t)
-  wal.removeLoad(load.token)
+  await Promise.all(load.entries.map((t) => wal.remove(t)))
+  await wal.removeLoad(load.token)
   log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: complete })
 }
 
@@ -80,6 +80,6 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry<RawEventRow>): Prom
     await insertRawEvents(ch, rows, entry.token)
   }
   await rules.markRequests(marks, true)
-  wal.remove(entry.token)
+  await wal.remove(entry.token)
   log.info('repaired an unfinished flush', { token: entry.token, rows: rows.length, of: entry.rows.length, raw_already_had: landed })
 }

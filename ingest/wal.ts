@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { open, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 /**
@@ -20,23 +21,26 @@ export function createWal<Row>(dir: string) {
   mkdirSync(dir, { recursive: true })
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
-  /** Writes a file durably: to a temporary name, fsync, rename into place, fsync of the folder. */
-  const writeDurably = (file: string, text: string) => {
+  /**
+   * Writes a file durably: to a temporary name, fsync, rename into place, fsync of the
+   * folder (the rename must survive a power cut too, or start-up would drop the .tmp
+   * file). Asynchronous, so that the waits for the disk leave the event loop free.
+   */
+  const writeDurably = async (file: string, text: string) => {
     const tmp = `${file}.tmp`
-    const fd = openSync(tmp, 'w', 0o600)
+    const fh = await open(tmp, 'w', 0o600)
     try {
-      writeSync(fd, text)
-      fsyncSync(fd)
+      await fh.writeFile(text)
+      await fh.sync()
     } finally {
-      closeSync(fd)
+      await fh.close()
     }
-    renameSync(tmp, file)
-    // The rename itself must survive a power cut, or start-up would drop the .tmp file.
-    const dirFd = openSync(dir, 'r')
+    await rename(tmp, file)
+    const dirHandle = await open(dir, 'r')
     try {
-      fsyncSync(dirFd)
+      await dirHandle.sync()
     } finally {
-      closeSync(dirFd)
+      await dirHandle.close()
     }
   }
   const parseEntry = (file: string, text: string): WalEntry<Row> | undefined => {
@@ -53,18 +57,18 @@ export function createWal<Row>(dir: string) {
   return {
     dir,
     /** Writes the entry durably; `body` is the rows as JSONEachRow text. */
-    write(token: string, requests: WalRequest[], body: string): void {
-      writeDurably(path(token), JSON.stringify({ token, requests }) + '\n' + body)
+    write(token: string, requests: WalRequest[], body: string): Promise<void> {
+      return writeDurably(path(token), JSON.stringify({ token, requests }) + '\n' + body)
     },
-    remove(token: string): void {
-      rmSync(path(token), { force: true })
+    remove(token: string): Promise<void> {
+      return rm(path(token), { force: true })
     },
     /** Records which entries one insert carries, in order, before it starts. */
-    writeLoad(token: string, entries: string[]): void {
-      writeDurably(loadPath(token), JSON.stringify({ token, entries }))
+    writeLoad(token: string, entries: string[]): Promise<void> {
+      return writeDurably(loadPath(token), JSON.stringify({ token, entries }))
     },
-    removeLoad(token: string): void {
-      rmSync(loadPath(token), { force: true })
+    removeLoad(token: string): Promise<void> {
+      return rm(loadPath(token), { force: true })
     },
     /** Load manifests left behind (their insert may or may not have landed, wholly or in part). */
     loads(): WalLoad[] {

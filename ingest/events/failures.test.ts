@@ -165,7 +165,7 @@ describe('a flush cut short by a crash', () => {
     const body = encodeRows(texts, flushToken)
     const rows = body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RawEventRow)
     const wal = createWal<RawEventRow>(join(t.s.settings.dataDir, 'wal'))
-    wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: rows.length }], body)
+    await wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: rows.length }], body)
     return { token, events, rows, flushToken }
   }
 
