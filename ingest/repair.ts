@@ -32,8 +32,10 @@ export async function repairWal(deps: RepairDeps): Promise<number> {
     await repairLoad(deps, load)
     done++
   }
-  for (const entry of deps.wal.list()) {
-    if (deps.held.has(entry.token) || inLoads.has(entry.token)) continue
+  for (const token of deps.wal.tokens()) {
+    if (deps.held.has(token) || inLoads.has(token)) continue
+    const entry = deps.wal.read(token)
+    if (!entry) continue // loaded and removed meanwhile, or unreadable
     await repairEntry(deps, entry)
     done++
   }

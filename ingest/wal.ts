@@ -90,14 +90,11 @@ export function createWal<Row>(dir: string) {
         return undefined
       }
     },
-    /** Entries still on disk, oldest first by name order of their files. */
-    list(): WalEntry<Row>[] {
+    /** Tokens of the entries on disk (names only: reading an entry is for the ones a repair takes). */
+    tokens(): string[] {
       return readdirSync(dir)
         .filter((f) => f.endsWith('.wal'))
-        .flatMap((f) => {
-          const entry = parseEntry(join(dir, f), readFileSync(join(dir, f), 'utf8'))
-          return entry ? [entry] : []
-        })
+        .map((f) => f.slice(0, -'.wal'.length))
     },
     /** Drops half-written files; only at start-up, when nothing of this process is writing. */
     removeTorn(): void {
