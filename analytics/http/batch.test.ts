@@ -36,3 +36,25 @@ it('fails every call of a failed batch and keeps serving the next ones', async (
   await expect(b).resolves.toBe('B')
   expect(await upper('c')).toBe('C')
 })
+
+it('runs up to `concurrency` batches at once (a ClickHouse server runs queries side by side)', async () => {
+  const releases: (() => void)[] = []
+  const batches: number[][] = []
+  const f = batcher(
+    async (xs: number[]) => {
+      batches.push(xs)
+      await new Promise<void>((r) => releases.push(r))
+      return xs
+    },
+    { concurrency: 2 },
+  )
+  const all = Promise.all([1, 2, 3, 4].map(f))
+  // 1 and 2 start at once, each alone; 3 and 4 wait for the next free slot, together.
+  expect(batches).toEqual([[1], [2]])
+  releases[0]!()
+  await new Promise((r) => setTimeout(r, 0))
+  expect(batches).toEqual([[1], [2], [3, 4]])
+  releases[1]!()
+  releases[2]!()
+  expect(await all).toEqual([1, 2, 3, 4])
+})

@@ -13,15 +13,16 @@ export type StatsAnswer = { rows: StatsRow[]; outcome: CacheOutcome; stored: boo
  * video and grain, one field per period, so what it holds is bounded by the data, not
  * by how many ranges are asked for), the rest from ClickHouse. Queries of concurrent
  * requests run as one batched query, and identical ones share it. Rows of open periods
- * are never kept: they are as fresh as a query.
+ * are never kept: they are as fresh as a query. `concurrency`: batches run at once (1
+ * for embedded chDB, which runs one query at a time).
  *
  * @example
  * const read = createStatsReader({ ch, cache, rules: settings, now: () => new Date(), closedTtlSeconds: 86_400 })
  * const { rows, outcome } = await read({ videoId, creatorId, grain: 'day', from: '2026-03-01', to: '2026-03-31' })
  */
-export function createStatsReader(deps: { ch: ClickHouseClient; cache: AggregateCache; rules: ClosingRules; now: () => Date; closedTtlSeconds: number }) {
+export function createStatsReader(deps: { ch: ClickHouseClient; cache: AggregateCache; rules: ClosingRules; now: () => Date; closedTtlSeconds: number; concurrency?: number }) {
   const { cache } = deps
-  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs))
+  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
 

@@ -14,7 +14,15 @@ import { createStatsReader } from './reader.ts'
 /** `/v1/videos/{id}/stats`: views, watch time, ad impressions, unique viewers, excluded views by reason. */
 export function statsRoutes(deps: AnalyticsDeps) {
   const { ch, settings } = deps.services
-  const readStats = createStatsReader({ ch, cache: deps.aggregateCache, rules: settings, now: deps.now, closedTtlSeconds: deps.settings.CLOSED_PERIOD_CACHE_TTL_SECONDS })
+  const readStats = createStatsReader({
+    ch,
+    cache: deps.aggregateCache,
+    rules: settings,
+    now: deps.now,
+    closedTtlSeconds: deps.settings.CLOSED_PERIOD_CACHE_TTL_SECONDS,
+    // A ClickHouse server runs queries side by side; chDB one at a time.
+    concurrency: settings.embedded ? 1 : 4,
+  })
   return new Hono<AnalyticsEnv>().get(
     '/videos/:id/stats',
     describeRoute({

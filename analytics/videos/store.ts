@@ -53,25 +53,47 @@ export async function getVideos(ch: ClickHouseClient, videoIds: string[]): Promi
   return (await rs.json()).map((r) => videoRow.parse(r))
 }
 
-/** Lookups of concurrent requests run as one query per client (chDB runs one query at a time). */
+/** How long, and for how many videos, a found video is kept in memory. */
+const KEPT_MS = 60_000
+const KEPT_MAX = 20_000
+
+/**
+ * Video lookups of one client. A found video is kept a minute: its creator never
+ * changes (nothing updates a video), and a minute bounds how long anything else about
+ * it could lag. Unknown ids are never kept, so a video registered by another process
+ * is found at once. Lookups that miss run, with the concurrent ones, as one query
+ * (chDB runs one query at a time).
+ */
 const lookups = new WeakMap<ClickHouseClient, (videoId: string) => Promise<VideoRow | undefined>>()
 
 function lookupFor(ch: ClickHouseClient): (videoId: string) => Promise<VideoRow | undefined> {
   let lookup = lookups.get(ch)
-  if (!lookup) {
-    const batched = batcher(async (ids: string[]) => {
-      const found = new Map((await getVideos(ch, [...new Set(ids)])).map((v) => [v.video_id, v]))
-      return ids.map((id) => found.get(id))
-    })
-    lookups.set(ch, (lookup = batched))
+  if (lookup) return lookup
+  const kept = new Map<string, { video: VideoRow; until: number }>()
+  const batched = batcher(async (ids: string[]) => {
+    const found = new Map((await getVideos(ch, [...new Set(ids)])).map((v) => [v.video_id, v]))
+    const until = Date.now() + KEPT_MS
+    for (const video of found.values()) {
+      kept.delete(video.video_id)
+      kept.set(video.video_id, { video, until })
+    }
+    // Oldest first: the first keys are the ones to drop.
+    while (kept.size > KEPT_MAX) kept.delete(kept.keys().next().value as string)
+    return ids.map((id) => found.get(id))
+  })
+  lookup = async (videoId: string) => {
+    const hit = kept.get(videoId)
+    if (hit && hit.until > Date.now()) return hit.video
+    return batched(videoId)
   }
+  lookups.set(ch, lookup)
   return lookup
 }
 
 /**
  * The video if the caller may see its data (its creator, or an admin). Anyone else,
  * including another creator, gets the same 404 as for a video that does not exist.
- * The lookup is shared with concurrent requests; ownership is checked per caller.
+ * The lookup may be shared with other requests; ownership is checked per caller.
  */
 export async function videoForCaller(ch: ClickHouseClient, videoId: string, p: Principal): Promise<VideoRow> {
   const video = await lookupFor(ch)(videoId)

@@ -80,6 +80,17 @@ describe('GET /v1/videos/{id}', () => {
     expect((await api.request(`/v1/videos/${videoId}`, { token: admin.token })).status).toBe(200)
     expect((await api.request(`/v1/videos/${videoId}`)).status).toBe(401)
   })
+
+  it('finds a video stored after a lookup of its id found nothing (unknown ids are not kept)', async () => {
+    const id = 'v_registered_elsewhere'
+    expect((await api.request(`/v1/videos/${id}`, { token: other.token })).status).toBe(404)
+    // As another process would register it.
+    const now = new Date().toISOString().slice(0, 19).replace('T', ' ')
+    await api.s.ch.insert({ table: 'videos', values: [{ video_id: id, creator_id: other.userId, title: 'Elsewhere', duration_ms: 1000, created_at: now, updated_at: now, deleted: 0 }], format: 'JSONEachRow' })
+    expect((await api.request(`/v1/videos/${id}`, { token: other.token })).status).toBe(200)
+    // Kept now, and still only for its creator and admins.
+    expect((await api.request(`/v1/videos/${id}`, { token: creator.token })).status).toBe(404)
+  })
 })
 
 describe('playback sessions', () => {
