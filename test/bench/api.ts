@@ -4,7 +4,20 @@
  * folder of bench:settle (data/bench). Without that folder a smaller day is generated
  * first (bench:settle with --events, default 5M).
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--seconds 20] [--events 5000000] [--smoke] [--out file.json]
+ * Cached answers are measured apart from queried ones. Per endpoint:
+ * - cold: the caches are emptied (the aggregates generation and the settlement version
+ *   bumped in the server's Redis, as a repair and a settlement run do), then one request
+ *   alone, then --cold-rounds bursts of one request per client at once, each burst after
+ *   emptying the caches again: what a request costs when its answer is not cached;
+ * - warm: the clients in a closed loop for --seconds over the same paths, each response
+ *   counted by its `Cache-Status` header (hit, partial, miss, bypass), with the p99 of
+ *   the responses that were not plain hits shown on its own.
+ *
+ * With --day (passed to bench:settle when the data folder is generated) the day can be
+ * one already closed, to measure what a range of closed days costs; --only runs the
+ * endpoints whose name holds the given text.
+ *
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--seconds 20] [--cold-rounds 10] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--smoke] [--out file.json]
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -12,11 +25,17 @@ import { freePort } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import { BUN, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
+import { bumpAggregatesGeneration } from '../../analytics/cache/aggregate-cache.ts'
+import { lastClosedDay } from '../../analytics/cache/closed-days.ts'
+import { bumpSettlementVersion } from '../../jobs/settlement/version.ts'
+import { loadSettings } from '../../lib/config.ts'
+import { createRedis, waitForRedis } from '../../lib/redis.ts'
 
 const flags = parseFlags(process.argv.slice(2))
 const smoke = flags.has('smoke')
 const clients = num(flags, 'clients', 32)
 const seconds = num(flags, 'seconds', smoke ? 1 : 20)
+const coldRounds = num(flags, 'cold-rounds', smoke ? 2 : 10)
 const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : 'data/bench'))
 const ADMIN = 'bench-admin@example.com'
 
@@ -24,7 +43,8 @@ if (!existsSync(join(dataDir, 'clickhouse'))) {
   const events = num(flags, 'events', smoke ? 200_000 : 5_000_000)
   console.error(`[bench:api] no settle data in ${dataDir}: generating a day of ${events} events (bench:settle)`)
   const { spawnSync } = await import('node:child_process')
-  const r = spawnSync(BUN, ['test/bench/settle.ts', '--events', String(events), '--data-dir', dataDir, '--out', join(dataDir, 'settle.json'), ...(smoke ? ['--smoke'] : [])], {
+  const day = flags.get('day')
+  const r = spawnSync(BUN, ['test/bench/settle.ts', '--events', String(events), '--data-dir', dataDir, '--out', join(dataDir, 'settle.json'), ...(day ? ['--day', day] : []), ...(smoke ? ['--smoke'] : [])], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
   })
@@ -43,10 +63,43 @@ const server = await startServerProcess({
 const pid = server.proc.pid!
 const url = server.url
 
-type Result = { name: string; path: string; alone_ms: number; requests: number; errors: Record<string, number>; rps: number; p50: number; p95: number; p99: number; max: number }
+type Latencies = { requests: number; p50: number; p95: number; p99: number; max: number }
+type Result = {
+  name: string
+  path: string
+  /** The first request after the caches were emptied, alone. */
+  cold_alone_ms: number
+  /** Bursts of one request per client at once, each after emptying the caches. */
+  cold: Latencies & { outcomes: Record<string, number> }
+  /** Closed loop over the same paths with the caches as the requests left them. */
+  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies }
+  errors: Record<string, number>
+}
 const results: Result[] = []
 let idleWaitSeconds = 0
+// The server's private redis-server (REDIS_URL unset): emptying the caches is bumping what their keys include.
+const redis = createRedis({ path: join(dataDir, 'redis', 'redis.sock') })
+redis.on('error', () => {})
+const emptyCaches = async () => {
+  await bumpAggregatesGeneration(redis)
+  await bumpSettlementVersion(redis)
+}
+const lastClosed = lastClosedDay(loadSettings({ ...process.env, DATA_DIR: dataDir }), new Date())
+const r1 = (x: number) => +x.toFixed(1)
+const latencies = (xs: number[]): Latencies => {
+  const sorted = Float64Array.from(xs).sort()
+  return { requests: xs.length, p50: r1(percentile(sorted, 50)), p95: r1(percentile(sorted, 95)), p99: r1(percentile(sorted, 99)), max: r1(sorted.at(-1) ?? NaN) }
+}
+/** The outcome a response's Cache-Status header names: hit, partial, miss, bypass, unavailable (or none). */
+const outcomeOf = (res: Response): string => {
+  const h = res.headers.get('cache-status')
+  if (h === null) return 'none'
+  if (/;\s*hit\b/.test(h)) return 'hit'
+  if (h.includes('detail=redis-unavailable')) return 'unavailable'
+  return /fwd=([a-z-]+)/.exec(h)?.[1] ?? 'other'
+}
 try {
+  await waitForRedis(redis)
   // The server's scheduler catches up due settlement days at start: measure once it is idle.
   const waitIdle = async (): Promise<number> => {
     const idleFrom = performance.now()
@@ -86,54 +139,100 @@ try {
     { name: 'stats of one video (admin, top videos, 30 days)', token: admin, path: (i) => `/v1/videos/${pick(prep.top_videos, i)}/stats?grain=day&from=${from30}&to=${day}` },
   ]
 
-  for (const e of endpoints) {
+  const only = flags.get('only')
+  for (const e of endpoints.filter((x) => only === undefined || x.name.includes(only))) {
     // Requests of a slow endpoint may still run in the engine after their clients gave up.
     await waitIdle()
-    // One request first, to see that it answers and to warm caches the way a running service has them.
+    const errors: Record<string, number> = {}
+    let n = 0
+    /** One request: its latency and what the cache did, or nothing when it failed (counted in `errors`). */
+    const call = async (i: number): Promise<{ ms: number; outcome: string } | undefined> => {
+      const s = performance.now()
+      try {
+        const res = await fetch(`${url}${e.path(i)}`, { headers: { authorization: `Bearer ${e.token}` } })
+        await res.arrayBuffer()
+        if (res.status === 200) return { ms: performance.now() - s, outcome: outcomeOf(res) }
+        errors[res.status] = (errors[res.status] ?? 0) + 1
+      } catch (err) {
+        // Bun.serve closes a connection idle for 10 s: a request slower than that ends here.
+        const key = err instanceof Error && 'code' in err ? String(err.code) : 'network'
+        errors[key] = (errors[key] ?? 0) + 1
+      }
+      return undefined
+    }
+    const samples = () => {
+      const all: number[] = []
+      const notHit: number[] = []
+      const outcomes: Record<string, number> = {}
+      return {
+        all,
+        notHit,
+        outcomes,
+        add(r: { ms: number; outcome: string } | undefined) {
+          if (!r) return
+          all.push(r.ms)
+          if (r.outcome !== 'hit') notHit.push(r.ms)
+          outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1
+        },
+      }
+    }
+
+    // Cold: one request alone (it also checks that the endpoint answers), then bursts.
+    await emptyCaches()
     const f0 = performance.now()
-    const first = await fetch(`${url}${e.path(0)}`, { headers: { authorization: `Bearer ${e.token}` } })
+    const first = await fetch(`${url}${e.path(n++)}`, { headers: { authorization: `Bearer ${e.token}` } })
     if (first.status !== 200) throw new Error(`${e.name}: ${first.status} ${await first.text()}`)
     await first.arrayBuffer()
     const alone = performance.now() - f0
-    const lat: number[] = []
-    const errors: Record<string, number> = {}
-    let n = 0
+    const cold = samples()
+    for (let round = 0; round < coldRounds; round++) {
+      await emptyCaches()
+      await Promise.all(Array.from({ length: clients }, async () => cold.add(await call(n++))))
+    }
+
+    // Warm: the closed loop, each response sorted by what the cache did.
+    const warm = samples()
     const t0 = performance.now()
     const end = t0 + seconds * 1000
     await Promise.all(
       Array.from({ length: clients }, async () => {
-        while (performance.now() < end) {
-          const i = n++
-          const s = performance.now()
-          try {
-            const res = await fetch(`${url}${e.path(i)}`, { headers: { authorization: `Bearer ${e.token}` } })
-            await res.arrayBuffer()
-            if (res.status === 200) lat.push(performance.now() - s)
-            else errors[res.status] = (errors[res.status] ?? 0) + 1
-          } catch (err) {
-            // Bun.serve closes a connection idle for 10 s: a request slower than that ends here.
-            const key = err instanceof Error && 'code' in err ? String(err.code) : 'network'
-            errors[key] = (errors[key] ?? 0) + 1
-          }
-        }
+        while (performance.now() < end) warm.add(await call(n++))
       }),
     )
     const elapsed = (performance.now() - t0) / 1000
-    const sorted = Float64Array.from(lat).sort()
-    const r = (x: number) => +x.toFixed(1)
-    results.push({ name: e.name, path: e.path(0), alone_ms: r(alone), requests: n, errors, rps: +(lat.length / elapsed).toFixed(1), p50: r(percentile(sorted, 50)), p95: r(percentile(sorted, 95)), p99: r(percentile(sorted, 99)), max: r(sorted.at(-1) ?? NaN) })
-    console.error(`[bench:api] ${e.name}: ${results.at(-1)!.rps} req/s, p99 ${results.at(-1)!.p99} ms (load ${loadNow()})`)
+    results.push({
+      name: e.name,
+      path: e.path(0),
+      cold_alone_ms: r1(alone),
+      cold: { ...latencies(cold.all), outcomes: cold.outcomes },
+      warm: {
+        ...latencies(warm.all),
+        rps: +(warm.all.length / elapsed).toFixed(1),
+        outcomes: warm.outcomes,
+        hit_share: +((warm.outcomes.hit ?? 0) / Math.max(1, warm.all.length)).toFixed(3),
+        not_hit: latencies(warm.notHit),
+      },
+      errors,
+    })
+    const r = results.at(-1)!
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms; warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (load ${loadNow()})`)
   }
 } finally {
+  redis.disconnect()
   const rss = procStatusKb(pid, 'VmHWM') ?? 0
   server.kill('SIGTERM')
   await server.exited
   await server.groupGone()
   const w = Math.max(...results.map((r) => r.name.length), 10)
-  console.log(`\nbench:api — ${clients} clients, ${seconds} s per endpoint, ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day}${smoke ? ' (smoke)' : ''}`)
-  console.log(`${'endpoint'.padEnd(w)}  ${'alone ms'.padStart(8)}  ${'req/s'.padStart(8)}  ${'p50 ms'.padStart(8)}  ${'p95 ms'.padStart(8)}  ${'p99 ms'.padStart(8)}  ${'max ms'.padStart(8)}  errors`)
+  const col = (v: string | number, width = 8) => String(v).padStart(width)
+  console.log(`\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint, ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`)
+  console.log(`${''.padEnd(w)}  ${'---------------- cold ----------------'}  ${'------------------------------ warm ------------------------------'}`)
+  console.log(`${'endpoint'.padEnd(w)}  ${col('alone ms')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('req/s')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('hits')}  ${col('p99 not hit', 11)}  errors`)
   for (const r of results)
-    console.log(`${r.name.padEnd(w)}  ${String(r.alone_ms).padStart(8)}  ${String(r.rps).padStart(8)}  ${String(r.p50).padStart(8)}  ${String(r.p95).padStart(8)}  ${String(r.p99).padStart(8)}  ${String(r.max).padStart(8)}  ${JSON.stringify(r.errors)}`)
+    console.log(
+      `${r.name.padEnd(w)}  ${col(r.cold_alone_ms)}  ${col(r.cold.p50)}  ${col(r.cold.p99)}  ${col(r.cold.max)}  ${col(r.warm.rps)}  ${col(r.warm.p50)}  ${col(r.warm.p99)}  ${col(r.warm.max)}  ${col(`${Math.round(r.warm.hit_share * 100)} %`)}  ${col(r.warm.not_hit.requests > 0 ? r.warm.not_hit.p99 : '-', 11)}  ${JSON.stringify(r.errors)}`,
+    )
+  console.log('warm answers by Cache-Status: ' + results.map((r) => `${r.name.split(' (')[0]}: ${JSON.stringify(r.warm.outcomes)}`).join('; '))
   printTable('server', [
     ['peak RSS (MiB)', Math.round(rss / 1024)],
     ['waited for the scheduler to go idle (s)', +idleWaitSeconds.toFixed(1)],
@@ -144,7 +243,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, seconds_per_endpoint: seconds, data_dir: dataDir, day: prep.day, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
+        settings: { clients, cold_rounds: coldRounds, seconds_warm_per_endpoint: seconds, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
       },
       flags.get('out'),
