@@ -11,6 +11,7 @@ import { createRules } from './state/decide.ts'
 import { repairWal } from './repair.ts'
 import { createWal } from './wal.ts'
 import { createLoader } from './loader.ts'
+import { bumpAggregatesGeneration } from '../lib/aggregates-generation.ts'
 import { join } from 'node:path'
 import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
 
@@ -37,9 +38,12 @@ export function createEdge(services: Services) {
     maxRows: settings.LOAD_MAX_ROWS,
     intervalMs: settings.LOAD_INTERVAL_MS,
     insert: (body, token) => insertRawEvents(ch, body, token),
-    onLoad: (rows, seconds) => {
+    onLoad: (rows, seconds, oldestQueuedAt) => {
       metrics.flushRows.observe(rows)
       metrics.flushDuration.observe(seconds)
+      // Held up past the margin analytics allows an insert (an outage, a long backlog): the
+      // rows may belong to a day analytics already treats as closed and caches.
+      if (Date.now() - oldestQueuedAt > settings.INSERT_TIMEOUT_MS) lateRowsLanded('a delayed load')
     },
     onError: (error, attempt) => {
       metrics.flushFailures.inc()
@@ -85,11 +89,21 @@ export function createEdge(services: Services) {
       if (!logged) await rules.markRequests(metas, false)
     },
   })
+  /** Drops cached stats and top answers: rows reached ClickHouse later than analytics assumes. */
+  const lateRowsLanded = (what: string) =>
+    void bumpAggregatesGeneration(redis).catch((err) =>
+      log.warn('could not drop cached aggregates after late rows', { what, error: err instanceof Error ? err.message : String(err) }),
+    )
   const held = { has: (token: string) => inFlight.has(token) || loader.holds(token) }
   let repairing: Promise<number> | undefined
   /** Finishes what the write-ahead log holds and nothing in this process is working on (one repair at a time). */
   const repair = (): Promise<number> =>
-    (repairing ??= repairWal({ ch, rules, wal, log, held }).finally(() => (repairing = undefined)))
+    (repairing ??= repairWal({ ch, rules, wal, log, held })
+      .then((n) => {
+        if (n > 0) lateRowsLanded('a repair')
+        return n
+      })
+      .finally(() => (repairing = undefined)))
 
   const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
     const header = c.req.header('authorization') ?? ''

@@ -23,13 +23,14 @@ export type LoaderOptions = {
   intervalMs: number
   /** Inserts the JSONEachRow text as one block under the dedup token. */
   insert(body: string, token: string): Promise<void>
-  onLoad?(rows: number, seconds: number): void
+  /** After a load: its rows, its duration, and when the oldest of its entries was queued (epoch ms). */
+  onLoad?(rows: number, seconds: number, oldestQueuedAt: number): void
   onError?(error: unknown, attempt: number): void
   /** Pause before retry `attempt` (ms); default doubles from 100 ms up to 5 s. */
   backoffMs?(attempt: number): number
 }
 
-export type LoaderEntry = { token: string; body: string; rows: number }
+export type LoaderEntry = { token: string; body: string; rows: number; queuedAt?: number }
 
 export function createLoader(opts: LoaderOptions) {
   const queue: LoaderEntry[] = []
@@ -99,7 +100,7 @@ export function createLoader(opts: LoaderOptions) {
           if (stopped) return
         }
       }
-      opts.onLoad?.(rows, (performance.now() - lastStart) / 1000)
+      opts.onLoad?.(rows, (performance.now() - lastStart) / 1000, Math.min(...batch.map((e) => e.queuedAt ?? Date.now())))
       await Promise.all(tokens.map((t) => opts.wal.remove(t)))
       await opts.wal.removeLoad(token)
     } finally {
@@ -111,7 +112,7 @@ export function createLoader(opts: LoaderOptions) {
   return {
     /** Queues an entry that is in the log. */
     enqueue(entry: LoaderEntry): void {
-      queue.push(entry)
+      queue.push({ ...entry, queuedAt: entry.queuedAt ?? Date.now() })
       queuedRows += entry.rows
       schedule()
     },

@@ -1,16 +1,8 @@
 import { Counter, type Registry } from 'prom-client'
 import type { Redis } from '../../lib/redis.ts'
 
-/**
- * Counter that every aggregate cache key includes. Bumping it drops every cached stats
- * and top answer at once, in every process: done when the edge repairs a flush, the
- * one way a closed day can still change.
- */
-export const AGGREGATES_GENERATION_KEY = 'cs:aggregates:generation'
-
-export async function bumpAggregatesGeneration(redis: Redis): Promise<void> {
-  await redis.incr(AGGREGATES_GENERATION_KEY)
-}
+export { AGGREGATES_GENERATION_KEY, bumpAggregatesGeneration } from '../../lib/aggregates-generation.ts'
+import { AGGREGATES_GENERATION_KEY } from '../../lib/aggregates-generation.ts'
 
 /**
  * How an answer was served. `hit`: all from the cache; `partial`: closed periods from
