@@ -51,8 +51,12 @@ export function createEdge(services: Services) {
         log.error('insert into raw_events failed; retrying (the events are safe in the write-ahead log)', { attempt, error: error instanceof Error ? error.message : String(error) })
     },
   })
-  /** Flushes this process is logging now (token -> JSONEachRow text): the repair leaves them alone. */
-  const inFlight = new Map<string, string>()
+  /**
+   * Flushes this process is logging, from before their file can appear until the loader
+   * has them (or they failed): the repair must leave them alone, or it would store an
+   * entry the loader stores too. Token -> JSONEachRow text once the entry is written.
+   */
+  const logging = new Map<string, string | undefined>()
   /**
    * Group commit into the write-ahead log: a request is answered once its rows are on
    * disk (fsync) and its events marked stored in Redis; the loader inserts them behind.
@@ -65,28 +69,32 @@ export function createEdge(services: Services) {
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
     backlogRows: () => loader.backlogRows,
     insert: async (rows, token, metas) => {
-      if (inFlight.has(token)) return
+      if (logging.get(token) !== undefined) return // written by an earlier attempt
       const body = encodeRows(rows, token)
+      logging.set(token, undefined)
       await wal.write(token, metas, body)
-      inFlight.set(token, body)
+      logging.set(token, body)
     },
     afterCommit: async (metas, token) => {
-      const body = inFlight.get(token)!
+      const body = logging.get(token)!
       try {
         // Marked stored before anyone is answered: a retry of these requests then gets
-        // "duplicate" instead of storing the events a second time.
+        // "duplicate" instead of storing the events a second time. If marking fails, the
+        // entry stays in the log for the repair, which stores what its requests own.
         await rules.markRequests(metas, true)
         loader.enqueue({ token, body, rows: metas.reduce((n, m) => n + m.rows, 0) })
       } finally {
-        inFlight.delete(token)
+        logging.delete(token)
       }
     },
     afterFailure: async (metas, error, token) => {
       log.error('could not log a flush', { requests: metas.length, token, error: error instanceof Error ? error.message : String(error) })
-      const logged = inFlight.delete(token)
-      // Never logged: nothing can reach ClickHouse, so retries may take over at once.
-      // Logged but not marked: the repair stores what its requests still own.
-      if (!logged) await rules.markRequests(metas, false)
+      const written = logging.get(token) !== undefined
+      logging.delete(token)
+      // Not (wholly) written: nothing of it may reach ClickHouse, so retries may take
+      // over at once. A file left by a write that failed late is the repair's, and the
+      // repair stores only the events no retry has taken over.
+      if (!written) await rules.markRequests(metas, false)
     },
   })
   /** Drops cached stats and top answers: rows reached ClickHouse later than analytics assumes. */
@@ -94,7 +102,7 @@ export function createEdge(services: Services) {
     void bumpAggregatesGeneration(redis).catch((err) =>
       log.warn('could not drop cached aggregates after late rows', { what, error: err instanceof Error ? err.message : String(err) }),
     )
-  const held = { has: (token: string) => inFlight.has(token) || loader.holds(token) }
+  const held = { has: (token: string) => logging.has(token) || loader.holds(token) }
   let repairing: Promise<number> | undefined
   /** Finishes what the write-ahead log holds and nothing in this process is working on (one repair at a time). */
   const repair = (): Promise<number> =>

@@ -117,4 +117,37 @@ describe('the write-behind edge', () => {
     for (const grain of [whole.day, whole.week, whole.month]) expect(grain).toEqual([expect.objectContaining({ views: 1, watch_ms: 1_000, unique_viewers: 1 })])
     await next.flush()
   })
+
+  it('stores every event once while the periodic repair runs during flushes and loads', async () => {
+    const video = uniq()
+    const edge = createEdge({ ...t.s, settings: { ...t.s.settings, BUFFER_MAX_ROWS: 100_000, FLUSH_MAX_ROWS: 1_000, FLUSH_INTERVAL_MS: 1, LOAD_INTERVAL_MS: 1 } })
+    let posting = true
+    let repairs = 0
+    // The repair, as the server's timer runs it, over and over while batches are logged and loaded.
+    const repairing = (async () => {
+      while (posting) {
+        await edge.repair()
+        repairs++
+        await new Promise((r) => setImmediate(r))
+      }
+    })()
+    const sessions = await Promise.all(Array.from({ length: 20 }, (_, i) => t.token({ videoId: video, viewerId: `w-race-${i}` })))
+    for (let round = 0; round < 10; round++) {
+      const answers = await Promise.all(
+        sessions.map((token) =>
+          edge.app.request('/v1/events', {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ events: [ev('pause'), ev('pause'), ev('pause')] }),
+          }, { ip: `10.8.${round}.1` }),
+        ),
+      )
+      expect(answers.map((a) => a.status)).toEqual(sessions.map(() => 200))
+    }
+    posting = false
+    await repairing
+    await edge.flush()
+    expect(repairs).toBeGreaterThan(10)
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 600, ids: 600 }])
+  })
 })

@@ -89,7 +89,7 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
-let flushes: Awaited<ReturnType<typeof flushMetrics>> = { flushes: 0, mean_rows: 0, mean_seconds: 0 }
+let flushes: Awaited<ReturnType<typeof flushMetrics>> = { flushes: 0, mean_rows: 0, mean_seconds: 0, js_heap_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
@@ -193,8 +193,9 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['responses by status', JSON.stringify(load.statuses) + (load.network_errors ? `, network errors ${load.network_errors}` : '')],
   ['accepted / duplicates', `${load.accepted} / ${load.duplicates}`],
   ['rejected by reason', JSON.stringify(load.rejected)],
-  ['server peak RSS (MiB)', figures.server_peak_rss_mib],
-  ['flushes: count / mean rows / mean insert s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
+  ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
+  ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
+  ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
   ['acknowledged events', verify.acked_events],
   ['acknowledged stored exactly once', `${verify.acked_stored_ids} (lost ${verify.acked_lost}, rows stored twice ${verify.rows_stored_twice})`],
@@ -207,11 +208,29 @@ const file = writeResult('ingest', { command: `npm run bench:ingest -- ${process
 console.log(`\nwritten ${file}`)
 
 /** Count, mean rows and mean duration of the edge's inserts, from its Prometheus metrics. */
-async function flushMetrics(url: string): Promise<{ flushes: number; mean_rows: number; mean_seconds: number }> {
+async function flushMetrics(url: string): Promise<{ flushes: number; mean_rows: number; mean_seconds: number; js_heap_mib: number; server_side_latency: Record<string, number> }> {
   const text = await (await fetch(`${url}/metrics`)).text()
   const v = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
   const n = v('cs_ingest_flush_rows_count')
-  return { flushes: n, mean_rows: v('cs_ingest_flush_rows_sum') / n, mean_seconds: v('cs_ingest_flush_duration_seconds_sum') / n }
+  return {
+    flushes: n,
+    mean_rows: v('cs_ingest_flush_rows_sum') / n,
+    mean_seconds: v('cs_ingest_flush_duration_seconds_sum') / n,
+    // The JavaScript heap at the end of the run; the rest of the RSS is the engine's.
+    js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
+    server_side_latency: serverLatency(text),
+  }
+}
+
+/**
+ * Share of `POST /v1/events` answered (as the server timed it, from parse to response)
+ * within each histogram bucket: tells the server's own latency from the generator's.
+ */
+function serverLatency(text: string): Record<string, number> {
+  const re = /^cs_http_request_duration_seconds_bucket\{(?=[^}]*route="\/v1\/events")(?=[^}]*method="POST")[^}]*le="([^"]+)"[^}]*\} ([0-9.e+-]+)$/gm
+  const buckets = [...text.matchAll(re)].map((m) => [m[1]!, Number(m[2])] as const)
+  const total = buckets.find(([le]) => le === '+Inf')?.[1] ?? 0
+  return Object.fromEntries(buckets.filter(([le]) => le !== '+Inf').map(([le, n]) => [`<=${Number(le) * 1000}ms`, total ? +(n / total).toFixed(4) : 0]))
 }
 
 function fmtN(n: number | null): string {
