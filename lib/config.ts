@@ -53,15 +53,15 @@ export const settingsSchema = z.object({
   /** Trust the first X-Forwarded-For address (only behind a proxy that sets it). */
   TRUST_PROXY: bool.default(false),
   FLUSH_MAX_ROWS: int(1, 1_000_000).default(20_000),
-  FLUSH_INTERVAL_MS: int(1, 60_000).default(50),
+  FLUSH_INTERVAL_MS: int(1, 60_000).default(10),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(200_000),
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),
   /** Most rows the loader puts into ClickHouse in one insert (one block: at most 1,000,000). */
-  LOAD_MAX_ROWS: int(1, 1_000_000).default(100_000),
+  LOAD_MAX_ROWS: int(1, 1_000_000).default(50_000),
   /** Least time between the starts of two loads, so that inserts are few and large. */
-  LOAD_INTERVAL_MS: int(1, 60_000).default(200),
+  LOAD_INTERVAL_MS: int(1, 60_000).default(500),
   INSERT_TIMEOUT_MS: int(100, 120_000).default(10_000),
   /** How long an undecided in-flight batch owns its events before a retry may take them over. */
   INFLIGHT_LEASE_MS: int(1_000, 600_000).default(60_000),
