@@ -37,7 +37,7 @@ export function createEdge(services: Services) {
     wal,
     maxRows: settings.LOAD_MAX_ROWS,
     intervalMs: settings.LOAD_INTERVAL_MS,
-    insert: (body, token) => insertRawEvents(ch, body, token),
+    insert: (bodies, token) => insertRawEvents(ch, bodies, token),
     onLoad: (rows, seconds, oldestQueuedAt) => {
       metrics.flushRows.observe(rows)
       metrics.flushDuration.observe(seconds)

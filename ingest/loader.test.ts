@@ -18,7 +18,8 @@ function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
     maxRows: 100,
     intervalMs: 3_600_000,
     backoffMs: () => 1,
-    async insert(body, token) {
+    async insert(bodies, token) {
+      const body = bodies.join('')
       attempts.push({ body, token })
       if (failures-- > 0) throw new Error('clickhouse is down')
       inserts.push({ body, token })

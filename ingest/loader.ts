@@ -13,7 +13,7 @@ import type { Wal } from './wal.ts'
  * engine much the same whether it carries a thousand rows or fifty thousand.
  *
  * @example
- * const loader = createLoader({ wal, maxRows: 100_000, intervalMs: 200, insert: (body, token) => insertRawEvents(ch, body, token) })
+ * const loader = createLoader({ wal, maxRows: 100_000, intervalMs: 200, insert: (bodies, token) => insertRawEvents(ch, bodies, token) })
  * loader.enqueue({ token, body, rows })   // once the entry is in the log
  * await loader.drain(30_000)              // at shutdown
  */
@@ -21,8 +21,8 @@ export type LoaderOptions = {
   wal: Pick<Wal<unknown>, 'writeLoad' | 'removeLoad' | 'remove'>
   maxRows: number
   intervalMs: number
-  /** Inserts the JSONEachRow text as one block under the dedup token. */
-  insert(body: string, token: string): Promise<void>
+  /** Inserts the entries' JSONEachRow texts, in order, as one block under the dedup token. */
+  insert(bodies: string[], token: string): Promise<void>
   /** After a load: its rows, its duration, and when the oldest of its entries was queued (epoch ms). */
   onLoad?(rows: number, seconds: number, oldestQueuedAt: number): void
   onError?(error: unknown, attempt: number): void
@@ -83,7 +83,7 @@ export function createLoader(opts: LoaderOptions) {
     const tokens = batch.map((e) => e.token)
     for (const t of [...tokens, token]) loading.add(t)
     try {
-      const body = batch.length === 1 ? batch[0]!.body : batch.map((e) => e.body).join('')
+      const bodies = batch.map((e) => e.body)
       let manifest = false
       for (let attempt = 1; ; attempt++) {
         try {
@@ -91,7 +91,7 @@ export function createLoader(opts: LoaderOptions) {
             await opts.wal.writeLoad(token, tokens)
             manifest = true
           }
-          await opts.insert(body, token)
+          await opts.insert(bodies, token)
           break
         } catch (err) {
           opts.onError?.(err, attempt)

@@ -26,11 +26,12 @@ export function createWal<Row>(dir: string) {
    * folder (the rename must survive a power cut too, or start-up would drop the .tmp
    * file). Asynchronous, so that the waits for the disk leave the event loop free.
    */
-  const writeDurably = async (file: string, text: string) => {
+  const writeDurably = async (file: string, parts: string[]) => {
     const tmp = `${file}.tmp`
     const fh = await open(tmp, 'w', 0o600)
     try {
-      await fh.writeFile(text)
+      // In parts, so that a flush's body is not copied into one more string first.
+      for (const part of parts) await fh.write(part)
       await fh.sync()
     } finally {
       await fh.close()
@@ -58,14 +59,14 @@ export function createWal<Row>(dir: string) {
     dir,
     /** Writes the entry durably; `body` is the rows as JSONEachRow text. */
     write(token: string, requests: WalRequest[], body: string): Promise<void> {
-      return writeDurably(path(token), JSON.stringify({ token, requests }) + '\n' + body)
+      return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
     },
     remove(token: string): Promise<void> {
       return rm(path(token), { force: true })
     },
     /** Records which entries one insert carries, in order, before it starts. */
     writeLoad(token: string, entries: string[]): Promise<void> {
-      return writeDurably(loadPath(token), JSON.stringify({ token, entries }))
+      return writeDurably(loadPath(token), [JSON.stringify({ token, entries })])
     },
     removeLoad(token: string): Promise<void> {
       return rm(loadPath(token), { force: true })

@@ -92,11 +92,11 @@ export function encodeRows(rows: string[], token: string): string {
 }
 
 /**
- * Inserts rows (or their JSONEachRow text) into raw_events as one block under `token`.
+ * Inserts rows (or their JSONEachRow text, whole or in pieces) into raw_events as one block under `token`.
  * The block-size setting keeps a flush in one block, so a repeat with the same token is
  * recognised as a whole.
  */
-export async function insertRawEvents(ch: ClickHouseClient, rows: RawEventRow[] | string, token: string): Promise<void> {
+export async function insertRawEvents(ch: ClickHouseClient, rows: RawEventRow[] | string | string[], token: string): Promise<void> {
   const clickhouse_settings = {
     insert_deduplication_token: token,
     deduplicate_blocks_in_dependent_materialized_views: 1,
@@ -106,14 +106,14 @@ export async function insertRawEvents(ch: ClickHouseClient, rows: RawEventRow[] 
     // answers were several times faster at the tail with no load running).
     os_thread_priority: '19',
   } as const
-  if (typeof rows !== 'string') {
-    await ch.insert({ table: 'raw_events', values: rows, format: 'JSONEachRow', clickhouse_settings })
+  if (typeof rows !== 'string' && typeof rows[0] !== 'string') {
+    await ch.insert({ table: 'raw_events', values: rows as RawEventRow[], format: 'JSONEachRow', clickhouse_settings })
     return
   }
   // Already serialised (it is what the write-ahead log holds): sent as the body as is. The
   // stream carries the string itself (object mode): in byte mode it is turned into a Buffer
   // that chDB's connection turns back into a string, two copies of every flush (8 % of the
   // edge's CPU in a profile of bench:ingest).
-  const result = await ch.exec({ query: 'INSERT INTO raw_events FORMAT JSONEachRow', values: Readable.from([rows], { objectMode: true }), clickhouse_settings })
+  const result = await ch.exec({ query: 'INSERT INTO raw_events FORMAT JSONEachRow', values: Readable.from(typeof rows === 'string' ? [rows] : (rows as string[]), { objectMode: true }), clickhouse_settings })
   result.stream.destroy()
 }
