@@ -4,7 +4,7 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
-import { encodeRows, insertRawEvents, type RawEventRow } from './events/rows.ts'
+import { encodeRows, insertRawEvents } from './events/rows.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createRules } from './state/decide.ts'
@@ -31,7 +31,7 @@ export function createEdge(services: Services) {
   const { settings, ch, redis, metrics, log } = services
   const rules = createRules(redis, settings)
   let accepting = true
-  const wal = createWal<RawEventRow>(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
+  const wal = createWal(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
   /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
   const loader = createLoader({
     wal,
@@ -68,6 +68,10 @@ export function createEdge(services: Services) {
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
     backlogRows: () => loader.backlogRows,
+    onFlush: (rows, seconds) => {
+      metrics.walFlushRows.observe(rows)
+      metrics.walFlushDuration.observe(seconds)
+    },
     insert: async (rows, token, metas) => {
       if (logging.get(token) !== undefined) return // written by an earlier attempt
       const body = encodeRows(rows, token)
@@ -112,6 +116,8 @@ export function createEdge(services: Services) {
         return n
       })
       .finally(() => (repairing = undefined)))
+
+  const onStage = (stage: 'decide' | 'commit', seconds: number) => metrics.ingestStage.observe({ stage }, seconds)
 
   const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
     const header = c.req.header('authorization') ?? ''
@@ -164,7 +170,7 @@ export function createEdge(services: Services) {
       try {
         const wait = await rules.rateLimit(ip, now)
         if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests from this address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
-        result = await ingestBatch({ settings, ch, rules, writer }, { claims, ip, events: envelope.data.events, now })
+        result = await ingestBatch({ settings, ch, rules, writer, onStage }, { claims, ip, events: envelope.data.events, now })
       } catch (err) {
         if (err instanceof ApiError) throw err
         if (err instanceof FlushError) throw new ApiError('STORAGE_UNAVAILABLE', 'events could not be stored; retry the same batch', { retryAfterSeconds: 2 })

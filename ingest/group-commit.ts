@@ -28,6 +28,7 @@ export type GroupCommitOptions<Row, Meta> = {
    * since the engine's insert is CPU-bound and smaller blocks pay the views' fixed cost more often.
    */
   maxInFlight?: number
+  /** After each batch settles: its rows, its duration (insert and afterCommit), whether it was stored. */
   onFlush?(rows: number, seconds: number, ok: boolean): void
 }
 
@@ -52,12 +53,12 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         await opts.insert(rows, token, batch.map((w) => w.meta))
-        opts.onFlush?.(rows.length, (performance.now() - started) / 1000, true)
         try {
           await opts.afterCommit?.(batch.map((w) => w.meta), token)
         } catch {
           // The rows are stored; a retry finds them in ClickHouse even without the mark.
         }
+        opts.onFlush?.(rows.length, (performance.now() - started) / 1000, true)
         for (const w of batch) w.resolve()
         return
       } catch (err) {

@@ -9,7 +9,7 @@ type Insert = { body: string; token: string }
 
 /** A real write-ahead log in a temp folder and an in-memory store that can fail on demand. */
 function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
-  const wal = createWal<{ n: number }>(tempDir('cs-loader-'))
+  const wal = createWal(tempDir('cs-loader-'))
   const inserts: Insert[] = []
   const attempts: Insert[] = []
   let failures = opts.failures ?? 0

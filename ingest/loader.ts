@@ -18,7 +18,7 @@ import type { Wal } from './wal.ts'
  * await loader.drain(30_000)              // at shutdown
  */
 export type LoaderOptions = {
-  wal: Pick<Wal<unknown>, 'writeLoad' | 'removeLoad' | 'remove'>
+  wal: Pick<Wal, 'writeLoad' | 'removeLoad' | 'remove'>
   maxRows: number
   intervalMs: number
   /** Inserts the entries' JSONEachRow texts, in order, as one block under the dedup token. */

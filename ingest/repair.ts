@@ -1,10 +1,10 @@
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
-import { insertRawEvents, type RawEventRow } from './events/rows.ts'
+import { insertRawEvents, parseRow } from './events/rows.ts'
 import { newRequestId, type Rules } from './state/decide.ts'
 import type { Wal, WalEntry, WalLoad } from './wal.ts'
 
-export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal<RawEventRow>; log: Logger; held: { has(token: string): boolean } }
+export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal; log: Logger; held: { has(token: string): boolean } }
 
 /**
  * Finishes what the write-ahead log still holds and this process is not working on
@@ -52,7 +52,7 @@ async function repairLoad(deps: RepairDeps, load: WalLoad): Promise<void> {
   log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: complete })
 }
 
-async function repairEntry(deps: RepairDeps, entry: WalEntry<RawEventRow>): Promise<void> {
+async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
   const { ch, rules, wal, log } = deps
   const videos = [...new Set(entry.requests.map((r) => r.videoId))]
   const rs = await ch.query({
@@ -61,27 +61,26 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry<RawEventRow>): Prom
     format: 'JSONEachRow',
   })
   const landed = Number(((await rs.json()) as { n: string }[])[0]?.n ?? 0)
-  let rows = entry.rows
+  let lines = entry.lines
   const marks = [...entry.requests]
   if (landed === 0) {
     const replayId = newRequestId()
-    rows = []
+    lines = []
     let offset = 0
     for (const req of entry.requests) {
-      const own = entry.rows.slice(offset, offset + req.rows)
+      const own = entry.lines.slice(offset, offset + req.rows)
       offset += req.rows
+      const rows = own.map(parseRow)
       // Items that failed validation have no id of their own to claim: they are this flush's alone.
-      const invalid = own.filter((r) => r.reason === 'invalid_event')
-      const decided = own.filter((r) => r.reason !== 'invalid_event')
-      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map((r) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })))
-      rows.push(...invalid, ...decided.filter((_, i) => owned[i]))
+      const decided = rows.flatMap((r, i) => (r.reason === 'invalid_event' ? [] : [{ r, line: own[i]! }]))
+      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ r }) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })))
+      lines.push(...own.filter((_, i) => rows[i]!.reason === 'invalid_event'), ...decided.filter((_, i) => owned[i]).map((d) => d.line))
       marks.push({ ...req, requestId: replayId })
     }
   }
-  if (rows.length > 0) {
-    await insertRawEvents(ch, rows, entry.token)
-  }
+  // The entry's own lines (or those of them still owned), under the entry's own token.
+  if (lines.length > 0) await insertRawEvents(ch, lines.length === entry.lines.length ? entry.body : lines.map((l) => `${l}\n`).join(''), entry.token)
   await rules.markRequests(marks, true)
   await wal.remove(entry.token)
-  log.info('repaired an unfinished flush', { token: entry.token, rows: rows.length, of: entry.rows.length, raw_already_had: landed })
+  log.info('repaired an unfinished flush', { token: entry.token, rows: lines.length, of: entry.lines.length, raw_already_had: landed })
 }

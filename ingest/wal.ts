@@ -14,10 +14,11 @@ import { join } from 'node:path'
  * its views). Entries are removed once loaded, the manifest last.
  */
 export type WalRequest = { videoId: string; sessionId: string; requestId: string; rows: number }
-export type WalEntry<Row> = { token: string; requests: WalRequest[]; rows: Row[]; body: string; file: string }
+/** An entry read back: its requests in order, and its body's lines (one row each, in order). */
+export type WalEntry = { token: string; requests: WalRequest[]; body: string; lines: string[]; file: string }
 export type WalLoad = { token: string; entries: string[] }
 
-export function createWal<Row>(dir: string) {
+export function createWal(dir: string) {
   mkdirSync(dir, { recursive: true })
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
@@ -44,20 +45,21 @@ export function createWal<Row>(dir: string) {
       await dirHandle.close()
     }
   }
-  const parseEntry = (file: string, text: string): WalEntry<Row> | undefined => {
+  const parseEntry = (file: string, text: string): WalEntry | undefined => {
     const nl = text.indexOf('\n')
     try {
       const head = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as { token: string; requests: WalRequest[] }
       const body = nl < 0 ? '' : text.slice(nl + 1)
-      const rows = body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row)
-      return { token: head.token, requests: head.requests, rows, body, file }
+      const lines = body.split('\n').filter(Boolean)
+      if (lines.length !== head.requests.reduce((n, r) => n + r.rows, 0)) return undefined
+      return { token: head.token, requests: head.requests, body, lines, file }
     } catch {
       return undefined // a torn write never got renamed into place; anything else unreadable is skipped
     }
   }
   return {
     dir,
-    /** Writes the entry durably; `body` is the rows as JSONEachRow text. */
+    /** Writes the entry durably; `body` is its rows' text, a line each (see encodeRows). */
     write(token: string, requests: WalRequest[], body: string): Promise<void> {
       return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
     },
@@ -84,7 +86,7 @@ export function createWal<Row>(dir: string) {
         })
     },
     /** One entry, or undefined when it is gone (loaded and removed). */
-    read(token: string): WalEntry<Row> | undefined {
+    read(token: string): WalEntry | undefined {
       try {
         return parseEntry(path(token), readFileSync(path(token), 'utf8'))
       } catch {
@@ -107,4 +109,4 @@ export function createWal<Row>(dir: string) {
   }
 }
 
-export type Wal<Row> = ReturnType<typeof createWal<Row>>
+export type Wal = ReturnType<typeof createWal>

@@ -18,9 +18,18 @@ export function createMetrics() {
   const eventsTotal = new Counter({ name: 'cs_ingest_events_total', help: 'Playback events by outcome (accepted, duplicate, rejected) and reason', labelNames: ['outcome', 'reason'] as const, registers: [registry] })
   const flushRows = new Histogram({ name: 'cs_ingest_flush_rows', help: 'Rows per ClickHouse insert', buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000], registers: [registry] })
   const flushDuration = new Histogram({ name: 'cs_ingest_flush_duration_seconds', help: 'Duration of ClickHouse inserts', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry] })
+  const walFlushRows = new Histogram({ name: 'cs_ingest_wal_flush_rows', help: 'Rows per group-commit flush into the write-ahead log', buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000], registers: [registry] })
+  const walFlushDuration = new Histogram({ name: 'cs_ingest_wal_flush_duration_seconds', help: 'Duration of group-commit flushes into the write-ahead log (write, fsync, Redis marks)', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry] })
+  const ingestStage = new Histogram({
+    name: 'cs_ingest_stage_duration_seconds',
+    help: 'Time a POST /v1/events spends in each stage: decide (validation and the Redis rules), commit (waiting for its flush into the write-ahead log)',
+    labelNames: ['stage'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  })
   const flushFailures = new Counter({ name: 'cs_ingest_flush_failures_total', help: 'Failed ClickHouse inserts (after retries)', registers: [registry] })
   const jobRuns = new Counter({ name: 'cs_job_runs_total', help: 'Job runs by job and status', labelNames: ['job', 'status'] as const, registers: [registry] })
-  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, flushFailures, jobRuns }
+  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, walFlushRows, walFlushDuration, ingestStage, flushFailures, jobRuns }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

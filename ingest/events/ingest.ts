@@ -26,6 +26,8 @@ export type IngestDeps = {
     release(rows: number): void
     submit(rows: string[], meta: CommitMeta): Promise<void>
   }
+  /** Seconds spent deciding (validation and the Redis rules) and waiting for the commit. */
+  onStage?(stage: 'decide' | 'commit', seconds: number): void
 }
 
 type Checked =
@@ -60,6 +62,7 @@ export async function ingestBatch(
   const { settings, rules, writer } = deps
   const { claims, ip } = input
   const now = input.now ?? Date.now()
+  const startedAt = performance.now()
   const checked = checkEvents(input.events, claims, settings, now)
   if (!writer.reserve(checked.length)) return { kind: 'overloaded' }
   let reserved = checked.length
@@ -137,7 +140,10 @@ export async function ingestBatch(
     writer.release(reserved - rows.length)
     reserved = 0
     submitted = true
+    const decidedAt = performance.now()
+    deps.onStage?.('decide', (decidedAt - startedAt) / 1000)
     await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length })
+    deps.onStage?.('commit', (performance.now() - decidedAt) / 1000)
     if (inFlightUntil > 0) return { kind: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil((inFlightUntil - now) / 1000)) }
     rejected.sort((a, b) => a.index - b.index)
     return { accepted, duplicates, rejected }

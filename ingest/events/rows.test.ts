@@ -1,37 +1,39 @@
 import { describe, expect, it } from 'vitest'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { encodeRows, rowContext, rowText } from './rows.ts'
+import { encodeRows, parseRow, rowContext, rowText } from './rows.ts'
 import { eventSchema } from './schema.ts'
 
-const claims = { vid: 'v"1\\', cid: 'c\n1', sub: 'viewer ☃', sid: 's-1', dur: 600_000, ads: ['ad "x"'], iat: 1, exp: 2 } as unknown as PlaybackClaims
+const claims = { vid: 'v"1\\', cid: 'c\n1', sub: 'viewer ☃\t', sid: 's-1', dur: 600_000, ads: ['ad "x"'], iat: 1, exp: 2 } as unknown as PlaybackClaims
 const ctx = rowContext({ claims, ip: '10.0.0.1', now: 1_732_180_000_123 })
 const id = '6f1c1a8e-4a8e-4b8e-8a8e-1a8e4a8e4b8e'
 
 describe('raw_events rows as text', () => {
-  it('are valid JSON lines with every field escaped, closed with the flush token', () => {
-    const ad = eventSchema.parse({ id, type: 'ad_impression', ts: 1_732_179_999_000, position_ms: 0, ad_id: 'ad "x"\n\\' })
+  it('are one TabSeparated line each, every value escaped, ended with the flush token', () => {
+    const ad = eventSchema.parse({ id, type: 'ad_impression', ts: 1_732_179_999_000, position_ms: 0, ad_id: 'ad "x"\n\\\t\r\0' })
     const text = encodeRows(
       [
         rowText(ctx, { kind: 'event', event: ad, decision: { outcome: 'counted', reason: '', credited: 0 } }),
-        rowText(ctx, { kind: 'invalid', raw: { type: 'pl"ay', note: 'tab\there\u2028' }, reason: 'invalid_event' }),
+        rowText(ctx, { kind: 'invalid', raw: { type: 'pl\tay', note: 'tab\there\u2028\\' }, reason: 'invalid_event' }),
       ],
       'tok-1',
     )
     const lines = text.split('\n')
+    expect(lines).toHaveLength(3)
     expect(lines.at(-1)).toBe('')
-    const [a, b] = lines.slice(0, -1).map((l) => JSON.parse(l))
+    for (const l of lines.slice(0, -1)) expect(l.split('\t')).toHaveLength(18)
+    const [a, b] = lines.slice(0, -1).map(parseRow)
     expect(a).toEqual({
       event_id: id, event_time: 1_732_179_999_000, type: 'ad_impression', outcome: 'counted', reason: '', position_ms: 0, watched_ms: 0, credited_watch_ms: 0,
-      ad_id: 'ad "x"\n\\', payload: '', received_at: 1_732_180_000_123, video_id: 'v"1\\', creator_id: 'c\n1', viewer_id: 'viewer ☃', session_id: 's-1', ip: '10.0.0.1',
+      ad_id: 'ad "x"\n\\\t\r\0', payload: '', received_at: 1_732_180_000_123, video_id: 'v"1\\', creator_id: 'c\n1', viewer_id: 'viewer ☃\t', session_id: 's-1', ip: '10.0.0.1',
       video_duration_ms: 600_000, insert_token: 'tok-1',
     })
-    expect(b).toMatchObject({ type: 'pl"ay', outcome: 'rejected', reason: 'invalid_event', event_time: 1_732_180_000_123, insert_token: 'tok-1' })
-    expect(JSON.parse(b.payload)).toEqual({ type: 'pl"ay', note: 'tab\there\u2028' })
+    expect(b).toMatchObject({ type: 'pl\tay', outcome: 'rejected', reason: 'invalid_event', event_time: 1_732_180_000_123, insert_token: 'tok-1' })
+    expect(JSON.parse(b!.payload)).toEqual({ type: 'pl\tay', note: 'tab\there\u2028\\' })
   })
 
-  it('never carry a number JSON cannot hold, and a flush without rows is empty', () => {
+  it('never carry a value the engine cannot parse, and a flush without rows is empty', () => {
     const e = eventSchema.parse({ id, type: 'progress', ts: 1_732_179_999_000, position_ms: 5, watched_ms: 1_000 })
-    const row = JSON.parse(`${rowText(ctx, { kind: 'event', event: e, decision: { outcome: 'counted', reason: '', credited: Number.NaN } })}}`)
+    const row = parseRow(encodeRows([rowText(ctx, { kind: 'event', event: e, decision: { outcome: 'counted', reason: '', credited: Number.NaN } })], 't').slice(0, -1))
     expect(row).toMatchObject({ credited_watch_ms: 0, watched_ms: 1_000, position_ms: 5 })
     expect(encodeRows([], 'tok')).toBe('')
   })

@@ -7,7 +7,7 @@
  *     aggregates equal to the raw table; exports up to <exportRows> stored rows.
  *   bun test/bench/ingest-engine.ts ceiling <exportFile> <blockRows>
  *     the same rows inserted straight into a fresh engine (raw_events and its views)
- *     from this one process, the way the edge inserts them (JSONEachRow through the client).
+ *     from this one process, the way the edge's loader inserts them (its text, one block a load).
  *
  * Prints one JSON line with the figures.
  */
@@ -16,6 +16,7 @@ import { createClickHouse } from '../../lib/clickhouse.ts'
 import { loadSettings } from '../../lib/config.ts'
 import { applyRuntimeSchemaSettings, migrate } from '../../migrations/runner.ts'
 import { rows, tempDir } from '../harness/engines.ts'
+import { insertRawEvents, RAW_COLUMNS } from '../../ingest/events/rows.ts'
 
 const [mode, ...args] = process.argv.slice(2)
 
@@ -36,9 +37,13 @@ if (mode === 'verify') {
        INNER JOIN bench_acked AS a ON r.slot = a.slot
        WHERE r.seq < a.n`,
     )
-    const [agg] = await rows<{ views: string; watch: string; ads: string }>(
-      ch,
-      'SELECT sum(views) AS views, sum(watch_ms) AS watch, sum(ad_impressions) AS ads FROM video_stats_per_day',
+    // Each grain's totals, and the ad tables', must equal the raw table's.
+    const grains = await Promise.all(
+      ['day', 'week', 'month'].map(async (g) => {
+        const [t] = await rows<{ views: string; watch: string; ads: string }>(ch, `SELECT sum(views) AS views, sum(watch_ms) AS watch, sum(ad_impressions) AS ads FROM video_stats_per_${g}`)
+        const [a] = await rows<{ ads: string }>(ch, `SELECT sum(impressions) AS ads FROM ad_impressions_per_${g}`)
+        return { ...t!, adTable: a!.ads }
+      }),
     )
     const [raw] = await rows<{ views: string; watch: string; ads: string }>(
       ch,
@@ -48,7 +53,12 @@ if (mode === 'verify') {
     const outcomes = await rows<{ outcome: string; reason: string; n: string }>(ch, 'SELECT outcome, reason, count() AS n FROM raw_events GROUP BY outcome, reason ORDER BY n DESC')
     await ch.command({ query: 'DROP TABLE bench_acked' })
     rmSync(exportFile, { force: true })
-    await ch.command({ query: `SELECT * FROM raw_events LIMIT ${Number(exportRows)} INTO OUTFILE '${exportFile.replace(/'/g, '')}' FORMAT JSONEachRow` })
+    // The rows as the edge's loader sends them: its TabSeparated columns, times as epoch ms.
+    const columns = RAW_COLUMNS.map((c) => (c === 'event_time' || c === 'received_at' ? `toUnixTimestamp64Milli(${c})` : c)).join(', ')
+    await ch.command({
+      query: `SELECT ${columns} FROM raw_events LIMIT {n:UInt64} INTO OUTFILE '${exportFile.replace(/'/g, '')}' FORMAT TabSeparated`,
+      query_params: { n: Number(exportRows) },
+    })
     const ackedTotal = acked.reduce((a, b) => a + b, 0)
     console.log(
       JSON.stringify({
@@ -59,7 +69,7 @@ if (mode === 'verify') {
         acked_stored_ids: Number(mine!.stored_ids),
         acked_lost: ackedTotal - Number(mine!.stored_ids),
         rows_stored_twice: Number(all!.rows) - Number(all!.ids),
-        aggregates_match_raw: agg!.views === raw!.views && agg!.watch === raw!.watch && agg!.ads === raw!.ads,
+        aggregates_match_raw: grains.every((g) => g.views === raw!.views && g.watch === raw!.watch && g.ads === raw!.ads && g.adTable === raw!.ads),
         counted_views: Number(raw!.views),
         outcomes: Object.fromEntries(outcomes.map((o) => [`${o.outcome}${o.reason ? `/${o.reason}` : ''}`, Number(o.n)])),
       }),
@@ -75,26 +85,28 @@ if (mode === 'verify') {
   try {
     await migrate(ch, { SETTLEMENT_TZ: 'Asia/Seoul' })
     await applyRuntimeSchemaSettings(ch, { RAW_EVENTS_TTL_DAYS: 400 })
-    // Rows as the edge holds them: objects with numbers, before the client serialises them.
-    const numeric = ['position_ms', 'watched_ms', 'credited_watch_ms', 'video_duration_ms'] as const
-    const all = readFileSync(exportFile, 'utf8').split('\n').filter(Boolean).map((l) => {
-      const r = JSON.parse(l) as Record<string, unknown>
-      for (const k of numeric) r[k] = Number(r[k])
-      return r
-    })
-    const t0 = performance.now()
-    for (let i = 0; i < all.length; i += blockRows) {
-      const block = all.slice(i, i + blockRows)
-      await ch.insert({
-        table: 'raw_events',
-        values: block,
-        format: 'JSONEachRow',
-        clickhouse_settings: { insert_deduplication_token: crypto.randomUUID(), deduplicate_blocks_in_dependent_materialized_views: 1, max_insert_block_size: String(Math.max(block.length, 1_048_576)) },
-      })
+    // Blocks cut from the file's text at line ends, as the loader joins its entries' texts:
+    // no string per row (2M of them next to the whole text crashed Bun).
+    const text = readFileSync(exportFile, 'utf8')
+    const blocks: string[] = []
+    let lines = 0
+    for (let start = 0; start < text.length; ) {
+      let end = start
+      let n = 0
+      while (n < blockRows && end < text.length) {
+        const nl = text.indexOf('\n', end)
+        end = nl < 0 ? text.length : nl + 1
+        n++
+      }
+      blocks.push(text.slice(start, end))
+      lines += n
+      start = end
     }
+    const t0 = performance.now()
+    for (const block of blocks) await insertRawEvents(ch, block, crypto.randomUUID())
     const seconds = (performance.now() - t0) / 1000
     const [check] = await rows<{ n: string }>(ch, 'SELECT count() AS n FROM raw_events')
-    console.log(JSON.stringify({ rows: all.length, stored: Number(check!.n), seconds, rows_per_second: all.length / seconds, block_rows: blockRows }))
+    console.log(JSON.stringify({ rows: lines, stored: Number(check!.n), seconds, rows_per_second: lines / seconds, block_rows: blockRows }))
   } finally {
     await ch.close()
     rmSync(dataDir, { recursive: true, force: true })

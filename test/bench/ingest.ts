@@ -89,7 +89,7 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
-let flushes: Awaited<ReturnType<typeof flushMetrics>> = { flushes: 0, mean_rows: 0, mean_seconds: 0, js_heap_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
@@ -115,7 +115,7 @@ const loadAfter = loadNow()
 
 const ackedFile = join(dataDir, 'acked.json')
 writeFileSync(ackedFile, JSON.stringify(load.acked_per_slot))
-const exportFile = join(dataDir, 'rows.jsonl')
+const exportFile = join(dataDir, 'rows.tsv')
 type Verify = {
   acked_events: number
   stored_rows: number
@@ -196,6 +196,8 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
   ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
+  ['log flushes: count / mean rows / mean s', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)}`],
+  ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
   ['acknowledged events', verify.acked_events],
   ['acknowledged stored exactly once', `${verify.acked_stored_ids} (lost ${verify.acked_lost}, rows stored twice ${verify.rows_stored_twice})`],
@@ -207,15 +209,36 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
 const file = writeResult('ingest', { command: `npm run bench:ingest -- ${process.argv.slice(2).join(' ')}`.trim(), settings: settingsUsed, figures }, flags.get('out'))
 console.log(`\nwritten ${file}`)
 
-/** Count, mean rows and mean duration of the edge's inserts, from its Prometheus metrics. */
-async function flushMetrics(url: string): Promise<{ flushes: number; mean_rows: number; mean_seconds: number; js_heap_mib: number; server_side_latency: Record<string, number> }> {
+type ServerMetrics = {
+  flushes: number
+  mean_rows: number
+  mean_seconds: number
+  /** Group-commit flushes into the write-ahead log (write, fsync, Redis marks). */
+  wal_flushes: number
+  wal_mean_rows: number
+  wal_mean_seconds: number
+  /** Mean seconds a request spent deciding (validation, Redis rules) and waiting for its flush. */
+  stage_mean_seconds: { decide: number; commit: number }
+  js_heap_mib: number
+  server_side_latency: Record<string, number>
+}
+
+/** The edge's loads into ClickHouse, its log flushes and request stages, from its Prometheus metrics. */
+async function flushMetrics(url: string): Promise<ServerMetrics> {
   const text = await (await fetch(`${url}/metrics`)).text()
-  const v = (name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
-  const n = v('cs_ingest_flush_rows_count')
+  const v = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
+  const mean = (name: string) => v(`${name}_sum`) / v(`${name}_count`)
   return {
-    flushes: n,
-    mean_rows: v('cs_ingest_flush_rows_sum') / n,
-    mean_seconds: v('cs_ingest_flush_duration_seconds_sum') / n,
+    flushes: v('cs_ingest_flush_rows_count'),
+    mean_rows: mean('cs_ingest_flush_rows'),
+    mean_seconds: mean('cs_ingest_flush_duration_seconds'),
+    wal_flushes: v('cs_ingest_wal_flush_rows_count'),
+    wal_mean_rows: mean('cs_ingest_wal_flush_rows'),
+    wal_mean_seconds: mean('cs_ingest_wal_flush_duration_seconds'),
+    stage_mean_seconds: {
+      decide: v('cs_ingest_stage_duration_seconds_sum{stage="decide"}') / v('cs_ingest_stage_duration_seconds_count{stage="decide"}'),
+      commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
+    },
     // The JavaScript heap at the end of the run; the rest of the RSS is the engine's.
     js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
     server_side_latency: serverLatency(text),
