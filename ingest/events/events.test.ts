@@ -291,6 +291,15 @@ describe('counting rules', () => {
     ])
   })
 
+
+  it('takes ad ids holding the script separators, a bar or a tab verbatim', async () => {
+    const video = uniq('v')
+    const odd = 'ad\x1e|\x1f\t"x"'
+    const token = await t.token({ videoId: video, adIds: ['ad-plain', odd] }, { now: since(60_000) })
+    const res = await t.post(token, [ev('ad_impression', { ts: Date.now() - 3_000, ad_id: odd }), ev('ad_impression', { ts: Date.now() - 2_000, ad_id: `${odd}\x1e` })])
+    expect(await res.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [{ index: 1, reason: 'ad_not_served' }] })
+    expect((await videoSnapshot(t.s.ch, video)).adDay.map((r) => [r.ad_id, r.impressions])).toEqual([[odd, 1]])
+  })
   it('clamps watch time to twice the time since the previous event plus a second, and to the duration', async () => {
     const video = uniq('v')
     const start = Date.now() - 600_000

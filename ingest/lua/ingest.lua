@@ -15,13 +15,16 @@
 -- ARGV[5]  session start (ms) ARGV[6] duration (ms)   ARGV[7] window (ms)   ARGV[8] max counted views per IP
 -- ARGV[9]  TTL of session keys (s)   ARGV[10] requests per second per token   ARGV[11] burst per token
 -- ARGV[12] n = number of ads in the token                ARGV[13..12+n] ad ids
--- ARGV[13+n..] one value per event, its fields joined by the unit separator (byte 31):
---   id, type, ts (ms), position (ms), watched (ms), pre-decided rejection reason or '', ad id
---   (the ad id last, so that it is taken verbatim). One value per event instead of seven
---   makes the call several times cheaper to encode at the edge.
+-- ARGV[13+n] the events, each as its fields joined by the unit separator (byte 31), the
+--   events joined by the record separator (byte 30): id (a UUID), type, ts (ms),
+--   position (ms), watched (ms), pre-decided rejection reason or '', and for an
+--   ad_impression the 1-based index of its ad among the token's ads (0: not one of them).
+--   No field can hold a separator, so no escaping; one value for the whole batch keeps
+--   the call cheap to encode at the edge and to read here.
 -- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched), else
--- "ok" followed by one string per event: "n|<outcome>|<reason>|<credited>" for a new
--- decision, or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id already decided.
+-- {"ok", decisions}: one per event, in order, joined by byte 30: "n|<outcome>|<reason>|<credited>"
+-- for a new decision, or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id
+-- already decided (earlier, or by an earlier event of this same batch).
 
 local req, now = ARGV[1], tonumber(ARGV[2])
 local viewer, creator = ARGV[3], ARGV[4]
@@ -30,9 +33,6 @@ local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(A
 local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
 if wait > 0 then return {'rl', wait} end
 local n_ads = tonumber(ARGV[12])
-local ad_window = {}
-for i = 1, n_ads do ad_window[ARGV[12 + i]] = KEYS[7 + i] end
-
 local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed')
 local last = tonumber(st[1]) or session_start
 local credited_total = tonumber(st[2]) or 0
@@ -40,7 +40,7 @@ local viewed = st[3] == '1'
 local state_changed = false
 local resume_ts, resume_pos = nil, nil
 local self = viewer == creator
-local out = {'ok'}
+local out = {}
 
 local function count_view()
   if viewed then return 'stored', 'repeat_play' end
@@ -57,21 +57,30 @@ local function count_view()
   return 'counted', ''
 end
 
-local function count_impression(ad)
-  local wkey = ad_window[ad]
-  if not wkey then return 'rejected', 'ad_not_served' end
-  if redis.call('HSETNX', KEYS[2], 'a:' .. ad, '1') == 0 then return 'excluded', 'duplicate_impression' end
+local function count_impression(ad_index)
+  if ad_index < 1 or ad_index > n_ads then return 'rejected', 'ad_not_served' end
+  if redis.call('HSETNX', KEYS[2], 'a:' .. ARGV[12 + ad_index], '1') == 0 then return 'excluded', 'duplicate_impression' end
   if self then return 'excluded', 'self_view' end
+  local wkey = KEYS[7 + ad_index]
   if redis.call('EXISTS', wkey) == 1 then return 'excluded', 'duplicate_viewer' end
   redis.call('SET', wkey, '1', 'PX', window)
   return 'counted', ''
 end
 
-local FIELDS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31(.*)$'
-for i = 13 + n_ads, #ARGV do
-  local id, typ, ts, pos, watched, pre, ad = string.match(ARGV[i], FIELDS)
-  ts, pos, watched = tonumber(ts), tonumber(pos), tonumber(watched)
-  local rec = redis.call('HGET', KEYS[1], id)
+local FIELDS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
+local events, ids = {}, {}
+for e in string.gmatch(ARGV[13 + n_ads], '[^\30]+') do
+  local id, typ, ts, pos, watched, pre, ad = string.match(e, FIELDS)
+  events[#events + 1] = { id, typ, tonumber(ts), tonumber(pos), tonumber(watched), pre, tonumber(ad) }
+  ids[#ids + 1] = id
+end
+-- The records of every id at once; those decided by this call are kept in `mine`.
+local recorded = #ids > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
+local mine, writes = {}, {}
+
+for i, e in ipairs(events) do
+  local id, typ, ts, pos, watched, pre, ad = e[1], e[2], e[3], e[4], e[5], e[6], e[7]
+  local rec = mine[id] or recorded[i]
   if rec then
     out[#out + 1] = 'd|' .. rec
   else
@@ -102,11 +111,14 @@ for i = 13 + n_ads, #ARGV do
       end
     end
     local decision = outcome .. '|' .. reason .. '|' .. credited
-    redis.call('HSET', KEYS[1], id, req .. '|' .. decision)
+    mine[id] = req .. '|' .. decision
+    writes[#writes + 1] = id
+    writes[#writes + 1] = mine[id]
     out[#out + 1] = 'n|' .. decision
   end
 end
 
+if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
 redis.call('EXPIRE', KEYS[1], ttl)
 if state_changed then
   redis.call('HSET', KEYS[2], 'last', last, 'credited', credited_total, 'viewed', viewed and '1' or '0')
@@ -119,4 +131,4 @@ if resume_ts then
     redis.call('HSET', KEYS[4], viewer, resume_ts .. ':' .. resume_pos)
   end
 end
-return out
+return {'ok', table.concat(out, '\30')}

@@ -18,7 +18,7 @@ export type RuleInput = { id: string; type: EventType; ts: number; positionMs: n
 
 type ScriptedRedis = Redis & {
   csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): Promise<number>
-  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<(string | number)[]>
+  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<[string, string | number]>
   csClaim(key: string, ...args: string[]): Promise<number[]>
 }
 
@@ -74,16 +74,22 @@ export function createRules(redis: Redis, settings: Settings) {
         keys.tokenBucket(claims.vid, claims.sid),
         ...ads.map((ad) => keys.adViewerWindow(claims.vid, ad, claims.sub)),
       ]
-      const args: (string | number)[] = [
+      // The whole batch as one value (see ingest.lua): no field can hold a separator (ids are
+      // UUIDs, types and reasons fixed names, an ad the 1-based index of the token's ad).
+      let packed = ''
+      for (const e of events) {
+        const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
+        packed += `${packed ? '\x1e' : ''}${e.id}\x1f${e.type}\x1f${e.ts}\x1f${e.positionMs}\x1f${e.watchedMs}\x1f${e.preRejected}\x1f${ad}`
+      }
+      const [status, out] = await r.csIngest(
+        keyList.length, ...keyList,
         requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, ttlSeconds,
-        settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads,
-      ]
-      // One value per event (see ingest.lua): the ad id last, taken verbatim by the script.
-      for (const e of events) args.push(`${e.id}\x1f${e.type}\x1f${e.ts}\x1f${e.positionMs}\x1f${e.watchedMs}\x1f${e.preRejected}\x1f${e.adId}`)
-      const [status, ...out] = await r.csIngest(keyList.length, ...keyList, ...args)
-      if (status === 'rl') return { rateLimitedMs: Number(out[0]) }
-      return out.map((v) => {
-        const parts = String(v).split('|')
+        settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed,
+      )
+      if (status === 'rl') return { rateLimitedMs: Number(out) }
+      if (events.length === 0) return []
+      return String(out).split('\x1e').map((v) => {
+        const parts = v.split('|')
         if (parts[0] === 'n') return { kind: 'new', decision: parseDecision(parts.slice(1)) }
         return { kind: 'recorded', requestId: parts[1]!, record: parts.slice(1).join('|'), decision: parseDecision(parts.slice(2)) }
       })
