@@ -17,7 +17,7 @@ import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
-import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, processName, runJsonChild, sleep, writeResult } from './lib.ts'
+import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
 const smoke = flags.has('smoke')
@@ -63,7 +63,7 @@ const server = await startServerProcess({ cmd: BUN, args: [...profileArgs, 'lib/
 const serverPid = server.proc.pid!
 const redisPid = childPids(serverPid).find((p) => processName(p).startsWith('redis'))
 const loadBefore = loadNow()
-const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0 }
+const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid) }
 
 let peakRssKb = 0
 const sampler = setInterval(() => {
@@ -93,6 +93,7 @@ let flushes: ServerMetrics = { flushes: 0, mean_rows: 0, mean_seconds: 0, wal_fl
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
+const serverThreads: Record<string, number> = {}
 try {
   await runJsonChild(BUN, ['test/bench/ingest-load.ts'], {
     ...process.env,
@@ -105,6 +106,11 @@ try {
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
   serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
+  // Where the server's CPU went, by thread name: the JavaScript thread, chDB's pools, Bun's own.
+  for (const [name, sec] of threadCpuSeconds(serverPid)) {
+    const used = sec - (cpuBefore.threads.get(name) ?? 0)
+    if (used > 0) serverThreads[name] = +(used / load.seconds).toFixed(3)
+  }
 } finally {
   clearInterval(sampler)
   server.kill('SIGTERM')
@@ -156,6 +162,8 @@ const figures = {
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
   redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
   generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
+  /** Cores used by the server's threads during the run, by thread name (threads that ended are missing). */
+  server_cpu_cores_by_thread: Object.fromEntries(Object.entries(serverThreads).sort((a, b) => b[1] - a[1])),
   server_exit_code: exitCode,
   flushes,
   verify,
@@ -199,6 +207,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['log flushes: count / mean rows / mean s', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
+  ['server cores by thread (top 6)', Object.entries(figures.server_cpu_cores_by_thread).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')],
   ['acknowledged events', verify.acked_events],
   ['acknowledged stored exactly once', `${verify.acked_stored_ids} (lost ${verify.acked_lost}, rows stored twice ${verify.rows_stored_twice})`],
   ['aggregates equal raw table', String(verify.aggregates_match_raw)],

@@ -3,7 +3,7 @@
  * sampler, process memory and CPU from /proc, the results table and JSON file.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -91,6 +91,28 @@ export function procCpuSeconds(pid: number): number | undefined {
   } catch {
     return undefined
   }
+}
+
+/** CPU seconds per thread name (comm) of a process's living threads (Linux). */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>()
+  let tids: string[] = []
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return out
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100)
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out
 }
 
 /** Direct children of a process (Linux). */
