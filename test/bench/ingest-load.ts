@@ -46,6 +46,8 @@ export type LoadResult = {
   /** Per slot: events 0..n-1 were acknowledged. */
   acked_per_slot: number[]
   latencies_ms: number[]
+  /** When each of latencies_ms was sent, seconds since the start. */
+  sent_at_s: number[]
   accepted_per_second: number[]
   sessions_started: number
   cpu_seconds: number
@@ -61,6 +63,7 @@ const endpoint = `${cfg.url}/v1/events`
 const statuses: Record<string, number> = {}
 const rejected: Record<string, number> = {}
 const latencies: number[] = []
+const sentAt: number[] = []
 const perSecond: number[] = []
 const ackedPerSlot = new Array<number>(cfg.sessions).fill(0)
 let accepted = 0
@@ -90,6 +93,7 @@ async function post(token: string, ip: string, body: string): Promise<Sent> {
     if (res.status !== 200) return { status: res.status, retryAfter: Number(res.headers.get('retry-after') ?? 1) }
     const now = performance.now()
     latencies.push(now - started)
+    sentAt.push(+((started - t0) / 1000).toFixed(3))
     return { status: 200, body: JSON.parse(text), retryAfter: 0 }
   } catch {
     networkErrors++
@@ -185,6 +189,7 @@ const result: LoadResult = {
   acked_events: ackedPerSlot.reduce((a, b) => a + b, 0),
   acked_per_slot: ackedPerSlot,
   latencies_ms: latencies,
+  sent_at_s: sentAt,
   accepted_per_second: Array.from({ length: perSecond.length }, (_, i) => perSecond[i] ?? 0),
   sessions_started: sessionsStarted,
   cpu_seconds: (cpu.user + cpu.system) / 1e6,

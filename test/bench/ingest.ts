@@ -9,6 +9,7 @@
  *     [--env FLUSH_MAX_ROWS=20000,FLUSH_INTERVAL_MS=50] [--export-rows 2000000]
  *     [--ceiling-block 100000] [--profile DIR] [--smoke] [--out file.json] [--keep]
  *     [--think-ms 0]  (pause between a player's batches; 0 = closed loop, to find saturation)
+ *     [--warmup S]    (latency after the first S seconds is reported apart; default min(seconds/4, 5 + 1.5 think times))
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -89,7 +90,7 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
-let flushes: ServerMetrics = { flushes: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
@@ -140,6 +141,11 @@ const ceiling = await runJsonChild<Ceiling>(BUN, ['test/bench/ingest-engine.ts',
 if (!flags.has('keep')) rmSync(dataDir, { recursive: true, force: true })
 
 const lat = Float64Array.from(load.latencies_ms).sort()
+// Steady state: from the end of the warm-up on (every player has started and the server's
+// code is compiled); the whole run is reported too.
+const warmupSeconds = num(flags, 'warmup', Math.min(seconds / 4, 5 + (loadCfg.thinkMs / 1000) * 1.5))
+const steady = Float64Array.from(load.latencies_ms.filter((_, i) => load.sent_at_s[i]! >= warmupSeconds)).sort()
+const steadyAccepted = load.accepted_per_second.slice(Math.ceil(warmupSeconds), Math.floor(load.seconds))
 const acceptedPerSecond = load.accepted / load.seconds
 // Rows the edge stored per second (accepted + excluded + rejected events of 200 batches, duplicates excluded).
 const storedPerSecond = verify.stored_rows / load.seconds
@@ -152,6 +158,12 @@ const figures = {
   accepted_per_second_median_full_second: sortedSeconds.length ? percentile(sortedSeconds, 50) : null,
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
   ack_latency_ms: { p50: +percentile(lat, 50).toFixed(1), p95: +percentile(lat, 95).toFixed(1), p99: +percentile(lat, 99).toFixed(1), max: +(lat.at(-1) ?? NaN).toFixed(1) },
+  /** The same after the warm-up (the first warmup_seconds), and the accepted events per second then. */
+  steady_state: {
+    warmup_seconds: warmupSeconds,
+    accepted_events_per_second: steadyAccepted.length ? Math.round(steadyAccepted.reduce((a, b) => a + b, 0) / steadyAccepted.length) : null,
+    ack_latency_ms: { p50: +percentile(steady, 50).toFixed(1), p95: +percentile(steady, 95).toFixed(1), p99: +percentile(steady, 99).toFixed(1), max: +(steady.at(-1) ?? NaN).toFixed(1) },
+  },
   statuses: load.statuses,
   network_errors: load.network_errors,
   accepted: load.accepted,
@@ -187,7 +199,7 @@ const settingsUsed = {
   export_rows: exportRows,
   ceiling_block_rows: ceilingBlock,
   server_env: Object.fromEntries(
-    ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY'].map((k) => [k, String(settings[k as keyof typeof settings])]),
+    ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'LOAD_MAX_ROWS', 'LOAD_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY'].map((k) => [k, String(settings[k as keyof typeof settings])]),
   ),
   smoke,
 }
@@ -198,13 +210,14 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['accepted/s, slowest / median full second', `${fmtN(figures.accepted_per_second_min_full_second)} / ${fmtN(figures.accepted_per_second_median_full_second)}`],
   ['200 responses/s', figures.requests_per_second],
   ['ack latency p50 / p95 / p99 / max (ms)', `${figures.ack_latency_ms.p50} / ${figures.ack_latency_ms.p95} / ${figures.ack_latency_ms.p99} / ${figures.ack_latency_ms.max}`],
+  [`after the first ${warmupSeconds} s: accepted/s; ack p50 / p95 / p99 / max (ms)`, `${fmtN(figures.steady_state.accepted_events_per_second)}; ${figures.steady_state.ack_latency_ms.p50} / ${figures.steady_state.ack_latency_ms.p95} / ${figures.steady_state.ack_latency_ms.p99} / ${figures.steady_state.ack_latency_ms.max}`],
   ['responses by status', JSON.stringify(load.statuses) + (load.network_errors ? `, network errors ${load.network_errors}` : '')],
   ['accepted / duplicates', `${load.accepted} / ${load.duplicates}`],
   ['rejected by reason', JSON.stringify(load.rejected)],
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
   ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
-  ['log flushes: count / mean rows / mean s', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)}`],
+  ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
   ['server cores by thread (top 6)', Object.entries(figures.server_cpu_cores_by_thread).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')],
@@ -226,6 +239,8 @@ type ServerMetrics = {
   wal_flushes: number
   wal_mean_rows: number
   wal_mean_seconds: number
+  /** Upper bound of the histogram bucket holding the 99th percentile of flush durations. */
+  wal_p99_seconds_at_most: number
   /** Mean seconds a request spent deciding (validation, Redis rules) and waiting for its flush. */
   stage_mean_seconds: { decide: number; commit: number }
   js_heap_mib: number
@@ -244,6 +259,7 @@ async function flushMetrics(url: string): Promise<ServerMetrics> {
     wal_flushes: v('cs_ingest_wal_flush_rows_count'),
     wal_mean_rows: mean('cs_ingest_wal_flush_rows'),
     wal_mean_seconds: mean('cs_ingest_wal_flush_duration_seconds'),
+    wal_p99_seconds_at_most: bucketQuantile(text, 'cs_ingest_wal_flush_duration_seconds', 0.99),
     stage_mean_seconds: {
       decide: v('cs_ingest_stage_duration_seconds_sum{stage="decide"}') / v('cs_ingest_stage_duration_seconds_count{stage="decide"}'),
       commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
@@ -252,6 +268,13 @@ async function flushMetrics(url: string): Promise<ServerMetrics> {
     js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
     server_side_latency: serverLatency(text),
   }
+}
+
+/** The upper bound of the first bucket of a histogram (without labels) that holds quantile q. */
+function bucketQuantile(text: string, name: string, q: number): number {
+  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} ([0-9.e+-]+)$`, 'gm'))].map((m) => [Number(m[1]), Number(m[2])] as const)
+  const total = buckets.at(-1)?.[1] ?? 0
+  return buckets.find(([, n]) => n >= q * total)?.[0] ?? NaN
 }
 
 /**
