@@ -54,7 +54,7 @@ export function createEdge(services: Services) {
   /**
    * Flushes this process is logging, from before their file can appear until the loader
    * has them (or they failed): the repair must leave them alone, or it would store an
-   * entry the loader stores too. Token -> JSONEachRow text once the entry is written.
+   * entry the loader stores too. Token -> the entry's TabSeparated text once it is written.
    */
   const logging = new Map<string, string | undefined>()
   /**

@@ -21,7 +21,7 @@ export type LoaderOptions = {
   wal: Pick<Wal, 'writeLoad' | 'removeLoad' | 'remove'>
   maxRows: number
   intervalMs: number
-  /** Inserts the entries' JSONEachRow texts, in order, as one block under the dedup token. */
+  /** Inserts the entries' texts (TabSeparated rows), in order, as one block under the dedup token. */
   insert(bodies: string[], token: string): Promise<void>
   /** After a load: its rows, its duration, and when the oldest of its entries was queued (epoch ms). */
   onLoad?(rows: number, seconds: number, oldestQueuedAt: number): void

@@ -189,6 +189,15 @@ export function writeResult(name: string, body: Record<string, unknown>, out?: s
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Runs a child in `cwd` with its output shown; rejects on a non-zero exit. */
+export async function runChild(cmd: string, args: string[], cwd = ROOT): Promise<void> {
+  const { spawn } = await import('node:child_process')
+  return new Promise<void>((res, rej) => {
+    const p = spawn(cmd, args, { cwd, stdio: ['ignore', 'inherit', 'inherit'] })
+    p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`${args.join(' ')} exited with ${code}`))))
+  })
+}
+
 /** Runs a child and resolves with its stdout's last JSON line; rejects on a non-zero exit. */
 export async function runJsonChild<T>(cmd: string, args: string[], env: Record<string, string | undefined> = process.env): Promise<T> {
   const { spawn } = await import('node:child_process')
