@@ -22,7 +22,7 @@ if (!against) throw new Error('--against <commit> is required')
 const pairs = num(flags, 'pairs', 2)
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim()
-const sides = { before: git('rev-parse', '--short', against), after: `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain') ? '+changes' : ''}` }
+const sides = { before: git('rev-parse', '--short', against), after: `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', '.', ':!test/bench/results') ? '+changes' : ''}` }
 const tree = join(tempDir('cs-bench-ab-'), 'tree')
 git('worktree', 'add', '--detach', tree, against)
 symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'))
