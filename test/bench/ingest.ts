@@ -67,8 +67,14 @@ const loadBefore = loadNow()
 const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid) }
 
 let peakRssKb = 0
+/** The server's largest RSS in each 10 s of the run (MiB): tells a plateau from growth. */
+const rssByTenSeconds: number[] = []
+const sampledFrom = performance.now()
 const sampler = setInterval(() => {
-  peakRssKb = Math.max(peakRssKb, procStatusKb(serverPid, 'VmRSS') ?? 0)
+  const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
+  peakRssKb = Math.max(peakRssKb, rss)
+  const slot = Math.floor((performance.now() - sampledFrom) / 10_000)
+  rssByTenSeconds[slot] = Math.max(rssByTenSeconds[slot] ?? 0, Math.round(rss / 1024))
 }, 250)
 
 const loadOut = join(dataDir, 'load-result.json')
@@ -171,6 +177,7 @@ const figures = {
   rejected_by_reason: load.rejected,
   sessions_started: load.sessions_started,
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
+  server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
   redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
   generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
@@ -216,6 +223,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['rejected by reason', JSON.stringify(load.rejected)],
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
   ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
+  ['server RSS, largest in each 10 s (MiB)', figures.server_rss_mib_by_10s.join(' ')],
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
