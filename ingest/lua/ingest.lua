@@ -68,37 +68,57 @@ local function count_impression(ad_index)
 end
 
 local FIELDS = '^([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)\31([^\31]*)$'
-local events, ids = {}, {}
+local max, min, match = math.max, math.min, string.match
+-- Fields per event in parallel arrays (no table per event); numbers converted where used.
+local ids, typs, tss, poss, watcheds, pres, adis = {}, {}, {}, {}, {}, {}, {}
+local n = 0
 for e in string.gmatch(ARGV[13 + n_ads], '[^\30]+') do
-  local id, typ, ts, pos, watched, pre, ad = string.match(e, FIELDS)
-  events[#events + 1] = { id, typ, tonumber(ts), tonumber(pos), tonumber(watched), pre, tonumber(ad) }
-  ids[#ids + 1] = id
+  n = n + 1
+  local id, typ, ts, pos, watched, pre, ad = match(e, FIELDS)
+  ids[n], typs[n], tss[n], poss[n], watcheds[n], pres[n], adis[n] = id, typ, tonumber(ts), pos, watched, pre, ad
 end
 -- The records of every id at once; those decided by this call are kept in `mine`.
-local recorded = #ids > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
+local recorded = n > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
 local mine, writes = {}, {}
+-- Decision texts are made once per (outcome, reason, credited) of the call: most events of a
+-- batch share one, and making a Lua string (hashed and interned) is what costs here.
+local texts = {}
+local function decision_text(outcome, reason, credited)
+  local by_reason = texts[outcome]
+  if not by_reason then by_reason = {} texts[outcome] = by_reason end
+  local by_credit = by_reason[reason]
+  if not by_credit then by_credit = {} by_reason[reason] = by_credit end
+  local d = by_credit[credited]
+  if not d then
+    local text = outcome .. '|' .. reason .. '|' .. credited
+    d = { text, 'n|' .. text }
+    by_credit[credited] = d
+  end
+  return d
+end
 
-for i, e in ipairs(events) do
-  local id, typ, ts, pos, watched, pre, ad = e[1], e[2], e[3], e[4], e[5], e[6], e[7]
+for i = 1, n do
+  local id, typ, ts = ids[i], typs[i], tss[i]
   local rec = mine[id] or recorded[i]
   if rec then
     out[#out + 1] = 'd|' .. rec
   else
     local outcome, reason, credited = 'stored', '', 0
+    local pre = pres[i]
     if pre ~= '' then
       outcome, reason = 'rejected', pre
     elseif typ == 'play' then
       outcome, reason = count_view()
     elseif typ == 'ad_impression' then
-      outcome, reason = count_impression(ad)
+      outcome, reason = count_impression(tonumber(adis[i]))
     elseif typ == 'progress' then
       -- Watch time: at most twice the wall-clock time since the previous accepted event
       -- plus a second, at most the video's duration, and over the whole session at most
       -- twice the server time since the session started plus a second.
-      local since = math.max(0, ts - last)
-      credited = math.min(watched, since * 2 + 1000, duration)
-      local session_cap = math.max(0, (now - session_start) * 2 + 1000 - credited_total)
-      credited = math.max(0, math.min(credited, session_cap))
+      local since = max(0, ts - last)
+      credited = min(tonumber(watcheds[i]), since * 2 + 1000, duration)
+      local session_cap = max(0, (now - session_start) * 2 + 1000 - credited_total)
+      credited = max(0, min(credited, session_cap))
       credited_total = credited_total + credited
       outcome = 'counted'
     end
@@ -107,14 +127,15 @@ for i, e in ipairs(events) do
       state_changed = true
       if typ ~= 'ad_impression' and (resume_ts == nil or ts >= resume_ts) then
         resume_ts = ts
-        if typ == 'end' then resume_pos = 0 else resume_pos = pos end
+        if typ == 'end' then resume_pos = 0 else resume_pos = poss[i] end
       end
     end
-    local decision = outcome .. '|' .. reason .. '|' .. credited
-    mine[id] = req .. '|' .. decision
+    local d = decision_text(outcome, reason, credited)
+    local record = req .. '|' .. d[1]
+    mine[id] = record
     writes[#writes + 1] = id
-    writes[#writes + 1] = mine[id]
-    out[#out + 1] = 'n|' .. decision
+    writes[#writes + 1] = record
+    out[#out + 1] = d[2]
   end
 end
 
