@@ -47,6 +47,19 @@ describe('benchmarks in smoke mode', () => {
     expect(f.ceiling_rows_per_second).toBeGreaterThan(0)
   }, 180_000)
 
+  it('bench:ingest:script measures the Redis CPU of every script call, with and without the append-only file', async () => {
+    const out = join(dir, 'ingest-script.json')
+    const r = await run('ingest-script.ts', ['--out', out])
+    expect(r.code, r.out).toBe(0)
+    expect(r.out).toContain('Redis CPU per call')
+    const { figures: f } = read(out)
+    expect(Object.keys(f)).toEqual(['ingest, 0 events', 'ingest, 1 event', 'ingest, 30 events', 'IP bucket'])
+    for (const v of Object.values(f)) {
+      expect(v.aof_us_per_call).toBeGreaterThan(0)
+      expect(v.no_aof_us_per_call).toBeGreaterThan(0)
+    }
+  }, 120_000)
+
   it('bench:settle generates a day, settles it, and the naive settlement gives the same amounts', async () => {
     const out = join(dir, 'settle.json')
     const r = await run('settle.ts', ['--data-dir', join(dir, 'data'), '--out', out])
