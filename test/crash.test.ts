@@ -105,6 +105,8 @@ it('stores every acknowledged event exactly once across SIGKILL and restart', as
           if (err instanceof Error && err.name === 'AssertionError') throw err
           statuses.network_error = (statuses.network_error ?? 0) + 1
         }
+        // A player's back-off before it sends the same batch again (Retry-After, or 50 ms
+        // while the server is down): part of the traffic under test, not a wait for a state.
         await new Promise((r) => setTimeout(r, wait))
       }
     }

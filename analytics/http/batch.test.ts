@@ -40,9 +40,12 @@ it('fails every call of a failed batch and keeps serving the next ones', async (
 it('runs up to `concurrency` batches at once (a ClickHouse server runs queries side by side)', async () => {
   const releases: (() => void)[] = []
   const batches: number[][] = []
+  /** Resolves when the next batch starts. */
+  let started: () => void = () => {}
   const f = batcher(
     async (xs: number[]) => {
       batches.push(xs)
+      started()
       await new Promise<void>((r) => releases.push(r))
       return xs
     },
@@ -51,8 +54,9 @@ it('runs up to `concurrency` batches at once (a ClickHouse server runs queries s
   const all = Promise.all([1, 2, 3, 4].map(f))
   // 1 and 2 start at once, each alone; 3 and 4 wait for the next free slot, together.
   expect(batches).toEqual([[1], [2]])
+  const third = new Promise<void>((r) => (started = r))
   releases[0]!()
-  await new Promise((r) => setTimeout(r, 0))
+  await third
   expect(batches).toEqual([[1], [2], [3, 4]])
   releases[1]!()
   releases[2]!()
