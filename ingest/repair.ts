@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
-import { insertRawEvents, parseRow } from './events/rows.ts'
+import { insertRawEvents, parseRow, type RawEventRow } from './events/rows.ts'
 import { newRequestId, type Rules } from './state/decide.ts'
 import type { Wal, WalEntry, WalLoad } from './wal.ts'
 
@@ -68,18 +68,22 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
     lines = []
     let offset = 0
     for (const req of entry.requests) {
-      const own = entry.lines.slice(offset, offset + req.rows)
-      offset += req.rows
-      const rows = own.map(parseRow)
       // Items that failed validation have no id of their own to claim: they are this flush's alone.
-      const decided = rows.flatMap((r, i) => (r.reason === 'invalid_event' ? [] : [{ r, line: own[i]! }]))
-      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ r }) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })))
-      lines.push(...own.filter((_, i) => rows[i]!.reason === 'invalid_event'), ...decided.filter((_, i) => owned[i]).map((d) => d.line))
+      const invalid: string[] = []
+      const decided: { line: string; row: RawEventRow }[] = []
+      for (const line of entry.lines.slice(offset, offset + req.rows)) {
+        const row = parseRow(line)
+        if (row.reason === 'invalid_event') invalid.push(line)
+        else decided.push({ line, row })
+      }
+      offset += req.rows
+      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ row: r }) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })))
+      lines.push(...invalid, ...decided.filter((_, i) => owned[i]).map((d) => d.line))
       marks.push({ ...req, requestId: replayId })
     }
   }
   // The entry's own lines (or those of them still owned), under the entry's own token.
-  if (lines.length > 0) await insertRawEvents(ch, lines.length === entry.lines.length ? entry.body : lines.map((l) => `${l}\n`).join(''), entry.token)
+  if (lines.length > 0) await insertRawEvents(ch, lines.map((l) => `${l}\n`), entry.token)
   await rules.markRequests(marks, true)
   await wal.remove(entry.token)
   log.info('repaired an unfinished flush', { token: entry.token, rows: lines.length, of: entry.lines.length, raw_already_had: landed })
