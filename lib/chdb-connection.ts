@@ -34,10 +34,12 @@ function settingsClause(settings: Settings): { clause: string; passThrough: Reco
 
 /**
  * Puts the clause where ClickHouse reads it as the statement's settings: before the
- * data of `INSERT … VALUES` / `INSERT … FORMAT x`, before a trailing `FORMAT x`, or at the end.
+ * data of `INSERT … VALUES` / `INSERT … FORMAT x`, before a trailing `FORMAT x`, or at the end
+ * (a `SYSTEM` statement is left as it is).
  */
 function withSettings(sql: string, clause: string): string {
-  if (!clause) return sql
+  // SYSTEM statements take no SETTINGS clause, and none of the client's settings applies to them.
+  if (!clause || /^\s*SYSTEM\b/i.test(sql)) return sql
   const insert = /^(\s*INSERT\s+INTO\s+[\s\S]*?)(\s+(?:VALUES|FORMAT\s+\w+)\b[\s\S]*)$/i.exec(sql)
   if (insert && !/\bSELECT\b/i.test(insert[1]!)) return `${insert[1]} ${clause}${insert[2]}`
   const m = /^([\s\S]*?)(\s+FORMAT\s+\w+\s*)$/i.exec(sql)

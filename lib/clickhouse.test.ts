@@ -32,3 +32,16 @@ it('merges the call settings into the statement SETTINGS clause', async () => {
   const rs = await e.ch.query({ query: "SELECT getSetting('max_threads') AS t, getSetting('max_block_size') AS b SETTINGS max_threads = 1", format: 'JSONEachRow', clickhouse_settings: { max_block_size: '1234' } })
   expect(await rs.json()).toEqual([{ t: 1, b: 1234 }])
 })
+
+it('runs SYSTEM statements, which take no SETTINGS clause', async () => {
+  await e.ch.command({ query: 'SYSTEM STOP MERGES scoped' })
+  try {
+    await e.ch.command({ query: 'INSERT INTO scoped VALUES (100)' })
+    await e.ch.command({ query: 'INSERT INTO scoped VALUES (101)' })
+    // Merges stopped: OPTIMIZE is refused and the parts stay apart.
+    await expect(e.ch.command({ query: 'OPTIMIZE TABLE scoped' })).rejects.toThrow(/Cancelled merging/)
+    expect(await rows(e.ch, "SELECT count() > 1 AS many FROM system.parts WHERE active AND table = 'scoped'")).toEqual([{ many: 1 }])
+  } finally {
+    await e.ch.command({ query: 'SYSTEM START MERGES scoped' })
+  }
+})

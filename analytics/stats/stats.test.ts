@@ -138,6 +138,31 @@ describe('top videos', () => {
     expect(csv.split('\r\n')[1]).toBe(`1,${c},${other.userId},Gamma,10,0`)
   })
 
+  it('sums a video’s rows still spread over unmerged parts, and titles the latest version of each video', async () => {
+    // Merges stopped: each insert stays its own part, so the ranking must merge them as it reads.
+    await api.s.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
+    try {
+      for (const viewer of ['p1', 'p2', 'p3']) await insertEvents(api.s.ch, [{ type: 'play', video_id: a, creator_id: creator.userId, viewer_id: viewer, at: '2026-03-05 03:00:00' }])
+      await insertEvents(
+        api.s.ch,
+        ['q1', 'q2'].map((viewer) => ({ type: 'play', video_id: b, creator_id: creator.userId, viewer_id: viewer, at: '2026-03-05 03:00:00' })),
+      )
+      // Unmerged: a's day is still three rows, one per insert.
+      const unmerged = await api.s.ch.query({ query: "SELECT count() AS n FROM video_stats_per_day WHERE day = '2026-03-05' AND video_id = {v:String}", query_params: { v: a }, format: 'JSONEachRow' })
+      expect(await unmerged.json()).toEqual([{ n: '3' }])
+      // A later version of b's row in videos: its title is the one shown.
+      await api.s.ch.insert({ table: 'videos', values: [{ video_id: b, creator_id: creator.userId, title: 'Beta (renamed)', duration_ms: 600_000, created_at: '2026-03-01 00:00:00', updated_at: '2030-01-01 00:00:00', deleted: 0 }], format: 'JSONEachRow' })
+
+      const top = (await (await api.request('/v1/me/top?metric=views&grain=day&date=2026-03-05', { token: creator.token })).json()) as Top
+      expect(top.rows).toEqual([
+        { rank: 1, video_id: a, creator_id: creator.userId, title: 'Alpha', views: 3, watch_ms: 0 },
+        { rank: 2, video_id: b, creator_id: creator.userId, title: 'Beta (renamed)', views: 2, watch_ms: 0 },
+      ])
+    } finally {
+      await api.s.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
+    }
+  })
+
   it('validates metric, grain and limit', async () => {
     for (const q of ['metric=likes', 'grain=year', 'limit=0', 'limit=101', 'date=yesterday']) {
       expect((await api.request(`/v1/me/top?${q}`, { token: creator.token })).status, q).toBe(400)
