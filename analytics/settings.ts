@@ -48,6 +48,12 @@ export const analyticsSettingsSchema = z.object({
   CLOSED_PERIOD_CACHE_TTL_SECONDS: int(0, 30 * 86_400).default(86_400),
   /** How long a platform-wide top of a period still open is reused (the staleness an admin or analyst may see); 0: always queried. */
   PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS: int(0, 300).default(5),
+  /**
+   * How long a process may reuse a stats or top answer over open periods while no load has
+   * reached ClickHouse since it was computed (the edges count their loads in Redis); bounds
+   * the reuse should a count be lost. 0: always queried.
+   */
+  OPEN_PERIOD_REUSE_MAX_MS: int(0, 60_000).default(10_000),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

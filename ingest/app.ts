@@ -11,7 +11,7 @@ import { createRules } from './state/decide.ts'
 import { repairWal } from './repair.ts'
 import { createWal } from './wal.ts'
 import { createLoader } from './loader.ts'
-import { bumpAggregatesGeneration } from '../lib/aggregates-generation.ts'
+import { bumpAggregatesGeneration, markAggregatesLoad } from '../lib/aggregates-generation.ts'
 import { join } from 'node:path'
 import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
 
@@ -44,6 +44,8 @@ export function createEdge(services: Services) {
       // Held up past the margin analytics allows an insert (an outage, a long backlog): the
       // rows may belong to a day analytics already treats as closed and caches.
       if (Date.now() - oldestQueuedAt > settings.INSERT_TIMEOUT_MS) lateRowsLanded('a delayed load')
+      // Analytics' answers over open periods computed before this load are now stale.
+      void markAggregatesLoad(redis).catch((err) => log.warn('could not mark a load for analytics', { error: err instanceof Error ? err.message : String(err) }))
     },
     onError: (error, attempt) => {
       metrics.flushFailures.inc()

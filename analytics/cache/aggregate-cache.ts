@@ -1,8 +1,8 @@
 import { Counter, type Registry } from 'prom-client'
 import type { Redis } from '../../lib/redis.ts'
 
-export { AGGREGATES_GENERATION_KEY, bumpAggregatesGeneration } from '../../lib/aggregates-generation.ts'
-import { AGGREGATES_GENERATION_KEY } from '../../lib/aggregates-generation.ts'
+export { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY, bumpAggregatesGeneration, markAggregatesLoad } from '../../lib/aggregates-generation.ts'
+import { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY } from '../../lib/aggregates-generation.ts'
 
 /**
  * How an answer was served. `hit`: all from the cache; `partial`: closed periods from
@@ -42,10 +42,17 @@ export function createAggregateCache(redis: Redis, registry?: Registry) {
     }
   }
   return {
-    /** This generation's key prefix, or null when Redis cannot answer. */
-    async namespace(): Promise<string | null> {
-      const generation = await quiet(redis.get(AGGREGATES_GENERATION_KEY).then((g) => g ?? '0'))
-      return generation === null ? null : `cs:agg:${generation}:`
+    /**
+     * In one round trip: this generation's key prefix (`ns`, for answers over closed
+     * periods) and the version of the data (`data`: the generation and the id of the
+     * latest load into ClickHouse, for answers over open periods; null while no load is
+     * known); null when Redis cannot answer.
+     */
+    async versions(): Promise<{ ns: string; data: string | null } | null> {
+      const both = await quiet(redis.mget(AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY))
+      if (both === null) return null
+      const [generation, load] = both
+      return { ns: `cs:agg:${generation ?? '0'}:`, data: load ? `${generation ?? '0'}.${load}` : null }
     },
     /** Fields of a hash (null where absent), or null when Redis cannot answer. */
     getFields(key: string, fields: string[]): Promise<(string | null)[] | null> {

@@ -5,12 +5,13 @@ import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
 import { ADMIN_EMAIL, ANALYST_EMAIL, startAnalyticsApi, type Session, type TestApi } from '../../test/analytics/helpers.ts'
 import { videoStats } from '../stats/queries.ts'
 import { topVideos } from '../top/queries.ts'
-import { bumpAggregatesGeneration } from './aggregate-cache.ts'
+import { bumpAggregatesGeneration, markAggregatesLoad } from './aggregate-cache.ts'
 import { lastClosedDay } from './closed-days.ts'
 
 // 12:00 on 4 March in Seoul: with the 48 h lateness window, 1 March is the last closed day; 2 March is open.
 let clock = new Date('2026-03-04T03:00:00Z')
 const OPEN_TTL_SECONDS = 60
+const OPEN_REUSE_MAX_MS = 30_000
 
 let api: TestApi
 let creator: Session
@@ -26,11 +27,16 @@ async function video(s: Session, title: string): Promise<string> {
 }
 const A = (f: Omit<EventRow, 'video_id' | 'creator_id'>): EventRow => ({ video_id: a, creator_id: creator.userId, ...f })
 const B = (f: Omit<EventRow, 'video_id' | 'creator_id'>): EventRow => ({ video_id: b, creator_id: other.userId, ...f })
+/** Inserts events as the edge's loader does: into raw_events, then marks the load in Redis. */
+const land = async (events: EventRow[]) => {
+  await insertEvents(api.s.ch, events)
+  await markAggregatesLoad(api.s.redis)
+}
 const plays = (n: number, make: typeof A, at: string, prefix: string) => Array.from({ length: n }, (_, i) => make({ type: 'play', viewer_id: `${prefix}${i}`, at }))
 
 beforeAll(async () => {
   // The open-period TTL is long in real time so that Redis never expires an entry mid-test; the app's clock decides freshness.
-  api = await startAnalyticsApi({ PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS: String(OPEN_TTL_SECONDS) }, { now: () => clock })
+  api = await startAnalyticsApi({ PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS: String(OPEN_TTL_SECONDS), OPEN_PERIOD_REUSE_MAX_MS: String(OPEN_REUSE_MAX_MS) }, { now: () => clock })
   ;[creator, other, admin, analyst] = await Promise.all([
     api.login('cache-creator', { creator: true }),
     api.login('cache-other', { creator: true }),
@@ -39,7 +45,7 @@ beforeAll(async () => {
   ])
   a = await video(creator, 'Alpha')
   b = await video(other, 'Beta')
-  await insertEvents(api.s.ch, [
+  await land([
     ...plays(2, A, '2026-02-27 01:00:00', 'p'),
     ...plays(3, A, '2026-03-01 01:00:00', 'q'),
     A({ type: 'progress', viewer_id: 'q0', at: '2026-03-01 01:01:00', credited_watch_ms: 4_000 }),
@@ -99,22 +105,46 @@ describe('stats', () => {
     expect(repaired.body?.rows[1]).toMatchObject({ period: '2026-02-28', views: 1 })
   })
 
-  it('queries the open days of a range on every request, so a new event shows at once', async () => {
+  it('reuses the open days of a range only until the next load, so a new event shows once it is loaded', async () => {
     const path = `/v1/videos/${a}/stats?grain=day&from=2026-02-28&to=2026-03-02`
     const before = await get(path, creator.token)
-    // 28 February and 1 March come from the cache, 2 March from the engine.
-    expect(before.cache).toBe('analytics; fwd=partial')
+    // 28 February and 1 March come from the cache, 2 March from the engine (and is kept until the next load).
+    expect(before.cache).toBe('analytics; fwd=partial; stored')
     expect(before.body?.rows.map((r) => [r.period, r.views])).toEqual([
       ['2026-02-28', 1],
       ['2026-03-01', 3],
       ['2026-03-02', 1],
     ])
-    await insertEvents(api.s.ch, plays(2, A, '2026-03-02 05:00:00', 'new'))
+    expect(await get(path, creator.token)).toMatchObject({ cache: 'analytics; hit', text: before.text })
+    await land(plays(2, A, '2026-03-02 05:00:00', 'new'))
     const after = await get(path, creator.token)
-    expect(after.cache).toBe('analytics; fwd=partial')
+    expect(after.cache).toBe('analytics; fwd=partial; stored')
     expect(after.body?.rows.at(-1)).toMatchObject({ period: '2026-03-02', views: 3 })
-    // A week or a month that holds an open day is open too.
-    expect((await get(`/v1/videos/${a}/stats?grain=month&from=2026-03-01&to=2026-03-01`, creator.token)).cache).toBe('analytics; fwd=bypass')
+    // A week or a month that holds an open day is open too: nothing of it goes to the closed-period cache.
+    const month = `/v1/videos/${a}/stats?grain=month&from=2026-03-01&to=2026-03-01`
+    expect((await get(month, creator.token)).cache).toBe('analytics; fwd=miss; stored')
+    expect((await get(month, creator.token)).cache).toBe('analytics; hit')
+  })
+
+  it('reuses an answer over open days at most OPEN_PERIOD_REUSE_MAX_MS when a load went unmarked', async () => {
+    const path = `/v1/videos/${a}/stats?grain=day&from=2026-03-02&to=2026-03-02`
+    await markAggregatesLoad(api.s.redis)
+    const first = await get(path, creator.token)
+    expect(first.cache).toBe('analytics; fwd=miss; stored')
+    // Rows that reached the engine without the edge marking the load (Redis unreachable from it at that moment).
+    await insertEvents(api.s.ch, plays(1, A, '2026-03-02 06:00:00', 'unmarked'))
+    const started = clock
+    const maxAge = OPEN_REUSE_MAX_MS
+    try {
+      clock = new Date(started.getTime() + maxAge - 1)
+      expect(await get(path, creator.token)).toMatchObject({ cache: 'analytics; hit', text: first.text })
+      clock = new Date(started.getTime() + maxAge)
+      const fresh = await get(path, creator.token)
+      expect(fresh.cache).toBe('analytics; fwd=miss; stored')
+      expect(fresh.body?.rows).toMatchObject([{ period: '2026-03-02', views: 4 }])
+    } finally {
+      clock = started
+    }
   })
 })
 
@@ -138,7 +168,7 @@ describe('top', () => {
     const first = await get(path, analyst.token)
     expect(first.cache).toBe('analytics; fwd=miss; stored')
     expect(first.body?.rows.map((r) => [r.video_id, r.views])).toEqual([
-      [a, 3],
+      [a, 4],
       [b, 2],
     ])
     await insertEvents(api.s.ch, plays(4, B, '2026-03-02 06:00:00', 'u'))
@@ -151,19 +181,23 @@ describe('top', () => {
       expect(fresh.cache).toBe('analytics; fwd=miss; stored')
       expect(fresh.body?.rows.map((r) => [r.video_id, r.views])).toEqual([
         [b, 6],
-        [a, 3],
+        [a, 4],
       ])
     } finally {
       clock = started
     }
   })
 
-  it('queries a creator’s top of an open day on every request', async () => {
+  it('reuses a creator’s top of an open day only until the next load', async () => {
     const path = '/v1/me/top?metric=views&grain=day&date=2026-03-02'
     const before = await get(path, other.token)
-    expect(before.cache).toBe('analytics; fwd=bypass')
-    await insertEvents(api.s.ch, plays(1, B, '2026-03-02 07:00:00', 'v'))
-    expect((await get(path, other.token)).body?.rows).toMatchObject([{ video_id: b, views: 7 }])
+    expect(before.cache).toBe('analytics; fwd=miss; stored')
+    expect(before.body?.rows).toMatchObject([{ video_id: b, views: 6 }])
+    expect(await get('/v1/me/top?metric=views&grain=day&date=2026-03-02&limit=1', other.token)).toMatchObject({ cache: 'analytics; hit', text: before.text })
+    await land(plays(1, B, '2026-03-02 07:00:00', 'v'))
+    const after = await get(path, other.token)
+    expect(after.cache).toBe('analytics; fwd=miss; stored')
+    expect(after.body?.rows).toMatchObject([{ video_id: b, views: 7 }])
   })
 })
 

@@ -20,6 +20,7 @@ export function statsRoutes(deps: AnalyticsDeps) {
     rules: settings,
     now: deps.now,
     closedTtlSeconds: deps.settings.CLOSED_PERIOD_CACHE_TTL_SECONDS,
+    openMaxAgeMs: deps.settings.OPEN_PERIOD_REUSE_MAX_MS,
     // A ClickHouse server runs queries side by side; chDB one at a time.
     concurrency: settings.embedded ? 1 : 4,
   })
@@ -29,7 +30,7 @@ export function statsRoutes(deps: AnalyticsDeps) {
       tags: ['stats'],
       summary: "A video's figures per day, week, month or year (its creator or an admin)",
       description:
-        'Periods whose every day is closed (past the lateness window) are served from a cache; open days are always queried. ' +
+        'Periods whose every day is closed (past the lateness window) are served from a cache; open days are queried, and the answer reused only until the next load of events into ClickHouse. ' +
         'The `Cache-Status` header (RFC 9211) says which: `analytics; hit`, `fwd=partial`, `fwd=miss`, `fwd=bypass`.',
     }),
     deps.auth.require(),

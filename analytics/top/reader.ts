@@ -4,6 +4,7 @@ import { keyPart, type AggregateCache, type CacheOutcome } from '../cache/aggreg
 import { isClosedPeriod, lastClosedDay, type ClosingRules } from '../cache/closed-days.ts'
 import { periodStart } from '../http/dates.ts'
 import { singleFlight } from '../http/single-flight.ts'
+import { openAnswers } from '../cache/open-answers.ts'
 import { MAX_TOP_LIMIT, rankedTopRow, topVideos, type TopQuery, type TopRow } from './queries.ts'
 
 export type TopAnswer = { period: string; rows: TopRow[]; outcome: CacheOutcome; stored: boolean }
@@ -14,8 +15,9 @@ const entry = z.object({ at: z.number(), closed: z.boolean(), rows: z.array(rank
 /**
  * Answers top queries. The top of a closed period is kept (per scope, grain, period
  * and metric) for `closedTtlSeconds`; the platform-wide top of an open period, a
- * query over every video of the period, for `platformOpenTtlSeconds`; a creator's top
- * of an open period is always queried. The longest top is kept and cut to the limit
+ * query over every video of the period, for `platformOpenTtlSeconds` (in Redis, shared by
+ * every process); any other top of an open period is reused in this process only until
+ * the next load into ClickHouse (`openMaxAgeMs`, see openAnswers). The longest top is kept and cut to the limit
  * asked for: ranks are a total order (ties broken by video id), so its first rows are
  * exactly the shorter top. Identical concurrent queries share one run.
  *
@@ -23,19 +25,37 @@ const entry = z.object({ at: z.number(), closed: z.boolean(), rows: z.array(rank
  * const read = createTopReader({ ch, cache, rules: settings, now: () => new Date(), closedTtlSeconds: 86_400, platformOpenTtlSeconds: 5 })
  * const { period, rows } = await read({ metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 })
  */
-export function createTopReader(deps: { ch: ClickHouseClient; cache: AggregateCache; rules: ClosingRules; now: () => Date; closedTtlSeconds: number; platformOpenTtlSeconds: number }) {
+export function createTopReader(deps: {
+  ch: ClickHouseClient
+  cache: AggregateCache
+  rules: ClosingRules
+  now: () => Date
+  closedTtlSeconds: number
+  platformOpenTtlSeconds: number
+  /** How long a top of an open period not kept in Redis may be reused while no load has landed (0: always queried). */
+  openMaxAgeMs?: number
+}) {
   const { cache } = deps
   const shared = singleFlight<{ period: string; rows: TopRow[] }>()
   const query = (q: TopQuery) => shared(JSON.stringify(q), () => topVideos(deps.ch, q))
+  const openMaxAgeMs = deps.openMaxAgeMs ?? 0
+  const open = openAnswers<{ period: string; rows: TopRow[] }>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
 
   return async function readTop(q: TopQuery): Promise<TopAnswer> {
     const now = deps.now().getTime()
     const period = periodStart(q.grain, q.date)
     const closed = isClosedPeriod(q.grain, period, lastClosedDay(deps.rules, new Date(now)))
     const ttl = closed ? deps.closedTtlSeconds : q.creatorId === undefined ? deps.platformOpenTtlSeconds : 0
-    if (ttl === 0) return { ...(await query(q)), outcome: 'bypass', stored: false }
-    const ns = await cache.namespace()
-    if (ns === null) return { ...(await query(q)), outcome: 'unavailable', stored: false }
+    if (ttl === 0 && openMaxAgeMs === 0) return { ...(await query(q)), outcome: 'bypass', stored: false }
+    const versions = await cache.versions()
+    if (versions === null) return { ...(await query(q)), outcome: 'unavailable', stored: false }
+    if (ttl === 0) {
+      // The longest top, reused while no load has landed, cut to the limit asked for.
+      const longest = { ...q, limit: MAX_TOP_LIMIT }
+      const { value, reused, stored } = await open(versions.data, JSON.stringify(longest), () => query(longest))
+      return { period, rows: value.rows.slice(0, q.limit), outcome: reused ? 'hit' : stored ? 'miss' : 'bypass', stored }
+    }
+    const ns = versions.ns
 
     const scope = q.creatorId === undefined ? 'platform' : `creator=${keyPart(q.creatorId)}`
     const key = `${ns}top:${scope}:${q.grain}:${period}:${q.metric}`

@@ -22,7 +22,7 @@ const columns = ['rank', 'video_id', 'creator_id', 'title', 'views', 'watch_ms']
 
 const description =
   'The top of a closed period (past the lateness window) is served from a cache. The platform-wide top of an open period may be up to ' +
-  'PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS old (plus the time its query takes); a creator’s top of an open period is always queried. ' +
+  'PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS old (plus the time its query takes); a creator’s top of an open period is reused only until the next load of events into ClickHouse. ' +
   'The `Cache-Status` header (RFC 9211) says which: `analytics; hit`, `fwd=miss`, `fwd=bypass`.'
 
 /** `/v1/me/top` (the caller's videos) and `/v1/top` (platform-wide; admins and analysts). */
@@ -35,6 +35,7 @@ export function topRoutes(deps: AnalyticsDeps) {
     now: deps.now,
     closedTtlSeconds: deps.settings.CLOSED_PERIOD_CACHE_TTL_SECONDS,
     platformOpenTtlSeconds: deps.settings.PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS,
+    openMaxAgeMs: deps.settings.OPEN_PERIOD_REUSE_MAX_MS,
   })
   const answer = async (c: Context, q: z.infer<typeof topQuery>, creatorId?: string) => {
     const date = q.date ?? today(settings.SETTLEMENT_TZ, deps.now())

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 import { createEdge } from '../app.ts'
-import { AGGREGATES_GENERATION_KEY } from '../../lib/aggregates-generation.ts'
+import { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY } from '../../lib/aggregates-generation.ts'
 
 /**
  * The edge answers once a batch is in its write-ahead log and loads ClickHouse behind:
@@ -24,6 +24,21 @@ async function loaderFailed(before: number): Promise<void> {
 const watch = (at: number) => [ev('play', { ts: at }), ev('progress', { ts: at + 1_000, watched_ms: 1_000, position_ms: 1_000 })]
 
 describe('the write-behind edge', () => {
+  it('marks each load into ClickHouse with a new id in Redis, which ends analytics’ reuse of open-period answers', async () => {
+    const token = await t.token({ videoId: uniq() })
+    const lastLoad = () => t.s.redis.get(AGGREGATES_LAST_LOAD_KEY)
+    const seen = new Set<string | null>([await lastLoad()])
+    for (let i = 0; i < 2; i++) {
+      const before = await lastLoad()
+      expect((await t.post(token, watch(Date.now() - 10_000))).status).toBe(200)
+      // The mark follows the insert without being awaited by it.
+      while ((await lastLoad()) === before) await new Promise((r) => setImmediate(r))
+      seen.add(await lastLoad())
+    }
+    expect(seen.size).toBe(3)
+    expect([...seen].slice(1).every((id) => /^[0-9a-f-]{36}$/.test(id ?? ''))).toBe(true)
+  })
+
   it('refuses batches with 503 once the rows not yet in ClickHouse reach BUFFER_MAX_ROWS, and takes them again once loaded', async () => {
     const video = uniq()
     const token = await t.token({ videoId: video })

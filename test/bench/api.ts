@@ -17,7 +17,11 @@
  * one already closed, to measure what a range of closed days costs; --only runs the
  * endpoints whose name holds the given text.
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--seconds 20] [--cold-rounds 10] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--smoke] [--out file.json]
+ * - warm, a load is marked in the server's Redis every --load-every-ms (500, the edge's
+ *   LOAD_INTERVAL_MS; 0: none), as the edge does under live ingest: answers over open
+ *   days are reused only between two loads.
+ *
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--smoke] [--out file.json]
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -25,7 +29,7 @@ import { freePort } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import { BUN, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
-import { bumpAggregatesGeneration } from '../../analytics/cache/aggregate-cache.ts'
+import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
 import { lastClosedDay } from '../../analytics/cache/closed-days.ts'
 import { bumpSettlementVersion } from '../../jobs/settlement/version.ts'
 import { loadSettings } from '../../lib/config.ts'
@@ -36,6 +40,9 @@ const smoke = flags.has('smoke')
 const clients = num(flags, 'clients', 32)
 const seconds = num(flags, 'seconds', smoke ? 1 : 20)
 const coldRounds = num(flags, 'cold-rounds', smoke ? 2 : 10)
+// A load marked in the server's Redis this often during the warm loop, as the edge does after each load under live
+// ingest (LOAD_INTERVAL_MS, 500 ms by default): answers over open days are reused only between two loads. 0: data at rest.
+const loadEveryMs = num(flags, 'load-every-ms', 500)
 const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : 'data/bench'))
 const ADMIN = 'bench-admin@example.com'
 
@@ -72,7 +79,7 @@ type Result = {
   /** Bursts of one request per client at once, each after emptying the caches. */
   cold: Latencies & { outcomes: Record<string, number> }
   /** Closed loop over the same paths with the caches as the requests left them. */
-  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies }
+  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number }
   errors: Record<string, number>
 }
 const results: Result[] = []
@@ -100,6 +107,8 @@ const outcomeOf = (res: Response): string => {
 }
 try {
   await waitForRedis(redis)
+  // The day was written by bench:settle's generator, which stands in for the edge's loads: mark one, as the edge would.
+  await markAggregatesLoad(redis)
   // The server's scheduler catches up due settlement days at start: measure once it is idle.
   const waitIdle = async (): Promise<number> => {
     const idleFrom = performance.now()
@@ -194,11 +203,17 @@ try {
     const warm = samples()
     const t0 = performance.now()
     const end = t0 + seconds * 1000
-    await Promise.all(
-      Array.from({ length: clients }, async () => {
-        while (performance.now() < end) warm.add(await call(n++))
-      }),
-    )
+    let loads = 0
+    const loading = loadEveryMs > 0 ? setInterval(() => void markAggregatesLoad(redis).then(() => loads++), loadEveryMs) : undefined
+    try {
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          while (performance.now() < end) warm.add(await call(n++))
+        }),
+      )
+    } finally {
+      clearInterval(loading)
+    }
     const elapsed = (performance.now() - t0) / 1000
     results.push({
       name: e.name,
@@ -211,6 +226,7 @@ try {
         outcomes: warm.outcomes,
         hit_share: +((warm.outcomes.hit ?? 0) / Math.max(1, warm.all.length)).toFixed(3),
         not_hit: latencies(warm.notHit),
+        loads_marked: loads,
       },
       errors,
     })
@@ -225,7 +241,9 @@ try {
   await server.groupGone()
   const w = Math.max(...results.map((r) => r.name.length), 10)
   const col = (v: string | number, width = 8) => String(v).padStart(width)
-  console.log(`\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint, ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`)
+  console.log(
+    `\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint (${loadEveryMs > 0 ? `a load marked every ${loadEveryMs} ms` : 'no loads'}), ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`,
+  )
   console.log(`${''.padEnd(w)}  ${'---------------- cold ----------------'}  ${'------------------------------ warm ------------------------------'}`)
   console.log(`${'endpoint'.padEnd(w)}  ${col('alone ms')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('req/s')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('hits')}  ${col('p99 not hit', 11)}  errors`)
   for (const r of results)
@@ -243,7 +261,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, cold_rounds: coldRounds, seconds_warm_per_endpoint: seconds, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
+        settings: { clients, cold_rounds: coldRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
       },
       flags.get('out'),
