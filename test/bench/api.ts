@@ -8,20 +8,20 @@
  * - cold: the caches are emptied (the aggregates generation and the settlement version
  *   bumped in the server's Redis, as a repair and a settlement run do), then one request
  *   alone, then --cold-rounds bursts of one request per client at once, each burst after
- *   emptying the caches again: what a request costs when its answer is not cached;
+ *   emptying the caches again: what a request costs when its answer is not cached
+ *   (after --cold-warmup-rounds such bursts that are not counted, for the JIT);
  * - warm: the clients in a closed loop for --seconds over the same paths, each response
  *   counted by its `Cache-Status` header (hit, partial, miss, bypass), with the p99 of
- *   the responses that were not plain hits shown on its own.
+ *   the responses that were not plain hits shown on its own. Meanwhile a load is marked
+ *   in the server's Redis every --load-every-ms (500, the edge's LOAD_INTERVAL_MS; 0:
+ *   none), as the edge does under live ingest: answers over open days are reused only
+ *   between two loads.
  *
  * With --day (passed to bench:settle when the data folder is generated) the day can be
  * one already closed, to measure what a range of closed days costs; --only runs the
  * endpoints whose name holds the given text.
  *
- * - warm, a load is marked in the server's Redis every --load-every-ms (500, the edge's
- *   LOAD_INTERVAL_MS; 0: none), as the edge does under live ingest: answers over open
- *   days are reused only between two loads.
- *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--smoke] [--out file.json]
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--smoke] [--out file.json]
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -40,6 +40,9 @@ const smoke = flags.has('smoke')
 const clients = num(flags, 'clients', 32)
 const seconds = num(flags, 'seconds', smoke ? 1 : 20)
 const coldRounds = num(flags, 'cold-rounds', smoke ? 2 : 10)
+// Cold bursts run first and not counted: the first hundred requests of an endpoint on a fresh server run while Bun's
+// JIT compiles its code on the second core (the third burst was 2-3x slower than the rest in every run of 2 December).
+const coldWarmupRounds = num(flags, 'cold-warmup-rounds', smoke ? 0 : 3)
 // A load marked in the server's Redis this often during the warm loop, as the edge does after each load under live
 // ingest (LOAD_INTERVAL_MS, 500 ms by default): answers over open days are reused only between two loads. 0: data at rest.
 const loadEveryMs = num(flags, 'load-every-ms', 500)
@@ -77,7 +80,7 @@ type Result = {
   /** The first request after the caches were emptied, alone. */
   cold_alone_ms: number
   /** Bursts of one request per client at once, each after emptying the caches. */
-  cold: Latencies & { outcomes: Record<string, number> }
+  cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[] }
   /** Closed loop over the same paths with the caches as the requests left them. */
   warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number }
   errors: Record<string, number>
@@ -194,9 +197,18 @@ try {
     await first.arrayBuffer()
     const alone = performance.now() - f0
     const cold = samples()
-    for (let round = 0; round < coldRounds; round++) {
+    const roundsMax: number[] = []
+    const warmupMax: number[] = []
+    for (let round = 0; round < coldWarmupRounds + coldRounds; round++) {
       await emptyCaches()
-      await Promise.all(Array.from({ length: clients }, async () => cold.add(await call(n++))))
+      const burst = await Promise.all(Array.from({ length: clients }, () => call(n++)))
+      const slowest = r1(Math.max(...burst.map((r) => r?.ms ?? 0)))
+      if (round < coldWarmupRounds) {
+        warmupMax.push(slowest)
+        continue
+      }
+      roundsMax.push(slowest)
+      for (const r of burst) cold.add(r)
     }
 
     // Warm: the closed loop, each response sorted by what the cache did.
@@ -219,7 +231,7 @@ try {
       name: e.name,
       path: e.path(0),
       cold_alone_ms: r1(alone),
-      cold: { ...latencies(cold.all), outcomes: cold.outcomes },
+      cold: { ...latencies(cold.all), outcomes: cold.outcomes, rounds_max_ms: roundsMax, warmup_rounds_max_ms: warmupMax },
       warm: {
         ...latencies(warm.all),
         rps: +(warm.all.length / elapsed).toFixed(1),
@@ -231,7 +243,7 @@ try {
       errors,
     })
     const r = results.at(-1)!
-    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms; warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (load ${loadNow()})`)
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (load ${loadNow()})`)
   }
 } finally {
   redis.disconnect()
@@ -261,7 +273,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, cold_rounds: coldRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
+        settings: { clients, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
       },
       flags.get('out'),
