@@ -1,5 +1,5 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { open, rename, rm } from 'node:fs/promises'
+import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
 /**
@@ -18,6 +18,16 @@ export type WalRequest = { videoId: string; sessionId: string; requestId: string
 export type WalEntry = { token: string; requests: WalRequest[]; body: string; lines: string[]; file: string }
 export type WalLoad = { token: string; entries: string[] }
 
+/** write(2) may write less than asked (a full disk, a signal): the rest is written until all is, or it throws. */
+function writeAll(fd: number, buf: Buffer): void {
+  for (let off = 0; off < buf.length; ) {
+    const n = writeSync(fd, buf, off, buf.length - off)
+    if (n <= 0) throw new Error(`write-ahead log: write(2) wrote ${n} bytes`)
+    off += n
+  }
+}
+const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
+
 export function createWal(dir: string) {
   mkdirSync(dir, { recursive: true })
   const path = (token: string) => join(dir, `${token}.wal`)
@@ -25,24 +35,28 @@ export function createWal(dir: string) {
   /**
    * Writes a file durably: to a temporary name, fsync, rename into place, fsync of the
    * folder (the rename must survive a power cut too, or start-up would drop the .tmp
-   * file). Asynchronous, so that the waits for the disk leave the event loop free.
+   * file). Only the two fsyncs wait for the disk, in the thread pool; the other calls
+   * (open, the write into the page cache, close, rename) are made at once. Each await
+   * costs an event-loop turn, and under load a turn is what a flush waited for: with
+   * every call awaited (nine turns) a flush took 161 ms on average in bench:ingest for
+   * about 3 ms of work measured alone.
    */
   const writeDurably = async (file: string, parts: string[]) => {
     const tmp = `${file}.tmp`
-    const fh = await open(tmp, 'w', 0o600)
+    const fd = openSync(tmp, 'w', 0o600)
     try {
       // In parts, so that a flush's body is not copied into one more string first.
-      for (const part of parts) await fh.write(part)
-      await fh.sync()
+      for (const part of parts) writeAll(fd, Buffer.from(part))
+      await fsyncFd(fd)
     } finally {
-      await fh.close()
+      closeSync(fd)
     }
-    await rename(tmp, file)
-    const dirHandle = await open(dir, 'r')
+    renameSync(tmp, file)
+    const dirFd = openSync(dir, 'r')
     try {
-      await dirHandle.sync()
+      await fsyncFd(dirFd)
     } finally {
-      await dirHandle.close()
+      closeSync(dirFd)
     }
   }
   const parseEntry = (file: string, text: string): WalEntry | undefined => {
