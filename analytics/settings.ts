@@ -50,8 +50,8 @@ export const analyticsSettingsSchema = z.object({
   PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS: int(0, 300).default(5),
   /**
    * How long a process may reuse a stats or top answer over open periods while no load has
-   * reached ClickHouse since it was computed (the edges count their loads in Redis); bounds
-   * the reuse should a count be lost. 0: always queried.
+   * reached ClickHouse since it was computed (the edges mark each load in Redis); bounds
+   * the reuse should a mark be lost. 0: always queried.
    */
   OPEN_PERIOD_REUSE_MAX_MS: int(0, 60_000).default(10_000),
 })

@@ -121,6 +121,11 @@ function linesUnion(period: string, where: string): string {
     FROM settlement_ad_lines WHERE ${where}`
 }
 
+/** A row with its total (video and ad revenue) before its status, the order answers show. */
+function withTotal<R extends { video_revenue_krw: number; ad_revenue_krw: number; status: SettlementStatus }>({ status, ...r }: R) {
+  return { ...r, total_krw: r.video_revenue_krw + r.ad_revenue_krw, status }
+}
+
 /**
  * Settlement totals per period.
  *
@@ -137,15 +142,7 @@ export async function settlementTotals(ch: ClickHouseClient, q: SettlementQuery)
     params,
     z.object({ period: z.string(), ...amounts }),
   )
-  return sums.map((r) => ({
-    period: r.period,
-    views: r.views,
-    video_revenue_krw: r.video_revenue_krw,
-    ad_impressions: r.ad_impressions,
-    ad_revenue_krw: r.ad_revenue_krw,
-    total_krw: r.video_revenue_krw + r.ad_revenue_krw,
-    status: r.status,
-  }))
+  return sums.map(withTotal)
 }
 
 /** Settlement per period and video. */
@@ -160,17 +157,7 @@ export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery
     params,
     z.object({ period: z.string(), video_id: z.string(), creator_id: z.string(), ...amounts }),
   )
-  return sums.map((r) => ({
-    period: r.period,
-    video_id: r.video_id,
-    creator_id: r.creator_id,
-    views: r.views,
-    video_revenue_krw: r.video_revenue_krw,
-    ad_impressions: r.ad_impressions,
-    ad_revenue_krw: r.ad_revenue_krw,
-    total_krw: r.video_revenue_krw + r.ad_revenue_krw,
-    status: r.status,
-  }))
+  return sums.map(withTotal)
 }
 
 /** Settlement per period, video and ad. */
