@@ -10,14 +10,14 @@ export const ACCESS_ALG = 'HS256'
 /** Audience of access tokens, so a playback token (aud=ingest) is never taken for one. */
 export const ACCESS_AUDIENCE = 'analytics'
 
-export type AccessTokenConfig = { key: Uint8Array; issuer: string; ttlSeconds: number }
+export type AccessTokenConfig = { key: Uint8Array<ArrayBuffer>; issuer: string; ttlSeconds: number }
 export type Principal = { userId: string; roles: Role[] }
 
 /**
  * The HS256 secret of access tokens: ACCESS_TOKEN_SECRET, or (local mode) a random
  * secret generated once under `DATA_DIR/keys/access-token.secret`.
  */
-export function loadAccessSecret(opts: { secret?: string; dataDir: string }): Uint8Array {
+export function loadAccessSecret(opts: { secret?: string; dataDir: string }): Uint8Array<ArrayBuffer> {
   if (opts.secret) return new TextEncoder().encode(opts.secret)
   const file = join(opts.dataDir, 'keys', 'access-token.secret')
   if (!existsSync(file)) {
@@ -48,10 +48,21 @@ export async function signAccessToken(config: AccessTokenConfig, principal: Prin
 
 const claims = z.object({ sub: z.string().min(1), roles: z.array(z.enum(roles)) })
 
+/** The secret as a WebCrypto key, imported once per secret: given the bytes, jose imports them on every call. */
+const verifyKeys = new WeakMap<Uint8Array<ArrayBuffer>, Promise<CryptoKey>>()
+function verifyKey(secret: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
+  let key = verifyKeys.get(secret)
+  if (!key) {
+    key = crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+    verifyKeys.set(secret, key)
+  }
+  return key
+}
+
 /** Verifies an access token; returns the principal or a reason it was refused. */
 export async function verifyAccessToken(config: AccessTokenConfig, token: string): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
   try {
-    const { payload } = await jwtVerify(token, config.key, {
+    const { payload } = await jwtVerify(token, await verifyKey(config.key), {
       algorithms: [ACCESS_ALG],
       issuer: config.issuer,
       audience: ACCESS_AUDIENCE,

@@ -30,7 +30,7 @@ export function isClosedPeriod(grain: Grain, start: string, lastClosed: string):
  * Which of the consecutive periods of `grain` listed by periodsBetween are closed: a
  * period is when the next one starts no later than the day after `lastClosed`.
  */
-export function closedPeriods(grain: Grain, periods: string[], lastClosed: string): boolean[] {
+export function closedPeriods(grain: Grain, periods: readonly string[], lastClosed: string): boolean[] {
   const firstOpen = addDays(lastClosed, 1)
   return periods.map((p, i) => (periods[i + 1] ?? nextPeriod(grain, p)) <= firstOpen)
 }

@@ -57,13 +57,25 @@ export function periodEnd(grain: Grain, start: string): string {
   return addDays(nextPeriod(grain, start), -1)
 }
 
-/** The starts of every period of `grain` that overlaps [from, to], in order. */
-export function periodsBetween(grain: Grain, from: string, to: string, max = Infinity): string[] {
+/** Lists made lately, most recent last: a request asks for the same range three times, and its neighbours for the same ones. */
+const recentRanges = new Map<string, readonly string[]>()
+const RECENT_RANGES_MAX = 512
+
+/**
+ * The starts of every period of `grain` that overlaps [from, to], in order (at most
+ * `max` + 1 of them). The list is shared between callers, hence frozen.
+ */
+export function periodsBetween(grain: Grain, from: string, to: string, max = Infinity): readonly string[] {
+  const key = `${grain} ${from} ${to} ${max}`
+  const known = recentRanges.get(key)
+  if (known) return known
   const out: string[] = []
   for (let p = periodStart(grain, from); p <= to; p = nextPeriod(grain, p)) {
     out.push(p)
     if (out.length > max) break
   }
+  if (recentRanges.size >= RECENT_RANGES_MAX) recentRanges.delete(recentRanges.keys().next().value as string)
+  recentRanges.set(key, Object.freeze(out))
   return out
 }
 

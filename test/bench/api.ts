@@ -21,7 +21,7 @@
  * one already closed, to measure what a range of closed days costs; --only runs the
  * endpoints whose name holds the given text.
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--smoke] [--out file.json]
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
  */
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -64,9 +64,11 @@ type Prepared = { day: string; active_videos: number; creator_videos: string[]; 
 const prep = await runJsonChild<Prepared>(BUN, ['test/bench/api-prepare.ts', dataDir])
 
 const port = await freePort()
+// --profile DIR: the server writes a CPU profile (.cpuprofile and markdown) there when it stops.
+const profileDir = flags.get('profile')
 const server = await startServerProcess({
   cmd: BUN,
-  args: ['lib/main.ts'],
+  args: [...(profileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${resolve(profileDir)}`] : []), 'lib/main.ts'],
   env: { ...process.env, REDIS_URL: undefined, CLICKHOUSE_URL: undefined, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ADMIN_EMAILS: ADMIN, NODE_ENV: 'development' },
   port,
 })
