@@ -2,8 +2,9 @@
  * bench:ingest:script — Redis CPU per call of the edge's Redis scripts, measured by Redis
  * itself (INFO cpu), on a private redis-server with its append-only file on and off: the
  * ingest script with batches of 0, 1 and 30 events (a new session each call, 200 calls in
- * flight) and the per-IP bucket. Repeatable within a few per cent where whole-system runs
- * are not, so it is the one to judge a change of a .lua file by.
+ * flight) and the per-IP bucket. On a quiet host it repeats within a few per cent where
+ * whole-system runs do not, so it is the one to judge a change of a .lua file by (on a
+ * busy host, run it several times in alternation).
  *
  *   npm run bench:ingest:script -- [--calls 20000] [--out file.json]
  */
