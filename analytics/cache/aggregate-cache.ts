@@ -1,8 +1,8 @@
 import { Counter, type Registry } from 'prom-client'
 import type { Redis } from '../../lib/redis.ts'
 
-export { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY, bumpAggregatesGeneration, markAggregatesLoad } from '../../lib/aggregates-generation.ts'
-import { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY } from '../../lib/aggregates-generation.ts'
+export { AGGREGATES_EPOCH_KEY, AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY, bumpAggregatesGeneration, markAggregatesLoad } from '../../lib/aggregates-generation.ts'
+import { readAggregateVersions } from '../../lib/aggregates-generation.ts'
 
 /**
  * How an answer was served. `hit`: all from the cache; `partial`: closed periods from
@@ -49,10 +49,10 @@ export function createAggregateCache(redis: Redis, registry?: Registry) {
      * known); null when Redis cannot answer.
      */
     async versions(): Promise<{ ns: string; data: string | null } | null> {
-      const both = await quiet(redis.mget(AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY))
-      if (both === null) return null
-      const [generation, load] = both
-      return { ns: `cs:agg:${generation ?? '0'}:`, data: load ? `${generation ?? '0'}.${load}` : null }
+      const read = await quiet(readAggregateVersions(redis))
+      if (read === null) return null
+      const { generation, load } = read
+      return { ns: `cs:agg:${generation}:`, data: load ? `${generation}.${load}` : null }
     },
     /** Fields of a hash (null where absent), or null when Redis cannot answer. */
     getFields(key: string, fields: string[]): Promise<(string | null)[] | null> {

@@ -105,6 +105,20 @@ describe('stats', () => {
     expect(repaired.body?.rows[1]).toMatchObject({ period: '2026-02-28', views: 1 })
   })
 
+  it('keeps the closed rows it read in memory, under the generation that filed them', async () => {
+    // The closed range of the test before, after its repair: the rows this process read or stored are kept.
+    const first = await get(closed(), creator.token)
+    expect(first.cache).toBe('analytics; hit')
+    // Their Redis hashes go, of this generation and the one before (as when their TTL runs out in Redis):
+    // the answer is still the same hit, from memory.
+    const hashes = await api.s.redis.keys(`cs:agg:*:stats:*:${a}:day`)
+    expect(hashes.length).toBeGreaterThan(0)
+    await api.s.redis.del(...hashes)
+    expect(await api.s.redis.keys(`cs:agg:*:stats:*:${a}:day`)).toEqual([])
+    expect(await get(closed(), creator.token)).toMatchObject({ cache: 'analytics; hit', text: first.text })
+    expect(first.body?.rows[1]).toMatchObject({ period: '2026-02-28', views: 1 })
+  })
+
   it('reuses the open days of a range only until the next load, so a new event shows once it is loaded', async () => {
     const path = `/v1/videos/${a}/stats?grain=day&from=2026-02-28&to=2026-03-02`
     const before = await get(path, creator.token)
@@ -239,6 +253,8 @@ describe('when Redis is down', () => {
 
     api.s.testRedis.server = await startPrivateRedis({ dir: `${api.s.testCh.dataDir}/redis-again`, port: api.s.testRedis.port, persist: false })
     if (api.s.redis.status !== 'ready') await once(api.s.redis, 'ready')
+    // The new Redis starts its generation at 0 again, the number the rows kept in memory before the repair
+    // above were filed under: a new epoch tells the two apart, so those rows are not served.
     expect((await get(stats, creator.token)).cache).toBe('analytics; fwd=miss; stored')
     expect(await get(stats, creator.token)).toMatchObject({ cache: 'analytics; hit', text: cached.stats.text })
   })

@@ -4,6 +4,7 @@ import { closedPeriods, lastClosedDay, type ClosingRules } from '../cache/closed
 import { batcher } from '../http/batch.ts'
 import { periodEnd, periodsBetween } from '../http/dates.ts'
 import { singleFlight } from '../http/single-flight.ts'
+import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
 import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 
@@ -12,7 +13,8 @@ export type StatsAnswer = { rows: StatsRow[]; outcome: CacheOutcome; stored: boo
 /**
  * Answers stats queries: the rows of closed periods from the cache (a Redis hash per
  * video and grain, one field per period, so what it holds is bounded by the data, not
- * by how many ranges are asked for), the rest from ClickHouse. Queries of concurrent
+ * by how many ranges are asked for; the rows this process read or stored are also kept
+ * in its memory, see localRows), the rest from ClickHouse. Queries of concurrent
  * requests run as one batched query, and identical ones share it. What is queried (the
  * open periods) is reused in this process only until the next load into ClickHouse (see
  * openAnswers), so it is as fresh as a query. `concurrency`: batches run at once (1 for
@@ -30,6 +32,8 @@ export function createStatsReader(deps: {
   closedTtlSeconds: number
   /** How long an answer over open periods may be reused while no load has landed (0: always queried). */
   openMaxAgeMs?: number
+  /** Most rows of closed periods kept in this process besides Redis (see localRows). */
+  localMaxRows?: number
   concurrency?: number
 }) {
   const { cache } = deps
@@ -38,6 +42,7 @@ export function createStatsReader(deps: {
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
   const openMaxAgeMs = deps.openMaxAgeMs ?? 0
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
+  const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
   return async function readStats(q: StatsQuery): Promise<StatsAnswer> {
     const periods = periodsBetween(q.grain, q.from, q.to)
@@ -60,15 +65,24 @@ export function createStatsReader(deps: {
       return { rows: value, outcome: reused ? 'hit' : stored ? 'miss' : 'bypass', stored }
     }
     const key = `${versions.ns}stats:${keyPart(q.creatorId)}:${keyPart(q.videoId)}:${q.grain}`
-    const fields = [...keep]
-    const cached = await cache.getFields(key, fields)
-    if (cached === null) return { rows: await query(q), outcome: 'unavailable', stored: false }
-
     const found = new Map<string, StatsRow>()
-    fields.forEach((p, i) => {
-      const row = parseRow(cached[i] ?? null)
-      if (row?.period === p) found.set(p, row)
+    const here = local.get(key)
+    const wanted = [...keep].filter((p) => {
+      const row = here?.get(p)
+      if (row) found.set(p, row)
+      return !row
     })
+    if (wanted.length > 0) {
+      const cached = await cache.getFields(key, wanted)
+      if (cached === null) return { rows: await query(q), outcome: 'unavailable', stored: false }
+      const fromRedis: [string, StatsRow][] = []
+      wanted.forEach((p, i) => {
+        const row = parseRow(cached[i] ?? null)
+        if (row?.period === p) fromRedis.push([p, row])
+      })
+      for (const [p, row] of fromRedis) found.set(p, row)
+      local.add(key, fromRedis)
+    }
     const served = periods.findIndex((p) => !found.has(p))
     if (served === -1) return { rows: periods.map((p) => found.get(p)!), outcome: 'hit', stored: false }
 
@@ -78,6 +92,7 @@ export function createStatsReader(deps: {
     if (reused) return { rows, outcome: 'hit', stored: false }
     const closedRows = queried.filter((r) => keep.has(r.period) && !found.has(r.period))
     await cache.setFields(key, Object.fromEntries(closedRows.map((r) => [r.period, JSON.stringify(r)])), deps.closedTtlSeconds)
+    local.add(key, closedRows.map((r) => [r.period, r] as const))
     return { rows, outcome: served > 0 ? 'partial' : 'miss', stored: closedRows.length > 0 || stored }
   }
 }
