@@ -218,7 +218,7 @@ try {
     const t0 = performance.now()
     const end = t0 + seconds * 1000
     let loads = 0
-    const loading = loadEveryMs > 0 ? setInterval(() => void markAggregatesLoad(redis).then(() => loads++), loadEveryMs) : undefined
+    const loading = loadEveryMs > 0 ? setInterval(() => void markAggregatesLoad(redis).then(() => loads++, () => {}), loadEveryMs) : undefined
     try {
       await Promise.all(
         Array.from({ length: clients }, async () => {
