@@ -25,6 +25,8 @@ function run(script: string, args: string[]): Promise<{ code: number | null; out
 
 const read = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as { figures: Record<string, any>; machine: Record<string, unknown>; settings: Record<string, unknown> }
 const mariadbAnswers = spawnSync('mysql', ['-h', '127.0.0.1', '-u', 'root', '-e', 'SELECT 1'], { stdio: 'ignore' }).status === 0
+// The alternation tools check a commit out in a git worktree: they need a git checkout.
+const gitCheckout = spawnSync('git', ['rev-parse', '--verify', 'HEAD'], { cwd: ROOT, stdio: 'ignore' }).status === 0
 
 describe('benchmarks in smoke mode', () => {
   it('bench:ingest drives the real server, stores every acknowledged event once and measures the ceiling', async () => {
@@ -88,6 +90,31 @@ describe('benchmarks in smoke mode', () => {
       expect(e.warm.p99, e.name).toBeGreaterThan(0)
       expect(e.warm.outcomes.none ?? 0, e.name).toBe(0)
     }
+  }, 240_000)
+
+  it.skipIf(!gitCheckout)('bench:api:ab and bench:ingest:ab run a commit and this checkout in alternation, each with its own copy of the benchmark', async () => {
+    const apiOut = join(dir, 'api-ab.json')
+    const api = await run('api-ab.ts', ['--against', 'HEAD', '--pairs', '1', '--out', apiOut, '--', '--smoke', '--data-dir', join(dir, 'data'), '--clients', '2', '--only', 'settlement totals'])
+    expect(api.code, api.out).toBe(0)
+    const a = JSON.parse(readFileSync(apiOut, 'utf8')) as { commits: { before: string; after: string }; runs: { side: string; figures: { endpoints: { name: string; errors: object; warm: { requests: number } }[] } }[] }
+    expect(a.runs.map((r) => r.side)).toEqual(['before', 'after'])
+    expect(a.commits.after.startsWith(a.commits.before)).toBe(true)
+    for (const r of a.runs) {
+      expect(r.figures.endpoints.map((e) => e.name)).toEqual(['settlement totals (creator, days of the month)'])
+      expect(r.figures.endpoints[0]!.errors).toEqual({})
+      expect(r.figures.endpoints[0]!.warm.requests).toBeGreaterThan(0)
+    }
+    const ingestOut = join(dir, 'ingest-ab.json')
+    const ingest = await run('ingest-ab.ts', ['--against', 'HEAD', '--pairs', '1', '--out', ingestOut, '--', '--smoke'])
+    expect(ingest.code, ingest.out).toBe(0)
+    const i = JSON.parse(readFileSync(ingestOut, 'utf8')) as { runs: { side: string; cpu_us_per_event: number; figures: { accepted_events_per_second: number } }[] }
+    expect(i.runs.map((r) => r.side)).toEqual(['before', 'after'])
+    for (const r of i.runs) {
+      expect(r.figures.accepted_events_per_second).toBeGreaterThan(0)
+      expect(r.cpu_us_per_event).toBeGreaterThan(0)
+    }
+    // The temporary worktrees are gone.
+    expect(spawnSync('git', ['worktree', 'list'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim().split('\n')).toHaveLength(1)
   }, 240_000)
 
   it.skipIf(!mariadbAnswers)('bench:settle --peer settles the same events in MariaDB to the same amounts', async () => {
