@@ -5,9 +5,10 @@ import type { Redis } from './redis.ts'
  * AGGREGATES_EPOCH_KEY. Bumping it drops them all at once, in every process, in Redis and
  * in the processes' memory. The edge bumps it when rows
  * reach ClickHouse late (a repaired flush, a load held up by an outage), the one way a
- * closed day can still change.
+ * closed day can still change. The three keys here share the hash tag `{aggregates}`, so
+ * that one MGET reads them on a Redis Cluster too.
  */
-export const AGGREGATES_GENERATION_KEY = 'cs:aggregates:generation'
+export const AGGREGATES_GENERATION_KEY = 'cs:{aggregates}:generation'
 
 export async function bumpAggregatesGeneration(redis: Redis): Promise<void> {
   await redis.incr(AGGREGATES_GENERATION_KEY)
@@ -19,7 +20,7 @@ export async function bumpAggregatesGeneration(redis: Redis): Promise<void> {
  * that generation from the one of the same number before, whose answers analytics may
  * still keep in memory.
  */
-export const AGGREGATES_EPOCH_KEY = 'cs:aggregates:epoch'
+export const AGGREGATES_EPOCH_KEY = 'cs:{aggregates}:epoch'
 
 /**
  * The generation (with its epoch: `<epoch>.<counter>`) and the id of the latest load (null
@@ -47,7 +48,7 @@ export async function readAggregateVersions(redis: Redis): Promise<{ generation:
  * data can never bring back an id an old answer was kept under. Anything else that
  * writes into raw_events must mark its loads too.
  */
-export const AGGREGATES_LAST_LOAD_KEY = 'cs:aggregates:last-load'
+export const AGGREGATES_LAST_LOAD_KEY = 'cs:{aggregates}:last-load'
 
 export async function markAggregatesLoad(redis: Redis): Promise<void> {
   await redis.set(AGGREGATES_LAST_LOAD_KEY, crypto.randomUUID())
