@@ -160,6 +160,8 @@ const sortedSeconds = [...fullSeconds].sort((a, b) => a - b)
 const figures = {
   accepted_events_per_second: Math.round(acceptedPerSecond),
   stored_rows_per_second: Math.round(storedPerSecond),
+  /** Rows the loader put into ClickHouse while the players ran: below stored_rows_per_second, the edge's buffer took the rest (sustained only when they match). */
+  loaded_rows_per_second: Number.isFinite(flushes.flushes * flushes.mean_rows) ? Math.round((flushes.flushes * flushes.mean_rows) / load.seconds) : 0,
   accepted_per_second_min_full_second: sortedSeconds[0] ?? null,
   accepted_per_second_median_full_second: sortedSeconds.length ? percentile(sortedSeconds, 50) : null,
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
@@ -214,6 +216,7 @@ const settingsUsed = {
 printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smoke)' : ''}`, [
   ['accepted events/s', figures.accepted_events_per_second],
   ['stored rows/s (incl. excluded, rejected)', figures.stored_rows_per_second],
+  ['rows/s loaded into ClickHouse meanwhile (less: the rest was buffered)', figures.loaded_rows_per_second],
   ['accepted/s, slowest / median full second', `${fmtN(figures.accepted_per_second_min_full_second)} / ${fmtN(figures.accepted_per_second_median_full_second)}`],
   ['200 responses/s', figures.requests_per_second],
   ['ack latency p50 / p95 / p99 / max (ms)', `${figures.ack_latency_ms.p50} / ${figures.ack_latency_ms.p95} / ${figures.ack_latency_ms.p99} / ${figures.ack_latency_ms.max}`],
