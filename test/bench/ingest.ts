@@ -96,7 +96,7 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
-let flushes: ServerMetrics = { flushes: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
@@ -161,7 +161,7 @@ const figures = {
   accepted_events_per_second: Math.round(acceptedPerSecond),
   stored_rows_per_second: Math.round(storedPerSecond),
   /** Rows the loader put into ClickHouse while the players ran: below stored_rows_per_second, the edge's buffer took the rest (sustained only when they match). */
-  loaded_rows_per_second: Number.isFinite(flushes.flushes * flushes.mean_rows) ? Math.round((flushes.flushes * flushes.mean_rows) / load.seconds) : 0,
+  loaded_rows_per_second: Number.isFinite(flushes.rows) ? Math.round(flushes.rows / load.seconds) : 0,
   accepted_per_second_min_full_second: sortedSeconds[0] ?? null,
   accepted_per_second_median_full_second: sortedSeconds.length ? percentile(sortedSeconds, 50) : null,
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
@@ -244,6 +244,8 @@ console.log(`\nwritten ${file}`)
 
 type ServerMetrics = {
   flushes: number
+  /** Rows of all loads. */
+  rows: number
   mean_rows: number
   mean_seconds: number
   /** Group-commit flushes into the write-ahead log (write, fsync, Redis marks). */
@@ -265,6 +267,7 @@ async function flushMetrics(url: string): Promise<ServerMetrics> {
   const mean = (name: string) => v(`${name}_sum`) / v(`${name}_count`)
   return {
     flushes: v('cs_ingest_flush_rows_count'),
+    rows: v('cs_ingest_flush_rows_sum'),
     mean_rows: mean('cs_ingest_flush_rows'),
     mean_seconds: mean('cs_ingest_flush_duration_seconds'),
     wal_flushes: v('cs_ingest_wal_flush_rows_count'),
