@@ -78,9 +78,10 @@ export function createStatsReader(deps: {
       const fromRedis: [string, StatsRow][] = []
       wanted.forEach((p, i) => {
         const row = parseRow(cached[i] ?? null)
-        if (row?.period === p) fromRedis.push([p, row])
+        if (row?.period !== p) return
+        found.set(p, row)
+        fromRedis.push([p, row])
       })
-      for (const [p, row] of fromRedis) found.set(p, row)
       local.add(key, fromRedis)
     }
     const served = periods.findIndex((p) => !found.has(p))

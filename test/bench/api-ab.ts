@@ -33,8 +33,7 @@ printTable(
   names.flatMap((name) =>
     runs.map((r) => {
       const e = r.figures.endpoints.find((x) => x.name === name)
-      const row: [string, string] = [`${name}, ${r.side} ${r.run}`, e ? `${e.warm.rps} req/s, ${e.warm.p50} / ${e.warm.p99} ms, ${Math.round(e.warm.hit_share * 100)} % hits; cold ${e.cold.p99} ms` : '-']
-      return row
+      return [`${name}, ${r.side} ${r.run}`, e ? `${e.warm.rps} req/s, ${e.warm.p50} / ${e.warm.p99} ms, ${Math.round(e.warm.hit_share * 100)} % hits; cold ${e.cold.p99} ms` : '-'] as [string, string]
     }),
   ),
 )
