@@ -21,13 +21,18 @@
  * one already closed, to measure what a range of closed days costs; --only runs the
  * endpoints whose name holds the given text.
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
+ * The warm loop's clients are wrk's (Debian's package, installed when missing; test/bench/api-wrk.lua times each
+ * answer and reads its Cache-Status), so that the generator takes little of the server's two cores; with
+ * --generator bun they are fetch calls from this process, as before 3 December.
+ *
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator wrk|bun] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
  */
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { freePort } from '../harness/engines.ts'
+import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
-import { BUN, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
+import { BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
 import { lastClosedDay } from '../../analytics/cache/closed-days.ts'
@@ -46,6 +51,11 @@ const coldWarmupRounds = num(flags, 'cold-warmup-rounds', smoke ? 0 : 3)
 // A load marked in the server's Redis this often during the warm loop, as the edge does after each load under live
 // ingest (LOAD_INTERVAL_MS, 500 ms by default): answers over open days are reused only between two loads. 0: data at rest.
 const loadEveryMs = num(flags, 'load-every-ms', 500)
+// The warm loop's clients: wrk (Debian's package, in C, with test/bench/api-wrk.lua) by default, so that the
+// generator takes as little as it can of the two cores the server runs on; `bun`: fetch from this process.
+const generator = flags.get('generator') ?? 'wrk'
+if (generator !== 'wrk' && generator !== 'bun') throw new Error(`--generator must be wrk or bun, got ${generator}`)
+if (generator === 'wrk') ensureWrk()
 const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : 'data/bench'))
 const ADMIN = 'bench-admin@example.com'
 
@@ -73,6 +83,8 @@ const server = await startServerProcess({
   port,
 })
 const pid = server.proc.pid!
+const redisPid = childPids(pid).find((p) => processName(p).startsWith('redis'))
+const redisCpu = () => (redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0)
 const url = server.url
 
 type Latencies = { requests: number; p50: number; p95: number; p99: number; max: number }
@@ -84,7 +96,7 @@ type Result = {
   /** Bursts of one request per client at once, each after emptying the caches. */
   cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[] }
   /** Closed loop over the same paths with the caches as the requests left them. */
-  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number }
+  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number; cpu_cores: { server: number; server_by_thread: Record<string, number>; redis: number; generator: number } }
   errors: Record<string, number>
 }
 const results: Result[] = []
@@ -109,6 +121,32 @@ const outcomeOf = (res: Response): string => {
   if (/;\s*hit\b/.test(h)) return 'hit'
   if (h.includes('detail=redis-unavailable')) return 'unavailable'
   return /fwd=([a-z-]+)/.exec(h)?.[1] ?? 'other'
+}
+const wrkDir = tempDir('cs-bench-api-wrk-')
+type WrkOut = { duration_s: number; cpu_s: number; requests: number; errors: Record<string, number>; threads: { all_ms: number[]; not_hit_ms: number[]; outcomes: Record<string, number>; statuses: Record<string, number> }[] }
+/** The warm loop in wrk: `clients` connections for `seconds`, going through `paths` (test/bench/api-wrk.lua). */
+async function runWrk(token: string, paths: string[]): Promise<{ all: number[]; notHit: number[]; outcomes: Record<string, number>; errors: Record<string, number>; cpuSeconds: number }> {
+  const pathsFile = join(wrkDir, 'paths.txt')
+  const outFile = join(wrkDir, 'wrk.json')
+  rmSync(outFile, { force: true })
+  writeFileSync(pathsFile, paths.join('\n') + '\n')
+  const args = ['-t', String(clients), '-c', String(clients), '-d', `${seconds}s`, '--timeout', '30s', '-s', join(ROOT, 'test/bench/api-wrk.lua'), url, '--', pathsFile, token, outFile, String(clients)]
+  // wrk's own summary goes to stderr with the rest of the progress.
+  const code = await new Promise<number | null>((res) => spawn('wrk', args, { stdio: ['ignore', 2, 'inherit'] }).on('exit', res))
+  if (code !== 0 || !existsSync(outFile)) throw new Error(`wrk exited with ${code}`)
+  const out = JSON.parse(readFileSync(outFile, 'utf8')) as WrkOut
+  const all: number[] = []
+  const notHit: number[] = []
+  const outcomes: Record<string, number> = {}
+  const errors: Record<string, number> = {}
+  for (const t of out.threads) {
+    for (const ms of t.all_ms) all.push(ms)
+    for (const ms of t.not_hit_ms) notHit.push(ms)
+    for (const [k, v] of Object.entries(t.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v
+    for (const [k, v] of Object.entries(t.statuses)) errors[k] = (errors[k] ?? 0) + v
+  }
+  for (const [k, v] of Object.entries(out.errors)) if (v > 0) errors[`wrk ${k}`] = v
+  return { all, notHit, outcomes, errors, cpuSeconds: out.cpu_s }
 }
 try {
   await waitForRedis(redis)
@@ -144,13 +182,14 @@ try {
   const monthStart = `${day.slice(0, 8)}01`
   const from30 = new Date(Date.parse(`${day}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10)
   const pick = <T>(xs: T[], i: number) => xs[i % xs.length]!
-  const endpoints: { name: string; token: string; path: (i: number) => string }[] = [
-    { name: 'settlement totals (creator, days of the month)', token: creator, path: () => `/v1/me/settlements?grain=day&from=${monthStart}&to=${day}` },
-    { name: 'settlement per video (creator, the day)', token: creator, path: () => `/v1/me/settlements/videos?grain=day&from=${day}&to=${day}` },
-    { name: 'top-5 of the creator (day)', token: creator, path: () => `/v1/me/top?metric=views&grain=day&date=${day}&limit=5` },
-    { name: 'top-5 platform-wide (admin, day)', token: admin, path: () => `/v1/top?metric=views&grain=day&date=${day}&limit=5` },
-    { name: 'stats of one video (creator, 30 days)', token: creator, path: (i) => `/v1/videos/${pick(prep.creator_videos, i)}/stats?grain=day&from=${from30}&to=${day}` },
-    { name: 'stats of one video (admin, top videos, 30 days)', token: admin, path: (i) => `/v1/videos/${pick(prep.top_videos, i)}/stats?grain=day&from=${from30}&to=${day}` },
+  /** `distinct`: how many different paths path(i) gives (it repeats after that). */
+  const endpoints: { name: string; token: string; path: (i: number) => string; distinct: number }[] = [
+    { name: 'settlement totals (creator, days of the month)', token: creator, path: () => `/v1/me/settlements?grain=day&from=${monthStart}&to=${day}`, distinct: 1 },
+    { name: 'settlement per video (creator, the day)', token: creator, path: () => `/v1/me/settlements/videos?grain=day&from=${day}&to=${day}`, distinct: 1 },
+    { name: 'top-5 of the creator (day)', token: creator, path: () => `/v1/me/top?metric=views&grain=day&date=${day}&limit=5`, distinct: 1 },
+    { name: 'top-5 platform-wide (admin, day)', token: admin, path: () => `/v1/top?metric=views&grain=day&date=${day}&limit=5`, distinct: 1 },
+    { name: 'stats of one video (creator, 30 days)', token: creator, path: (i) => `/v1/videos/${pick(prep.creator_videos, i)}/stats?grain=day&from=${from30}&to=${day}`, distinct: prep.creator_videos.length },
+    { name: 'stats of one video (admin, top videos, 30 days)', token: admin, path: (i) => `/v1/videos/${pick(prep.top_videos, i)}/stats?grain=day&from=${from30}&to=${day}`, distinct: prep.top_videos.length },
   ]
 
   const only = flags.get('only')
@@ -217,18 +256,38 @@ try {
     const warm = samples()
     const t0 = performance.now()
     const end = t0 + seconds * 1000
+    const genCpu0 = process.cpuUsage()
+    const serverCpu0 = procCpuSeconds(pid) ?? 0
+    const redisCpu0 = redisCpu()
+    const threads0 = threadCpuSeconds(pid)
     let loads = 0
+    let wrkCpuSeconds = 0
     const loading = loadEveryMs > 0 ? setInterval(() => void markAggregatesLoad(redis).then(() => loads++, () => {}), loadEveryMs) : undefined
     try {
-      await Promise.all(
-        Array.from({ length: clients }, async () => {
-          while (performance.now() < end) warm.add(await call(n++))
-        }),
-      )
+      if (generator === 'wrk') {
+        const got = await runWrk(e.token, Array.from({ length: e.distinct }, (_, i) => e.path(n + i)))
+        warm.all.push(...got.all)
+        warm.notHit.push(...got.notHit)
+        Object.assign(warm.outcomes, got.outcomes)
+        for (const [k, v] of Object.entries(got.errors)) errors[k] = (errors[k] ?? 0) + v
+        wrkCpuSeconds = got.cpuSeconds
+      } else {
+        await Promise.all(
+          Array.from({ length: clients }, async () => {
+            while (performance.now() < end) warm.add(await call(n++))
+          }),
+        )
+      }
     } finally {
       clearInterval(loading)
     }
     const elapsed = (performance.now() - t0) / 1000
+    const genCpu = process.cpuUsage(genCpu0)
+    // Where the server's CPU went, by thread name: the JavaScript thread ('bun'), chDB's pools, Bun's own.
+    const byThread = Object.fromEntries(
+      [...threadCpuSeconds(pid)].map(([name, sec]) => [name, +((sec - (threads0.get(name) ?? 0)) / elapsed).toFixed(2)] as const).filter(([, c]) => c >= 0.01).sort((a, b) => b[1] - a[1]),
+    )
+    const cores = { server_by_thread: byThread, server: +(((procCpuSeconds(pid) ?? 0) - serverCpu0) / elapsed).toFixed(2), redis: +((redisCpu() - redisCpu0) / elapsed).toFixed(2), generator: +(((genCpu.user + genCpu.system) / 1e6 + wrkCpuSeconds) / elapsed).toFixed(2) }
     results.push({
       name: e.name,
       path: e.path(0),
@@ -241,13 +300,15 @@ try {
         hit_share: +((warm.outcomes.hit ?? 0) / Math.max(1, warm.all.length)).toFixed(3),
         not_hit: latencies(warm.notHit),
         loads_marked: loads,
+        cpu_cores: cores,
       },
       errors,
     })
     const r = results.at(-1)!
-    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (load ${loadNow()})`)
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits; cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator} (load ${loadNow()})`)
   }
 } finally {
+  rmSync(wrkDir, { recursive: true, force: true })
   redis.disconnect()
   const rss = procStatusKb(pid, 'VmHWM') ?? 0
   server.kill('SIGTERM')
@@ -275,7 +336,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
+        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
       },
       flags.get('out'),

@@ -2,7 +2,7 @@
  * Small helpers shared by the benchmarks: flags, machine facts, percentiles, a Zipf
  * sampler, process memory and CPU from /proc, the results table and JSON file.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, loadavg, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -159,8 +159,30 @@ export function machine(): Record<string, unknown> {
     node: version('node', ['--version']),
     chdb: pkg('chdb'),
     redis: version('redis-server', ['--version']),
+    // wrk -v prints its version and exits 1.
+    wrk: has('wrk') ? (spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]?.trim() ?? 'absent') : 'absent',
     kernel: version('uname', ['-r']),
   }
+}
+
+/** Whether a command is on the PATH. */
+export const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
+
+/** Installs Debian packages with apt-get when running as root on Debian; false when it cannot. */
+export function aptInstall(pkgs: string[]): boolean {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
+  if (!isRoot || spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status !== 0) return false
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  console.error(`[bench] installing ${pkgs.join(' ')} (apt-get)`)
+  const install = () => spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env }).status === 0
+  // The package lists may be stale or absent on a fresh machine: update them only when the install fails.
+  return install() || (spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env }).status === 0 && install())
+}
+
+/** wrk (Debian's package), the load generator in C, installed when missing; throws when it cannot be. */
+export function ensureWrk(): string {
+  if (!has('wrk') && !aptInstall(['wrk'])) throw new Error('wrk is missing: apt-get install wrk (or pass --generator bun)')
+  return 'wrk'
 }
 
 export const loadNow = (): string => loadavg().map((x) => x.toFixed(2)).join(' ')

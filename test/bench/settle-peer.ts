@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
-import { sleep } from './lib.ts'
+import { aptInstall, has, sleep } from './lib.ts'
 import { tierSql, type Card } from './settle-data.ts'
 
 export type PeerResult = {
@@ -36,16 +36,6 @@ function mysql(t: Target, sql: string, db = ''): string {
   if (r.status !== 0) throw new Error(`mysql failed: ${r.stderr || r.error}\n${sql.slice(0, 500)}`)
   return r.stdout.trim()
 }
-
-function aptInstall(pkgs: string[]): boolean {
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
-  if (!isRoot || spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status !== 0) return false
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  console.error(`[bench:settle] installing ${pkgs.join(' ')} (apt-get)`)
-  return spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env }).status === 0 && spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env }).status === 0
-}
-
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 
 async function connect(): Promise<Target> {
   if (!has('mysql') && !aptInstall(['mariadb-client'])) throw new Error('the mysql client is missing: apt-get install mariadb-client')

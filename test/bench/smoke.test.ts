@@ -79,10 +79,15 @@ describe('benchmarks in smoke mode', () => {
     const out = join(dir, 'api.json')
     const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--out', out])
     expect(r.code, r.out).toBe(0)
-    const { figures: f } = read(out)
+    const { figures: f, settings, machine } = read(out)
+    // The warm loop's clients are wrk's by default (installed through apt-get when missing).
+    expect(settings.generator).toBe('wrk')
+    expect(machine.wrk).toMatch(/^wrk /)
     expect(f.endpoints).toHaveLength(6)
     for (const e of f.endpoints) {
       expect(e.errors, e.name).toEqual({})
+      expect(e.warm.cpu_cores.server, e.name).toBeGreaterThan(0)
+      expect(e.warm.cpu_cores.generator, e.name).toBeGreaterThan(0)
       // Cold and warm are measured apart, and every answer says what the cache did.
       expect(e.cold.requests, e.name).toBe(2 * 4)
       expect(e.cold.p99, e.name).toBeGreaterThan(0)
@@ -90,6 +95,18 @@ describe('benchmarks in smoke mode', () => {
       expect(e.warm.p99, e.name).toBeGreaterThan(0)
       expect(e.warm.outcomes.none ?? 0, e.name).toBe(0)
     }
+  }, 240_000)
+
+  it('bench:api --generator bun drives the warm loop from its own process', async () => {
+    const out = join(dir, 'api-bun.json')
+    const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--generator', 'bun', '--only', 'stats of one video (creator', '--out', out])
+    expect(r.code, r.out).toBe(0)
+    const { figures: f, settings } = read(out)
+    expect(settings.generator).toBe('bun')
+    expect(f.endpoints.map((e: { name: string }) => e.name)).toEqual(['stats of one video (creator, 30 days)'])
+    expect(f.endpoints[0].errors).toEqual({})
+    expect(f.endpoints[0].warm.requests).toBeGreaterThan(0)
+    expect(f.endpoints[0].warm.outcomes.none ?? 0).toBe(0)
   }, 240_000)
 
   it.skipIf(!gitCheckout)('bench:api:ab and bench:ingest:ab run a commit and this checkout in alternation, each with its own copy of the benchmark', async () => {
