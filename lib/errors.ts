@@ -72,6 +72,8 @@ export function problem(c: Context, err: ApiError): Response {
     ...err.extra.fields,
   }
   const headers: Record<string, string> = { 'content-type': 'application/problem+json' }
+  // As on every other answer (the request-id middleware's header, which a new Response does not carry).
+  if (requestId) headers['x-request-id'] = requestId
   if (err.extra.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.extra.retryAfterSeconds)
   return new Response(JSON.stringify(body), { status: err.status, headers })
 }

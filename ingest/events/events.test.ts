@@ -192,6 +192,8 @@ describe('the envelope', () => {
     expect(res.headers.get('content-type')).toBe('application/problem+json')
     const body = await res.json()
     expect(body).toMatchObject({ status, code, type: expect.any(String), title: expect.any(String), detail: expect.any(String), request_id: expect.any(String) })
+    // The request id is in the header too, as on every answer: a client can match a failure to its request.
+    expect(res.headers.get('x-request-id')).toBe(body.request_id)
     return body
   }
   const raw = (body: BodyInit, headers: Record<string, string>) => t.app.request('/v1/events', { method: 'POST', body, headers, duplex: 'half' } as RequestInit, { ip: '10.0.0.9' })

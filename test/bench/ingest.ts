@@ -10,6 +10,8 @@
  *     [--ceiling-block 100000] [--profile DIR] [--smoke] [--out file.json] [--keep]
  *     [--think-ms 0]  (pause between a player's batches; 0 = closed loop, to find saturation)
  *     [--warmup S]    (latency after the first S seconds is reported apart; default min(seconds/4, 5 + 1.5 think times))
+ *     [--generator wrk|bun]  (the players: wrk with test/bench/ingest-wrk.lua, the default, installed through
+ *                     apt-get when missing; bun: ingest-load.ts, fetch from a Bun process, as before 3 December)
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -27,6 +29,8 @@ const sessions = num(flags, 'sessions', smoke ? 20 : 1000)
 const videos = num(flags, 'videos', smoke ? 200 : 100_000)
 const exportRows = num(flags, 'export-rows', smoke ? 10_000 : 2_000_000)
 const ceilingBlock = num(flags, 'ceiling-block', 100_000)
+const generator = flags.get('generator') ?? 'wrk'
+if (generator !== 'wrk' && generator !== 'bun') throw new Error(`--generator must be wrk or bun, got ${generator}`)
 const extraEnv = Object.fromEntries(
   (flags.get('env') ?? '')
     .split(',')
@@ -102,7 +106,7 @@ let cpuRedis = 0
 let serverHwmKb = 0
 const serverThreads: Record<string, number> = {}
 try {
-  await runJsonChild(BUN, ['test/bench/ingest-load.ts'], {
+  await runJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], {
     ...process.env,
     BENCH_LOAD: JSON.stringify(loadCfg),
     // Bun's fetch caps simultaneous requests per process at 256 unless told otherwise.
@@ -195,6 +199,7 @@ const figures = {
   load_average_after: loadAfter,
 }
 const settingsUsed = {
+  generator,
   seconds,
   sessions,
   videos,
