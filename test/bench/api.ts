@@ -21,11 +21,10 @@
  * one already closed, to measure what a range of closed days costs; --only runs the
  * endpoints whose name holds the given text.
  *
- * The warm loop's clients are wrk's (Debian's package, installed when missing; test/bench/api-wrk.lua times each
- * answer and reads its Cache-Status), so that the generator takes little of the server's two cores; with
- * --generator bun they are fetch calls from this process, as before 3 December.
+ * The warm loop's clients are fetch calls from this process; with --generator wrk they are wrk's (Debian's package,
+ * installed when missing; test/bench/api-wrk.lua times each answer and reads its Cache-Status).
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator wrk|bun] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -51,9 +50,10 @@ const coldWarmupRounds = num(flags, 'cold-warmup-rounds', smoke ? 0 : 3)
 // A load marked in the server's Redis this often during the warm loop, as the edge does after each load under live
 // ingest (LOAD_INTERVAL_MS, 500 ms by default): answers over open days are reused only between two loads. 0: data at rest.
 const loadEveryMs = num(flags, 'load-every-ms', 500)
-// The warm loop's clients: wrk (Debian's package, in C, with test/bench/api-wrk.lua) by default, so that the
-// generator takes as little as it can of the two cores the server runs on; `bun`: fetch from this process.
-const generator = flags.get('generator') ?? 'wrk'
+// The warm loop's clients: `bun`, fetch from this process (the default), or `wrk` (Debian's package, in C, with
+// test/bench/api-wrk.lua). In alternation on 2 December the two gave the same figures within the noise, and wrk
+// (32 threads) took about as much CPU (results/api-generators.json), so the default stays the one past figures used.
+const generator = flags.get('generator') ?? 'bun'
 if (generator !== 'wrk' && generator !== 'bun') throw new Error(`--generator must be wrk or bun, got ${generator}`)
 if (generator === 'wrk') ensureWrk()
 const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : 'data/bench'))

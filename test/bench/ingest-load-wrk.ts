@@ -35,10 +35,10 @@ ensureWrk()
 const keys = await importPlaybackJwks(readFileSync(cfg.jwksFile, 'utf8'), cfg.jwksFile)
 const random = rng(cfg.seed)
 const pickVideo = zipf(cfg.videos, cfg.zipfS, random)
-// wrk's threads: one per core; each connection a batch in flight. Twice as many players as
-// connections, so that a free connection finds a player with no batch in flight.
+// wrk's threads: one per core; each connection a batch in flight. Three times as many players as
+// connections, so that a free connection finds a player with no batch in flight and none waiting out a Retry-After.
 const threads = Math.max(1, Math.min(2, cfg.sessions))
-const perThread = Math.ceil((2 * cfg.sessions) / threads) + 1
+const perThread = Math.ceil((3 * cfg.sessions) / threads) + 1
 // Enough sessions for 250k events/s (a session: 3-12 batches of 10-50 events); past that they are reused.
 const closedLoop = cfg.thinkMs === 0
 const ratePerSecond = closedLoop ? 250_000 : (cfg.sessions / (cfg.thinkMs / 1000)) * 30 * 1.5
@@ -64,7 +64,7 @@ rmSync(outFile, { force: true })
 const args = ['-t', String(threads), '-c', String(cfg.sessions), '-d', `${cfg.seconds}s`, '--timeout', '30s', '-s', join(ROOT, 'test/bench/ingest-wrk.lua'), cfg.url, '--']
 args.push(sessionsFile, outFile, String(threads), String(perThread), String(cfg.repeatShare), String(cfg.badTokenShare), String(cfg.thinkMs), String(cfg.seed))
 // wrk's own summary goes to stderr with the rest of the progress.
-const code = await new Promise<number | null>((res) => spawn('wrk', args, { stdio: ['ignore', 2, 'inherit'] }).on('exit', res))
+const code = await new Promise<number | null>((res) => spawn('wrk', args, { stdio: ['ignore', 2, 'inherit'], env: { ...process.env, CS_WRK_THINK_MS: String(cfg.thinkMs) } }).on('exit', res))
 if (code !== 0) throw new Error(`wrk exited with ${code}`)
 const out = JSON.parse(readFileSync(outFile, 'utf8')) as WrkOut
 rmSync(sessionsFile, { force: true })

@@ -16,8 +16,9 @@
 -- sequence number, so the acknowledged ids are, per slot, the prefix 0..acked-1.
 --
 -- An answer is matched to its request by the X-Request-Id the edge echoes back (wrk tells
--- the script nothing about connections). THINK_MS > 0: each connection waits 0.5 to 1.5
--- times that between two batches (a paced load); 0: closed loop.
+-- the script nothing about connections). THINK_MS > 0 (also in the environment as
+-- CS_WRK_THINK_MS): each connection waits 0.5 to 1.5 times that between two batches (a
+-- paced load); 0: closed loop.
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -142,7 +143,8 @@ end
 local function take_ready(now)
   wake(now)
   if ready_head > ready_tail then
-    -- Every player waits: the one due first goes now (delay() held the connection back already).
+    -- Every player waits out a Retry-After (there are three players per connection, so only under a long
+    -- overload): the one due first goes now, early unless delay() held the connection back.
     local best = 1
     for i, p in ipairs(waiting) do
       if p.ready_at < waiting[best].ready_at then best = i end
@@ -161,13 +163,17 @@ local function spoil(token)
   return token:sub(1, dot) .. (first == "A" and "B" or "A") .. token:sub(dot + 2)
 end
 
-function delay()
-  local now = mono()
-  local wait = 0
-  if think_ms > 0 then wait = think_ms * (0.5 + math.random()) end
-  wake(now)
-  if ready_head > ready_tail and #waiting > 0 then wait = math.max(wait, soonest_wait(now)) end
-  return math.floor(wait)
+-- Defined only for a paced load (wrk reads whether the script has delay() before init(),
+-- hence the environment): with it, wrk sends every request through a timer event, whose
+-- list it scans, which costs the closed loop's thousand connections dearly.
+if (tonumber(os.getenv("CS_WRK_THINK_MS") or "0") or 0) > 0 then
+  function delay()
+    local now = mono()
+    local wait = think_ms * (0.5 + math.random())
+    wake(now)
+    if ready_head > ready_tail and #waiting > 0 then wait = math.max(wait, soonest_wait(now)) end
+    return math.floor(wait)
+  end
 end
 
 -- A request wrk gave up on (its --timeout) gets no response(): its player retries it.
