@@ -10,18 +10,9 @@
 -- OUT_FILE: JSON written by done(): per thread the latencies (ms) of 200 answers, those
 -- that were not cache hits, the answers by outcome and the other statuses; wrk's errors.
 
-local ffi = require("ffi")
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } cs_timespec;
-int clock_gettime(int clock_id, cs_timespec *tp);
-long sysconf(int name);
-]]
-local clock = ffi.new("cs_timespec")
-local CLOCK_MONOTONIC = 1
-local function now_ms()
-  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
-  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
-end
+-- The shared helpers, from this script's folder.
+local common = dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "wrk-common.lua")
+local now_ms = common.mono
 
 -- The main state: each thread gets its index; done() reads what the threads recorded.
 local threads = {}
@@ -75,43 +66,17 @@ function response(status, hdrs, body)
   if o ~= "hit" then not_hit_ms[#not_hit_ms + 1] = ms end
 end
 
-local function json_numbers(xs)
-  local parts = {}
-  for i = 1, #xs do parts[i] = string.format("%.3f", xs[i]) end
-  return "[" .. table.concat(parts, ",") .. "]"
-end
-
-local function json_counts(t)
-  local parts = {}
-  for k, v in pairs(t) do parts[#parts + 1] = string.format("%q:%d", k, v) end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-
--- CPU seconds wrk itself used (all its threads), from /proc/self/stat's utime and stime.
-local function own_cpu_seconds()
-  local f = io.open("/proc/self/stat")
-  if not f then return -1 end
-  local stat = f:read("*a")
-  f:close()
-  -- Fields after the command name (which is in parentheses): state is field 3, utime 14, stime 15.
-  local rest = stat:match("%) (.*)")
-  local fields = {}
-  for x in rest:gmatch("%S+") do fields[#fields + 1] = x end
-  local _SC_CLK_TCK = 2
-  return (tonumber(fields[12]) + tonumber(fields[13])) / tonumber(ffi.C.sysconf(_SC_CLK_TCK))
-end
-
 function done(summary, latency, requests)
   local parts = {}
   local file
   for i, t in ipairs(threads) do
     file = file or t:get("out_file")
     parts[i] = string.format('{"all_ms":%s,"not_hit_ms":%s,"outcomes":%s,"statuses":%s}',
-      json_numbers(t:get("all_ms")), json_numbers(t:get("not_hit_ms")), json_counts(t:get("outcomes")), json_counts(t:get("statuses")))
+      common.json_numbers(t:get("all_ms"), "%.3f"), common.json_numbers(t:get("not_hit_ms"), "%.3f"), common.json_counts(t:get("outcomes")), common.json_counts(t:get("statuses")))
   end
   local e = summary.errors
   local f = assert(io.open(file, "w"))
   f:write(string.format('{"duration_s":%.3f,"cpu_s":%.3f,"requests":%d,"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"threads":[%s]}',
-    summary.duration / 1e6, own_cpu_seconds(), summary.requests, e.connect, e.read, e.write, e.timeout, table.concat(parts, ",")))
+    summary.duration / 1e6, common.own_cpu_seconds(), summary.requests, e.connect, e.read, e.write, e.timeout, table.concat(parts, ",")))
   f:close()
 end

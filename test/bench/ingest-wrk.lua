@@ -20,20 +20,9 @@
 -- CS_WRK_THINK_MS): each connection waits 0.5 to 1.5 times that between two batches (a
 -- paced load); 0: closed loop.
 
-local ffi = require("ffi")
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } cs_timespec;
-int clock_gettime(int clock_id, cs_timespec *tp);
-long sysconf(int name);
-]]
-local clock = ffi.new("cs_timespec")
-local function clock_ms(id)
-  ffi.C.clock_gettime(id, clock)
-  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
-end
-local CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
-local function mono() return clock_ms(CLOCK_MONOTONIC) end
-local function wall() return math.floor(clock_ms(CLOCK_REALTIME)) end
+-- The shared helpers, from this script's folder.
+local common = dofile(debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "wrk-common.lua")
+local mono, wall = common.mono, common.wall
 
 -- The main state: each thread gets its index; done() reads what the threads recorded.
 local threads = {}
@@ -265,30 +254,6 @@ function response(status, hdrs, body)
   push_ready(p)
 end
 
--- CPU seconds wrk itself used (all its threads), from /proc/self/stat's utime and stime.
-local function own_cpu_seconds()
-  local f = io.open("/proc/self/stat")
-  if not f then return -1 end
-  local stat = f:read("*a")
-  f:close()
-  local fields = {}
-  for x in stat:match("%) (.*)"):gmatch("%S+") do fields[#fields + 1] = x end
-  local _SC_CLK_TCK = 2
-  return (tonumber(fields[12]) + tonumber(fields[13])) / tonumber(ffi.C.sysconf(_SC_CLK_TCK))
-end
-
-local function json_numbers(xs, fmt)
-  local parts = {}
-  for i = 1, #xs do parts[i] = string.format(fmt, xs[i]) end
-  return "[" .. table.concat(parts, ",") .. "]"
-end
-
-local function json_counts(t)
-  local parts = {}
-  for k, v in pairs(t) do parts[#parts + 1] = string.format('"%s":%d', tostring(k), v) end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-
 function done(summary, latency, reqs)
   local parts = {}
   local file
@@ -296,13 +261,13 @@ function done(summary, latency, reqs)
     file = file or t:get("out_file")
     parts[i] = string.format(
       '{"statuses":%s,"rejected":%s,"per_second":%s,"acked":%s,"latencies_ms":%s,"sent_at_s":%s,"accepted":%d,"duplicates":%d,"requests":%d,"sessions_started":%d,"sessions_reused":%d,"unmatched":%d}',
-      json_counts(t:get("statuses")), json_counts(t:get("rejected")), json_counts(t:get("per_second")), json_counts(t:get("acked")),
-      json_numbers(t:get("latencies"), "%.2f"), json_numbers(t:get("sent_at"), "%.3f"),
+      common.json_counts(t:get("statuses")), common.json_counts(t:get("rejected")), common.json_counts(t:get("per_second")), common.json_counts(t:get("acked")),
+      common.json_numbers(t:get("latencies"), "%.2f"), common.json_numbers(t:get("sent_at"), "%.3f"),
       t:get("accepted"), t:get("duplicates"), t:get("requests"), t:get("sessions_started"), t:get("sessions_reused"), t:get("unmatched"))
   end
   local e = summary.errors
   local f = assert(io.open(file, "w"))
   f:write(string.format('{"duration_s":%.3f,"cpu_s":%.3f,"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},"threads":[%s]}',
-    summary.duration / 1e6, own_cpu_seconds(), e.connect, e.read, e.write, e.timeout, table.concat(parts, ",")))
+    summary.duration / 1e6, common.own_cpu_seconds(), e.connect, e.read, e.write, e.timeout, table.concat(parts, ",")))
   f:close()
 end
