@@ -31,7 +31,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
-import { BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
+import { addCounts, BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
 import { lastClosedDay } from '../../analytics/cache/closed-days.ts'
@@ -142,8 +142,8 @@ async function runWrk(token: string, paths: string[]): Promise<{ all: number[]; 
   for (const t of out.threads) {
     for (const ms of t.all_ms) all.push(ms)
     for (const ms of t.not_hit_ms) notHit.push(ms)
-    for (const [k, v] of Object.entries(t.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v
-    for (const [k, v] of Object.entries(t.statuses)) errors[k] = (errors[k] ?? 0) + v
+    addCounts(outcomes, t.outcomes)
+    addCounts(errors, t.statuses)
   }
   for (const [k, v] of Object.entries(out.errors)) if (v > 0) errors[`wrk ${k}`] = v
   return { all, notHit, outcomes, errors, cpuSeconds: out.cpu_s }
@@ -269,7 +269,7 @@ try {
         warm.all.push(...got.all)
         warm.notHit.push(...got.notHit)
         Object.assign(warm.outcomes, got.outcomes)
-        for (const [k, v] of Object.entries(got.errors)) errors[k] = (errors[k] ?? 0) + v
+        addCounts(errors, got.errors)
         wrkCpuSeconds = got.cpuSeconds
       } else {
         await Promise.all(

@@ -1,18 +1,17 @@
 /**
- * The load generator of bench:ingest in wrk (the default; ingest-load.ts is the Bun one):
- * signs the playback sessions first (ES256, here: the script in wrk cannot), then runs
- * wrk with test/bench/ingest-wrk.lua for the run's seconds and writes the same result as
- * ingest-load.ts. Videos follow the Zipf law, a share of sessions are self-views.
+ * The load generator of bench:ingest in wrk (`--generator wrk`; ingest-load.ts, the Bun one,
+ * is the default): signs the playback sessions first (ES256, here: the script in wrk cannot;
+ * the same sessions as the Bun generator's, see ingest-sessions.ts), then runs wrk with
+ * test/bench/ingest-wrk.lua for the run's seconds and writes the same result as ingest-load.ts.
  *
  * Config: JSON in BENCH_LOAD (see LoadConfig); result: JSON written to `out`.
  */
 import { spawn } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { importPlaybackJwks } from '../../ingest/tokens/keys.ts'
-import { signPlaybackToken } from '../../ingest/tokens/playback.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
-import { ensureWrk, rng, ROOT, zipf } from './lib.ts'
+import { sessionMaker } from './ingest-sessions.ts'
+import { addCounts, ensureWrk, ROOT } from './lib.ts'
 
 type WrkThread = {
   statuses: Record<string, number>
@@ -32,9 +31,7 @@ type WrkOut = { duration_s: number; cpu_s: number; errors: Record<string, number
 
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '') as LoadConfig
 ensureWrk()
-const keys = await importPlaybackJwks(readFileSync(cfg.jwksFile, 'utf8'), cfg.jwksFile)
-const random = rng(cfg.seed)
-const pickVideo = zipf(cfg.videos, cfg.zipfS, random)
+const sessions = await sessionMaker(cfg)
 // wrk's threads: one per core; each connection a batch in flight. Three times as many players as
 // connections, so that a free connection finds a player with no batch in flight and none waiting out a Retry-After.
 const threads = Math.max(1, Math.min(2, cfg.sessions))
@@ -45,15 +42,8 @@ const ratePerSecond = closedLoop ? 250_000 : (cfg.sessions / (cfg.thinkMs / 1000
 const sessionCount = Math.max(threads * 50, Math.ceil((ratePerSecond * (cfg.seconds + 5)) / (30 * 7.5)))
 const lines: string[] = []
 for (let i = 0; i < sessionCount; i++) {
-  const v = pickVideo()
-  const videoId = `v${v}`
-  const creatorId = `c${v % cfg.creators}`
-  const self = random() < cfg.selfViewShare
-  const viewerId = self ? creatorId : `u${Math.floor(random() * 10_000_000)}`
-  const adId = `ad-${v % 50}`
-  const { token } = await signPlaybackToken(keys, { issuer: cfg.issuer, ttlSeconds: 3600 }, { viewerId, videoId, creatorId, sessionId: crypto.randomUUID(), adIds: [adId], durationMs: 3_600_000 })
-  const ipIndex = Math.floor(random() * cfg.ips)
-  lines.push(`${token}\t${videoId}\t${creatorId}\t${adId}\t10.${(ipIndex >> 16) & 255}.${(ipIndex >> 8) & 255}.${ipIndex & 255}`)
+  const { token, videoId, creatorId, adId, ip } = await sessions.next()
+  lines.push(`${token}\t${videoId}\t${creatorId}\t${adId}\t${ip}`)
 }
 const dir = dirname(cfg.out)
 const sessionsFile = join(dir, 'wrk-sessions.tsv')
@@ -69,9 +59,6 @@ if (code !== 0) throw new Error(`wrk exited with ${code}`)
 const out = JSON.parse(readFileSync(outFile, 'utf8')) as WrkOut
 rmSync(sessionsFile, { force: true })
 
-const add = (into: Record<string, number>, from: Record<string, number>) => {
-  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v
-}
 const statuses: Record<string, number> = {}
 const rejected: Record<string, number> = {}
 const perSecond: Record<string, number> = {}
@@ -85,9 +72,9 @@ let sessionsStarted = 0
 let sessionsReused = 0
 let unmatched = 0
 for (const t of out.threads) {
-  add(statuses, t.statuses)
-  add(rejected, t.rejected)
-  add(perSecond, t.per_second)
+  addCounts(statuses, t.statuses)
+  addCounts(rejected, t.rejected)
+  addCounts(perSecond, t.per_second)
   for (const [slot, seq] of Object.entries(t.acked)) ackedPerSlot[Number(slot)] = seq
   for (const x of t.latencies_ms) latencies.push(x)
   for (const x of t.sent_at_s) sentAt.push(x)

@@ -11,10 +11,8 @@
  *
  * Config: JSON in BENCH_LOAD (see LoadConfig); result: JSON written to `out`.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
-import { importPlaybackJwks } from '../../ingest/tokens/keys.ts'
-import { signPlaybackToken } from '../../ingest/tokens/playback.ts'
-import { rng, zipf } from './lib.ts'
+import { writeFileSync } from 'node:fs'
+import { sessionMaker } from './ingest-sessions.ts'
 
 export type LoadConfig = {
   url: string
@@ -55,9 +53,8 @@ export type LoadResult = {
 }
 
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '') as LoadConfig
-const keys = await importPlaybackJwks(readFileSync(cfg.jwksFile, 'utf8'), cfg.jwksFile)
-const random = rng(cfg.seed)
-const pickVideo = zipf(cfg.videos, cfg.zipfS, random)
+const sessions = await sessionMaker(cfg)
+const random = sessions.random
 const endpoint = `${cfg.url}/v1/events`
 
 const statuses: Record<string, number> = {}
@@ -122,18 +119,8 @@ async function player(slot: number): Promise<void> {
   // Paced players press play at random moments over the first think time, not all at once.
   if (cfg.thinkMs > 0) await new Promise((r) => setTimeout(r, cfg.thinkMs * random()))
   while (performance.now() < deadline) {
-    const v = pickVideo()
-    const videoId = `v${v}`
-    const creatorId = `c${v % cfg.creators}`
-    const self = random() < cfg.selfViewShare
-    const viewerId = self ? creatorId : `u${Math.floor(random() * 10_000_000)}`
-    const adId = `ad-${v % 50}`
-    const { token } = await signPlaybackToken(keys, { issuer: cfg.issuer, ttlSeconds: 3600 }, {
-      viewerId, videoId, creatorId, sessionId: crypto.randomUUID(), adIds: [adId], durationMs: 3_600_000,
-    })
+    const { token, ip, adId } = await sessions.next()
     sessionsStarted++
-    const ipIndex = Math.floor(random() * cfg.ips)
-    const ip = `10.${(ipIndex >> 16) & 255}.${(ipIndex >> 8) & 255}.${ipIndex & 255}`
     const batches = 3 + Math.floor(random() * 10)
     let position = 0
     for (let b = 0; b < batches && performance.now() < deadline; b++) {

@@ -165,6 +165,11 @@ export function machine(): Record<string, unknown> {
   }
 }
 
+/** Adds the counts of `from` into `into`, key by key. */
+export function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v
+}
+
 /** Whether a command is on the PATH. */
 export const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
 
