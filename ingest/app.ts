@@ -9,10 +9,9 @@ import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.t
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createRules } from './state/decide.ts'
 import { repairWal } from './repair.ts'
-import { createWal } from './wal.ts'
+import { createWal, walDir } from './wal.ts'
 import { createLoader } from './loader.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../lib/aggregates-generation.ts'
-import { join } from 'node:path'
 import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
 
 /** What the entry file passes as Hono's `env`: the socket address of the client. */
@@ -31,7 +30,7 @@ export function createEdge(services: Services) {
   const { settings, ch, redis, metrics, log } = services
   const rules = createRules(redis, settings)
   let accepting = true
-  const wal = createWal(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
+  const wal = createWal(walDir(settings))
   /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
   const loader = createLoader({
     wal,

@@ -1,8 +1,11 @@
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
 import { insertRawEvents, parseRow, type RawEventRow } from './events/rows.ts'
-import { newRequestId, type Rules } from './state/decide.ts'
-import type { Wal, WalEntry, WalLoad } from './wal.ts'
+import type { Settings } from '../lib/config.ts'
+import type { Redis } from '../lib/redis.ts'
+import { createRules, newRequestId, type Rules } from './state/decide.ts'
+import { createWal, walDir, type Wal, type WalEntry, type WalLoad } from './wal.ts'
+import { idleIngestMigrationAppliedAt } from '../migrations/runner.ts'
 
 export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal; log: Logger; held: { has(token: string): boolean } }
 
@@ -24,12 +27,13 @@ export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal; log: Lo
 export async function repairWal(deps: RepairDeps): Promise<number> {
   let done = 0
   const inLoads = new Set<string>()
+  let rebuiltAt: Promise<number | undefined> | undefined
   for (const load of deps.wal.loads()) {
     if (deps.held.has(load.token)) {
       for (const t of load.entries) inLoads.add(t)
       continue
     }
-    await repairLoad(deps, load)
+    await repairLoad(deps, load, await (rebuiltAt ??= idleIngestMigrationAppliedAt(deps.ch)))
     done++
   }
   for (const token of deps.wal.tokens()) {
@@ -42,25 +46,62 @@ export async function repairWal(deps: RepairDeps): Promise<number> {
   return done
 }
 
-async function repairLoad(deps: RepairDeps, load: WalLoad): Promise<void> {
+/**
+ * `rebuiltAt`: when tables that loads feed were last rebuilt (a migration that required
+ * idle ingest). A rebuilt table has forgotten the dedup tokens of the blocks it holds,
+ * so a load that began before the rebuild and reached raw_events is not inserted again:
+ * its rows are counted already, unless the crash cut it between raw_events and the views,
+ * which is reported (an edge that stops cleanly leaves no load; `npm run migrate` in
+ * server mode asks for every edge to be stopped first).
+ */
+/**
+ * Finishes this host's write-ahead log while no edge of it runs (before a migration
+ * rewrites the tables it feeds); throws if anything is left, so that the migration waits
+ * for a start that can finish it.
+ */
+export async function finishWal(deps: { settings: Settings; ch: ClickHouseClient; redis: Redis; log: Logger }): Promise<void> {
+  const { settings, ch, redis, log } = deps
+  const wal = createWal(walDir(settings))
+  wal.removeTorn()
+  const finished = await repairWal({ ch, rules: createRules(redis, settings), wal, log, held: { has: () => false } })
+  if (finished > 0) log.warn('finished the write-ahead log before a migration that rewrites aggregate tables', { flushes: finished })
+  if (wal.tokens().length > 0 || wal.loads().length > 0) throw new Error(`the write-ahead log in ${wal.dir} could not be finished; the migration waits for it`)
+}
+
+async function repairLoad(deps: RepairDeps, load: WalLoad, rebuiltAt: number | undefined): Promise<void> {
   const { ch, wal, log } = deps
   const entries = load.entries.map((t) => wal.read(t))
-  const complete = entries.every((e) => e !== undefined)
-  if (complete) await insertRawEvents(ch, entries.map((e) => e!.body).join(''), load.token)
+  let reinsert = entries.every((e) => e !== undefined)
+  if (reinsert && rebuiltAt !== undefined && (load.at ?? 0) < rebuiltAt) {
+    const landed = await landedRows(ch, entries as WalEntry[])
+    if (landed > 0) {
+      reinsert = false
+      log.warn('a load interrupted before aggregate tables were rebuilt had reached raw_events: not inserted again; check its aggregates', {
+        token: load.token,
+        entry_tokens: load.entries,
+        raw_rows: landed,
+      })
+    }
+  }
+  if (reinsert) await insertRawEvents(ch, entries.map((e) => e!.body).join(''), load.token)
   await Promise.all(load.entries.map((t) => wal.remove(t)))
   await wal.removeLoad(load.token)
-  log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: complete })
+  log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: reinsert })
+}
+
+/** Rows of these entries in raw_events (each row carries its entry's token). */
+async function landedRows(ch: ClickHouseClient, entries: WalEntry[]): Promise<number> {
+  const rs = await ch.query({
+    query: 'SELECT count() AS n FROM raw_events WHERE video_id IN {videos:Array(String)} AND insert_token IN {tokens:Array(String)}',
+    query_params: { videos: [...new Set(entries.flatMap((e) => e.requests.map((r) => r.videoId)))], tokens: entries.map((e) => e.token) },
+    format: 'JSONEachRow',
+  })
+  return Number(((await rs.json()) as { n: string }[])[0]?.n ?? 0)
 }
 
 async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
   const { ch, rules, wal, log } = deps
-  const videos = [...new Set(entry.requests.map((r) => r.videoId))]
-  const rs = await ch.query({
-    query: 'SELECT count() AS n FROM raw_events WHERE video_id IN {videos:Array(String)} AND insert_token = {token:String}',
-    query_params: { videos, token: entry.token },
-    format: 'JSONEachRow',
-  })
-  const landed = Number(((await rs.json()) as { n: string }[])[0]?.n ?? 0)
+  const landed = await landedRows(ch, [entry])
   let lines = entry.lines
   const marks = [...entry.requests]
   if (landed === 0) {

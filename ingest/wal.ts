@@ -16,7 +16,8 @@ import { join } from 'node:path'
 export type WalRequest = { videoId: string; sessionId: string; requestId: string; rows: number }
 /** An entry read back: its requests in order, and its body's lines (one row each, in order). */
 export type WalEntry = { token: string; requests: WalRequest[]; body: string; lines: string[]; file: string }
-export type WalLoad = { token: string; entries: string[] }
+/** A load manifest; `at` (epoch ms) is when it was written (absent in manifests written before it was recorded). */
+export type WalLoad = { token: string; entries: string[]; at?: number }
 
 /** write(2) may write less than asked (a full disk, a signal): the rest is written until all is, or it throws. */
 function writeAll(fd: number, buf: Buffer): void {
@@ -27,6 +28,11 @@ function writeAll(fd: number, buf: Buffer): void {
   }
 }
 const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
+
+/** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */
+export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string {
+  return settings.WAL_DIR ?? join(settings.dataDir, 'wal')
+}
 
 export function createWal(dir: string) {
   mkdirSync(dir, { recursive: true })
@@ -81,8 +87,8 @@ export function createWal(dir: string) {
       return rm(path(token), { force: true })
     },
     /** Records which entries one insert carries, in order, before it starts. */
-    writeLoad(token: string, entries: string[]): Promise<void> {
-      return writeDurably(loadPath(token), [JSON.stringify({ token, entries })])
+    writeLoad(token: string, entries: string[], at = Date.now()): Promise<void> {
+      return writeDurably(loadPath(token), [JSON.stringify({ token, entries, at } satisfies WalLoad)])
     },
     removeLoad(token: string): Promise<void> {
       return rm(loadPath(token), { force: true })

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
-import { applyRuntimeSchemaSettings, migrate } from '../migrations/runner.ts'
+import { applyRuntimeSchemaSettings, migrate, type Migration } from '../migrations/runner.ts'
+import { finishWal } from '../ingest/repair.ts'
 import { loadPlaybackKeys } from '../ingest/tokens/keys.ts'
 import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
 import { createClickHouse, type ClickHouseClient } from './clickhouse.ts'
@@ -10,7 +11,7 @@ import { createRedis, waitForRedis, type Redis } from './redis.ts'
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
 import type { Services } from './services.ts'
 
-export type RunningServices = Services & { close(): Promise<void> }
+export type RunningServices = Services & { close(): Promise<void>; /** What this start applied (none when `migrate: false`). */ migrationsApplied: Migration[] }
 
 /**
  * Opens everything a process needs: the private redis-server when REDIS_URL is unset,
@@ -19,7 +20,21 @@ export type RunningServices = Services & { close(): Promise<void> }
  * @example
  * const services = await createServices(loadSettingsOrExit())
  */
-export async function createServices(settings: Settings, opts: { migrate?: boolean; ch?: ClickHouseClient; redis?: Redis } = {}): Promise<RunningServices> {
+export async function createServices(
+  settings: Settings,
+  opts: {
+    migrate?: boolean
+    ch?: ClickHouseClient
+    redis?: Redis
+    /**
+     * No ingest edge writes into ClickHouse now but, perhaps, this process's own, not
+     * started yet: migrations that rewrite tables ingest writes into may run, once this
+     * process's write-ahead log is finished. Default: embedded mode, where this process
+     * is the only one that can open the data folder.
+     */
+    ingestStopped?: boolean
+  } = {},
+): Promise<RunningServices> {
   const log = createLogger(settings.LOG_LEVEL)
   let privateRedis: PrivateRedis | undefined
   let redis = opts.redis
@@ -35,8 +50,10 @@ export async function createServices(settings: Settings, opts: { migrate?: boole
     await waitForRedis(redis)
   }
   const ch = opts.ch ?? createClickHouse(settings)
+  let applied: Migration[] = []
   if (opts.migrate ?? true) {
-    const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ })
+    const ingestStopped = opts.ingestStopped ?? settings.embedded
+    applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, { drainIngest: ingestStopped ? () => finishWal({ settings, ch, redis, log }) : undefined })
     await applyRuntimeSchemaSettings(ch, settings)
     if (applied.length > 0) log.info('migrations applied', { versions: applied.map((m) => m.version) })
   }
@@ -55,6 +72,7 @@ export async function createServices(settings: Settings, opts: { migrate?: boole
     metrics: createMetrics(),
     playbackKeys,
     verifyPlaybackToken,
+    migrationsApplied: applied,
     async close() {
       if (ownsCh) await ch.close()
       if (ownsRedis) redis.disconnect()
@@ -63,3 +81,4 @@ export async function createServices(settings: Settings, opts: { migrate?: boole
     },
   }
 }
+

@@ -1,16 +1,44 @@
-import { loadSettingsOrExit } from '../lib/config.ts'
+/**
+ * `npm run migrate [-- --ingest-stopped]`: applies pending migrations. A migration that
+ * rewrites tables ingest writes into runs only with ingest stopped: in embedded mode
+ * that holds here (a running server would own the data folder); in server mode the
+ * operator stops every edge and says so with --ingest-stopped. Either way what this
+ * host's write-ahead log still holds is loaded first (Redis is opened only for that).
+ */
+import { parseArgs } from 'node:util'
+import { join } from 'node:path'
+import { finishWal } from '../ingest/repair.ts'
+import { createWal, walDir } from '../ingest/wal.ts'
 import { createClickHouse } from '../lib/clickhouse.ts'
+import { loadSettingsOrExit } from '../lib/config.ts'
+import { createLogger } from '../lib/log.ts'
+import { createRedis, waitForRedis } from '../lib/redis.ts'
+import { startPrivateRedis } from '../lib/redis-server.ts'
 import { applyRuntimeSchemaSettings, migrate } from './runner.ts'
 
+const { values } = parseArgs({ options: { 'ingest-stopped': { type: 'boolean', default: false } }, strict: true })
 const settings = loadSettingsOrExit()
+const log = createLogger(settings.LOG_LEVEL)
 const ch = createClickHouse(settings)
+const closing: (() => Promise<void> | void)[] = [() => ch.close()]
+
+async function drainIngest(): Promise<void> {
+  const wal = createWal(walDir(settings))
+  if (wal.tokens().length === 0 && wal.loads().length === 0) return
+  const local = settings.REDIS_URL ? undefined : await startPrivateRedis({ dir: join(settings.dataDir, 'redis') })
+  const redis = createRedis(local ? local.target : { url: settings.REDIS_URL! })
+  closing.push(() => local?.stop(), () => redis.disconnect())
+  await waitForRedis(redis)
+  await finishWal({ settings, ch, redis, log })
+}
+
 try {
-  const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ })
+  const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, settings.embedded || values['ingest-stopped'] ? { drainIngest } : {})
   await applyRuntimeSchemaSettings(ch, settings)
   console.log(applied.length === 0 ? 'schema is up to date' : applied.map((m) => `applied ${m.version} ${m.name}`).join('\n'))
 } catch (err) {
   console.error(err instanceof Error ? err.message : err)
   process.exitCode = 1
 } finally {
-  await ch.close()
+  for (const close of closing.reverse()) await close()
 }

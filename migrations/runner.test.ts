@@ -16,11 +16,17 @@ let ch: ClickHouseClient
 let firstRun: Migration[]
 const dirs: string[] = []
 
+/** The real migration files, in order (SQL statements and code steps). */
+const migrationFiles = () =>
+  readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d{4}_[a-z0-9_]+\.(sql|ts)$/.test(f))
+    .sort()
+
 /** A temporary migrations folder holding the given files. */
 function migrationsDir(files: Record<string, string> = {}, copyReal = false): string {
   const dir = tempDir('cs-migrations-')
   dirs.push(dir)
-  if (copyReal) for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql'))) cpSync(join(MIGRATIONS_DIR, f), join(dir, f))
+  if (copyReal) for (const f of migrationFiles()) cpSync(join(MIGRATIONS_DIR, f), join(dir, f))
   for (const [name, sql] of Object.entries(files)) writeFileSync(join(dir, name), sql)
   return dir
 }
@@ -33,6 +39,8 @@ async function migrationError(run: Promise<unknown>): Promise<MigrationError> {
   expect(err).toBeInstanceOf(MigrationError)
   return err as MigrationError
 }
+
+const sqlOf = (m: Migration | undefined) => (m?.kind === 'sql' ? m.sql : undefined)
 
 const recorded = () => rows<{ version: number; name: string; checksum: string; applied_at: string }>(ch, 'SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version')
 
@@ -49,16 +57,17 @@ afterAll(async () => {
 
 describe('migrate', () => {
   it('applies every migration file in order and records each with the sha256 of its SQL', async () => {
-    const files = readdirSync(MIGRATIONS_DIR)
-      .filter((f) => f.endsWith('.sql'))
-      .sort()
-    expect(firstRun.map((m) => `${String(m.version).padStart(4, '0')}_${m.name}.sql`)).toEqual(files)
+    expect(firstRun.map((m) => `${String(m.version).padStart(4, '0')}_${m.name}.${m.kind === 'sql' ? 'sql' : 'ts'}`)).toEqual(migrationFiles())
     const versions = firstRun.map((m) => m.version)
     expect(versions).toEqual([...versions].sort((a, b) => a - b))
 
     const stored = await recorded()
     expect(stored.map(({ version, name, checksum }) => ({ version: Number(version), name, checksum }))).toEqual(
-      firstRun.map(({ version, name, sql }) => ({ version, name, checksum: createHash('sha256').update(sql).digest('hex') })),
+      firstRun.map((m) => ({
+        version: m.version,
+        name: m.name,
+        checksum: createHash('sha256').update(m.kind === 'sql' ? m.sql : readFileSync(m.path, 'utf8')).digest('hex'),
+      })),
     )
     // Recorded one after the other, in file order.
     const times = stored.map((r) => r.applied_at)
@@ -73,16 +82,16 @@ describe('migrate', () => {
 
   it('applies only a new migration added after the others', async () => {
     const dir = migrationsDir({ '9990_create_runner_probe.sql': "CREATE TABLE IF NOT EXISTS runner_probe (x UInt8 COMMENT 'probe') ENGINE = Memory COMMENT 'test table of runner.test.ts'" }, true)
-    const applied = await migrate(ch, vars, dir)
+    const applied = await migrate(ch, vars, { dir })
     expect(applied.map((m) => m.name)).toEqual(['create_runner_probe'])
-    expect(await migrate(ch, vars, dir)).toEqual([])
+    expect(await migrate(ch, vars, { dir })).toEqual([])
   })
 
   it('refuses to run when an applied file was edited, and applies nothing then', async () => {
     const dir = migrationsDir({ '9991_create_never_applied.sql': "CREATE TABLE never_applied (x UInt8 COMMENT 'x') ENGINE = Memory COMMENT 'x'" }, true)
     const file = join(dir, '0002_create_video_stats_per_day.sql')
     writeFileSync(file, readFileSync(file, 'utf8').replace("COMMENT 'Video id'", "COMMENT 'The video id'"))
-    const err = await migrationError(migrate(ch, vars, dir))
+    const err = await migrationError(migrate(ch, vars, { dir }))
     expect(err.message).toMatch(/0002_create_video_stats_per_day was changed after it was applied/)
     expect(await rows(ch, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name = 'never_applied'")).toEqual([])
   })
@@ -100,19 +109,19 @@ describe('migrate', () => {
 
   it('refuses a file that holds two statements', async () => {
     const dir = migrationsDir({ '0001_two.sql': "CREATE TABLE a (x UInt8) ENGINE = Memory;\nCREATE TABLE b (x UInt8) ENGINE = Memory;\n" })
-    const err = await migrationError(migrate(ch, vars, dir))
+    const err = await migrationError(migrate(ch, vars, { dir }))
     expect(err.message).toMatch(/0001_two\.sql holds more than one statement/)
   })
 
   it.each(['1_short_number.sql', '0001-dash.sql', '0001_UpperCase.sql', '0001_.sql', 'create_things.sql'])('refuses a file named %s', async (name) => {
     const dir = migrationsDir({ [name]: 'SELECT 1' })
-    const err = await migrationError(migrate(ch, vars, dir))
+    const err = await migrationError(migrate(ch, vars, { dir }))
     expect(err.message).toContain(`migration file ${name} is not named NNNN_name.sql`)
   })
 
   it('refuses two files with the same number', async () => {
     const dir = migrationsDir({ '0001_a.sql': 'SELECT 1', '0001_b.sql': 'SELECT 2' })
-    expect((await migrationError(migrate(ch, vars, dir))).message).toMatch(/two migrations are numbered 0001/)
+    expect((await migrationError(migrate(ch, vars, { dir }))).message).toMatch(/two migrations are numbered 0001/)
   })
 })
 
@@ -122,12 +131,12 @@ describe('loadMigrations', () => {
       '0001_ok.sql': "-- a comment; with a semicolon\nSELECT 'a;b', 'it''s; fine' AS x;\n",
     })
     const [m] = loadMigrations(vars, dir)
-    expect(m!.sql).toBe("SELECT 'a;b', 'it''s; fine' AS x")
+    expect(sqlOf(m)).toBe("SELECT 'a;b', 'it''s; fine' AS x")
   })
 
   it('renders {{SETTLEMENT_TZ}} as a quoted literal and refuses an unsafe value', () => {
     const dir = migrationsDir({ '0001_tz.sql': 'SELECT toDate(now(), {{SETTLEMENT_TZ}})' })
-    expect(loadMigrations({ SETTLEMENT_TZ: 'America/Argentina/Buenos_Aires' }, dir)[0]!.sql).toBe("SELECT toDate(now(), 'America/Argentina/Buenos_Aires')")
+    expect(sqlOf(loadMigrations({ SETTLEMENT_TZ: 'America/Argentina/Buenos_Aires' }, dir)[0])).toBe("SELECT toDate(now(), 'America/Argentina/Buenos_Aires')")
     expect(() => loadMigrations({ SETTLEMENT_TZ: "UTC') --" }, dir)).toThrow(MigrationError)
   })
 
@@ -136,7 +145,7 @@ describe('loadMigrations', () => {
   // ClickHouse is not the SQL in the file.
   it('keeps -- inside a string literal', () => {
     const dir = migrationsDir({ '0001_dashes.sql': "SELECT 'before -- after' AS x\n" })
-    expect(loadMigrations(vars, dir)[0]!.sql).toBe("SELECT 'before -- after' AS x")
+    expect(sqlOf(loadMigrations(vars, dir)[0])).toBe("SELECT 'before -- after' AS x")
   })
 })
 

@@ -1,0 +1,48 @@
+import type { ClickHouseClient } from '../lib/clickhouse.ts'
+
+/** A table rebuilt with a new engine clause, and the text its `engine_full` holds once it has been. */
+export type RebuiltTable = { name: string; engine: string; rebuiltWhen: string }
+
+const identifier = /^[a-z_][a-z0-9_]*$/
+
+/**
+ * Rebuilds tables in place with a new engine clause (settings the engine will not
+ * ALTER, such as the granule size), keeping their name, columns, comments and rows:
+ * the materialized views that write into or read from them are dropped, each table is
+ * copied into `<name>__rebuild` created `AS` it with the new engine, the two exchanged
+ * and the old rows dropped, then the views created again from their migrations' SQL.
+ *
+ * Every step is safe to repeat, so a crash anywhere is finished by running it again: a
+ * `<name>__rebuild` left behind is a partial copy (the table is not rebuilt yet) or the
+ * old rows (it is), and is dropped either way before the table is looked at; views are
+ * dropped and created with IF [NOT] EXISTS.
+ *
+ * Ingest must be idle meanwhile (see CodeMigration.requiresIdleIngest): with the views
+ * gone, an insert into raw_events would reach no aggregate.
+ */
+export async function rebuildTables(ch: ClickHouseClient, opts: { tables: RebuiltTable[]; views: { name: string; sql: string }[] }): Promise<void> {
+  for (const name of [...opts.tables.map((t) => t.name), ...opts.views.map((v) => v.name)])
+    if (!identifier.test(name)) throw new Error(`not a table name: ${JSON.stringify(name)}`)
+  for (const v of opts.views) await ch.command({ query: `DROP VIEW IF EXISTS ${v.name} SYNC` })
+  for (const t of opts.tables) {
+    const copy = `${t.name}__rebuild`
+    await ch.command({ query: `DROP TABLE IF EXISTS ${copy} SYNC` })
+    const rs = await ch.query({
+      query: 'SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = {name:String}',
+      query_params: { name: t.name },
+      format: 'JSONEachRow',
+    })
+    const [row] = (await rs.json()) as { engine_full: string }[]
+    if (!row) throw new Error(`table ${t.name} does not exist`)
+    if (row.engine_full.includes(t.rebuiltWhen)) continue
+    await ch.command({ query: `CREATE TABLE ${copy} AS ${t.name} ENGINE = ${t.engine}` })
+    // Row for row (no merging of equal keys on insert), so that the counts below must match.
+    await ch.command({ query: `INSERT INTO ${copy} SELECT * FROM ${t.name} SETTINGS optimize_on_insert = 0` })
+    const counts = await ch.query({ query: `SELECT (SELECT count() FROM ${t.name}) AS old, (SELECT count() FROM ${copy}) AS new`, format: 'JSONEachRow' })
+    const [n] = (await counts.json()) as { old: string; new: string }[]
+    if (n?.old !== n?.new) throw new Error(`copy of ${t.name} holds ${n?.new} rows, not ${n?.old}; run the migration again`)
+    await ch.command({ query: `EXCHANGE TABLES ${t.name} AND ${copy}` })
+    await ch.command({ query: `DROP TABLE ${copy} SYNC` })
+  }
+  for (const v of opts.views) await ch.command({ query: v.sql })
+}
