@@ -73,12 +73,16 @@ const loadBefore = loadNow()
 const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid) }
 
 let peakRssKb = 0
+/** Redis keeps the edge's state (decisions of event ids, sessions, windows): its RSS at the start and its largest. */
+const redisRssStartKb = redisPid ? (procStatusKb(redisPid, 'VmRSS') ?? 0) : 0
+let redisPeakRssKb = redisRssStartKb
 /** The server's largest RSS in each 10 s of the run (MiB): tells a plateau from growth. */
 const rssByTenSeconds: number[] = []
 const sampledFrom = performance.now()
 const sampler = setInterval(() => {
   const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
   peakRssKb = Math.max(peakRssKb, rss)
+  if (redisPid) redisPeakRssKb = Math.max(redisPeakRssKb, procStatusKb(redisPid, 'VmRSS') ?? 0)
   const slot = Math.floor((performance.now() - sampledFrom) / 10_000)
   rssByTenSeconds[slot] = Math.max(rssByTenSeconds[slot] ?? 0, Math.round(rss / 1024))
 }, 250)
@@ -186,6 +190,9 @@ const figures = {
   sessions_started: load.sessions_started,
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
   server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
+  redis_peak_rss_mib: Math.round(redisPeakRssKb / 1024),
+  /** What Redis grew by per acknowledged event: the state it keeps for each (see EVENT_DEDUP_DAYS). */
+  redis_rss_bytes_per_accepted_event: load.accepted > 0 ? Math.round(((redisPeakRssKb - redisRssStartKb) * 1024) / load.accepted) : null,
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
   redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
   generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
@@ -234,6 +241,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
   ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
   ['server RSS, largest in each 10 s (MiB)', figures.server_rss_mib_by_10s.join(' ')],
+  ['Redis peak RSS (MiB); grown per accepted event (bytes)', `${figures.redis_peak_rss_mib}; ${figures.redis_rss_bytes_per_accepted_event}`],
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
