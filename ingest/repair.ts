@@ -1,5 +1,6 @@
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
+import { storedIds } from './events/ingest.ts'
 import { insertRawEvents, parseRow, type RawEventRow } from './events/rows.ts'
 import type { Settings } from '../lib/config.ts'
 import type { Redis } from '../lib/redis.ts'
@@ -118,8 +119,12 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
         else decided.push({ line, row })
       }
       offset += req.rows
-      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ row: r }) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })))
-      lines.push(...invalid, ...decided.filter((_, i) => owned[i]).map((d) => d.line))
+      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ row: r }) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })), req.exp)
+      // Records forgotten with the session's expired token: no retry can come any more, so
+      // what ClickHouse lacks of them (a takeover before they expired stored the rest) is stored.
+      const forgotten = decided.filter((_, i) => owned[i] === 'forgotten')
+      const stored = await storedIds(ch, req.videoId, req.sessionId, forgotten.map((d) => d.row.event_id))
+      lines.push(...invalid, ...decided.filter((d, i) => owned[i] === 'mine' || (owned[i] === 'forgotten' && !stored.has(d.row.event_id))).map((d) => d.line))
       marks.push({ ...req, requestId: replayId })
     }
   }

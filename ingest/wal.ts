@@ -13,7 +13,8 @@ import { join } from 'node:path'
  * materialized view adds only what it lacks (an insert is not atomic across a table and
  * its views). Entries are removed once loaded, the manifest last.
  */
-export type WalRequest = { videoId: string; sessionId: string; requestId: string; rows: number }
+/** A request of a flush; `exp`: when its playback token expires (epoch s; absent in entries logged before it was recorded). */
+export type WalRequest = { videoId: string; sessionId: string; requestId: string; rows: number; exp?: number }
 /** An entry read back: its requests in order, and its body's lines (one row each, in order). */
 export type WalEntry = { token: string; requests: WalRequest[]; body: string; lines: string[]; file: string }
 /** A load manifest; `at` (epoch ms) is when it was written (absent in manifests written before it was recorded). */

@@ -124,6 +124,23 @@ describe('a retried batch', () => {
     expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 2, ids: 2 }])
   })
 
+  it("keeps its decisions until the session's token has expired (and the clock tolerance and a minute), not for EVENT_DEDUP_DAYS", async () => {
+    const video = uniq('v')
+    const sessionId = crypto.randomUUID()
+    // Issued a minute ago for 20 minutes: 19 minutes left.
+    const token = await t.token({ videoId: video, sessionId }, { now: since(60_000), ttlSeconds: 1_200 })
+    expect((await t.post(token, [ev('play', { ts: Date.now() - 30_000 })])).status).toBe(200)
+    const left = 19 * 60 + t.s.settings.CLOCK_TOLERANCE_SECONDS + 60
+    const marks = await t.s.redis.keys(`${keys.committed(video, '')}*`)
+    expect(marks).toHaveLength(1)
+    for (const key of [keys.sessionEvents(video, sessionId), keys.sessionState(video, sessionId), marks[0]!]) {
+      const ttl = await t.s.redis.ttl(key)
+      expect(ttl, key).toBeGreaterThan(left - 10)
+      expect(ttl, key).toBeLessThanOrEqual(left)
+    }
+    expect(left).toBeLessThan(t.s.settings.EVENT_DEDUP_DAYS * 86_400)
+  })
+
   it('counts an id repeated inside one batch once', async () => {
     const video = uniq('v')
     const token = await t.token({ videoId: video }, { now: since(60_000) })

@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startPrivateRedis } from '../../lib/redis-server.ts'
 import { createRules, newRequestId, type Decided } from '../state/decide.ts'
+import { keys } from '../state/keys.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 import { join } from 'node:path'
@@ -146,27 +147,28 @@ describe('an insert repeated with its dedup token', () => {
   })
 })
 
-describe('a flush cut short by a crash', () => {
-  const decideAndBuild = async (video: string, n: number) => {
-    const token = await session(video)
-    const claims = await claimsOf(token)
-    const requestId = newRequestId(Date.now() - 60_000)
-    const events = Array.from({ length: n }, (_, i) => (i === 0 ? ev('play', { ts: Date.now() - 20_000 }) : ev('progress', { ts: Date.now() - 20_000 + i * 1_000, watched_ms: 1_000, position_ms: i * 1_000 })))
-    const decided = await decideDirectly(requestId, claims, '10.0.0.1', Date.now(), events.map((e) => ({
-      id: e.id as string, type: e.type as 'play', ts: e.ts as number, positionMs: e.position_ms as number, watchedMs: (e.watched_ms as number) ?? 0, adId: '', preRejected: '',
-    })))
-    const flushToken = crypto.randomUUID()
-    const texts = events.map((e, i) => {
-      const d = decided[i]!
-      if (d.kind !== 'new') throw new Error('expected new decisions')
-      return rowText({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: d.decision })
-    })
-    const body = encodeRows(texts, flushToken)
-    const wal = createWal(join(t.s.settings.dataDir, 'wal'))
-    await wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: texts.length }], body)
-    return { token, events, body, flushToken }
-  }
+/** A flush whose events were decided in Redis and logged, never loaded: what a crash leaves. */
+const decideAndBuild = async (video: string, n: number, exp?: number) => {
+  const token = await session(video)
+  const claims = await claimsOf(token)
+  const requestId = newRequestId(Date.now() - 60_000)
+  const events = Array.from({ length: n }, (_, i) => (i === 0 ? ev('play', { ts: Date.now() - 20_000 }) : ev('progress', { ts: Date.now() - 20_000 + i * 1_000, watched_ms: 1_000, position_ms: i * 1_000 })))
+  const decided = await decideDirectly(requestId, claims, '10.0.0.1', Date.now(), events.map((e) => ({
+    id: e.id as string, type: e.type as 'play', ts: e.ts as number, positionMs: e.position_ms as number, watchedMs: (e.watched_ms as number) ?? 0, adId: '', preRejected: '',
+  })))
+  const flushToken = crypto.randomUUID()
+  const texts = events.map((e, i) => {
+    const d = decided[i]!
+    if (d.kind !== 'new') throw new Error('expected new decisions')
+    return rowText({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: d.decision })
+  })
+  const body = encodeRows(texts, flushToken)
+  const wal = createWal(join(t.s.settings.dataDir, 'wal'))
+  await wal.write(flushToken, [{ videoId: video, sessionId: claims.sid, requestId, rows: texts.length, exp }], body)
+  return { token, claims, events, texts, body, flushToken }
+}
 
+describe('a flush cut short by a crash', () => {
   it('repairs the materialized views when raw_events got the rows and the views did not', async () => {
     const video = `crash-${crypto.randomUUID().slice(0, 8)}`
     const { token, events, body, flushToken } = await decideAndBuild(video, 5)
@@ -205,6 +207,32 @@ describe('a flush cut short by a crash', () => {
     expect(snap.rawIds).toEqual([{ n: 4, ids: 4 }])
     expect(snap.day[0]).toMatchObject({ views: 1, watch_ms: 3_000 })
     expect(await (await t.post(token, events)).json()).toEqual({ accepted: 0, duplicates: 4, rejected: [] })
+  })
+})
+
+describe("a flush repaired after its session's records expired with its token", () => {
+  const build = async (exp: number) => {
+    const video = uniq()
+    const built = await decideAndBuild(video, 4, exp)
+    // A retry took the first event over and stored it in a flush of its own, before the records expired.
+    const takeover = crypto.randomUUID()
+    await insertRawEvents(t.s.ch, encodeRows([built.texts[0]!], takeover), takeover)
+    await t.s.redis.del(keys.sessionEvents(video, built.claims.sid))
+    return { video, ...built }
+  }
+
+  it('stores what ClickHouse lacks of it, once, when the token has expired (no retry can come)', async () => {
+    const { video } = await build(Math.floor(Date.now() / 1000) - t.s.settings.CLOCK_TOLERANCE_SECONDS - 5)
+    expect(await t.edge.repair()).toBe(1)
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.rawIds).toEqual([{ n: 4, ids: 4 }])
+    expect(snap.day[0]).toMatchObject({ views: 1, watch_ms: 3_000 })
+  })
+
+  it('leaves its events to the retries while the token is valid, though Redis lost their records', async () => {
+    const { video } = await build(Math.floor(Date.now() / 1000) + 600)
+    expect(await t.edge.repair()).toBe(1)
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 1, ids: 1 }])
   })
 })
 

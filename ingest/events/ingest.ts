@@ -124,10 +124,10 @@ export async function ingestBatch(
       if (abandoned.length > 0) {
         // Take the abandoned events over (one claimant wins), then store those ClickHouse lacks.
         const owned = await rules.claim(claims.vid, claims.sid, requestId, abandoned.map((e) => ({ id: e.c.event.id, record: e.d.record })))
-        const mine = abandoned.filter((_, i) => owned[i])
-        const stored = await storedIds(deps.ch, claims, mine.map((e) => e.c.event.id))
+        const mine = abandoned.filter((_, i) => owned[i] === 'mine')
+        const stored = await storedIds(deps.ch, claims.vid, claims.sid, mine.map((e) => e.c.event.id))
         for (const e of abandoned) {
-          const isMine = owned[abandoned.indexOf(e)]
+          const isMine = owned[abandoned.indexOf(e)] === 'mine'
           if (!isMine) inFlightUntil = Math.max(inFlightUntil, now + 1000)
           else if (stored.has(e.c.event.id)) {
             if (e.d.decision.outcome === 'rejected') rejected.push({ index: e.c.index, reason: e.d.decision.reason })
@@ -142,14 +142,14 @@ export async function ingestBatch(
     submitted = true
     const decidedAt = performance.now()
     deps.onStage?.('decide', (decidedAt - startedAt) / 1000)
-    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length })
+    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp })
     deps.onStage?.('commit', (performance.now() - decidedAt) / 1000)
     if (inFlightUntil > 0) return { kind: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil((inFlightUntil - now) / 1000)) }
     rejected.sort((a, b) => a.index - b.index)
     return { accepted, duplicates, rejected }
   } catch (err) {
     // Nothing of this request reached the writer: let a retry take its events over at once.
-    if (!submitted) await rules.markRequests([{ videoId: claims.vid, requestId }], false).catch(() => {})
+    if (!submitted) await rules.markRequests([{ videoId: claims.vid, requestId, exp: claims.exp }], false).catch(() => {})
     throw err
   } finally {
     if (reserved > 0) writer.release(reserved)
@@ -157,13 +157,13 @@ export async function ingestBatch(
 }
 
 /** Event ids of this session already in raw_events (for takeovers after a crash or failed insert). */
-async function storedIds(ch: ClickHouseClient, claims: PlaybackClaims, ids: string[]): Promise<Set<string>> {
+export async function storedIds(ch: ClickHouseClient, videoId: string, sessionId: string, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
   // Ids are bound as strings: chDB 3.4 silently matches nothing for UUID-typed parameters.
   const rs = await ch.query({
     query: `SELECT DISTINCT toString(event_id) AS id FROM raw_events
             WHERE video_id = {video:String} AND session_id = {session:String} AND toString(event_id) IN {ids:Array(String)}`,
-    query_params: { video: claims.vid, session: claims.sid, ids },
+    query_params: { video: videoId, session: sessionId, ids },
     format: 'JSONEachRow',
   })
   return new Set(((await rs.json()) as { id: string }[]).map((r) => r.id))

@@ -3,11 +3,16 @@
 -- KEYS[1]  session events hash (see ingest.lua)
 -- ARGV[1]  new request id
 -- ARGV[2..] pairs: event id, the exact record the caller saw
--- Returns  one integer per pair: 1 when the event now belongs to the new request, 0 otherwise.
+-- Returns  one integer per pair: 1 when the event now belongs to the new request, 0 when
+--          another request holds it, 2 when no record of it is kept (it expired with the
+--          session's token).
 local out = {}
 for i = 2, #ARGV, 2 do
   local id, seen = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', KEYS[1], id) == seen then
+  local record = redis.call('HGET', KEYS[1], id)
+  if not record then
+    out[#out + 1] = 2
+  elseif record == seen then
     local rest = string.match(seen, '^[^|]*|(.*)$')
     redis.call('HSET', KEYS[1], id, ARGV[1] .. '|' .. rest)
     out[#out + 1] = 1

@@ -49,7 +49,17 @@ export function createRules(redis: Redis, settings: Settings) {
   })
   const r = redis as ScriptedRedis
   const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
-  const ttlSeconds = settings.EVENT_DEDUP_DAYS * 86_400
+  const maxKeepSeconds = settings.EVENT_DEDUP_DAYS * 86_400
+  /**
+   * How long a session's records (its events' decisions, its state, its requests' marks)
+   * are kept, in seconds: until its playback token has expired, plus the clock tolerance
+   * the edges allow and a minute, never longer than EVENT_DEDUP_DAYS. No request of the
+   * session can be taken after that (its token is refused), so an id is still counted
+   * once however often it is sent, and Redis holds the last hours of events instead of
+   * the last week (about 100 bytes each).
+   */
+  const keepSeconds = (exp: number | undefined, now: number): number =>
+    exp === undefined ? maxKeepSeconds : Math.max(60, Math.min(maxKeepSeconds, exp + settings.CLOCK_TOLERANCE_SECONDS + 60 - Math.floor(now / 1000)))
 
   return {
     /** Takes one request from the client IP's bucket (its own slot); 0 when allowed, else ms to wait. */
@@ -83,7 +93,7 @@ export function createRules(redis: Redis, settings: Settings) {
       }
       const [status, out] = await r.csIngest(
         keyList.length, ...keyList,
-        requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, ttlSeconds,
+        requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, keepSeconds(claims.exp, now),
         settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed,
       )
       if (status === 'rl') return { rateLimitedMs: Number(out) }
@@ -102,20 +112,31 @@ export function createRules(redis: Redis, settings: Settings) {
       return new Map(requestIds.map((id, i) => [id, (values[i] as '1' | '0' | null) ?? null]))
     },
 
-    /** Records that requests reached ClickHouse (or failed for certain), for retries to read. */
-    async markRequests(entries: { videoId: string; requestId: string }[], committed: boolean): Promise<void> {
+    /**
+     * Records that requests reached ClickHouse (or failed for certain), for retries to read,
+     * as long as their session's records are kept (`exp`: when its token expires, epoch s).
+     */
+    async markRequests(entries: { videoId: string; requestId: string; exp?: number }[], committed: boolean): Promise<void> {
       if (entries.length === 0) return
+      const now = Date.now()
       const p = r.pipeline()
-      for (const e of entries) p.set(keys.committed(e.videoId, e.requestId), committed ? '1' : '0', 'EX', committed ? ttlSeconds : 3600)
+      for (const e of entries) p.set(keys.committed(e.videoId, e.requestId), committed ? '1' : '0', 'EX', committed ? keepSeconds(e.exp, now) : Math.min(3600, keepSeconds(e.exp, now)))
       const res = await p.exec()
       for (const [err] of res ?? []) if (err) throw err
     },
 
-    /** Moves abandoned events to a new request; true for each event this request now owns. */
-    async claim(videoId: string, sessionId: string, requestId: string, seen: { id: string; record: string }[]): Promise<boolean[]> {
+    /**
+     * Moves abandoned events to a new request: for each, `mine` (this request now owns it),
+     * `taken` (another request holds it), or `forgotten`: no record is kept any more and the
+     * session's token (`exp`, epoch s) has expired, so no retry can come, and only
+     * ClickHouse can tell whether a takeover stored it before. A record missing while the
+     * token is still valid (Redis lost it) counts as taken: a retry may still decide it.
+     */
+    async claim(videoId: string, sessionId: string, requestId: string, seen: { id: string; record: string }[], exp?: number): Promise<('mine' | 'taken' | 'forgotten')[]> {
       if (seen.length === 0) return []
       const out = await r.csClaim(keys.sessionEvents(videoId, sessionId), requestId, ...seen.flatMap((s) => [s.id, s.record]))
-      return out.map((v) => v === 1)
+      const expired = exp !== undefined && Date.now() / 1000 > exp + settings.CLOCK_TOLERANCE_SECONDS
+      return out.map((v) => (v === 1 ? 'mine' : v === 2 && expired ? 'forgotten' : 'taken'))
     },
   }
 }
