@@ -16,7 +16,13 @@ import { createRedis, waitForRedis } from '../lib/redis.ts'
 import { startPrivateRedis } from '../lib/redis-server.ts'
 import { applyRuntimeSchemaSettings, migrate } from './runner.ts'
 
-const { values } = parseArgs({ options: { 'ingest-stopped': { type: 'boolean', default: false } }, strict: true })
+let values: { 'ingest-stopped': boolean }
+try {
+  ;({ values } = parseArgs({ options: { 'ingest-stopped': { type: 'boolean', default: false } }, strict: true }))
+} catch (err) {
+  console.error(`${err instanceof Error ? err.message : String(err)}\nusage: npm run migrate [-- --ingest-stopped]`)
+  process.exit(2)
+}
 const settings = loadSettingsOrExit()
 const log = createLogger(settings.LOG_LEVEL)
 const ch = createClickHouse(settings)

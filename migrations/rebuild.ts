@@ -9,8 +9,9 @@ const identifier = /^[a-z_][a-z0-9_]*$/
  * Rebuilds tables in place with a new engine clause (settings the engine will not
  * ALTER, such as the granule size), keeping their name, columns, comments and rows:
  * the materialized views that write into or read from them are dropped, each table is
- * copied into `<name>__rebuild` created `AS` it with the new engine, the two exchanged
- * and the old rows dropped, then the views created again from their migrations' SQL.
+ * copied into `<name>__rebuild` created `AS` it with the new engine and merged, the two
+ * exchanged and the old rows dropped, then the views created again from their
+ * migrations' SQL.
  *
  * Every step is safe to repeat, so a crash anywhere is finished by running it again: a
  * `<name>__rebuild` left behind is a partial copy (the table is not rebuilt yet) or the
@@ -41,6 +42,10 @@ export async function rebuildTables(ch: ClickHouseClient, opts: { tables: Rebuil
     const counts = await ch.query({ query: `SELECT (SELECT count() FROM ${t.name}) AS old, (SELECT count() FROM ${copy}) AS new`, format: 'JSONEachRow' })
     const [n] = (await counts.json()) as { old: string; new: string }[]
     if (n?.old !== n?.new) throw new Error(`copy of ${t.name} holds ${n?.new} rows, not ${n?.old}; run the migration again`)
+    // Merged into parts of level 1 and more, as the old table's were: FINAL reads those
+    // without merging them again, while an inserted (level 0) part is always merged as it
+    // is read (the platform's top-5 of bench:api's day: 30 ms against 45 ms).
+    await ch.command({ query: `OPTIMIZE TABLE ${copy} FINAL` })
     await ch.command({ query: `EXCHANGE TABLES ${t.name} AND ${copy}` })
     await ch.command({ query: `DROP TABLE ${copy} SYNC` })
   }

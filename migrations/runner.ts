@@ -60,7 +60,7 @@ export function loadMigrations(vars: MigrationVars, dir = MIGRATIONS_DIR): Migra
     if (seen.has(version)) throw new MigrationError(`two migrations are numbered ${m[1]}`)
     seen.add(version)
     const source = readFileSync(join(dir, file), 'utf8')
-    if (m[3] === 'ts') return { version, name: m[2]!, kind: 'code', path: join(dir, file), checksum: createHash('sha256').update(source).digest('hex') }
+    if (m[3] === 'ts') return { version, name: m[2]!, kind: 'code', path: join(dir, file), checksum: codeChecksum(dir, source) }
     const sql = source.replace(/\{\{([A-Z_]+)\}\}/g, (_, key: string) => {
       if (!(key in vars)) throw new MigrationError(`${file} uses unknown template {{${key}}}`)
       return quoteLiteral(vars[key as keyof MigrationVars])
@@ -70,6 +70,16 @@ export function loadMigrations(vars: MigrationVars, dir = MIGRATIONS_DIR): Migra
     if (body.replace(LITERAL_OR_COMMENT, "''").includes(';')) throw new MigrationError(`${file} holds more than one statement; use one statement per file`)
     return { version, name: m[2]!, kind: 'sql', sql: body, checksum: createHash('sha256').update(body).digest('hex') }
   })
+}
+
+/**
+ * A code migration's checksum covers its own text and that of the modules of this folder
+ * it imports (`./rebuild.ts`; type imports aside): what it does may change in either.
+ */
+function codeChecksum(dir: string, source: string): string {
+  const hash = createHash('sha256').update(source)
+  for (const [, local] of source.matchAll(/^import\s+(?!type\s)[^\n]*?from\s+'\.\/([a-z0-9_-]+\.ts)'/gm)) hash.update(readFileSync(join(dir, local!), 'utf8'))
+  return hash.digest('hex')
 }
 
 async function importCodeMigration(m: Extract<Migration, { kind: 'code' }>): Promise<CodeMigration> {
