@@ -40,12 +40,12 @@ export function pickAds(assigned: ServedAd[], sessionId: string): ServedAd[] {
 const resumeValue = /^(\d+):(\d+)$/
 
 /**
- * The viewer's resume position: the edge's Redis hash (freshest), else what was
+ * The viewer's resume position: the edge's Redis key (freshest; it expires), else what was
  * written back to ClickHouse; whichever event is later wins.
  */
 export async function resumePosition(ch: ClickHouseClient, redis: Redis, videoId: string, viewerId: string): Promise<{ position_ms: number; updated_at: string | null }> {
   const [live, rs] = await Promise.all([
-    redis.hget(keys.resume(videoId), viewerId),
+    redis.get(keys.resume(videoId, viewerId)),
     ch.query({
       query: `SELECT argMax(position_ms, updated_at) AS position_ms, toUnixTimestamp64Milli(max(updated_at)) AS at
               FROM resume_positions WHERE viewer_id = {viewer:String} AND video_id = {video:String} HAVING count() > 0`,

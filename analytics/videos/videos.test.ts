@@ -106,7 +106,7 @@ describe('playback sessions', () => {
   })
 
   it('binds a logged-in viewer to their user id and serves the resume position', async () => {
-    await api.s.redis.hset(keys.resume(videoId), viewer.userId, `${Date.now()}:31000`)
+    await api.s.redis.set(keys.resume(videoId, viewer.userId), `${Date.now()}:31000`)
     const play = (await (await api.request(`/v1/videos/${videoId}/play`, { method: 'POST', token: viewer.token })).json()) as Play
     expect(play.viewer_id).toBe(viewer.userId)
     expect(play.resume_position_ms).toBe(31_000)

@@ -48,7 +48,11 @@ describe('a valid batch', () => {
     expect(snap.adMonth).toEqual([{ period: `${day.slice(0, 7)}-01`, ad_id: 'ad-1', impressions: 1 }])
     // Resume position: the latest positional event, in Redis and written back to ClickHouse.
     expect(snap.resume).toEqual([{ viewer_id: 'w-1', position_ms: 30_000 }])
-    expect(await t.s.redis.hget(keys.resume(video), 'w-1')).toBe(`${base - 37_000}:30000`)
+    expect(await t.s.redis.get(keys.resume(video, 'w-1'))).toBe(`${base - 37_000}:30000`)
+    // Kept for RESUME_CACHE_HOURS after its last change; resume_positions in ClickHouse keeps it for good.
+    const ttl = await t.s.redis.ttl(keys.resume(video, 'w-1'))
+    expect(ttl).toBeGreaterThan(t.s.settings.RESUME_CACHE_HOURS * 3600 - 10)
+    expect(ttl).toBeLessThanOrEqual(t.s.settings.RESUME_CACHE_HOURS * 3600)
     expect(await t.s.redis.get(keys.liveViews(video))).toBe('1')
   })
 
@@ -69,7 +73,7 @@ describe('a valid batch', () => {
     const base = Date.now()
     await t.post(token, [ev('play', { ts: base - 20_000, position_ms: 5_000 }), ev('end', { ts: base - 10_000, position_ms: 600_000 })])
     expect((await videoSnapshot(t.s.ch, video)).resume).toEqual([{ viewer_id: 'w-end', position_ms: 0 }])
-    expect(await t.s.redis.hget(keys.resume(video), 'w-end')).toBe(`${base - 10_000}:0`)
+    expect(await t.s.redis.get(keys.resume(video, 'w-end'))).toBe(`${base - 10_000}:0`)
   })
 })
 

@@ -6,7 +6,7 @@
 -- KEYS[1]  session events hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>"
 -- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1)
 -- KEYS[3]  live view counter of the video
--- KEYS[4]  resume hash of the video: viewer id -> "<event ms>:<position ms>"
+-- KEYS[4]  the viewer's resume position on the video: "<event ms>:<position ms>" (expires)
 -- KEYS[5]  viewer window key of the video (counted view within the dedup window)
 -- KEYS[6]  IP window sorted set of the video (counted views from this IP)
 -- KEYS[7]  token bucket of the session (see bucket.lua)
@@ -21,6 +21,7 @@
 --   ad_impression the 1-based index of its ad among the token's ads (0: not one of them).
 --   No field can hold a separator, so no escaping; one value for the whole batch keeps
 --   the call cheap to encode at the edge and to read here.
+-- ARGV[14+n] seconds the resume position is kept after it changes
 -- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched), else
 -- {"ok", decisions}: one per event, in order, joined by byte 30: "n|<outcome>|<reason>|<credited>"
 -- for a new decision, or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id
@@ -146,10 +147,10 @@ if state_changed then
 end
 redis.call('EXPIRE', KEYS[2], ttl)
 if resume_ts then
-  local prev = redis.call('HGET', KEYS[4], viewer)
+  local prev = redis.call('GET', KEYS[4])
   local prev_ts = prev and tonumber(string.match(prev, '^(%-?%d+):')) or nil
   if prev_ts == nil or resume_ts >= prev_ts then
-    redis.call('HSET', KEYS[4], viewer, resume_ts .. ':' .. resume_pos)
+    redis.call('SET', KEYS[4], resume_ts .. ':' .. resume_pos, 'EX', ARGV[14 + n_ads])
   end
 end
 return {'ok', table.concat(out, '\30')}

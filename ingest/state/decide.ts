@@ -78,7 +78,7 @@ export function createRules(redis: Redis, settings: Settings) {
         keys.sessionEvents(claims.vid, claims.sid),
         keys.sessionState(claims.vid, claims.sid),
         keys.liveViews(claims.vid),
-        keys.resume(claims.vid),
+        keys.resume(claims.vid, claims.sub),
         keys.viewerWindow(claims.vid, claims.sub),
         keys.ipWindow(claims.vid, ip),
         keys.tokenBucket(claims.vid, claims.sid),
@@ -94,7 +94,7 @@ export function createRules(redis: Redis, settings: Settings) {
       const [status, out] = await r.csIngest(
         keyList.length, ...keyList,
         requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, keepSeconds(claims.exp, now),
-        settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed,
+        settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed, settings.RESUME_CACHE_HOURS * 3600,
       )
       if (status === 'rl') return { rateLimitedMs: Number(out) }
       if (events.length === 0) return []

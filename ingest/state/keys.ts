@@ -6,8 +6,12 @@
 const v = (videoId: string) => `cs:{v:${videoId}}`
 
 export const keys = {
-  /** Hash: viewer id -> "<event ms>:<position ms>" (latest resume position per viewer). */
-  resume: (videoId: string) => `${v(videoId)}:resume`,
+  /**
+   * String with TTL: "<event ms>:<position ms>", the viewer's latest resume position on the
+   * video. A key per viewer, so that it expires (RESUME_CACHE_HOURS): resume_positions in
+   * ClickHouse keeps every position for good, and Redis only the fresh ones.
+   */
+  resume: (videoId: string, viewerId: string) => `${v(videoId)}:r:${viewerId}`,
   /** String counter: counted views of the video since the last reconciliation. */
   liveViews: (videoId: string) => `${v(videoId)}:views`,
   /** Hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>" (the decision taken for it). */
