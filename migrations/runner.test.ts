@@ -127,6 +127,12 @@ describe('migrate', () => {
     expect(err.message).toContain(`migration file ${name} is not named NNNN_name.sql`)
   })
 
+  it('refuses a code migration that does not export what the runner runs', async () => {
+    const dir = migrationsDir({ '9993_create_nothing.ts': 'export default { up: async () => {} }\n' })
+    const err = await migrationError(migrate(ch, vars, { dir }))
+    expect(err.message).toMatch(/9993_create_nothing\.ts must export default \{ requiresIdleIngest, up\(ch, ctx\) \}/)
+  })
+
   it('refuses two files with the same number', async () => {
     const dir = migrationsDir({ '0001_a.sql': 'SELECT 1', '0001_b.sql': 'SELECT 2' })
     expect((await migrationError(migrate(ch, vars, { dir }))).message).toMatch(/two migrations are numbered 0001/)
