@@ -8,6 +8,7 @@ import { encodeRows, insertRawEvents } from './events/rows.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createRules } from './state/decide.ts'
+import { createLoadWatch } from './state/loads.ts'
 import { repairWal } from './repair.ts'
 import { createWal, walDir } from './wal.ts'
 import { createLoader } from './loader.ts'
@@ -31,6 +32,8 @@ export function createEdge(services: Services) {
   const rules = createRules(redis, settings)
   let accepting = true
   const wal = createWal(walDir(settings))
+  /** Whether every edge's loads are current, for lookups of old event ids in raw_events; this edge publishes its own. */
+  const loads = createLoadWatch(redis, { edgeId: wal.edgeId(), oldestUnloaded: () => wal.oldestMs() })
   /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
   const loader = createLoader({
     wal,
@@ -171,7 +174,7 @@ export function createEdge(services: Services) {
       try {
         const wait = await rules.rateLimit(ip, now)
         if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests from this address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
-        result = await ingestBatch({ settings, ch, rules, writer, onStage }, { claims, ip, events: envelope.data.events, now })
+        result = await ingestBatch({ settings, ch, rules, writer, onStage, loadsCurrent: () => loads.current() }, { claims, ip, events: envelope.data.events, now })
       } catch (err) {
         if (err instanceof ApiError) throw err
         if (err instanceof FlushError) throw new ApiError('STORAGE_UNAVAILABLE', 'events could not be stored; retry the same batch', { retryAfterSeconds: 2 })
@@ -181,6 +184,10 @@ export function createEdge(services: Services) {
       if ('kind' in result) {
         if (result.kind === 'rate_limited') throw new ApiError('RATE_LIMITED', 'too many requests for this playback session', { retryAfterSeconds: result.retryAfterSeconds })
         if (result.kind === 'overloaded') throw new ApiError('OVERLOADED', 'the edge is at its buffer limit; retry shortly', { retryAfterSeconds: 1 })
+        if (result.kind === 'loads_behind')
+          throw new ApiError('STORAGE_UNAVAILABLE', 'this batch repeats events of a session that sat idle, which are checked against stored events once every edge has caught up with its loads; retry the same batch', {
+            retryAfterSeconds: result.retryAfterSeconds,
+          })
         throw new ApiError('STORAGE_UNAVAILABLE', 'some events of this batch are still being stored by an earlier attempt; retry the same batch', { retryAfterSeconds: result.retryAfterSeconds })
       }
       metrics.eventsTotal.inc({ outcome: 'accepted', reason: '' }, result.accepted)
@@ -211,6 +218,12 @@ export function createEdge(services: Services) {
       return loader.drain(timeoutMs, timeoutMs !== undefined)
     },
     repair,
+    /** Publishes this edge's oldest entry not yet loaded, for the other edges (every second, see LoadWatch). */
+    publishLoads: () => loads.publish(),
+    /** Takes this edge off the published list once it has stopped with nothing left to load. */
+    async retireLoads(): Promise<void> {
+      if (wal.oldestMs() === undefined) await loads.retire()
+    },
     /** Before serving: drops torn log entries and finishes the flushes a crash cut short. */
     async recover(): Promise<number> {
       wal.removeTorn()

@@ -46,7 +46,7 @@ export function ingestOpenApi(): { paths: OpenAPIV3_1.PathsObject; schemas: Reco
             413: problemResponse('Body over 1 MiB'),
             415: problemResponse('Content-Type is not application/json'),
             429: problemResponse('Rate limited (Retry-After)'),
-            503: problemResponse('Storage unavailable, edge overloaded or shutting down (Retry-After); retry the same batch'),
+            503: problemResponse('Storage unavailable, edge overloaded or shutting down, or old events of an idle session to check while some edge is behind with its loads (Retry-After); retry the same batch'),
           },
         },
       },

@@ -1,4 +1,4 @@
-import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 
@@ -126,6 +126,34 @@ export function createWal(dir: string) {
     },
     has(token: string): boolean {
       return readdirSync(dir).includes(`${token}.wal`)
+    },
+    /**
+     * When the oldest entry or load manifest on disk was written (epoch ms), or undefined when
+     * there is none: everything acknowledged and not yet in ClickHouse is one of them.
+     */
+    oldestMs(): number | undefined {
+      let oldest: number | undefined
+      for (const f of readdirSync(dir)) {
+        if (!f.endsWith('.wal') && !f.endsWith('.load')) continue
+        try {
+          const at = statSync(join(dir, f)).mtimeMs
+          if (oldest === undefined || at < oldest) oldest = at
+        } catch {
+          // loaded and removed meanwhile
+        }
+      }
+      return oldest
+    },
+    /** The id of the edge this log belongs to: made once, kept in the folder, so it outlives restarts. */
+    edgeId(): string {
+      const file = join(dir, 'edge-id')
+      try {
+        return readFileSync(file, 'utf8').trim()
+      } catch {
+        const id = crypto.randomUUID()
+        writeFileSync(file, id, { mode: 0o600 })
+        return id
+      }
     },
   }
 }

@@ -45,6 +45,11 @@ export const settingsSchema = z.object({
   VIEW_DEDUP_WINDOW_MINUTES: int(1, 24 * 60).default(30),
   MAX_VIEWS_PER_IP: int(1, 1_000_000).default(3),
   EVENT_DEDUP_DAYS: int(7, 365).default(7),
+  /**
+   * How long Redis keeps a session's event decisions after its last batch. A later retry
+   * of an event decided before then is looked up in raw_events instead.
+   */
+  DECISION_IDLE_MINUTES: int(5, 7 * 24 * 60).default(30),
   /** How long Redis keeps a viewer's resume position after its last change; ClickHouse keeps it for good. */
   RESUME_CACHE_HOURS: int(1, 24 * 365).default(24),
   RAW_EVENTS_TTL_DAYS: int(1, 36_500).default(400),

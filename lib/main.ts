@@ -60,6 +60,9 @@ if (edge) {
 const repairTimer = edge
   ? setInterval(() => edge.repair().catch((err) => services.log.warn('flush repair failed; will retry', { error: String(err) })), settings.WAL_REPAIR_INTERVAL_MS)
   : undefined
+// Other edges look old event ids up in raw_events only while every edge's loads are current.
+const loadsTimer = edge ? setInterval(() => edge.publishLoads().catch(() => {}), 1000) : undefined
+await edge?.publishLoads().catch(() => {})
 const internalToken = randomBytes(24).toString('hex')
 if (!settings.embedded && roles.has('analytics')) {
   await ensureAnalystRole(services.ch, settings, analyticsSettings).catch((err) =>
@@ -109,6 +112,7 @@ async function shutdown(signal: string) {
   services.log.info('shutting down', { signal })
   edge?.stopAccepting()
   clearInterval(repairTimer)
+  clearInterval(loadsTimer)
   if (jobs) {
     clearInterval(jobs.liveViews)
     jobs.ads.stop()
@@ -118,6 +122,7 @@ async function shutdown(signal: string) {
   try {
     // Whatever cannot be loaded in time (ClickHouse down) stays in the write-ahead log for the next start.
     if (edge && !(await edge.flush(SHUTDOWN_LOAD_TIMEOUT_MS))) services.log.warn('left unloaded flushes in the write-ahead log for the next start')
+    await edge?.retireLoads().catch(() => {})
     await server.stop()
     await analytics?.close()
     await services.close()

@@ -210,7 +210,7 @@ describe('a flush cut short by a crash', () => {
   })
 })
 
-describe("a flush repaired after its session's records expired with its token", () => {
+describe("a flush repaired after its session's records expired", () => {
   const build = async (exp: number) => {
     const video = uniq()
     const built = await decideAndBuild(video, 4, exp)
@@ -230,9 +230,18 @@ describe("a flush repaired after its session's records expired with its token", 
   })
 
   it('leaves its events to the retries while the token is valid, though Redis lost their records', async () => {
-    const { video } = await build(Math.floor(Date.now() / 1000) + 600)
+    const { video, claims } = await build(Math.floor(Date.now() / 1000) + 600)
+    await t.s.redis.del(keys.sessionState(video, claims.sid)) // lost with the records
     expect(await t.edge.repair()).toBe(1)
     expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 1, ids: 1 }])
+  })
+
+  it('stores what ClickHouse lacks of it, once, when the records expired after the session sat idle (retries are looked up in raw_events)', async () => {
+    const { video } = await build(Math.floor(Date.now() / 1000) + 600)
+    expect(await t.edge.repair()).toBe(1)
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.rawIds).toEqual([{ n: 4, ids: 4 }])
+    expect(snap.day[0]).toMatchObject({ views: 1, watch_ms: 3_000 })
   })
 })
 

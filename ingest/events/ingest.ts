@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import type { Settings } from '../../lib/config.ts'
 import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
-import { newRequestId, requestStartedAt } from '../state/decide.ts'
+import { newRequestId, requestStartedAt, STORED_IN_CLICKHOUSE } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import { rowContext, rowText } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
@@ -16,6 +16,8 @@ export type IngestRefusal =
   | { kind: 'overloaded' }
   | { kind: 'rate_limited'; retryAfterSeconds: number }
   | { kind: 'in_flight'; retryAfterSeconds: number }
+  /** Old events of a session whose decisions expired, while some edge's loads are behind. */
+  | { kind: 'loads_behind'; retryAfterSeconds: number }
 
 export type IngestDeps = {
   settings: Settings
@@ -26,6 +28,8 @@ export type IngestDeps = {
     release(rows: number): void
     submit(rows: string[], meta: CommitMeta): Promise<void>
   }
+  /** Whether every edge's loads into ClickHouse are current (see LoadWatch); absent: this edge's alone count, and they are. */
+  loadsCurrent?(): Promise<boolean>
   /** Seconds spent deciding (validation and the Redis rules) and waiting for the commit. */
   onStage?(stage: 'decide' | 'commit', seconds: number): void
 }
@@ -92,7 +96,18 @@ export async function ingestBatch(
       preRejected: c.preRejected,
     }))
     // Called even with no valid event: the token's rate limit is taken there.
-    const decision = await rules.decide(requestId, claims, ip, now, inputs)
+    let decision = await rules.decide(requestId, claims, ip, now, inputs)
+    if ('cold' in decision) {
+      // The session's decisions expired while it sat idle, and some of these events are old
+      // enough to have been decided before: raw_events says whether they were, once every
+      // load of their time has landed.
+      if (!(await (deps.loadsCurrent?.() ?? true))) return { kind: 'loads_behind', retryAfterSeconds: 2 }
+      const ids = [...new Set(decision.cold.map((i) => inputs[i]!.id))]
+      const stored = await storedDecisions(deps.ch, claims.vid, claims.sid, ids)
+      decision = await rules.decide(requestId, claims, ip, now, inputs, new Map(ids.map((id) => [id, stored.get(id) ?? ''])))
+      // Expired again between the two calls (another idle period cannot fit in between): ask for a retry.
+      if ('cold' in decision) return { kind: 'loads_behind', retryAfterSeconds: 1 }
+    }
     if ('rateLimitedMs' in decision) return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(decision.rateLimitedMs / 1000)) }
     const decided: Decided[] = decision
 
@@ -154,6 +169,20 @@ export async function ingestBatch(
   } finally {
     if (reserved > 0) writer.release(reserved)
   }
+}
+
+/** What raw_events holds of these ids of a session, as decision records (id -> record). */
+async function storedDecisions(ch: ClickHouseClient, videoId: string, sessionId: string, ids: string[]): Promise<Map<string, string>> {
+  // Ids are bound as strings: chDB 3.4 silently matches nothing for UUID-typed parameters.
+  const rs = await ch.query({
+    query: `SELECT toString(event_id) AS id, outcome, reason, credited_watch_ms AS credited FROM raw_events
+            WHERE video_id = {video:String} AND session_id = {session:String} AND toString(event_id) IN {ids:Array(String)}
+            LIMIT 1 BY event_id`,
+    query_params: { video: videoId, session: sessionId, ids },
+    format: 'JSONEachRow',
+  })
+  const rows = (await rs.json()) as { id: string; outcome: string; reason: string; credited: string | number }[]
+  return new Map(rows.map((r) => [r.id, `${STORED_IN_CLICKHOUSE}|${r.outcome}|${r.reason}|${Number(r.credited)}`]))
 }
 
 /** Event ids of this session already in raw_events (for takeovers after a crash or failed insert). */

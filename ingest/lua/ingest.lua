@@ -3,8 +3,12 @@
 -- Each event id gets exactly one decision, recorded with the request that took it:
 -- a retried id returns the recorded decision instead of a new one.
 --
--- KEYS[1]  session events hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>"
--- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1)
+-- KEYS[1]  session events hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>";
+--          kept while the session is active (ARGV[15+n] after its last batch): then it expires
+--          whole, and ids the session may send again are looked up in ClickHouse (see below)
+-- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1),
+--          seen (ms: the last call that recorded events), horizon (ms: the latest `seen` at
+--          which the events hash was found expired; ids decided up to then may lack a record)
 -- KEYS[3]  live view counter of the video
 -- KEYS[4]  the viewer's resume position on the video: "<event ms>:<position ms>" (expires)
 -- KEYS[5]  viewer window key of the video (counted view within the dedup window)
@@ -22,7 +26,17 @@
 --   No field can hold a separator, so no escaping; one value for the whole batch keeps
 --   the call cheap to encode at the edge and to read here.
 -- ARGV[14+n] seconds the resume position is kept after it changes
--- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched), else
+-- ARGV[15+n] seconds the events hash is kept after the session's last batch (not past ARGV[9])
+-- ARGV[16+n] ms added to `horizon`: an event decided at time t has ts <= t + this (the future
+--            tolerance), so an event with a later ts cannot have been decided before the horizon
+-- ARGV[17+n] '' for a first call; else the ids the edge looked up in ClickHouse after a
+--            "cold" answer, each as "<id>\31<record or ''>", joined by byte 30: found ones are
+--            recorded (HSETNX) as the decisions ClickHouse holds, the rest are new. Such a call
+--            takes nothing from the token bucket (its first call did).
+-- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched);
+-- {"cold", indexes}: 1-based indexes (comma-separated) of events without a record whose ts is
+-- not after the horizon (+ ARGV[16+n]): the edge looks them up in raw_events and calls again
+-- with ARGV[17+n] (nothing is decided meanwhile); else
 -- {"ok", decisions}: one per event, in order, joined by byte 30: "n|<outcome>|<reason>|<credited>"
 -- for a new decision, or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id
 -- already decided (earlier, or by an earlier event of this same batch).
@@ -31,13 +45,26 @@ local req, now = ARGV[1], tonumber(ARGV[2])
 local viewer, creator = ARGV[3], ARGV[4]
 local session_start, duration = tonumber(ARGV[5]), tonumber(ARGV[6])
 local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
-if wait > 0 then return {'rl', wait} end
 local n_ads = tonumber(ARGV[12])
-local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed')
+local looked_up = ARGV[17 + n_ads]
+if looked_up == '' then
+  local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+  if wait > 0 then return {'rl', wait} end
+end
+local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon')
 local last = tonumber(st[1]) or session_start
 local credited_total = tonumber(st[2]) or 0
 local viewed = st[3] == '1'
+local horizon = tonumber(st[5])
+-- Events were recorded before, and their records are gone: the session sat idle past the
+-- events hash's lifetime. Whatever was decided up to then is in ClickHouse, not here.
+if st[4] and redis.call('EXISTS', KEYS[1]) == 0 then
+  local seen = tonumber(st[4])
+  if horizon == nil or seen > horizon then
+    horizon = seen
+    redis.call('HSET', KEYS[2], 'horizon', horizon)
+  end
+end
 local state_changed = false
 local resume_ts, resume_pos = nil, nil
 local self = viewer == creator
@@ -78,8 +105,25 @@ for e in string.gmatch(ARGV[13 + n_ads], '[^\30]+') do
   local id, typ, ts, pos, watched, pre, ad = match(e, FIELDS)
   ids[n], typs[n], tss[n], poss[n], watcheds[n], pres[n], adis[n] = id, typ, tonumber(ts), pos, watched, pre, ad
 end
+-- What ClickHouse holds of the ids looked up: recorded as they were decided then.
+local checked = {}
+if looked_up ~= '' then
+  for id, record in string.gmatch(looked_up, '([^\30\31]+)\31([^\30]*)') do
+    checked[id] = true
+    if record ~= '' then redis.call('HSETNX', KEYS[1], id, record) end
+  end
+  -- Expiring from now, whatever this call returns.
+  redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
+end
 -- The records of every id at once; those decided by this call are kept in `mine`.
 local recorded = n > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
+if horizon then
+  local cold, limit = {}, horizon + tonumber(ARGV[16 + n_ads])
+  for i = 1, n do
+    if not recorded[i] and not checked[ids[i]] and tss[i] <= limit then cold[#cold + 1] = i end
+  end
+  if #cold > 0 then return {'cold', table.concat(cold, ',')} end
+end
 local mine, writes = {}, {}
 -- Decision texts are made once per (outcome, reason, credited) of the call: most events of a
 -- batch share one, and making a Lua string (hashed and interned) is what costs here.
@@ -141,9 +185,11 @@ for i = 1, n do
 end
 
 if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
-redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
 if state_changed then
-  redis.call('HSET', KEYS[2], 'last', last, 'credited', credited_total, 'viewed', viewed and '1' or '0')
+  redis.call('HSET', KEYS[2], 'last', last, 'credited', credited_total, 'viewed', viewed and '1' or '0', 'seen', now)
+elseif #writes > 0 then
+  redis.call('HSET', KEYS[2], 'seen', now)
 end
 redis.call('EXPIRE', KEYS[2], ttl)
 if resume_ts then

@@ -19,8 +19,14 @@ export type RuleInput = { id: string; type: EventType; ts: number; positionMs: n
 type ScriptedRedis = Redis & {
   csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): Promise<number>
   csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<[string, string | number]>
-  csClaim(key: string, ...args: string[]): Promise<number[]>
+  csClaim(events: string, state: string, ...args: string[]): Promise<number[]>
 }
+
+/**
+ * The request id of decisions read back from raw_events (see `decide`'s `lookedUp`): they
+ * are stored, so a retry of them is a duplicate.
+ */
+export const STORED_IN_CLICKHOUSE = 'ch'
 
 /** A request id carries its start time, so anyone can tell when its lease has run out. */
 export function newRequestId(now = Date.now()): string {
@@ -45,7 +51,7 @@ export function createRules(redis: Redis, settings: Settings) {
     csRateLimit: { file: script('ratelimit'), include: [script('bucket')], numberOfKeys: 1 },
     // The key count varies with the ads in the token, so it is passed first on each call.
     csIngest: { file: script('ingest'), include: [script('bucket')] },
-    csClaim: { file: script('claim'), numberOfKeys: 1 },
+    csClaim: { file: script('claim'), numberOfKeys: 2 },
   })
   const r = redis as ScriptedRedis
   const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
@@ -58,6 +64,8 @@ export function createRules(redis: Redis, settings: Settings) {
    * once however often it is sent, and Redis holds the last hours of events instead of
    * the last week (about 100 bytes each).
    */
+  /** An event decided at time t has ts <= t + this, whichever edge's clock t is read on. */
+  const decidedTsMarginMs = (settings.FUTURE_TOLERANCE_SECONDS + settings.CLOCK_TOLERANCE_SECONDS) * 1000
   const keepSeconds = (exp: number | undefined, now: number): number =>
     exp === undefined ? maxKeepSeconds : Math.max(60, Math.min(maxKeepSeconds, exp + settings.CLOCK_TOLERANCE_SECONDS + 60 - Math.floor(now / 1000)))
 
@@ -71,8 +79,22 @@ export function createRules(redis: Redis, settings: Settings) {
      * Takes the request from the token's bucket, then decides every event of it (or
      * returns the decision recorded for a retried id), in one round trip. A request over
      * the token's budget changes nothing and gets the milliseconds to wait instead.
+     *
+     * A session's decisions are kept in Redis while it is active (DECISION_IDLE_MINUTES
+     * after its last batch). When a batch comes after they expired and holds events old
+     * enough to have been decided before (by their ts), nothing is decided: `cold` lists
+     * them (indexes into `events`), and the caller looks their ids up in raw_events and
+     * calls again with `lookedUp` (id -> the record of what raw_events holds, or '' when
+     * it holds nothing: the event is new).
      */
-    async decide(requestId: string, claims: PlaybackClaims, ip: string, now: number, events: RuleInput[]): Promise<Decided[] | { rateLimitedMs: number }> {
+    async decide(
+      requestId: string,
+      claims: PlaybackClaims,
+      ip: string,
+      now: number,
+      events: RuleInput[],
+      lookedUp?: Map<string, string>,
+    ): Promise<Decided[] | { rateLimitedMs: number } | { cold: number[] }> {
       const ads = claims.ads
       const keyList = [
         keys.sessionEvents(claims.vid, claims.sid),
@@ -91,12 +113,16 @@ export function createRules(redis: Redis, settings: Settings) {
         const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
         packed += `${packed ? '\x1e' : ''}${e.id}\x1f${e.type}\x1f${e.ts}\x1f${e.positionMs}\x1f${e.watchedMs}\x1f${e.preRejected}\x1f${ad}`
       }
+      let looked = ''
+      for (const [id, record] of lookedUp ?? []) looked += `${looked ? '\x1e' : ''}${id}\x1f${record}`
       const [status, out] = await r.csIngest(
         keyList.length, ...keyList,
         requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, keepSeconds(claims.exp, now),
         settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed, settings.RESUME_CACHE_HOURS * 3600,
+        settings.DECISION_IDLE_MINUTES * 60, decidedTsMarginMs, looked,
       )
       if (status === 'rl') return { rateLimitedMs: Number(out) }
+      if (status === 'cold') return { cold: String(out).split(',').map((i) => Number(i) - 1) }
       if (events.length === 0) return []
       return String(out).split('\x1e').map((v) => {
         const parts = v.split('|')
@@ -107,9 +133,11 @@ export function createRules(redis: Redis, settings: Settings) {
 
     /** Which of these requests reached ClickHouse ('1'), failed for sure ('0'), or are unknown (null). */
     async requestStates(videoId: string, requestIds: string[]): Promise<Map<string, '1' | '0' | null>> {
-      if (requestIds.length === 0) return new Map()
-      const values = await r.mget(...requestIds.map((id) => keys.committed(videoId, id)))
-      return new Map(requestIds.map((id, i) => [id, (values[i] as '1' | '0' | null) ?? null]))
+      const asked = requestIds.filter((id) => id !== STORED_IN_CLICKHOUSE)
+      const values = asked.length > 0 ? await r.mget(...asked.map((id) => keys.committed(videoId, id))) : []
+      const states = new Map<string, '1' | '0' | null>(asked.map((id, i) => [id, (values[i] as '1' | '0' | null) ?? null]))
+      if (asked.length < requestIds.length) states.set(STORED_IN_CLICKHOUSE, '1')
+      return states
     },
 
     /**
@@ -127,16 +155,18 @@ export function createRules(redis: Redis, settings: Settings) {
 
     /**
      * Moves abandoned events to a new request: for each, `mine` (this request now owns it),
-     * `taken` (another request holds it), or `forgotten`: no record is kept any more and the
-     * session's token (`exp`, epoch s) has expired, so no retry can come, and only
-     * ClickHouse can tell whether a takeover stored it before. A record missing while the
-     * token is still valid (Redis lost it) counts as taken: a retry may still decide it.
+     * `taken` (another request holds it), or `forgotten`: no record is kept any more, and
+     * either the session's state is (its decisions expired after it sat idle: a retry of
+     * these events is looked up in raw_events, which waits while any edge, this one
+     * included, has loads behind) or its token (`exp`, epoch s) has expired (no retry can
+     * come). Only ClickHouse can then tell whether a takeover stored an event before. A
+     * record missing with neither (Redis lost it) counts as taken: a retry may still decide it.
      */
     async claim(videoId: string, sessionId: string, requestId: string, seen: { id: string; record: string }[], exp?: number): Promise<('mine' | 'taken' | 'forgotten')[]> {
       if (seen.length === 0) return []
-      const out = await r.csClaim(keys.sessionEvents(videoId, sessionId), requestId, ...seen.flatMap((s) => [s.id, s.record]))
+      const out = await r.csClaim(keys.sessionEvents(videoId, sessionId), keys.sessionState(videoId, sessionId), requestId, ...seen.flatMap((s) => [s.id, s.record]))
       const expired = exp !== undefined && Date.now() / 1000 > exp + settings.CLOCK_TOLERANCE_SECONDS
-      return out.map((v) => (v === 1 ? 'mine' : v === 2 && expired ? 'forgotten' : 'taken'))
+      return out.map((v) => (v === 1 ? 'mine' : v === 2 || (v === 3 && expired) ? 'forgotten' : 'taken'))
     },
   }
 }
