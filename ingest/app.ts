@@ -33,7 +33,7 @@ export function createEdge(services: Services) {
   let accepting = true
   const wal = createWal(walDir(settings))
   /** Whether every edge's loads are current, for lookups of old event ids in raw_events; this edge publishes its own. */
-  const loads = createLoadWatch(redis, { edgeId: wal.edgeId(), oldestUnloaded: () => wal.oldestMs() })
+  const loads = createLoadWatch(redis, { edgeId: wal.edgeId(), oldestUnloaded: () => wal.oldestMs(), shared: !settings.embedded })
   /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
   const loader = createLoader({
     wal,

@@ -1,7 +1,9 @@
 // How long a session's decisions stay in Redis, and what a retry gets once they are gone.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { keys } from '../state/keys.ts'
-import { EDGE_LOADS_KEY } from '../state/loads.ts'
+import { rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { walDir } from '../wal.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 
@@ -98,27 +100,28 @@ describe('a retry after the decisions of its session expired', () => {
     expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 2, ids: 2 }])
   })
 
-  it("waits (503 with Retry-After) while some edge's loads are behind, and then answers", async () => {
+  it('waits (503 with Retry-After) while an entry of the write-ahead log older than 10 s is not loaded, and then answers', async () => {
     const video = uniq()
     const { token, sessionId } = await session(video)
     const events = batch().slice(0, 2)
     await t.post(token, events)
     const before = await videoSnapshot(t.s.ch, video)
     await expireDecisions(video, sessionId)
-    // Another edge last published a minute-old entry it has not loaded yet.
-    await t.s.redis.hset(EDGE_LOADS_KEY, 'another-edge', `${Date.now()}:${Date.now() - 60_000}`)
+    // A flush logged a minute ago and not loaded yet (ClickHouse was away): what it holds is
+    // not in raw_events, so no lookup there can be trusted. (Other edges' entries count the
+    // same where ClickHouse is shared: see loads.test.ts.)
+    const stuck = join(walDir(t.s.settings), `${crypto.randomUUID()}.wal`)
+    writeFileSync(stuck, '')
+    utimesSync(stuck, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000))
     try {
       const res = await t.post(token, events)
       expect(res.status).toBe(503)
       expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
       expect((await res.json()).code).toBe('STORAGE_UNAVAILABLE')
-      // An edge silent for longer than it should be may hold anything: the same.
-      await t.s.redis.hset(EDGE_LOADS_KEY, 'another-edge', `${Date.now() - 120_000}:0`)
-      expect((await t.post(token, events)).status).toBe(503)
       // New events of the same session need no lookup and are taken meanwhile.
       expect(await (await t.post(token, [ev('progress', { ts: Date.now(), position_ms: 9_000, watched_ms: 1_000 })])).json()).toMatchObject({ accepted: 1 })
     } finally {
-      await t.s.redis.hdel(EDGE_LOADS_KEY, 'another-edge')
+      rmSync(stuck, { force: true })
     }
     expect(await (await t.post(token, events)).json()).toEqual({ accepted: 0, duplicates: 2, rejected: [] })
     const after = await videoSnapshot(t.s.ch, video)

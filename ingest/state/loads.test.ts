@@ -49,6 +49,16 @@ describe('createLoadWatch', () => {
     await redis.client.hset(EDGE_LOADS_KEY, 'me', `${now - 60_000}:${now - 60_000}`)
     expect(await watch('me').current(now)).toBe(true)
   })
+
+  it('reads and publishes nothing of other edges where ClickHouse is its own (embedded mode)', async () => {
+    await redis.client.del(EDGE_LOADS_KEY)
+    await redis.client.hset(EDGE_LOADS_KEY, 'other', `${now - 31_000}:${now - 60_000}`)
+    const own = (oldest?: number) => createLoadWatch(redis.client, { edgeId: 'me', oldestUnloaded: () => oldest, shared: false })
+    expect(await own().current(now)).toBe(true)
+    expect(await own(now - 11_000).current(now)).toBe(false)
+    await own(now).publish(now)
+    expect(await redis.client.hexists(EDGE_LOADS_KEY, 'me')).toBe(0)
+  })
 })
 
 describe('the write-ahead log, for the load watch', () => {
