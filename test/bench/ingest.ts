@@ -15,6 +15,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import { loadSettings } from '../../lib/config.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
@@ -76,13 +77,59 @@ let peakRssKb = 0
 /** Redis keeps the edge's state (decisions of event ids, sessions, windows): its RSS at the start and its largest. */
 const redisRssStartKb = redisPid ? (procStatusKb(redisPid, 'VmRSS') ?? 0) : 0
 let redisPeakRssKb = redisRssStartKb
+/** Redis's largest RSS in each 10 s (MiB): decisions expire DECISION_IDLE_MINUTES after a session's last batch, so it levels off. */
+const redisRssByTenSeconds: number[] = []
 /** The server's largest RSS in each 10 s of the run (MiB): tells a plateau from growth. */
 const rssByTenSeconds: number[] = []
 const sampledFrom = performance.now()
+/** What Redis holds (INFO used_memory, MiB) at 10 s, 20 s, ...: tells live keys from allocator pages not given back. */
+const redisUsedByTenSeconds: number[] = []
+const redisClient = redisPid ? new Redis({ path: join(settings.dataDir, 'redis', 'redis.sock'), lazyConnect: true, maxRetriesPerRequest: 1 }) : undefined
+const redisUsedMib = async (): Promise<number | undefined> => {
+  const info = await redisClient?.info('memory').catch(() => undefined)
+  const used = info?.match(/^used_memory:(\d+)/m)?.[1]
+  return used === undefined ? undefined : Math.round(Number(used) / 1024 / 1024)
+}
+const redisUsedSampler = setInterval(() => {
+  const slot = Math.round((performance.now() - sampledFrom) / 10_000) - 1 // taken at 10 s, 20 s, ...
+  void redisUsedMib().then((mib) => {
+    if (mib !== undefined) redisUsedByTenSeconds[slot] = mib
+  })
+}, 10_000)
+/** What kind of key each Redis key is (ingest/state/keys.ts), from its name. */
+const KEY_KINDS: [string, RegExp][] = [
+  ['session decisions', /:s:[^:]+:ev$/],
+  ['session state', /:s:[^:]+:st$/],
+  ['session token bucket', /:s:[^:]+:rl$/],
+  ['request loaded marks', /:c:[^:]+$/],
+  ['resume positions', /:r:[^:]+$/],
+  ['viewer windows', /:(vw|aw:[^:]+):[^:]+$/],
+  ['IP windows and buckets', /(:ip:[^:]+|^cs:\{ip:[^}]+\}:rl)$/],
+  ['live view counters', /:views$/],
+]
+/** Redis's keys at the end of the load: how many, and a sample of RANDOMKEY classified by kind (share of keys). */
+async function redisKeyCensus(samples = 2_000): Promise<{ keys: number; sampled_share_by_kind: Record<string, number> } | undefined> {
+  if (!redisClient) return undefined
+  const keys = await redisClient.dbsize()
+  const counts: Record<string, number> = {}
+  for (let i = 0; i < samples && keys > 0; i++) {
+    const key = await redisClient.randomkey()
+    if (key === null) break
+    const kind = KEY_KINDS.find(([, re]) => re.test(key))?.[0] ?? 'other'
+    counts[kind] = (counts[kind] ?? 0) + 1
+  }
+  const n = Object.values(counts).reduce((a, b) => a + b, 0)
+  return { keys, sampled_share_by_kind: Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, c]) => [k, +(c / n).toFixed(3)])) }
+}
 const sampler = setInterval(() => {
   const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
   peakRssKb = Math.max(peakRssKb, rss)
-  if (redisPid) redisPeakRssKb = Math.max(redisPeakRssKb, procStatusKb(redisPid, 'VmRSS') ?? 0)
+  if (redisPid) {
+    const redisRss = procStatusKb(redisPid, 'VmRSS') ?? 0
+    redisPeakRssKb = Math.max(redisPeakRssKb, redisRss)
+    const redisSlot = Math.floor((performance.now() - sampledFrom) / 10_000)
+    redisRssByTenSeconds[redisSlot] = Math.max(redisRssByTenSeconds[redisSlot] ?? 0, Math.round(redisRss / 1024))
+  }
   const slot = Math.floor((performance.now() - sampledFrom) / 10_000)
   rssByTenSeconds[slot] = Math.max(rssByTenSeconds[slot] ?? 0, Math.round(rss / 1024))
 }, 250)
@@ -110,6 +157,8 @@ let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
+let redisKeys: Awaited<ReturnType<typeof redisKeyCensus>>
+let redisUsedAtEndMib: number | undefined
 const serverThreads: Record<string, number> = {}
 try {
   await runJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], {
@@ -123,6 +172,8 @@ try {
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
   serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
+  redisUsedAtEndMib = await redisUsedMib()
+  redisKeys = await redisKeyCensus()
   // Where the server's CPU went, by thread name: the JavaScript thread, chDB's pools, Bun's own.
   for (const [name, sec] of threadCpuSeconds(serverPid)) {
     const used = sec - (cpuBefore.threads.get(name) ?? 0)
@@ -130,6 +181,8 @@ try {
   }
 } finally {
   clearInterval(sampler)
+  clearInterval(redisUsedSampler)
+  redisClient?.disconnect()
   server.kill('SIGTERM')
 }
 const exitCode = await server.exited
@@ -191,6 +244,11 @@ const figures = {
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
   server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
   redis_peak_rss_mib: Math.round(redisPeakRssKb / 1024),
+  redis_rss_mib_by_10s: Array.from(redisRssByTenSeconds, (v) => v ?? 0),
+  /** INFO used_memory: what Redis's keys take, without the allocator's pages not given back to the system. */
+  redis_used_memory_mib_by_10s: Array.from(redisUsedByTenSeconds, (v) => v ?? 0),
+  redis_used_memory_mib_at_end: redisUsedAtEndMib ?? null,
+  redis_keys_at_end: redisKeys ?? null,
   /** What Redis grew by per acknowledged event: the state it keeps for each (see EVENT_DEDUP_DAYS). */
   redis_rss_bytes_per_accepted_event: load.accepted > 0 ? Math.round(((redisPeakRssKb - redisRssStartKb) * 1024) / load.accepted) : null,
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
@@ -222,7 +280,7 @@ const settingsUsed = {
   export_rows: exportRows,
   ceiling_block_rows: ceilingBlock,
   server_env: Object.fromEntries(
-    ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'LOAD_MAX_ROWS', 'LOAD_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY'].map((k) => [k, String(settings[k as keyof typeof settings])]),
+    ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'LOAD_MAX_ROWS', 'LOAD_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY', 'DECISION_IDLE_MINUTES'].map((k) => [k, String(settings[k as keyof typeof settings])]),
   ),
   smoke,
 }
@@ -242,6 +300,12 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
   ['server RSS, largest in each 10 s (MiB)', figures.server_rss_mib_by_10s.join(' ')],
   ['Redis peak RSS (MiB); grown per accepted event (bytes)', `${figures.redis_peak_rss_mib}; ${figures.redis_rss_bytes_per_accepted_event}`],
+  ['Redis RSS, largest in each 10 s (MiB)', figures.redis_rss_mib_by_10s.join(' ')],
+  ['Redis used_memory at 10 s, 20 s, ... (MiB)', figures.redis_used_memory_mib_by_10s.join(' ')],
+  [
+    'Redis keys at the end: count; sampled share by kind',
+    redisKeys ? `${redisKeys.keys}; ${Object.entries(redisKeys.sampled_share_by_kind).map(([k, v]) => `${k} ${(v * 100).toFixed(1)} %`).join(', ')}` : 'n/a',
+  ],
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],

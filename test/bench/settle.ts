@@ -5,7 +5,7 @@
  * events, and one full scan of the raw table (the floor).
  *
  *   npm run bench:settle -- [--events 100000000] [--videos 5000000] [--day yesterday in Seoul]
- *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--smoke] [--out file.json]
+ *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--no-merge-wait] [--smoke] [--out file.json]
  *
  * The data folder is kept for bench:api. With --peer the same day (of --peer-events
  * events) is also loaded into MariaDB and settled there with plain SQL (see settle-peer.ts).
@@ -22,6 +22,7 @@ import { rows, startTestRedis } from '../harness/engines.ts'
 import { fmt, loadNow, num, parseFlags, printTable, ROOT, writeResult } from './lib.ts'
 import { benchCreatorId, dayBounds, fullScanSql, generateDaySql, naiveSettlementSql, seedAdCumulativeSql, seedVideoCumulativeSql, type Card } from './settle-data.ts'
 import { runPeer, type PeerResult } from './settle-peer.ts'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 
 const flags = parseFlags(process.argv.slice(2))
 const smoke = flags.has('smoke')
@@ -73,6 +74,13 @@ try {
     'SELECT (SELECT count() FROM raw_events) AS raw, (SELECT uniqExact(video_id) FROM raw_events) AS vids, (SELECT count() FROM video_stats_per_day) AS day_rows',
   )
 
+  // The nightly job runs hours after most of its day arrived, when the engine has merged what
+  // it took in. Generation puts the whole day in within minutes, so the job waits for the merges
+  // it started (--no-merge-wait times it while they run: on 3 December 21.6 s against 8-12 s).
+  const partsAfterGeneration = await activeParts(ch)
+  const mergesWait = flags.has('no-merge-wait') ? null : await time('merges after generation', () => waitForMerges(ch))
+  const partsBeforeJob = await activeParts(ch)
+
   const services = await createServices(settings, { ch, redis: redis.client, migrate: false })
   const later = () => new Date(Math.max(Date.now(), new Date(`${day}T00:00:00+09:00`).getTime() + 27 * 3_600_000))
   // An older --day is past its lateness window: the job then settles it as final.
@@ -104,6 +112,10 @@ try {
     video_stats_per_day_rows: Number(counts!.day_rows),
     generate_seconds: +timings.generate!.toFixed(2),
     generate_rows_per_second: Math.round(events / timings.generate!),
+    merges_after_generation_seconds: mergesWait === null ? null : +timings['merges after generation']!.toFixed(2),
+    merges_still_running_at_job: mergesWait === null ? null : mergesWait.running,
+    active_parts_after_generation: partsAfterGeneration,
+    active_parts_before_job: partsBeforeJob,
     job_seconds: +jobS.toFixed(2),
     naive_seconds: +timings['naive (from raw events)']!.toFixed(2),
     full_scan_seconds: +timings['full scan of raw_events (floor)']!.toFixed(2),
@@ -128,10 +140,17 @@ try {
 }
 
 const f = figures as Record<string, number | boolean | string>
+function partsOf(fig: Record<string, unknown>, table: string): number | string {
+  return (fig.active_parts_before_job as Record<string, number>)[table] ?? '?'
+}
 const rowsOut: [string, string | number][] = [
   ['raw events / videos with events', `${fmt(f.raw_events as number)} / ${fmt(f.videos_with_events as number)}`],
   ['generation (INSERT … SELECT through 7 views), s', f.generate_seconds as number],
   ['rows/s through raw_events and its views', f.generate_rows_per_second as number],
+  [
+    'merges after generation, s (active parts of raw_events / video_stats_per_day before the job)',
+    `${f.merges_after_generation_seconds ?? 'not waited (--no-merge-wait)'} (${partsOf(f, 'raw_events')} / ${partsOf(f, 'video_stats_per_day')})`,
+  ],
   ['nightly job (settle) for the day, s', f.job_seconds as number],
   ['naive settlement from raw events, s', `${f.naive_seconds} (${f.naive_over_job}x the job)`],
   ['full scan of raw_events (floor), s', `${f.full_scan_seconds} (job = ${f.job_over_full_scan}x the scan)`],
@@ -159,3 +178,26 @@ const file = writeResult(
   flags.get('out'),
 )
 console.log(`\nwritten ${file}`)
+
+/** Active parts per table of the database: how much merging the engine has left to do. */
+async function activeParts(ch: ClickHouseClient): Promise<Record<string, number>> {
+  const parts = await rows<{ table: string; n: string }>(
+    ch,
+    'SELECT table, count() AS n FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table',
+  )
+  return Object.fromEntries(parts.map((p) => [p.table, Number(p.n)]))
+}
+
+/** Waits until no merge has run for `quietSeconds` (at most `maxSeconds`); `running` is what still ran when it gave up. */
+async function waitForMerges(ch: ClickHouseClient, quietSeconds = 5, maxSeconds = 1_200): Promise<{ running: number }> {
+  const t0 = performance.now()
+  let quietSince = performance.now()
+  for (;;) {
+    const [m] = await rows<{ n: string }>(ch, 'SELECT count() AS n FROM system.merges')
+    const running = Number(m!.n)
+    if (running > 0) quietSince = performance.now()
+    else if (performance.now() - quietSince >= quietSeconds * 1000) return { running: 0 }
+    if (performance.now() - t0 >= maxSeconds * 1000) return { running }
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
