@@ -51,6 +51,48 @@ describe('when ClickHouse fails', () => {
   })
 })
 
+describe("a request's mark (its events reached ClickHouse)", () => {
+  const input = (e: Record<string, unknown>) => ({ id: e.id as string, type: 'play' as const, ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' })
+
+  it("is kept in the session's decisions hash, and a retry right after is answered from it", async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { ts: Date.now() - 10_000 })
+    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    const hash = await t.s.redis.hgetall(keys.sessionEvents(video, claims.sid))
+    const [requestId] = (hash[e.id as string] ?? '').split('|')
+    expect(hash[`c:${requestId}`]).toBe('1')
+    expect(await t.s.redis.keys(`${keys.legacyMark(video, '')}*`)).toEqual([])
+    // Within the request's lease only the mark tells a stored request from one still in flight (503).
+    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+  })
+
+  it("is not written once the session's decisions have expired, so their expiry stays visible to the next batch", async () => {
+    const video = uniq()
+    const claims = await claimsOf(await session(video))
+    const rules = createRules(t.s.redis, t.s.settings)
+    await rules.markRequests([{ videoId: video, sessionId: claims.sid, requestId: newRequestId() }], true)
+    expect(await t.s.redis.exists(keys.sessionEvents(video, claims.sid))).toBe(0)
+  })
+
+  it('is still read from a key of its own, as edges wrote it before 3 December', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { ts: Date.now() - 10_000 })
+    const before = newRequestId() // within its lease: without its mark a retry waits (503)
+    const [decided] = await decideDirectly(before, claims, '10.0.0.1', Date.now(), [input(e)])
+    if (decided?.kind !== 'new') throw new Error('expected a new decision')
+    const row = toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: decided.decision })
+    await t.s.ch.insert({ table: 'raw_events', values: [row], format: 'JSONEachRow' })
+    await t.s.redis.set(keys.legacyMark(video, before), '1', 'EX', 600)
+    const res = await t.post(token, [e])
+    expect(await res.json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 1, ids: 1 }])
+  })
+})
+
 describe('a retry of events an earlier attempt decided but did not finish', () => {
   it('waits (503) while the earlier attempt may still store them', async () => {
     const video = uniq()

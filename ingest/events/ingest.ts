@@ -126,7 +126,7 @@ export async function ingestBatch(
 
     let inFlightUntil = 0
     if (earlier.length > 0) {
-      const states = await rules.requestStates(claims.vid, [...new Set(earlier.map((e) => e.d.requestId))])
+      const states = await rules.requestStates(claims.vid, claims.sid, [...new Set(earlier.map((e) => e.d.requestId))])
       const abandoned: typeof earlier = []
       for (const e of earlier) {
         const state = states.get(e.d.requestId)
@@ -164,7 +164,7 @@ export async function ingestBatch(
     return { accepted, duplicates, rejected }
   } catch (err) {
     // Nothing of this request reached the writer: let a retry take its events over at once.
-    if (!submitted) await rules.markRequests([{ videoId: claims.vid, requestId, exp: claims.exp }], false).catch(() => {})
+    if (!submitted) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], false).catch(() => {})
     throw err
   } finally {
     if (reserved > 0) writer.release(reserved)

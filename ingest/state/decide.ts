@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url'
+import type { ChainableCommander } from 'ioredis'
 import type { Settings } from '../../lib/config.ts'
 import { defineScripts, type Redis } from '../../lib/redis.ts'
 import type { EventType } from '../events/schema.ts'
@@ -20,7 +21,11 @@ type ScriptedRedis = Redis & {
   csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): Promise<number>
   csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<[string, string | number]>
   csClaim(events: string, state: string, ...args: string[]): Promise<number[]>
+  csMark(events: string, field: string, value: '1' | '0'): Promise<number>
 }
+
+/** The field of a request's mark in its session's events hash (see mark.lua). */
+const markField = (requestId: string) => `c:${requestId}`
 
 /**
  * The request id of decisions read back from raw_events (see `decide`'s `lookedUp`): they
@@ -52,6 +57,7 @@ export function createRules(redis: Redis, settings: Settings) {
     // The key count varies with the ads in the token, so it is passed first on each call.
     csIngest: { file: script('ingest'), include: [script('bucket')] },
     csClaim: { file: script('claim'), numberOfKeys: 2 },
+    csMark: { file: script('mark'), numberOfKeys: 1 },
   })
   const r = redis as ScriptedRedis
   const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
@@ -131,24 +137,38 @@ export function createRules(redis: Redis, settings: Settings) {
       })
     },
 
-    /** Which of these requests reached ClickHouse ('1'), failed for sure ('0'), or are unknown (null). */
-    async requestStates(videoId: string, requestIds: string[]): Promise<Map<string, '1' | '0' | null>> {
+    /**
+     * Which of these requests of a session reached ClickHouse ('1'), failed for sure ('0'), or
+     * are unknown (null). Marks written before 3 December are keys of their own, read too until
+     * they have expired with their tokens (PLAYBACK_TOKEN_TTL_SECONDS, at most EVENT_DEDUP_DAYS).
+     */
+    async requestStates(videoId: string, sessionId: string, requestIds: string[]): Promise<Map<string, '1' | '0' | null>> {
       const asked = requestIds.filter((id) => id !== STORED_IN_CLICKHOUSE)
-      const values = asked.length > 0 ? await r.mget(...asked.map((id) => keys.committed(videoId, id))) : []
-      const states = new Map<string, '1' | '0' | null>(asked.map((id, i) => [id, (values[i] as '1' | '0' | null) ?? null]))
+      const states = new Map<string, '1' | '0' | null>()
+      if (asked.length > 0) {
+        const res = await r
+          .pipeline()
+          .hmget(keys.sessionEvents(videoId, sessionId), ...asked.map(markField))
+          .mget(...asked.map((id) => keys.legacyMark(videoId, id)))
+          .exec()
+        for (const [err] of res ?? []) if (err) throw err
+        const [inHash, ownKeys] = (res ?? []).map(([, v]) => v as (string | null)[])
+        asked.forEach((id, i) => states.set(id, (inHash?.[i] ?? ownKeys?.[i] ?? null) as '1' | '0' | null))
+      }
       if (asked.length < requestIds.length) states.set(STORED_IN_CLICKHOUSE, '1')
       return states
     },
 
     /**
-     * Records that requests reached ClickHouse (or failed for certain), for retries to read,
-     * as long as their session's records are kept (`exp`: when its token expires, epoch s).
+     * Records that requests reached ClickHouse (or failed for certain), for retries to read, in
+     * the hash of their session's decisions: a mark lives exactly as long as the records that
+     * name its request (DECISION_IDLE_MINUTES after the session's last batch, at most until its
+     * token expires), and none is written once they have expired.
      */
-    async markRequests(entries: { videoId: string; requestId: string; exp?: number }[], committed: boolean): Promise<void> {
+    async markRequests(entries: { videoId: string; sessionId: string; requestId: string }[], committed: boolean): Promise<void> {
       if (entries.length === 0) return
-      const now = Date.now()
-      const p = r.pipeline()
-      for (const e of entries) p.set(keys.committed(e.videoId, e.requestId), committed ? '1' : '0', 'EX', committed ? keepSeconds(e.exp, now) : Math.min(3600, keepSeconds(e.exp, now)))
+      const p = r.pipeline() as ChainableCommander & { csMark(events: string, field: string, value: '1' | '0'): ChainableCommander }
+      for (const e of entries) p.csMark(keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), committed ? '1' : '0')
       const res = await p.exec()
       for (const [err] of res ?? []) if (err) throw err
     },

@@ -14,7 +14,10 @@ export const keys = {
   resume: (videoId: string, viewerId: string) => `${v(videoId)}:r:${viewerId}`,
   /** String counter: counted views of the video since the last reconciliation. */
   liveViews: (videoId: string) => `${v(videoId)}:views`,
-  /** Hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>" (the decision taken for it). */
+  /**
+   * Hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>" (the decision taken for
+   * it), and "c:<request id>" -> '1' / '0': the request reached ClickHouse / failed (mark.lua).
+   */
   sessionEvents: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:ev`,
   /** Hash: the session's counting state (last event time, credited watch time, viewed flag, ads seen). */
   sessionState: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:st`,
@@ -26,8 +29,12 @@ export const keys = {
   adViewerWindow: (videoId: string, adId: string, viewerId: string) => `${v(videoId)}:aw:${adId}:${viewerId}`,
   /** Token bucket of one playback session (token). */
   tokenBucket: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:rl`,
-  /** String: a request's events reached ClickHouse. */
-  committed: (videoId: string, requestId: string) => `${v(videoId)}:c:${requestId}`,
+  /**
+   * String: a request's events reached ClickHouse, as marked until 3 December (kept until the
+   * token expired, hours after the records naming the request). Now a field of sessionEvents;
+   * these are only read, until the last of them has expired.
+   */
+  legacyMark: (videoId: string, requestId: string) => `${v(videoId)}:c:${requestId}`,
   /** Token bucket of one client IP, in its own slot. */
   ipBucket: (ip: string) => `cs:{ip:${ip}}:rl`,
 }
