@@ -6,7 +6,7 @@ import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
 import { createClickHouse, type ClickHouseClient } from './clickhouse.ts'
 import type { Settings } from './config.ts'
 import { createLogger } from './log.ts'
-import { createMetrics } from './metrics.ts'
+import { createMetrics, trackEmbeddedEngineMemory } from './metrics.ts'
 import { createRedis, waitForRedis, type Redis } from './redis.ts'
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
 import type { Services } from './services.ts'
@@ -64,12 +64,19 @@ export async function createServices(
   })
   const ownsRedis = !opts.redis
   const ownsCh = !opts.ch
+  const metrics = createMetrics()
+  if (settings.CLICKHOUSE_URL === undefined)
+    trackEmbeddedEngineMemory(metrics, async () => {
+      const rs = await ch.query({ query: "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'", format: 'JSONEachRow' })
+      const [row] = await rs.json<{ value: string | number }>()
+      return Number(row?.value ?? 0)
+    })
   return {
     settings,
     ch,
     redis,
     log,
-    metrics: createMetrics(),
+    metrics,
     playbackKeys,
     verifyPlaybackToken,
     migrationsApplied: applied,

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 /**
  * One Prometheus registry per process, served at `/metrics`. Each component adds
@@ -33,3 +33,22 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/**
+ * What the embedded engine (chDB, in this process) has allocated and tracks, read at each
+ * scrape: the rest of the process's RSS beyond it and the JavaScript heap is code mapped from
+ * disk and the allocators' free pages. In server mode ClickHouse reports its own.
+ */
+export function trackEmbeddedEngineMemory(metrics: Metrics, read: () => Promise<number>): void {
+  let last = 0
+  new Gauge({
+    name: 'cs_clickhouse_embedded_memory_tracked_bytes',
+    help: "Memory the embedded ClickHouse engine tracks (system.metrics MemoryTracking)",
+    registers: [metrics.registry],
+    async collect() {
+      // A failed read (the engine busy closing) keeps the last value rather than failing the scrape.
+      last = await read().catch(() => last)
+      this.set(last)
+    },
+  })
+}

@@ -153,10 +153,12 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
-let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverHwmKb = 0
+/** The server's RSS at the end of the load: anonymous memory (heaps, the engine's) and pages of files (code mapped from disk). */
+let serverRssAtEnd = { anonymous_mib: 0, file_mib: 0 }
 let redisKeys: Awaited<ReturnType<typeof redisKeyCensus>>
 let redisUsedAtEndMib: number | undefined
 const serverThreads: Record<string, number> = {}
@@ -172,6 +174,7 @@ try {
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
   serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
+  serverRssAtEnd = { anonymous_mib: Math.round((procStatusKb(serverPid, 'RssAnon') ?? 0) / 1024), file_mib: Math.round((procStatusKb(serverPid, 'RssFile') ?? 0) / 1024) }
   redisUsedAtEndMib = await redisUsedMib()
   redisKeys = await redisKeyCensus()
   // Where the server's CPU went, by thread name: the JavaScript thread, chDB's pools, Bun's own.
@@ -243,6 +246,7 @@ const figures = {
   sessions_started: load.sessions_started,
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
   server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
+  server_rss_at_end: { ...serverRssAtEnd, js_heap_mib: flushes.js_heap_mib, engine_tracked_mib: flushes.engine_tracked_mib },
   redis_peak_rss_mib: Math.round(redisPeakRssKb / 1024),
   redis_rss_mib_by_10s: Array.from(redisRssByTenSeconds, (v) => v ?? 0),
   /** INFO used_memory: what Redis's keys take, without the allocator's pages not given back to the system. */
@@ -297,7 +301,11 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['accepted / duplicates', `${load.accepted} / ${load.duplicates}`],
   ['rejected by reason', JSON.stringify(load.rejected)],
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
-  ['server peak RSS (MiB); JS heap at the end', `${figures.server_peak_rss_mib}; ${flushes.js_heap_mib}`],
+  ['server peak RSS (MiB)', figures.server_peak_rss_mib],
+  [
+    'server RSS at the end (MiB): anonymous (JS heap, engine tracked) + files',
+    `${serverRssAtEnd.anonymous_mib} (${flushes.js_heap_mib}, ${flushes.engine_tracked_mib}) + ${serverRssAtEnd.file_mib}`,
+  ],
   ['server RSS, largest in each 10 s (MiB)', figures.server_rss_mib_by_10s.join(' ')],
   ['Redis peak RSS (MiB); grown per accepted event (bytes)', `${figures.redis_peak_rss_mib}; ${figures.redis_rss_bytes_per_accepted_event}`],
   ['Redis RSS, largest in each 10 s (MiB)', figures.redis_rss_mib_by_10s.join(' ')],
@@ -336,6 +344,8 @@ type ServerMetrics = {
   /** Mean seconds a request spent deciding (validation, Redis rules) and waiting for its flush. */
   stage_mean_seconds: { decide: number; commit: number }
   js_heap_mib: number
+  /** What the embedded engine tracks as allocated (MemoryTracking) at the end of the run. */
+  engine_tracked_mib: number
   server_side_latency: Record<string, number>
 }
 
@@ -357,8 +367,10 @@ async function flushMetrics(url: string): Promise<ServerMetrics> {
       decide: v('cs_ingest_stage_duration_seconds_sum{stage="decide"}') / v('cs_ingest_stage_duration_seconds_count{stage="decide"}'),
       commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
     },
-    // The JavaScript heap at the end of the run; the rest of the RSS is the engine's.
+    // The JavaScript heap and the engine's tracked memory at the end of the run; the rest of
+    // the RSS is code mapped from disk and the allocators' free pages.
     js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
+    engine_tracked_mib: Math.round(v('cs_clickhouse_embedded_memory_tracked_bytes') / 1048576),
     server_side_latency: serverLatency(text),
   }
 }

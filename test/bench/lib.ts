@@ -72,7 +72,7 @@ export function zipf(n: number, s: number, random: () => number): () => number {
 }
 
 /** Fields of /proc/<pid>/status in kB (VmRSS, VmHWM), or undefined once the process is gone. */
-export function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+export function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number | undefined {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
     return m ? Number(m[1]) : undefined
