@@ -40,10 +40,11 @@ export async function startPrivateRedis(opts: { dir: string; port?: number; pers
     '--appendfsync', 'everysec',
     '--daemonize', 'no',
     '--logfile', join(opts.dir, 'redis.log'),
-    // Sessions' decisions expire by the thousand while most keys live for hours (request marks,
-    // session state, resume positions): at the default effort Redis reclaims expired keys only
-    // while they are over ~10 % of the keys with a TTL it samples, which let expired decisions
-    // pile up (bench:ingest with DECISION_IDLE_MINUTES=5: no plateau in 7 minutes).
+    // Sessions' decisions expire by the thousand while most keys live for hours (session state,
+    // viewer windows, resume positions): at the default effort (1) Redis reclaims expired keys
+    // only while they are over ~10 % of the keys with a TTL it samples, which let expired
+    // decisions pile up (bench:ingest with DECISION_IDLE_MINUTES=5: no plateau in 8 minutes;
+    // at 10, level after 6; see README, Performance).
     '--active-expire-effort', '10',
   ]
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' })

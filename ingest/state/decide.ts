@@ -62,16 +62,14 @@ export function createRules(redis: Redis, settings: Settings) {
   const r = redis as ScriptedRedis
   const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
   const maxKeepSeconds = settings.EVENT_DEDUP_DAYS * 86_400
-  /**
-   * How long a session's records (its events' decisions, its state, its requests' marks)
-   * are kept, in seconds: until its playback token has expired, plus the clock tolerance
-   * the edges allow and a minute, never longer than EVENT_DEDUP_DAYS. No request of the
-   * session can be taken after that (its token is refused), so an id is still counted
-   * once however often it is sent, and Redis holds the last hours of events instead of
-   * the last week (about 100 bytes each).
-   */
   /** An event decided at time t has ts <= t + this, whichever edge's clock t is read on. */
   const decidedTsMarginMs = (settings.FUTURE_TOLERANCE_SECONDS + settings.CLOCK_TOLERANCE_SECONDS) * 1000
+  /**
+   * The longest a session's records are kept, in seconds (its state; its decisions and its
+   * requests' marks go sooner, DECISION_IDLE_MINUTES after its last batch): until its playback
+   * token has expired, plus the clock tolerance the edges allow and a minute, never longer than
+   * EVENT_DEDUP_DAYS. No request of the session can be taken after that (its token is refused).
+   */
   const keepSeconds = (exp: number | undefined, now: number): number =>
     exp === undefined ? maxKeepSeconds : Math.max(60, Math.min(maxKeepSeconds, exp + settings.CLOCK_TOLERANCE_SECONDS + 60 - Math.floor(now / 1000)))
 

@@ -67,7 +67,9 @@ console.error(`[bench:ingest] data ${dataDir}; ${sessions} sessions for ${second
 // --profile DIR: the server writes a CPU profile (.cpuprofile and markdown) there when it stops.
 const profileDir = flags.get('profile')
 const profileArgs = profileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`] : []
-const server = await startServerProcess({ cmd: BUN, args: [...profileArgs, 'lib/main.ts'], env: serverEnv, port })
+// --bun-args '--smol': options for the server's Bun (recorded in the results' settings).
+const serverBunArgs = (flags.get('bun-args') ?? '').split(' ').filter(Boolean)
+const server = await startServerProcess({ cmd: BUN, args: [...profileArgs, ...serverBunArgs, 'lib/main.ts'], env: serverEnv, port })
 const serverPid = server.proc.pid!
 const redisPid = childPids(serverPid).find((p) => processName(p).startsWith('redis'))
 const loadBefore = loadNow()
@@ -286,6 +288,7 @@ const settingsUsed = {
   server_env: Object.fromEntries(
     ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'LOAD_MAX_ROWS', 'LOAD_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY', 'DECISION_IDLE_MINUTES'].map((k) => [k, String(settings[k as keyof typeof settings])]),
   ),
+  server_bun_args: serverBunArgs.join(' '),
   smoke,
 }
 
