@@ -80,6 +80,18 @@ describe('benchmarks in smoke mode', () => {
     }
   }, 120_000)
 
+  it('bench:redis-clients times the same ingest-sized EVALSHA through ioredis and Bun.RedisClient', async () => {
+    const out = join(dir, 'redis-clients.json')
+    const r = await run('redis-clients.ts', ['--out', out])
+    expect(r.code, r.out).toBe(0)
+    const { figures: f } = read(out)
+    expect(f.runs.map((x: { client: string }) => x.client)).toEqual(['ioredis', 'Bun.RedisClient'])
+    for (const x of f.runs) {
+      expect(x.calls_per_second).toBeGreaterThan(0)
+      expect(x.cpu_us_per_call).toBeGreaterThan(0)
+    }
+  }, 60_000)
+
   it('bench:settle generates a day, settles it, and the naive settlement gives the same amounts', async () => {
     const out = join(dir, 'settle.json')
     const r = await run('settle.ts', ['--data-dir', join(dir, 'data'), '--out', out])
