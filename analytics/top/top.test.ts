@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
+import { rows, startTestClickHouse, type TestClickHouse } from '../../test/harness/engines.ts'
+import { topVideos, type TopGrain, type TopMetric } from './queries.ts'
+
+let t: TestClickHouse
+beforeAll(async () => {
+  t = await startTestClickHouse()
+})
+afterAll(() => t.stop())
+
+/** A deterministic generator, so a failure can be replayed. */
+function rng(seed: number) {
+  let x = seed
+  return () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32)
+}
+
+/** Plays and watch time of `videos` videos on 2 March (Seoul), Zipf-like, in `batches` inserts (a part each). */
+async function load(prefix: string, seed: number, videos: number, events: number, batches: number): Promise<void> {
+  const random = rng(seed)
+  for (let b = 0; b < batches; b++) {
+    const batch: EventRow[] = []
+    for (let i = 0; i < events / batches; i++) {
+      const v = Math.floor(videos ** random()) - 1 // heavier on the first videos
+      const at = `2026-03-0${random() < 0.8 ? 2 : 3} 0${Math.floor(random() * 9)}:00:00`
+      const common = { video_id: `${prefix}-v${v}`, creator_id: `${prefix}-c${v % 7}`, viewer_id: `w${i}`, at }
+      batch.push(random() < 0.6 ? { ...common, type: 'play' } : { ...common, type: 'progress', credited_watch_ms: 1000 * Math.floor(1 + random() * 30) })
+    }
+    await insertEvents(t.ch, batch)
+  }
+}
+
+/** `n` counted plays of a video on 2 March, in one insert. */
+const plays = (video: string, n: number): EventRow[] => Array.from({ length: n }, (_, i) => ({ type: 'play', video_id: video, creator_id: 'c', viewer_id: `w${i}`, at: '2026-03-02 01:00:00' }))
+
+const TABLES: Record<TopGrain, [string, string]> = { day: ['video_stats_per_day', 'day'], week: ['video_stats_per_week', 'week'], month: ['video_stats_per_month', 'month'] }
+const PERIODS: Record<TopGrain, string> = { day: '2026-03-02', week: '2026-03-02', month: '2026-03-01' }
+
+/** The same ranking by an independent formulation: a GROUP BY over every row of the period. */
+async function reference(grain: TopGrain, metric: TopMetric, limit: number, prefix: string) {
+  const [table, period] = TABLES[grain]
+  const m = metric === 'views' ? 'views' : 'watch_ms'
+  return rows<{ video_id: string; views: string; watch_ms: string }>(
+    t.ch,
+    `SELECT video_id, sum(views) AS views, sum(watch_ms) AS watch_ms FROM ${table}
+     WHERE ${period} = {p:Date} AND startsWith(video_id, {prefix:String}) GROUP BY video_id HAVING views > 0 OR watch_ms > 0
+     ORDER BY ${m} DESC, video_id LIMIT {limit:UInt32}`,
+    { p: PERIODS[grain], prefix: `${prefix}-`, limit },
+  ).then((r) => r.map((x) => [x.video_id, Number(x.views), Number(x.watch_ms)]))
+}
+
+describe('the platform top of a period', () => {
+  it('keeps one row per video in each part of the aggregate tables, which the threshold read relies on', async () => {
+    await load('inv', 1, 50, 2_000, 3)
+    for (const [table, period] of Object.values(TABLES)) {
+      const [dup] = await rows<{ n: string }>(t.ch, `SELECT count() AS n FROM (SELECT _part, ${period}, creator_id, video_id FROM ${table} GROUP BY ALL HAVING count() > 1)`)
+      expect(Number(dup!.n), table).toBe(0)
+    }
+  })
+
+  it('is exact when read by the threshold: every grain, metric and length against a GROUP BY of the whole period', async () => {
+    // Each dataset in its own tables' rows (a prefix per dataset), spread over several parts.
+    let byThreshold = 0
+    for (const seed of [11, 12, 13]) {
+      await t.ch.command({ query: 'TRUNCATE TABLE raw_events' })
+      for (const [table] of Object.values(TABLES)) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+      const prefix = `s${seed}`
+      await load(prefix, seed, 400, 6_000, 6)
+      for (const grain of ['day', 'week', 'month'] as const)
+        for (const metric of ['views', 'watch_time'] as const)
+          for (const limit of [1, 5, 20]) {
+            const got = await topVideos(t.ch, { metric, grain, date: PERIODS[grain], limit }, { onRead: (how) => (byThreshold += how === 'threshold' ? 1 : 0) })
+            expect(got.rows.map((r) => [r.video_id, r.views, r.watch_ms]), `${seed} ${grain} ${metric} ${limit}`).toEqual(await reference(grain, metric, limit, prefix))
+          }
+    }
+    expect(byThreshold).toBe(3 * 3 * 2 * 3)
+  })
+
+  it('finds a video whose views are spread over parts, each under the threshold', async () => {
+    await t.ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const [table] of Object.values(TABLES)) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+    await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
+    try {
+      await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
+      // 4 parts of 31 views: 124 in all, third; each row is under the fifth total (110).
+      for (let i = 0; i < 4; i++) await insertEvents(t.ch, plays('spread', 31))
+      let how = ''
+      const got = await topVideos(t.ch, { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 }, { onRead: (h) => (how = h) })
+      expect(how).toBe('threshold')
+      expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([
+        ['top4', 140],
+        ['top3', 130],
+        ['spread', 124],
+        ['top2', 120],
+        ['top1', 110],
+      ])
+    } finally {
+      await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
+    }
+  })
+
+  it('reads the whole period when more parts were inserted meanwhile than it allowed for, and stays exact', async () => {
+    await t.ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const [table] of Object.values(TABLES)) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+    // Five videos of 100 to 140 views, one part.
+    await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
+    await t.ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+    // Meanwhile ten inserts of 11 views each for another video: each row is under 100 / (1 part + 8 allowed),
+    // so the threshold alone would miss it, and its 110 views rank it fourth.
+    let how = ''
+    const got = await topVideos(
+      t.ch,
+      { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 },
+      {
+        beforeRanking: async () => {
+          for (let i = 0; i < 10; i++) await insertEvents(t.ch, plays('late', 11))
+        },
+        onRead: (h) => (how = h),
+      },
+    )
+    expect(how).toBe('whole period')
+    expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([
+      ['top4', 140],
+      ['top3', 130],
+      ['top2', 120],
+      ['late', 110],
+      ['top1', 110],
+    ])
+  })
+})
