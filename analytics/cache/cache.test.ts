@@ -177,6 +177,16 @@ describe('top', () => {
     expect(one.body?.rows).toEqual(first.body?.rows.slice(0, 1))
   })
 
+  it('keeps a top of 10 rows for short limits and one of 100 for longer ones', async () => {
+    const path = (limit: number) => `/v1/top?metric=watch_time&grain=day&date=2026-03-01&limit=${limit}`
+    expect((await get(path(3), analyst.token)).cache).toBe('analytics; fwd=miss; stored')
+    expect((await get(path(10), analyst.token)).cache).toBe('analytics; hit')
+    const long = await get(path(11), analyst.token)
+    expect(long.cache).toBe('analytics; fwd=miss; stored')
+    expect((await get(path(100), analyst.token)).cache).toBe('analytics; hit')
+    expect(long.body?.rows).toEqual((await topVideos(api.s.ch, { metric: 'watch_time', grain: 'day', date: '2026-03-01', limit: 11 })).rows)
+  })
+
   it('reuses the platform top of an open day for PLATFORM_TOP_OPEN_CACHE_TTL_SECONDS, then queries it again', async () => {
     const path = '/v1/top?metric=views&grain=day&date=2026-03-02'
     const first = await get(path, analyst.token)
