@@ -28,8 +28,9 @@ export const MAX_TOP_LIMIT = 100
  * The aggregate table holds one row per (period, creator, video) once merged, so the
  * ranking reads it with FINAL (rows still spread over parts are merged as they are
  * read; a merged period is read as a plain scan, about 3x faster than a GROUP BY over
- * it), and only the rows ranked get their titles, looked up by primary key: the
- * videos table is never read whole.
+ * it): a creator's rows whole, the platform's by a threshold (platformTopByThreshold),
+ * and only the rows ranked get their titles, looked up by primary key: the videos
+ * table is never read whole.
  */
 export async function topVideos(ch: ClickHouseClient, q: TopQuery, opts: TopOptions = {}): Promise<{ period: string; rows: TopRow[] }> {
   const { table, period } = SOURCES[q.grain]
