@@ -36,6 +36,11 @@ const plays = (video: string, n: number): EventRow[] => Array.from({ length: n }
 const TABLES: Record<TopGrain, [string, string]> = { day: ['video_stats_per_day', 'day'], week: ['video_stats_per_week', 'week'], month: ['video_stats_per_month', 'month'] }
 const PERIODS: Record<TopGrain, string> = { day: '2026-03-02', week: '2026-03-02', month: '2026-03-01' }
 
+/** Empties raw_events and the three aggregate tables, so a dataset is ranked alone. */
+async function emptyTables(): Promise<void> {
+  for (const table of ['raw_events', ...Object.values(TABLES).map(([name]) => name)]) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+}
+
 /** The same ranking by an independent formulation: a GROUP BY over every row of the period. */
 async function reference(grain: TopGrain, metric: TopMetric, limit: number, prefix: string) {
   const [table, period] = TABLES[grain]
@@ -62,8 +67,7 @@ describe('the platform top of a period', () => {
     // Each dataset in its own tables' rows (a prefix per dataset), spread over several parts.
     let byThreshold = 0
     for (const seed of [11, 12, 13]) {
-      await t.ch.command({ query: 'TRUNCATE TABLE raw_events' })
-      for (const [table] of Object.values(TABLES)) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+      await emptyTables()
       const prefix = `s${seed}`
       await load(prefix, seed, 400, 6_000, 6)
       for (const grain of ['day', 'week', 'month'] as const)
@@ -77,8 +81,7 @@ describe('the platform top of a period', () => {
   })
 
   it('finds a video whose views are spread over parts, each under the threshold', async () => {
-    await t.ch.command({ query: 'TRUNCATE TABLE raw_events' })
-    for (const [table] of Object.values(TABLES)) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+    await emptyTables()
     await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
     try {
       await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
@@ -100,8 +103,7 @@ describe('the platform top of a period', () => {
   })
 
   it('reads the whole period when more parts were inserted meanwhile than it allowed for, and stays exact', async () => {
-    await t.ch.command({ query: 'TRUNCATE TABLE raw_events' })
-    for (const [table] of Object.values(TABLES)) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
+    await emptyTables()
     // Five videos of 100 to 140 views, one part.
     await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
     await t.ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })

@@ -23,6 +23,8 @@ type ScriptedRedis = Redis & {
   csClaim(events: string, state: string, ...args: string[]): Promise<number[]>
   csMark(events: string, field: string, value: '1' | '0'): Promise<number>
 }
+/** A pipeline of the client, with the scripts it queues. */
+type ScriptedPipeline = ChainableCommander & { csMark(events: string, field: string, value: '1' | '0'): ChainableCommander }
 
 /** The field of a request's mark in its session's events hash (see mark.lua). */
 const markField = (requestId: string) => `c:${requestId}`
@@ -165,7 +167,7 @@ export function createRules(redis: Redis, settings: Settings) {
      */
     async markRequests(entries: { videoId: string; sessionId: string; requestId: string }[], committed: boolean): Promise<void> {
       if (entries.length === 0) return
-      const p = r.pipeline() as ChainableCommander & { csMark(events: string, field: string, value: '1' | '0'): ChainableCommander }
+      const p = r.pipeline() as ScriptedPipeline
       for (const e of entries) p.csMark(keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), committed ? '1' : '0')
       const res = await p.exec()
       for (const [err] of res ?? []) if (err) throw err

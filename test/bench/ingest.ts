@@ -15,12 +15,12 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
 import { loadSettings } from '../../lib/config.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
+import { watchRedis } from './ingest-redis.ts'
 import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
@@ -76,62 +76,15 @@ const loadBefore = loadNow()
 const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid) }
 
 let peakRssKb = 0
-/** Redis keeps the edge's state (decisions of event ids, sessions, windows): its RSS at the start and its largest. */
-const redisRssStartKb = redisPid ? (procStatusKb(redisPid, 'VmRSS') ?? 0) : 0
-let redisPeakRssKb = redisRssStartKb
-/** Redis's largest RSS in each 10 s (MiB): decisions expire DECISION_IDLE_MINUTES after a session's last batch, so it levels off. */
-const redisRssByTenSeconds: number[] = []
 /** The server's largest RSS in each 10 s of the run (MiB): tells a plateau from growth. */
 const rssByTenSeconds: number[] = []
 const sampledFrom = performance.now()
-/** What Redis holds (INFO used_memory, MiB) at 10 s, 20 s, ...: tells live keys from allocator pages not given back. */
-const redisUsedByTenSeconds: number[] = []
-const redisClient = redisPid ? new Redis({ path: join(settings.dataDir, 'redis', 'redis.sock'), lazyConnect: true, maxRetriesPerRequest: 1 }) : undefined
-const redisUsedMib = async (): Promise<number | undefined> => {
-  const info = await redisClient?.info('memory').catch(() => undefined)
-  const used = info?.match(/^used_memory:(\d+)/m)?.[1]
-  return used === undefined ? undefined : Math.round(Number(used) / 1024 / 1024)
-}
-const redisUsedSampler = setInterval(() => {
-  const slot = Math.round((performance.now() - sampledFrom) / 10_000) - 1 // taken at 10 s, 20 s, ...
-  void redisUsedMib().then((mib) => {
-    if (mib !== undefined) redisUsedByTenSeconds[slot] = mib
-  })
-}, 10_000)
-/** What kind of key each Redis key is (ingest/state/keys.ts), from its name. */
-const KEY_KINDS: [string, RegExp][] = [
-  ['session decisions', /:s:[^:]+:ev$/],
-  ['session state', /:s:[^:]+:st$/],
-  ['session token bucket', /:s:[^:]+:rl$/],
-  ['request loaded marks', /:c:[^:]+$/],
-  ['resume positions', /:r:[^:]+$/],
-  ['viewer windows', /:(vw|aw:[^:]+):[^:]+$/],
-  ['IP windows and buckets', /(:ip:[^:]+|^cs:\{ip:[^}]+\}:rl)$/],
-  ['live view counters', /:views$/],
-]
-/** Redis's keys at the end of the load: how many, and a sample of RANDOMKEY classified by kind (share of keys). */
-async function redisKeyCensus(samples = 2_000): Promise<{ keys: number; sampled_share_by_kind: Record<string, number> } | undefined> {
-  if (!redisClient) return undefined
-  const keys = await redisClient.dbsize()
-  const counts: Record<string, number> = {}
-  for (let i = 0; i < samples && keys > 0; i++) {
-    const key = await redisClient.randomkey()
-    if (key === null) break
-    const kind = KEY_KINDS.find(([, re]) => re.test(key))?.[0] ?? 'other'
-    counts[kind] = (counts[kind] ?? 0) + 1
-  }
-  const n = Object.values(counts).reduce((a, b) => a + b, 0)
-  return { keys, sampled_share_by_kind: Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([k, c]) => [k, +(c / n).toFixed(3)])) }
-}
+/** Redis keeps the edge's state (decisions of event ids, sessions, windows); decisions expire DECISION_IDLE_MINUTES after a session's last batch, so it levels off. */
+const redis = watchRedis(redisPid, join(settings.dataDir, 'redis', 'redis.sock'), sampledFrom)
 const sampler = setInterval(() => {
   const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
   peakRssKb = Math.max(peakRssKb, rss)
-  if (redisPid) {
-    const redisRss = procStatusKb(redisPid, 'VmRSS') ?? 0
-    redisPeakRssKb = Math.max(redisPeakRssKb, redisRss)
-    const redisSlot = Math.floor((performance.now() - sampledFrom) / 10_000)
-    redisRssByTenSeconds[redisSlot] = Math.max(redisRssByTenSeconds[redisSlot] ?? 0, Math.round(redisRss / 1024))
-  }
+  redis.sample()
   const slot = Math.floor((performance.now() - sampledFrom) / 10_000)
   rssByTenSeconds[slot] = Math.max(rssByTenSeconds[slot] ?? 0, Math.round(rss / 1024))
 }, 250)
@@ -161,8 +114,6 @@ let cpuRedis = 0
 let serverHwmKb = 0
 /** The server's RSS at the end of the load: anonymous memory (heaps, the engine's) and pages of files (code mapped from disk). */
 let serverRssAtEnd = { anonymous_mib: 0, file_mib: 0 }
-let redisKeys: Awaited<ReturnType<typeof redisKeyCensus>>
-let redisUsedAtEndMib: number | undefined
 const serverThreads: Record<string, number> = {}
 try {
   await runJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], {
@@ -177,8 +128,7 @@ try {
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
   serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
   serverRssAtEnd = { anonymous_mib: Math.round((procStatusKb(serverPid, 'RssAnon') ?? 0) / 1024), file_mib: Math.round((procStatusKb(serverPid, 'RssFile') ?? 0) / 1024) }
-  redisUsedAtEndMib = await redisUsedMib()
-  redisKeys = await redisKeyCensus()
+  await redis.atEnd()
   // Where the server's CPU went, by thread name: the JavaScript thread, chDB's pools, Bun's own.
   for (const [name, sec] of threadCpuSeconds(serverPid)) {
     const used = sec - (cpuBefore.threads.get(name) ?? 0)
@@ -186,8 +136,7 @@ try {
   }
 } finally {
   clearInterval(sampler)
-  clearInterval(redisUsedSampler)
-  redisClient?.disconnect()
+  redis.stop()
   server.kill('SIGTERM')
 }
 const exitCode = await server.exited
@@ -249,14 +198,7 @@ const figures = {
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
   server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
   server_rss_at_end: { ...serverRssAtEnd, js_heap_mib: flushes.js_heap_mib, engine_tracked_mib: flushes.engine_tracked_mib },
-  redis_peak_rss_mib: Math.round(redisPeakRssKb / 1024),
-  redis_rss_mib_by_10s: Array.from(redisRssByTenSeconds, (v) => v ?? 0),
-  /** INFO used_memory: what Redis's keys take, without the allocator's pages not given back to the system. */
-  redis_used_memory_mib_by_10s: Array.from(redisUsedByTenSeconds, (v) => v ?? 0),
-  redis_used_memory_mib_at_end: redisUsedAtEndMib ?? null,
-  redis_keys_at_end: redisKeys ?? null,
-  /** What Redis grew by per acknowledged event: the state it keeps for each (see EVENT_DEDUP_DAYS). */
-  redis_rss_bytes_per_accepted_event: load.accepted > 0 ? Math.round(((redisPeakRssKb - redisRssStartKb) * 1024) / load.accepted) : null,
+  ...redis.figures(load.accepted),
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
   redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
   generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
@@ -315,7 +257,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['Redis used_memory at 10 s, 20 s, ... (MiB)', figures.redis_used_memory_mib_by_10s.join(' ')],
   [
     'Redis keys at the end: count; sampled share by kind',
-    redisKeys ? `${redisKeys.keys}; ${Object.entries(redisKeys.sampled_share_by_kind).map(([k, v]) => `${k} ${(v * 100).toFixed(1)} %`).join(', ')}` : 'n/a',
+    figures.redis_keys_at_end ? `${figures.redis_keys_at_end.keys}; ${Object.entries(figures.redis_keys_at_end.sampled_share_by_kind).map(([k, v]) => `${k} ${(v * 100).toFixed(1)} %`).join(', ')}` : 'n/a',
   ],
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
