@@ -54,6 +54,12 @@ export const analyticsSettingsSchema = z.object({
    * the reuse should a mark be lost. 0: always queried.
    */
   OPEN_PERIOD_REUSE_MAX_MS: int(0, 60_000).default(10_000),
+  /**
+   * Most unique viewers of open periods a process keeps in sets (about 16 bytes each), so
+   * that the stats of a busy video read only the states loaded since its last read
+   * instead of merging all of them again. 0: every read merges them in ClickHouse.
+   */
+  OPEN_VIEWER_SETS_MAX: int(0, 1_000_000_000).default(4_000_000),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { applyRuntimeSchemaSettings, migrate, type Migration } from '../migrations/runner.ts'
+import { bumpAggregatesGeneration } from './aggregates-generation.ts'
 import { finishWal } from '../ingest/repair.ts'
 import { loadPlaybackKeys } from '../ingest/tokens/keys.ts'
 import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
@@ -53,7 +54,10 @@ export async function createServices(
   let applied: Migration[] = []
   if (opts.migrate ?? true) {
     const ingestStopped = opts.ingestStopped ?? settings.embedded
-    applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, { drainIngest: ingestStopped ? () => finishWal({ settings, ch, redis, log }) : undefined })
+    applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, {
+      drainIngest: ingestStopped ? () => finishWal({ settings, ch, redis, log }) : undefined,
+      tablesRewritten: () => bumpAggregatesGeneration(redis),
+    })
     await applyRuntimeSchemaSettings(ch, settings)
     if (applied.length > 0) log.info('migrations applied', { versions: applied.map((m) => m.version) })
   }

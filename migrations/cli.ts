@@ -3,12 +3,14 @@
  * rewrites tables ingest writes into runs only with ingest stopped: in embedded mode
  * that holds here (a running server would own the data folder); in server mode the
  * operator stops every edge and says so with --ingest-stopped. Either way what this
- * host's write-ahead log still holds is loaded first (Redis is opened only for that).
+ * host's write-ahead log still holds is loaded first, and once such a migration has run
+ * the aggregates generation is bumped (Redis is opened only for those).
  */
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { finishWal } from '../ingest/repair.ts'
 import { createWal, walDir } from '../ingest/wal.ts'
+import { bumpAggregatesGeneration } from '../lib/aggregates-generation.ts'
 import { createClickHouse } from '../lib/clickhouse.ts'
 import { loadSettingsOrExit } from '../lib/config.ts'
 import { createLogger } from '../lib/log.ts'
@@ -28,18 +30,24 @@ const log = createLogger(settings.LOG_LEVEL)
 const ch = createClickHouse(settings)
 const closing: (() => Promise<void> | void)[] = [() => ch.close()]
 
+let redis: ReturnType<typeof createRedis> | undefined
+async function openRedis(): Promise<ReturnType<typeof createRedis>> {
+  if (redis) return redis
+  const local = settings.REDIS_URL ? undefined : await startPrivateRedis({ dir: join(settings.dataDir, 'redis') })
+  const client = createRedis(local ? local.target : { url: settings.REDIS_URL! })
+  closing.push(() => local?.stop(), () => client.disconnect())
+  await waitForRedis(client)
+  return (redis = client)
+}
+
 async function drainIngest(): Promise<void> {
   const wal = createWal(walDir(settings))
   if (wal.tokens().length === 0 && wal.loads().length === 0) return
-  const local = settings.REDIS_URL ? undefined : await startPrivateRedis({ dir: join(settings.dataDir, 'redis') })
-  const redis = createRedis(local ? local.target : { url: settings.REDIS_URL! })
-  closing.push(() => local?.stop(), () => redis.disconnect())
-  await waitForRedis(redis)
-  await finishWal({ settings, ch, redis, log })
+  await finishWal({ settings, ch, redis: await openRedis(), log })
 }
 
 try {
-  const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, settings.embedded || values['ingest-stopped'] ? { drainIngest } : {})
+  const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, { ...(settings.embedded || values['ingest-stopped'] ? { drainIngest } : {}), tablesRewritten: async () => bumpAggregatesGeneration(await openRedis()) })
   await applyRuntimeSchemaSettings(ch, settings)
   console.log(applied.length === 0 ? 'schema is up to date' : applied.map((m) => `applied ${m.version} ${m.name}`).join('\n'))
 } catch (err) {

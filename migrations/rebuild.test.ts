@@ -8,6 +8,7 @@ import { repairWal } from '../ingest/repair.ts'
 import { createRules, type Outcome } from '../ingest/state/decide.ts'
 import type { PlaybackClaims } from '../ingest/tokens/playback.ts'
 import { createWal, walDir } from '../ingest/wal.ts'
+import { AGGREGATES_GENERATION_KEY } from '../lib/aggregates-generation.ts'
 import { createClickHouse, type ClickHouseClient } from '../lib/clickhouse.ts'
 import { createServices } from '../lib/create-services.ts'
 import { createLogger } from '../lib/log.ts'
@@ -102,6 +103,7 @@ describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
     expect(err).toBeInstanceOf(MigrationError)
     expect((err as Error).message).toMatch(/0060_rebuild_video_stats_in_small_granules .*needs ingest stopped.*--ingest-stopped/)
     expect(await rows(ch, 'SELECT version FROM schema_migrations WHERE version = 60')).toEqual([])
+    expect(await redis.client.get(AGGREGATES_GENERATION_KEY)).toBeNull()
     expect(Object.values(await engines()).every((e) => !e.includes('index_granularity_bytes'))).toBe(true)
   })
 
@@ -128,8 +130,11 @@ describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
     const cut = async (table: string) => (await rows<{ n: string }>(ch, `SELECT count() AS n FROM ${table} WHERE video_id = 'cut-1'`))[0]?.n
     expect([await cut('raw_events'), await cut('video_stats_per_day'), await cut('video_stats_per_week'), await cut('video_stats_per_month')]).toEqual(['2', '1', '0', '0'])
 
+    const generation = Number((await redis.client.get(AGGREGATES_GENERATION_KEY)) ?? 0)
     const services = await createServices(settings, { ch, redis: redis.client, ingestStopped: true })
     expect(services.migrationsApplied.map((m) => m.version)).toEqual([60])
+    // What analytics derived from the old tables (cached rows, viewer sets by block) goes.
+    expect(Number(await redis.client.get(AGGREGATES_GENERATION_KEY))).toBe(generation + 1)
     expect(wal.tokens()).toEqual([])
     expect(wal.loads()).toEqual([])
 

@@ -118,6 +118,13 @@ export type MigrateOptions = {
    * server finishes its own write-ahead log there. Without it such a migration is refused.
    */
   drainIngest?: () => Promise<void>
+  /**
+   * Called once after the pending migrations when one of them rewrote tables that ingest
+   * writes into (on a database that had migrations): what analytics derived from the
+   * old tables must go (it bumps the aggregates generation; a rebuilt table numbers its
+   * blocks from 1 again, see analytics/stats/viewer-sets.ts).
+   */
+  tablesRewritten?: () => Promise<void>
 }
 
 /**
@@ -172,6 +179,7 @@ export async function migrate(ch: ClickHouseClient, vars: MigrationVars, opts: M
       format: 'JSONEachRow',
     })
   }
+  if (needsDrain) await opts.tablesRewritten?.()
   return pending
 }
 

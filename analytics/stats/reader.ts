@@ -2,11 +2,12 @@ import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { keyPart, type AggregateCache, type CacheOutcome } from '../cache/aggregate-cache.ts'
 import { closedPeriods, lastClosedDay, type ClosingRules } from '../cache/closed-days.ts'
 import { batcher } from '../http/batch.ts'
-import { periodEnd, periodsBetween } from '../http/dates.ts'
+import { addDays, periodEnd, periodStart, periodsBetween } from '../http/dates.ts'
 import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
 import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { viewerSets } from './viewer-sets.ts'
 
 export type StatsAnswer = { rows: StatsRow[]; outcome: CacheOutcome; stored: boolean }
 
@@ -34,25 +35,37 @@ export function createStatsReader(deps: {
   openMaxAgeMs?: number
   /** Most rows of closed periods kept in this process besides Redis (see localRows). */
   localMaxRows?: number
+  /**
+   * Most unique viewers of open periods this process keeps in sets, so that a read merges
+   * only the states loaded since the last (see viewer-sets.ts; about 16 bytes each). 0:
+   * every read merges all the states of its open periods in the engine.
+   */
+  openViewerSetsMax?: number
   concurrency?: number
 }) {
   const { cache } = deps
-  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs), { concurrency: deps.concurrency ?? 1 })
+  const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax! }) : undefined
+  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
   const openMaxAgeMs = deps.openMaxAgeMs ?? 0
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
   const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
-  return async function readStats(q: StatsQuery): Promise<StatsAnswer> {
-    const periods = periodsBetween(q.grain, q.from, q.to)
-    const closed = closedPeriods(q.grain, periods, lastClosedDay(deps.rules, deps.now()))
+  return async function readStats(asked: StatsQuery): Promise<StatsAnswer> {
+    const lastClosed = lastClosedDay(deps.rules, deps.now())
+    const periods = periodsBetween(asked.grain, asked.from, asked.to)
+    const closed = closedPeriods(asked.grain, periods, lastClosed)
     // The last year may be cut by `to` (a year counts months up to the one holding `to`): then it is not kept.
-    const cut = q.grain === 'year' && periodEnd('year', periods.at(-1)!) > q.to
+    const cut = asked.grain === 'year' && periodEnd('year', periods.at(-1)!) > asked.to
     const keep = new Set(periods.filter((_, i) => closed[i] && !(cut && i === periods.length - 1)))
     const useClosed = deps.closedTtlSeconds > 0 && keep.size > 0
-    if (!useClosed && openMaxAgeMs === 0) return { rows: await query(q), outcome: 'bypass', stored: false }
-    const versions = await cache.versions()
+    const bypass = !useClosed && openMaxAgeMs === 0
+    const versions = bypass && !sets ? null : await cache.versions()
+    // Viewer sets are kept under the aggregates generation, which a rewrite of the tables bumps.
+    const q: StatsQuery =
+      versions && sets && asked.grain !== 'year' ? { ...asked, open: { from: periodStart(asked.grain, addDays(lastClosed, 1)), generation: versions.ns } } : asked
+    if (bypass) return { rows: await query(q), outcome: 'bypass', stored: false }
     if (versions === null) return { rows: await query(q), outcome: 'unavailable', stored: false }
     /** The rows from period `i` on: reused while no load has landed when an open period is among them. */
     const fresh = async (i: number) => {

@@ -1,0 +1,221 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { loadSettings } from '../../lib/config.ts'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
+import { rows, startTestClickHouse, startTestRedis, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
+import { bumpAggregatesGeneration, createAggregateCache } from '../cache/aggregate-cache.ts'
+import { videoStatsMany, type StatsQuery } from './queries.ts'
+import { createStatsReader } from './reader.ts'
+import { addUniqExactState, partBlocks, Uint64Set, viewerSets } from './viewer-sets.ts'
+
+describe('Uint64Set', () => {
+  it('holds what a Set of bigints holds, through growth, equal low halves and zero', () => {
+    const set = new Uint64Set()
+    const want = new Set<bigint>()
+    let seed = 7
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0)
+    for (let i = 0; i < 50_000; i++) {
+      // Low halves from a small range so that many values share one, high halves likewise.
+      const lo = i % 3 === 0 ? rnd() % 64 : rnd()
+      const hi = i % 5 === 0 ? 0 : rnd() % 1000
+      const added = set.add(lo, hi)
+      const big = (BigInt(hi) << 32n) | BigInt(lo)
+      expect(added).toBe(!want.has(big))
+      want.add(big)
+    }
+    expect(set.add(0, 0)).toBe(!want.has(0n))
+    want.add(0n)
+    expect(set.size).toBe(want.size)
+    for (const v of [...want].slice(0, 2000)) expect(set.has(Number(v & 0xffffffffn), Number(v >> 32n))).toBe(true)
+    expect(set.has(123_456_789, 4_000_000_000)).toBe(false)
+  })
+})
+
+describe('part names', () => {
+  it('read as the blocks a part holds', () => {
+    expect(partBlocks('all_1_1_0')).toEqual({ partition: 'all', min: 1, max: 1 })
+    expect(partBlocks('202612_3_17_2')).toEqual({ partition: '202612', min: 3, max: 17 })
+    expect(partBlocks('all_3_17_2_20')).toEqual({ partition: 'all', min: 3, max: 17 })
+    expect(partBlocks('broken')).toBeNull()
+    expect(partBlocks('all_9_3_1')).toBeNull()
+  })
+})
+
+let engine: TestClickHouse
+let redis: TestRedis
+let ch: ClickHouseClient
+
+beforeAll(async () => {
+  ;[engine, redis] = await Promise.all([startTestClickHouse(), startTestRedis()])
+  ch = engine.ch
+})
+afterAll(async () => {
+  await engine?.stop()
+  await redis?.stop()
+})
+
+/** The unique viewers of each row of video_stats_per_day, merged in the engine: what the sets must match. */
+async function truth(video: string): Promise<Record<string, number>> {
+  const found = await rows<{ day: string; n: string }>(
+    ch,
+    'SELECT toString(day) AS day, uniqExactMerge(unique_viewers) AS n FROM video_stats_per_day WHERE video_id = {v:String} GROUP BY day ORDER BY day',
+    { v: video },
+  )
+  return Object.fromEntries(found.map((r) => [r.day, Number(r.n)]))
+}
+
+const plays = (video: string, creator: string, day: string, viewers: string[]): EventRow[] =>
+  viewers.map((v, i) => ({ type: 'play', video_id: video, creator_id: creator, viewer_id: v, at: `${day} 03:${String(i % 60).padStart(2, '0')}:00` }))
+const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`)
+
+describe('unique viewers of open days from viewer sets', () => {
+  beforeEach(async () => {
+    await ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
+  })
+
+  /** Counts the states read from the engine: partStates runs the one `exec` of a read. */
+  function counting(inner: ClickHouseClient) {
+    const calls = { exec: 0 }
+    const client = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'exec')
+          return (...args: Parameters<ClickHouseClient['exec']>) => {
+            calls.exec++
+            return target.exec(...args)
+          }
+        return Reflect.get(target, prop, receiver)
+      },
+    })
+    return { client, calls }
+  }
+
+  const open = (generation = 'g1', from = '2026-03-01') => ({ open: { from, generation } })
+  const q = (video: string, creator: string, grain: StatsQuery['grain'] = 'day'): StatsQuery => ({ videoId: video, creatorId: creator, grain, from: '2026-03-01', to: '2026-03-03', ...open() })
+
+  it('match the states merged in the engine across loads and merges, reading only what was loaded since', async () => {
+    const sets = viewerSets({ maxViewers: 1_000_000 })
+    const { client, calls } = counting(ch)
+    // Three loads of overlapping viewers on two days, each its own part.
+    await insertEvents(ch, plays('va', 'ca', '2026-03-02', range('v', 0, 500)))
+    await insertEvents(ch, plays('va', 'ca', '2026-03-02', range('v', 300, 900)))
+    await insertEvents(ch, [...plays('va', 'ca', '2026-03-02', range('v', 850, 1000)), ...plays('va', 'ca', '2026-03-03', range('v', 0, 40))])
+    const [first] = await videoStatsMany(client, [q('va', 'ca')], sets)
+    const want = await truth('va')
+    expect(want).toEqual({ '2026-03-02': 1000, '2026-03-03': 40 })
+    expect(first!.map((r) => r.unique_viewers)).toEqual([0, 1000, 40])
+    expect(first![1]!.views).toBe(1250)
+    expect(calls.exec).toBe(1)
+
+    // Nothing loaded since: no state is read again.
+    const [again] = await videoStatsMany(client, [q('va', 'ca')], sets)
+    expect(again).toEqual(first)
+    expect(calls.exec).toBe(1)
+
+    // Merged: the merged part's blocks were all read, so it is not read either.
+    await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+    const [merged] = await videoStatsMany(client, [q('va', 'ca')], sets)
+    expect(merged).toEqual(first)
+    expect(calls.exec).toBe(1)
+
+    // A new load: its part only, and the count is the union's.
+    await insertEvents(ch, plays('va', 'ca', '2026-03-02', [...range('v', 990, 1010), ...range('v', 0, 5)]))
+    const [later] = await videoStatsMany(client, [q('va', 'ca')], sets)
+    expect(calls.exec).toBe(2)
+    expect(later!.map((r) => r.unique_viewers)).toEqual([0, 1010, 40])
+    expect(await truth('va')).toEqual({ '2026-03-02': 1010, '2026-03-03': 40 })
+    expect(sets.held().viewers).toBe(1050)
+  })
+
+  it('give the same answers as the engine for many videos, weeks and months, with sets evicted', async () => {
+    // Room for fewer viewers than the videos have: sets are dropped and built again.
+    const sets = viewerSets({ maxViewers: 400 })
+    const videos = ['v1', 'v2', 'v3', 'v4']
+    let seed = 11
+    const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n
+    for (let load = 0; load < 6; load++) {
+      const events = videos.flatMap((v, i) => plays(v, `c${i % 2}`, `2026-03-0${1 + rnd(3)}`, range('u', rnd(200), 200 + rnd(300))))
+      await insertEvents(ch, events)
+      if (load === 3) await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day' })
+      for (const grain of ['day', 'week', 'month'] as const) {
+        const qs = videos.map((v, i) => q(v, `c${i % 2}`, grain))
+        const withSets = await videoStatsMany(ch, qs, sets)
+        const merged = await videoStatsMany(ch, qs.map(({ open: _, ...rest }) => rest))
+        expect(withSets).toEqual(merged)
+      }
+      expect(sets.held().viewers).toBeLessThanOrEqual(400)
+    }
+  })
+
+  it('merge closed days in the engine and only open ones from sets', async () => {
+    const sets = viewerSets({ maxViewers: 1_000_000 })
+    await insertEvents(ch, [...plays('vc', 'cc', '2026-03-01', range('x', 0, 30)), ...plays('vc', 'cc', '2026-03-03', range('x', 10, 50))])
+    const [answer] = await videoStatsMany(ch, [{ ...q('vc', 'cc'), open: { from: '2026-03-03', generation: 'g' } }], sets)
+    expect(answer!.map((r) => r.unique_viewers)).toEqual([30, 0, 40])
+    // Only the open day's set is kept.
+    expect(sets.held()).toMatchObject({ sets: 1, viewers: 40 })
+  })
+
+  it('fall back to merging in the engine when a part it listed is merged away before its state is read', async () => {
+    const sets = viewerSets({ maxViewers: 1_000_000 })
+    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 0, 100)))
+    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 50, 160)))
+    // The engine merges between the read of the sums and parts and the read of the states.
+    const racing = new Proxy(ch, {
+      get(target, prop, receiver) {
+        if (prop === 'exec')
+          return async (...args: Parameters<ClickHouseClient['exec']>) => {
+            await target.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+            return target.exec(...args)
+          }
+        return Reflect.get(target, prop, receiver)
+      },
+    })
+    const [answer] = await videoStatsMany(racing, [q('vm', 'cm')], sets)
+    expect(answer![1]).toMatchObject({ views: 210, unique_viewers: 160 })
+    // The next read takes the merged part whole.
+    const [next] = await videoStatsMany(ch, [q('vm', 'cm')], sets)
+    expect(next![1]).toMatchObject({ views: 210, unique_viewers: 160 })
+  })
+
+  it('are dropped when the aggregates generation changes', async () => {
+    const sets = viewerSets({ maxViewers: 1_000_000 })
+    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('g', 0, 70)))
+    await videoStatsMany(ch, [q('vg', 'cg')], sets)
+    expect(sets.held().viewers).toBe(70)
+    // A table rewritten from scratch numbers its blocks from 1 again: what the generation bump is for.
+    await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
+    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('h', 0, 5)))
+    const [answer] = await videoStatsMany(ch, [{ ...q('vg', 'cg'), ...open('g2') }], sets)
+    expect(answer![1]!.unique_viewers).toBe(5)
+    expect(sets.held().viewers).toBe(5)
+  })
+
+  it('serve the stats reader, keyed by the generation in Redis', async () => {
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    // Noon of 6 March in Seoul: with the 48-hour lateness window 3 March is closed, 4 March open.
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const read = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000 })
+    await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 0, 25)))
+    const first = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
+    expect(first.rows.map((r) => r.unique_viewers)).toEqual([0, 25])
+    await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 20, 30)))
+    const second = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
+    expect(second.rows.map((r) => r.unique_viewers)).toEqual([0, 30])
+    await bumpAggregatesGeneration(redis.client)
+    const third = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
+    expect(third.rows.map((r) => r.unique_viewers)).toEqual([0, 30])
+  })
+})
+
+describe('uniqExact states read as bytes', () => {
+  it('hold the values the engine counted', async () => {
+    const [row] = await rows<{ n: string; hex: string }>(ch, 'SELECT uniqExact(x) AS n, hex(CAST(uniqExactState(x) AS String)) AS hex FROM (SELECT cityHash64(number % 777) AS x FROM numbers(5000))')
+    const set = new Uint64Set()
+    addUniqExactState(Buffer.from(row!.hex, 'hex'), set)
+    expect(set.size).toBe(Number(row!.n))
+    expect(set.size).toBe(777)
+    expect(() => addUniqExactState(Buffer.from(row!.hex, 'hex').subarray(0, 20), new Uint64Set())).toThrow(/not a uniqExact/)
+  })
+})

@@ -1,0 +1,201 @@
+/**
+ * Exact unique viewers of open periods without merging every state again on every read.
+ *
+ * A row of the aggregate tables holds a video's viewers of one period as a `uniqExact`
+ * state: the set of `cityHash64(viewer_id)`. Reading such a column builds each state's
+ * hash set in the engine, so the stats of a day's most watched video cost a set of
+ * hundreds of thousands of viewers on every request, though between two loads only a
+ * few small parts have been added. Here a process keeps, per (table, creator, video,
+ * period) it was asked for, the union of the states it has read, and which blocks of
+ * the table those came from: a part named `<partition>_<min>_<max>_<level>` holds what
+ * was inserted in blocks min..max, and a union is unchanged by a state read twice, so a
+ * part whose blocks are all covered adds nothing, and a merge of parts already read is
+ * never read again. Each read then takes only the states of parts inserted since.
+ *
+ * The aggregate tables are append-only (merges only, never mutations); a migration that
+ * rewrites one (block numbers start again) bumps the aggregates generation, and entries
+ * are kept under the generation they were built at.
+ */
+
+/** A set of unsigned 64-bit values (two 32-bit halves), open addressing with linear probing. */
+export class Uint64Set {
+  private table: Uint32Array
+  private used: Uint8Array
+  private mask: number
+  private count = 0
+
+  constructor(expected = 8) {
+    let cap = 16
+    while (cap < expected * 2) cap *= 2
+    this.table = new Uint32Array(cap * 2)
+    this.used = new Uint8Array(cap)
+    this.mask = cap - 1
+  }
+
+  get size(): number {
+    return this.count
+  }
+
+  /** Memory held by the table, in bytes. */
+  get bytes(): number {
+    return this.table.byteLength + this.used.byteLength
+  }
+
+  /** Adds the value `hi * 2^32 + lo`; true when it was not there. */
+  add(lo: number, hi: number): boolean {
+    if ((this.count + 1) * 2 > this.used.length) this.grow()
+    return this.put(lo >>> 0, hi >>> 0)
+  }
+
+  has(lo: number, hi: number): boolean {
+    lo >>>= 0
+    hi >>>= 0
+    const { table, used, mask } = this
+    for (let i = slot(lo, hi, mask); used[i]; i = (i + 1) & mask) if (table[2 * i] === lo && table[2 * i + 1] === hi) return true
+    return false
+  }
+
+  private put(lo: number, hi: number): boolean {
+    const { table, used, mask } = this
+    let i = slot(lo, hi, mask)
+    for (; used[i]; i = (i + 1) & mask) if (table[2 * i] === lo && table[2 * i + 1] === hi) return false
+    used[i] = 1
+    table[2 * i] = lo
+    table[2 * i + 1] = hi
+    this.count++
+    return true
+  }
+
+  private grow(): void {
+    const { table, used } = this
+    const cap = used.length * 2
+    this.table = new Uint32Array(cap * 2)
+    this.used = new Uint8Array(cap)
+    this.mask = cap - 1
+    this.count = 0
+    for (let i = 0; i < used.length; i++) if (used[i]) this.put(table[2 * i]!, table[2 * i + 1]!)
+  }
+}
+
+/** The values are hashes already; the halves mixed keep runs of equal low bits apart. */
+function slot(lo: number, hi: number, mask: number): number {
+  return (Math.imul(lo ^ hi, 0x9e3779b1) >>> 16 ^ lo) & mask
+}
+
+/** Reads an unsigned LEB128 varint (ClickHouse's VarUInt) at `at`; returns the value and the next offset. */
+export function readVarUInt(buf: Uint8Array, at: number): [number, number] {
+  let value = 0
+  let scale = 1
+  for (let i = 0; i < 9; i++) {
+    if (at >= buf.length) throw new RangeError('truncated varint')
+    const b = buf[at++]!
+    value += (b & 0x7f) * scale
+    if ((b & 0x80) === 0) return [value, at]
+    scale *= 128
+  }
+  throw new RangeError('varint longer than 9 bytes')
+}
+
+/**
+ * Adds the values of a serialized `uniqExact(UInt64)` state (its bytes from
+ * `CAST(state AS String)`: a VarUInt count, then each value as 8 bytes little-endian)
+ * to `into`. Throws on bytes of another shape.
+ */
+export function addUniqExactState(state: Uint8Array, into: Uint64Set): void {
+  const [n, start] = readVarUInt(state, 0)
+  if (start + n * 8 !== state.length) throw new RangeError(`not a uniqExact(UInt64) state: ${n} values in ${state.length} bytes`)
+  const view = new DataView(state.buffer, state.byteOffset, state.byteLength)
+  for (let at = start; at < state.length; at += 8) into.add(view.getUint32(at, true), view.getUint32(at + 4, true))
+}
+
+/** The blocks a MergeTree part holds, from its name (`<partition>_<min>_<max>_<level>[_<mutation>]`); null for another shape. */
+export function partBlocks(part: string): { partition: string; min: number; max: number } | null {
+  const m = /^([^_]+)_(\d+)_(\d+)_(\d+)(?:_\d+)?$/.exec(part)
+  if (!m) return null
+  const min = Number(m[2])
+  const max = Number(m[3])
+  return Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max ? { partition: m[1]!, min, max } : null
+}
+
+/** `live`: still in the store (its values count towards maxViewers). */
+type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live: boolean }
+
+/**
+ * The per-process store of viewer sets, least recently used first out once they hold
+ * more than `maxViewers` values in all (about 16 bytes each). A set larger than that on
+ * its own is still built for the read that needs it and dropped after.
+ *
+ * @example
+ * const sets = viewerSets({ maxViewers: 4_000_000 })
+ * const set = sets.entry(generation, key)
+ * const missing = sets.missing(set, parts) // parts whose states must still be read
+ * sets.add(set, part, stateBytes); set.viewers.size
+ */
+export function viewerSets(opts: { maxViewers: number }) {
+  const entries = new Map<string, Entry>()
+  let generation: string | null = null
+  let held = 0
+
+  const covered = (e: Entry, part: string) => {
+    const b = partBlocks(part)
+    return b !== null && (e.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.min && b.max <= hi)
+  }
+
+  return {
+    /** The set kept for `key` under `gen`, new and empty if none is; a new generation drops every set of the old. */
+    entry(gen: string, key: string): Entry {
+      if (gen !== generation) {
+        for (const e of entries.values()) e.live = false
+        entries.clear()
+        held = 0
+        generation = gen
+      }
+      let e = entries.get(key)
+      if (e) entries.delete(key)
+      else e = { viewers: new Uint64Set(), ranges: new Map(), live: true }
+      entries.set(key, e)
+      return e
+    },
+    /** Of the parts holding rows of the entry's key, those whose blocks it has not read all of. */
+    missing(e: Entry, parts: string[]): string[] {
+      return parts.filter((p) => !covered(e, p))
+    },
+    /** Adds a part's state of the key; the part's blocks count as read. */
+    add(e: Entry, part: string, state: Uint8Array): void {
+      const before = e.viewers.size
+      addUniqExactState(state, e.viewers)
+      if (e.live) held += e.viewers.size - before
+      this.cover(e, part)
+    },
+    /** Counts the part's blocks as read for the key without a state: the key has no row in them. */
+    cover(e: Entry, part: string): void {
+      const b = partBlocks(part)
+      if (b === null) return
+      const ranges = [...(e.ranges.get(b.partition) ?? []), [b.min, b.max] as [number, number]].sort((x, y) => x[0] - y[0])
+      const merged: [number, number][] = []
+      for (const r of ranges) {
+        const last = merged.at(-1)
+        if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1])
+        else merged.push([r[0], r[1]])
+      }
+      e.ranges.set(b.partition, merged)
+    },
+    /** Drops the least recently used sets until at most maxViewers values are held. */
+    trim(): void {
+      for (const [key, e] of entries) {
+        if (held <= opts.maxViewers) break
+        entries.delete(key)
+        e.live = false
+        held -= e.viewers.size
+      }
+    },
+    /** What is held: sets, values, bytes of their tables. */
+    held(): { sets: number; viewers: number; bytes: number } {
+      let bytes = 0
+      for (const e of entries.values()) bytes += e.viewers.bytes
+      return { sets: entries.size, viewers: held, bytes }
+    },
+  }
+}
+
+export type ViewerSets = ReturnType<typeof viewerSets>
