@@ -36,8 +36,8 @@ export function createStatsReader(deps: {
   /** Most rows of closed periods kept in this process besides Redis (see localRows). */
   localMaxRows?: number
   /**
-   * Most unique viewers of open periods this process keeps in sets, so that a read merges
-   * only the states loaded since the last (see viewer-sets.ts; about 16 bytes each). 0:
+   * Most unique viewers of open periods this process keeps in sets (18 to 36 bytes each), so that a read merges
+   * only the states loaded since the last (see viewer-sets.ts). 0:
    * every read merges all the states of its open periods in the engine.
    */
   openViewerSetsMax?: number

@@ -122,7 +122,7 @@ type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live
 
 /**
  * The per-process store of viewer sets, least recently used first out once they hold
- * more than `maxViewers` values in all (about 16 bytes each). A set larger than that on
+ * more than `maxViewers` values in all (18 to 36 bytes each: a table is at most half full). A set larger than that on
  * its own is still built for the read that needs it and dropped after.
  *
  * @example
