@@ -55,7 +55,7 @@ export const analyticsSettingsSchema = z.object({
    */
   OPEN_PERIOD_REUSE_MAX_MS: int(0, 60_000).default(10_000),
   /**
-   * Most unique viewers of open periods a process keeps in sets (18 to 36 bytes each), so
+   * Most unique viewers of open periods a process keeps in sets (16 to 32 bytes each), so
    * that the stats of a busy video read only the states loaded since its last read
    * instead of merging all of them again. 0: every read merges them in ClickHouse.
    */

@@ -36,7 +36,7 @@ export function createStatsReader(deps: {
   /** Most rows of closed periods kept in this process besides Redis (see localRows). */
   localMaxRows?: number
   /**
-   * Most unique viewers of open periods this process keeps in sets (18 to 36 bytes each), so that a read merges
+   * Most unique viewers of open periods this process keeps in sets (16 to 32 bytes each), so that a read merges
    * only the states loaded since the last (see viewer-sets.ts). 0:
    * every read merges all the states of its open periods in the engine.
    */

@@ -17,69 +17,89 @@
  * are kept under the generation they were built at.
  */
 
-/** A set of unsigned 64-bit values (two 32-bit halves), open addressing with linear probing. */
+/**
+ * A set of unsigned 64-bit values (two 32-bit halves): open addressing with linear
+ * probing in one Int32Array, at most half full (16 to 32 bytes a value). The values are
+ * hashes (cityHash64) already, so the slot is taken from their bits. The value 0 marks an
+ * empty slot and is kept apart.
+ */
 export class Uint64Set {
-  private table: Uint32Array
-  private used: Uint8Array
+  // Int32 halves: values at or above 2^31 as Uint32 are not small integers to the JIT.
+  private table: Int32Array
   private mask: number
   private count = 0
+  private zero = false
 
   constructor(expected = 8) {
     let cap = 16
     while (cap < expected * 2) cap *= 2
-    this.table = new Uint32Array(cap * 2)
-    this.used = new Uint8Array(cap)
+    this.table = new Int32Array(cap * 2)
     this.mask = cap - 1
   }
 
   get size(): number {
-    return this.count
+    return this.count + (this.zero ? 1 : 0)
   }
 
   /** Memory held by the table, in bytes. */
   get bytes(): number {
-    return this.table.byteLength + this.used.byteLength
+    return this.table.byteLength
   }
 
   /** Adds the value `hi * 2^32 + lo`; true when it was not there. */
   add(lo: number, hi: number): boolean {
-    if ((this.count + 1) * 2 > this.used.length) this.grow()
-    return this.put(lo >>> 0, hi >>> 0)
+    lo |= 0
+    hi |= 0
+    if (lo === 0 && hi === 0) {
+      const added = !this.zero
+      this.zero = true
+      return added
+    }
+    if ((this.count + 1) * 4 > this.table.length) this.grow()
+    return this.put(lo, hi)
   }
 
   has(lo: number, hi: number): boolean {
-    lo >>>= 0
-    hi >>>= 0
-    const { table, used, mask } = this
-    for (let i = slot(lo, hi, mask); used[i]; i = (i + 1) & mask) if (table[2 * i] === lo && table[2 * i + 1] === hi) return true
+    lo |= 0
+    hi |= 0
+    if (lo === 0 && hi === 0) return this.zero
+    const { table, mask } = this
+    for (let i = (lo ^ hi) & mask; table[2 * i] !== 0 || table[2 * i + 1] !== 0; i = (i + 1) & mask) if (table[2 * i] === lo && table[2 * i + 1] === hi) return true
     return false
   }
 
   private put(lo: number, hi: number): boolean {
-    const { table, used, mask } = this
-    let i = slot(lo, hi, mask)
-    for (; used[i]; i = (i + 1) & mask) if (table[2 * i] === lo && table[2 * i + 1] === hi) return false
-    used[i] = 1
+    const table = this.table
+    const mask = this.mask
+    let i = (lo ^ hi) & mask
+    let a = table[2 * i]!
+    let b = table[2 * i + 1]!
+    while (a !== 0 || b !== 0) {
+      if (a === lo && b === hi) return false
+      i = (i + 1) & mask
+      a = table[2 * i]!
+      b = table[2 * i + 1]!
+    }
     table[2 * i] = lo
     table[2 * i + 1] = hi
     this.count++
     return true
   }
 
-  private grow(): void {
-    const { table, used } = this
-    const cap = used.length * 2
-    this.table = new Uint32Array(cap * 2)
-    this.used = new Uint8Array(cap)
-    this.mask = cap - 1
-    this.count = 0
-    for (let i = 0; i < used.length; i++) if (used[i]) this.put(table[2 * i]!, table[2 * i + 1]!)
+  /** Makes room for `more` values beyond those held, so that adding them grows the table once at most. */
+  reserve(more: number): void {
+    let length = this.table.length
+    while ((this.count + more) * 4 > length) length *= 2
+    if (length > this.table.length) this.grow(length)
   }
-}
 
-/** The values are hashes already; the halves mixed keep runs of equal low bits apart. */
-function slot(lo: number, hi: number, mask: number): number {
-  return (Math.imul(lo ^ hi, 0x9e3779b1) >>> 16 ^ lo) & mask
+  private grow(length = this.table.length * 2): void {
+    const old = this.table
+    this.table = new Int32Array(length)
+    this.mask = length / 2 - 1
+    this.count = 0
+    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0 || old[i + 1] !== 0) this.put(old[i]!, old[i + 1]!)
+  }
 }
 
 /** Reads an unsigned LEB128 varint (ClickHouse's VarUInt) at `at`; returns the value and the next offset. */
@@ -105,7 +125,8 @@ export function addUniqExactState(state: Uint8Array, into: Uint64Set): void {
   const [n, start] = readVarUInt(state, 0)
   if (start + n * 8 !== state.length) throw new RangeError(`not a uniqExact(UInt64) state: ${n} values in ${state.length} bytes`)
   const view = new DataView(state.buffer, state.byteOffset, state.byteLength)
-  for (let at = start; at < state.length; at += 8) into.add(view.getUint32(at, true), view.getUint32(at + 4, true))
+  into.reserve(n)
+  for (let at = start; at < state.length; at += 8) into.add(view.getInt32(at, true), view.getInt32(at + 4, true))
 }
 
 /** The blocks a MergeTree part holds, from its name (`<partition>_<min>_<max>_<level>[_<mutation>]`); null for another shape. */
@@ -122,7 +143,7 @@ type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live
 
 /**
  * The per-process store of viewer sets, least recently used first out once they hold
- * more than `maxViewers` values in all (18 to 36 bytes each: a table is at most half full). A set larger than that on
+ * more than `maxViewers` values in all (16 to 32 bytes each). A set larger than that on
  * its own is still built for the read that needs it and dropped after.
  *
  * @example
