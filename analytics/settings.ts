@@ -59,7 +59,7 @@ export const analyticsSettingsSchema = z.object({
    * that the stats of a busy video read only the states loaded since its last read
    * instead of merging all of them again. 0: every read merges them in ClickHouse.
    */
-  OPEN_VIEWER_SETS_MAX: int(0, 1_000_000_000).default(4_000_000),
+  OPEN_VIEWER_SETS_MAX: int(0, 1_000_000_000).default(8_000_000),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

@@ -1,3 +1,4 @@
+import { Gauge, type Registry } from 'prom-client'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { keyPart, type AggregateCache, type CacheOutcome } from '../cache/aggregate-cache.ts'
 import { closedPeriods, lastClosedDay, type ClosingRules } from '../cache/closed-days.ts'
@@ -41,10 +42,16 @@ export function createStatsReader(deps: {
    * every read merges all the states of its open periods in the engine.
    */
   openViewerSetsMax?: number
+  /** Where to report what the viewer sets hold (gauges cs_stats_viewer_sets_values and _bytes). */
+  registry?: Registry
   concurrency?: number
 }) {
   const { cache } = deps
   const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax! }) : undefined
+  if (sets && deps.registry) {
+    new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [deps.registry], collect() { this.set(sets.held().viewers) } })
+    new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [deps.registry], collect() { this.set(sets.held().bytes) } })
+  }
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { loadSettings } from '../../lib/config.ts'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
@@ -196,13 +197,18 @@ describe('unique viewers of open days from viewer sets', () => {
     const cache = createAggregateCache(redis.client)
     // Noon of 6 March in Seoul: with the 48-hour lateness window 3 March is closed, 4 March open.
     const now = () => new Date('2026-03-06T03:00:00Z')
-    const read = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000 })
+    const registry = new Registry()
+    const read = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, registry })
+    const gauge = async (name: string) => (await registry.getSingleMetric(name)!.get()).values[0]!.value
     await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 0, 25)))
     const first = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
     expect(first.rows.map((r) => r.unique_viewers)).toEqual([0, 25])
     await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 20, 30)))
     const second = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
     expect(second.rows.map((r) => r.unique_viewers)).toEqual([0, 30])
+    // Only the open day's set: 30 viewers in a table of 16 slots at least.
+    expect(await gauge('cs_stats_viewer_sets_values')).toBe(30)
+    expect(await gauge('cs_stats_viewer_sets_bytes')).toBeGreaterThanOrEqual(30 * 16)
     await bumpAggregatesGeneration(redis.client)
     const third = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
     expect(third.rows.map((r) => r.unique_viewers)).toEqual([0, 30])
