@@ -104,7 +104,7 @@ async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs
   const { table, period } = SOURCES[grain]
   const creators = [...new Set(qs.map((q) => q.creatorId))]
   const videos = [...new Set(qs.map((q) => q.videoId))]
-  const before = await activeParts(ch, table)
+  const before = await open.sets.activeParts(table, () => activeParts(ch, table))
   const rs = await ch.query({
     query: `SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS}, groupUniqArray(_part) AS parts
             FROM ${table}
@@ -203,14 +203,30 @@ async function partStates(ch: ClickHouseClient, table: string, period: string, n
  * `open`, the unique viewers of open periods (not of years) come from viewer sets.
  */
 async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], open?: OpenViewers): Promise<StatsRow[][]> {
-  const from = qs.map((q) => periodStart(grain, q.from)).reduce((a, b) => (a < b ? a : b))
-  const to = qs.map((q) => q.to).reduce((a, b) => (a > b ? a : b))
+  const span = (group: StatsQuery[]) => ({
+    from: group.map((q) => periodStart(grain, q.from)).reduce((a, b) => (a < b ? a : b)),
+    to: group.map((q) => q.to).reduce((a, b) => (a > b ? a : b)),
+  })
+  const all = span(qs)
   let found: Found
-  if (!open || grain === 'year' || open.from > to) found = await mergedStats(ch, grain, qs, from, to)
+  if (!open || grain === 'year' || open.from > all.to) found = await mergedStats(ch, grain, qs, all.from, all.to)
   else {
-    const openFrom = open.from > from ? open.from : from
-    found = await openStats(ch, grain, qs, openFrom, to, open).finally(() => open.sets.trim())
-    if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, qs, from, addDays(open.from, -1))) found.set(k, row)
+    // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
+    const { table } = SOURCES[grain]
+    const openKeys = (q: StatsQuery) => {
+      const first = periodStart(grain, q.from)
+      return periodsBetween(grain, first > open.from ? first : open.from, q.to).map((p) => `${table}|${rowKey(q.creatorId, q.videoId, p)}`)
+    }
+    const viaSets = qs.filter((q) => openKeys(q).some((k) => open.sets.wanted(k)))
+    const merged = qs.filter((q) => !viaSets.includes(q))
+    found = merged.length > 0 ? await mergedStats(ch, grain, merged, span(merged).from, span(merged).to) : new Map()
+    if (viaSets.length > 0) {
+      const { from, to } = span(viaSets)
+      const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open).finally(() => open.sets.trim())
+      for (const [k, row] of fromSets) found.set(k, row)
+      if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, viaSets, from, addDays(open.from, -1))) found.set(k, row)
+    }
+    for (const [k, row] of found) if (row.period >= open.from) open.sets.note(`${table}|${k}`, row.unique_viewers)
   }
   return qs.map((q) =>
     periodsBetween(grain, q.from, q.to).map(

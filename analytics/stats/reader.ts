@@ -42,12 +42,14 @@ export function createStatsReader(deps: {
    * every read merges all the states of its open periods in the engine.
    */
   openViewerSetsMax?: number
+  /** Least unique viewers a key had when last read for it to get a set (default 10,000; 0: every key). */
+  openViewerSetsMin?: number
   /** Where to report what the viewer sets hold (gauges cs_stats_viewer_sets_values and _bytes). */
   registry?: Registry
   concurrency?: number
 }) {
   const { cache } = deps
-  const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax! }) : undefined
+  const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax!, minViewers: deps.openViewerSetsMin }) : undefined
   if (sets && deps.registry) {
     new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [deps.registry], collect() { this.set(sets.held().viewers) } })
     new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [deps.registry], collect() { this.set(sets.held().bytes) } })

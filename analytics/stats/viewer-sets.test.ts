@@ -95,7 +95,7 @@ describe('unique viewers of open days from viewer sets', () => {
   const q = (video: string, creator: string, grain: StatsQuery['grain'] = 'day'): StatsQuery => ({ videoId: video, creatorId: creator, grain, from: '2026-03-01', to: '2026-03-03', ...open() })
 
   it('match the states merged in the engine across loads and merges, reading only what was loaded since', async () => {
-    const sets = viewerSets({ maxViewers: 1_000_000 })
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
     const { client, calls } = counting(ch)
     // Three loads of overlapping viewers on two days, each its own part.
     await insertEvents(ch, plays('va', 'ca', '2026-03-02', range('v', 0, 500)))
@@ -130,7 +130,7 @@ describe('unique viewers of open days from viewer sets', () => {
 
   it('give the same answers as the engine for many videos, weeks and months, with sets evicted', async () => {
     // Room for fewer viewers than the videos have: sets are dropped and built again.
-    const sets = viewerSets({ maxViewers: 400 })
+    const sets = viewerSets({ maxViewers: 400, minViewers: 0 })
     const videos = ['v1', 'v2', 'v3', 'v4']
     let seed = 11
     const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n
@@ -149,7 +149,7 @@ describe('unique viewers of open days from viewer sets', () => {
   })
 
   it('merge closed days in the engine and only open ones from sets', async () => {
-    const sets = viewerSets({ maxViewers: 1_000_000 })
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
     await insertEvents(ch, [...plays('vc', 'cc', '2026-03-01', range('x', 0, 30)), ...plays('vc', 'cc', '2026-03-03', range('x', 10, 50))])
     const [answer] = await videoStatsMany(ch, [{ ...q('vc', 'cc'), open: { from: '2026-03-03', generation: 'g' } }], sets)
     expect(answer!.map((r) => r.unique_viewers)).toEqual([30, 0, 40])
@@ -158,7 +158,7 @@ describe('unique viewers of open days from viewer sets', () => {
   })
 
   it('fall back to merging in the engine when a part it listed is merged away before its state is read', async () => {
-    const sets = viewerSets({ maxViewers: 1_000_000 })
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
     await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 0, 100)))
     await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 50, 160)))
     // The engine merges between the read of the sums and parts and the read of the states.
@@ -179,8 +179,25 @@ describe('unique viewers of open days from viewer sets', () => {
     expect(next![1]).toMatchObject({ views: 210, unique_viewers: 160 })
   })
 
+  it('are kept only for keys that had at least minViewers unique viewers when last read', async () => {
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 100 })
+    const { client, calls } = counting(ch)
+    await insertEvents(ch, [...plays('vbig', 'cb', '2026-03-02', range('b', 0, 150)), ...plays('vsmall', 'cb', '2026-03-02', range('s', 0, 20))])
+    // First read: both merged in the engine, their sizes noted.
+    const first = await videoStatsMany(client, [q('vbig', 'cb'), q('vsmall', 'cb')], sets)
+    expect(first.map((rows) => rows[1]!.unique_viewers)).toEqual([150, 20])
+    expect(calls.exec).toBe(0)
+    expect(sets.held().sets).toBe(0)
+    // Second read: the big one through a set, the small one still merged.
+    await insertEvents(ch, [...plays('vbig', 'cb', '2026-03-02', range('b', 140, 160)), ...plays('vsmall', 'cb', '2026-03-02', range('s', 15, 25))])
+    const second = await videoStatsMany(client, [q('vbig', 'cb'), q('vsmall', 'cb')], sets)
+    expect(second.map((rows) => rows[1]!.unique_viewers)).toEqual([160, 25])
+    expect(calls.exec).toBe(1)
+    expect(sets.held()).toMatchObject({ sets: 1, viewers: 160 })
+  })
+
   it('are dropped when the aggregates generation changes', async () => {
-    const sets = viewerSets({ maxViewers: 1_000_000 })
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
     await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('g', 0, 70)))
     await videoStatsMany(ch, [q('vg', 'cg')], sets)
     expect(sets.held().viewers).toBe(70)
@@ -198,7 +215,7 @@ describe('unique viewers of open days from viewer sets', () => {
     // Noon of 6 March in Seoul: with the 48-hour lateness window 3 March is closed, 4 March open.
     const now = () => new Date('2026-03-06T03:00:00Z')
     const registry = new Registry()
-    const read = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, registry })
+    const read = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, openViewerSetsMin: 0, registry })
     const gauge = async (name: string) => (await registry.getSingleMetric(name)!.get()).values[0]!.value
     await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 0, 25)))
     const first = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })

@@ -142,7 +142,8 @@ export function partBlocks(part: string): { partition: string; min: number; max:
 type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live: boolean }
 
 /**
- * The per-process store of viewer sets, least recently used first out once they hold
+ * The per-process store of viewer sets, for keys that had at least `minViewers` unique
+ * viewers when last read, least recently used first out once they hold
  * more than `maxViewers` values in all (16 to 32 bytes each). A set larger than that on
  * its own is still built for the read that needs it and dropped after.
  *
@@ -152,10 +153,15 @@ type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live
  * const missing = sets.missing(set, parts) // parts whose states must still be read
  * sets.add(set, part, stateBytes); set.viewers.size
  */
-export function viewerSets(opts: { maxViewers: number }) {
+export function viewerSets(opts: { maxViewers: number; minViewers?: number; partsMaxAgeMs?: number; now?: () => number }) {
   const entries = new Map<string, Entry>()
   let generation: string | null = null
   let held = 0
+  const minViewers = opts.minViewers ?? 10_000
+  const now = opts.now ?? Date.now
+  /** The unique viewers each key had when last read, least recently noted first. */
+  const known = new Map<string, number>()
+  const parts = new Map<string, { at: number; names: Promise<string[]> }>()
 
   const covered = (e: Entry, part: string) => {
     const b = partBlocks(part)
@@ -200,6 +206,33 @@ export function viewerSets(opts: { maxViewers: number }) {
         else merged.push([r[0], r[1]])
       }
       e.ranges.set(b.partition, merged)
+    },
+    /**
+     * Whether the key is worth a set: it had at least minViewers unique viewers when last
+     * read (any key when minViewers is 0). Merging a few thousand viewers in the engine
+     * costs less than a set's first read, and most keys are read once in a while.
+     */
+    wanted(key: string): boolean {
+      return minViewers === 0 || (known.get(key) ?? 0) >= minViewers
+    },
+    /** Notes the unique viewers a key had on a read (at most 100,000 keys are remembered). */
+    note(key: string, viewers: number): void {
+      known.delete(key)
+      known.set(key, viewers)
+      if (known.size > 100_000) known.delete(known.keys().next().value as string)
+    },
+    /**
+     * The table's active parts as read at most partsMaxAgeMs (1 s) ago: any list read
+     * before the rows is sound for `cover` (a part of it is still active, or was merged
+     * into one the rows' read saw); an older one only covers fewer blocks.
+     */
+    activeParts(table: string, read: () => Promise<string[]>): Promise<string[]> {
+      const cached = parts.get(table)
+      if (cached && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000)) return cached.names
+      const names = read()
+      parts.set(table, { at: now(), names })
+      names.catch(() => parts.delete(table))
+      return names
     },
     /** Drops the least recently used sets until at most maxViewers values are held. */
     trim(): void {
