@@ -217,7 +217,7 @@ async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuer
       const first = periodStart(grain, q.from)
       return periodsBetween(grain, first > open.from ? first : open.from, q.to).map((p) => `${table}|${rowKey(q.creatorId, q.videoId, p)}`)
     }
-    const viaSets = qs.filter((q) => openKeys(q).some((k) => open.sets.wanted(k)))
+    const viaSets = qs.filter((q) => openKeys(q).some((k) => open.sets.wanted(open.generation, k)))
     const merged = qs.filter((q) => !viaSets.includes(q))
     found = merged.length > 0 ? await mergedStats(ch, grain, merged, span(merged).from, span(merged).to) : new Map()
     if (viaSets.length > 0) {
@@ -226,7 +226,7 @@ async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuer
       for (const [k, row] of fromSets) found.set(k, row)
       if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, viaSets, from, addDays(open.from, -1))) found.set(k, row)
     }
-    for (const [k, row] of found) if (row.period >= open.from) open.sets.note(`${table}|${k}`, row.unique_viewers)
+    for (const [k, row] of found) if (row.period >= open.from) open.sets.note(open.generation, `${table}|${k}`, row.unique_viewers)
   }
   return qs.map((q) =>
     periodsBetween(grain, q.from, q.to).map(

@@ -194,6 +194,12 @@ describe('unique viewers of open days from viewer sets', () => {
     expect(second.map((rows) => rows[1]!.unique_viewers)).toEqual([160, 25])
     expect(calls.exec).toBe(1)
     expect(sets.held()).toMatchObject({ sets: 1, viewers: 160 })
+    // A new generation forgets the sizes too: merged first, then a set again.
+    const g2 = (video: string) => ({ ...q(video, 'cb'), ...open('g2') })
+    expect((await videoStatsMany(client, [g2('vbig')], sets))[0]![1]!.unique_viewers).toBe(160)
+    expect([calls.exec, sets.held().sets]).toEqual([1, 0])
+    expect((await videoStatsMany(client, [g2('vbig')], sets))[0]![1]!.unique_viewers).toBe(160)
+    expect([calls.exec, sets.held().sets]).toEqual([2, 1])
   })
 
   it('are dropped when the aggregates generation changes', async () => {

@@ -163,6 +163,18 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
   const known = new Map<string, number>()
   const parts = new Map<string, { at: number; names: Promise<string[]> }>()
 
+  /** Moves to generation `gen`: a new one drops every set and what was known of the old. */
+  const use = (gen: string) => {
+    if (gen === generation) return
+    for (const e of entries.values()) e.live = false
+    entries.clear()
+    // The data was rewritten: the first read of each key after a bump costs what a merge
+    // in the engine does, not a set's build (about 2.5x that), and the second builds it.
+    known.clear()
+    held = 0
+    generation = gen
+  }
+
   const covered = (e: Entry, part: string) => {
     const b = partBlocks(part)
     return b !== null && (e.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.min && b.max <= hi)
@@ -171,12 +183,7 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
   return {
     /** The set kept for `key` under `gen`, new and empty if none is; a new generation drops every set of the old. */
     entry(gen: string, key: string): Entry {
-      if (gen !== generation) {
-        for (const e of entries.values()) e.live = false
-        entries.clear()
-        held = 0
-        generation = gen
-      }
+      use(gen)
       let e = entries.get(key)
       if (e) entries.delete(key)
       else e = { viewers: new Uint64Set(), ranges: new Map(), live: true }
@@ -212,11 +219,12 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
      * read (any key when minViewers is 0). Merging a few thousand viewers in the engine
      * costs less than a set's first read, and most keys are read once in a while.
      */
-    wanted(key: string): boolean {
-      return minViewers === 0 || (known.get(key) ?? 0) >= minViewers
+    wanted(gen: string, key: string): boolean {
+      return minViewers === 0 || (gen === generation && (known.get(key) ?? 0) >= minViewers)
     },
-    /** Notes the unique viewers a key had on a read (at most 100,000 keys are remembered). */
-    note(key: string, viewers: number): void {
+    /** Notes the unique viewers a key had on a read under `gen` (at most 100,000 keys are remembered). */
+    note(gen: string, key: string, viewers: number): void {
+      use(gen)
       known.delete(key)
       known.set(key, viewers)
       if (known.size > 100_000) known.delete(known.keys().next().value as string)
