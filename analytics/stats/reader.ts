@@ -8,7 +8,7 @@ import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
 import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
-import { viewerSets } from './viewer-sets.ts'
+import { viewerSets, type ViewerSets } from './viewer-sets.ts'
 
 export type StatsAnswer = { rows: StatsRow[]; outcome: CacheOutcome; stored: boolean }
 
@@ -50,10 +50,7 @@ export function createStatsReader(deps: {
 }) {
   const { cache } = deps
   const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax!, minViewers: deps.openViewerSetsMin }) : undefined
-  if (sets && deps.registry) {
-    new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [deps.registry], collect() { this.set(sets.held().viewers) } })
-    new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [deps.registry], collect() { this.set(sets.held().bytes) } })
-  }
+  if (sets && deps.registry) reportViewerSets(deps.registry, sets)
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
@@ -118,6 +115,21 @@ export function createStatsReader(deps: {
     local.add(key, closedRows.map((r) => [r.period, r] as const))
     return { rows, outcome: served > 0 ? 'partial' : 'miss', stored: closedRows.length > 0 || stored }
   }
+}
+
+const reported = new WeakMap<Registry, Set<ViewerSets>>()
+
+/** Gauges of what the viewer sets of every stats reader on `registry` hold (one reader per process but in tests). */
+function reportViewerSets(registry: Registry, sets: ViewerSets): void {
+  let all = reported.get(registry)
+  if (!all) {
+    const readers = new Set<ViewerSets>()
+    const sum = (pick: (h: ReturnType<ViewerSets['held']>) => number) => [...readers].reduce((n, r) => n + pick(r.held()), 0)
+    new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [registry], collect() { this.set(sum((h) => h.viewers)) } })
+    new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [registry], collect() { this.set(sum((h) => h.bytes)) } })
+    reported.set(registry, (all = readers))
+  }
+  all.add(sets)
 }
 
 function parseRow(text: string | null): StatsRow | undefined {

@@ -232,6 +232,10 @@ describe('unique viewers of open days from viewer sets', () => {
     // Only the open day's set: 30 viewers in a table of 16 slots at least.
     expect(await gauge('cs_stats_viewer_sets_values')).toBe(30)
     expect(await gauge('cs_stats_viewer_sets_bytes')).toBeGreaterThanOrEqual(30 * 16)
+    // A second reader on the same registry (two apps over one set of services) adds to the same gauges.
+    const other = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, openViewerSetsMin: 0, registry })
+    await other({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-04', to: '2026-03-04' })
+    expect(await gauge('cs_stats_viewer_sets_values')).toBe(60)
     await bumpAggregatesGeneration(redis.client)
     const third = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
     expect(third.rows.map((r) => r.unique_viewers)).toEqual([0, 30])
