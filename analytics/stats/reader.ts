@@ -37,9 +37,9 @@ export function createStatsReader(deps: {
   /** Most rows of closed periods kept in this process besides Redis (see localRows). */
   localMaxRows?: number
   /**
-   * Most unique viewers of open periods this process keeps in sets (16 to 32 bytes each), so that a read merges
-   * only the states loaded since the last (see viewer-sets.ts). 0:
-   * every read merges all the states of its open periods in the engine.
+   * Most unique viewers of open periods this process keeps in sets (16 to 32 bytes each),
+   * so that a read of a busy video takes only the states loaded since the last (see
+   * viewer-sets.ts). 0: every read merges all the states of its open periods in the engine.
    */
   openViewerSetsMax?: number
   /** Least unique viewers a key had when last read for it to get a set (default 10,000; 0: every key). */
