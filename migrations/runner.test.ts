@@ -182,20 +182,6 @@ describe('applyRuntimeSchemaSettings', () => {
 describe('the schema the migrations create', () => {
   // Materialized views are excluded: nobody reads them (a SELECT from one reads its TO
   // table), so what analysts see is the target's comments, checked below.
-  it('compresses the per-video stats tables in blocks of 4 to 64 KiB, and keeps their granules and dedup window', async () => {
-    const engines = await rows<{ name: string; engine_full: string }>(
-      ch,
-      "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND name LIKE 'video_stats_per_%' AND engine != 'MaterializedView' ORDER BY name",
-    )
-    expect(engines.map((e) => e.name)).toEqual(['video_stats_per_day', 'video_stats_per_month', 'video_stats_per_week'])
-    for (const e of engines) {
-      expect(e.engine_full, e.name).toMatch(/min_compress_block_size = 4096/)
-      expect(e.engine_full, e.name).toMatch(/max_compress_block_size = 65536/)
-      expect(e.engine_full, e.name).toMatch(/index_granularity_bytes = 65536/)
-      expect(e.engine_full, e.name).toMatch(/non_replicated_deduplication_window = 10000/)
-    }
-  })
-
   it('has a comment on every table and view', async () => {
     const uncommented = await rows(ch, "SELECT name FROM system.tables WHERE database = currentDatabase() AND engine != 'MaterializedView' AND comment = '' ORDER BY name")
     expect(uncommented).toEqual([])
