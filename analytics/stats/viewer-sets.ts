@@ -171,6 +171,8 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
     // The data was rewritten: the first read of each key after a bump costs what a merge
     // in the engine does, not a set's build (about 2.5x that), and the second builds it.
     known.clear()
+    // A rewritten table numbers its blocks anew: a list of the old one's parts would cover the new one's.
+    parts.clear()
     held = 0
     generation = gen
   }
