@@ -2,7 +2,8 @@ import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { addDays, periodStart, periodsBetween, type Grain } from '../http/dates.ts'
-import { partBlocks, readVarUInt, type ViewerSets } from './viewer-sets.ts'
+import { activePartNames, partBlocks } from '../../lib/table-parts.ts'
+import { readVarUInt, type ViewerSets } from './viewer-sets.ts'
 
 /**
  * Where each grain is read from: the aggregate table and its period column. A year
@@ -104,7 +105,8 @@ async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs
   const { table, period } = SOURCES[grain]
   const creators = [...new Set(qs.map((q) => q.creatorId))]
   const videos = [...new Set(qs.map((q) => q.videoId))]
-  const before = await open.sets.activeParts(table, () => activeParts(ch, table))
+  // None where system.parts may not be read: then no block counts as seen without a state.
+  const before = await open.sets.activeParts(table, () => activePartNames(ch, table).catch(() => []))
   const rs = await ch.query({
     query: `SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS}, groupUniqArray(_part) AS parts
             FROM ${table}
@@ -141,20 +143,6 @@ async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs
     found.set(rowKey(creator_id, video_id, r.period), { ...sums, unique_viewers: sets[i]!.viewers.size })
   })
   return found
-}
-
-/** The table's active parts; none where system.parts may not be read. */
-async function activeParts(ch: ClickHouseClient, table: string): Promise<string[]> {
-  try {
-    const rs = await ch.query({
-      query: 'SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active',
-      query_params: { table },
-      format: 'JSONEachRow',
-    })
-    return ((await rs.json()) as { name: string }[]).map((r) => r.name)
-  } catch {
-    return []
-  }
 }
 
 type PartState = { part: string; creatorId: string; videoId: string; period: string; state: Uint8Array }
@@ -217,9 +205,11 @@ async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuer
       const first = periodStart(grain, q.from)
       return periodsBetween(grain, first > open.from ? first : open.from, q.to).map((p) => `${table}|${rowKey(q.creatorId, q.videoId, p)}`)
     }
-    const viaSets = qs.filter((q) => openKeys(q).some((k) => open.sets.wanted(open.generation, k)))
-    const merged = qs.filter((q) => !viaSets.includes(q))
-    found = merged.length > 0 ? await mergedStats(ch, grain, merged, span(merged).from, span(merged).to) : new Map()
+    const viaSets: StatsQuery[] = []
+    const merged: StatsQuery[] = []
+    for (const q of qs) (openKeys(q).some((k) => open.sets.wanted(open.generation, k)) ? viaSets : merged).push(q)
+    const m = merged.length > 0 ? span(merged) : null
+    found = m ? await mergedStats(ch, grain, merged, m.from, m.to) : new Map()
     if (viaSets.length > 0) {
       const { from, to } = span(viaSets)
       const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open).finally(() => open.sets.trim())

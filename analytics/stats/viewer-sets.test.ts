@@ -7,7 +7,8 @@ import { rows, startTestClickHouse, startTestRedis, type TestClickHouse, type Te
 import { bumpAggregatesGeneration, createAggregateCache } from '../cache/aggregate-cache.ts'
 import { videoStatsMany, type StatsQuery } from './queries.ts'
 import { createStatsReader } from './reader.ts'
-import { addUniqExactState, partBlocks, Uint64Set, viewerSets } from './viewer-sets.ts'
+import { partBlocks } from '../../lib/table-parts.ts'
+import { addUniqExactState, Uint64Set, viewerSets } from './viewer-sets.ts'
 
 describe('Uint64Set', () => {
   it('holds what a Set of bigints holds, through growth, equal low halves and zero', () => {

@@ -1,3 +1,5 @@
+import { partBlocks } from '../../lib/table-parts.ts'
+
 /**
  * Exact unique viewers of open periods without merging every state again on every read.
  *
@@ -127,15 +129,6 @@ export function addUniqExactState(state: Uint8Array, into: Uint64Set): void {
   const view = new DataView(state.buffer, state.byteOffset, state.byteLength)
   into.reserve(n)
   for (let at = start; at < state.length; at += 8) into.add(view.getInt32(at, true), view.getInt32(at + 4, true))
-}
-
-/** The blocks a MergeTree part holds, from its name (`<partition>_<min>_<max>_<level>[_<mutation>]`); null for another shape. */
-export function partBlocks(part: string): { partition: string; min: number; max: number } | null {
-  const m = /^([^_]+)_(\d+)_(\d+)_(\d+)(?:_\d+)?$/.exec(part)
-  if (!m) return null
-  const min = Number(m[2])
-  const max = Number(m[3])
-  return Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max ? { partition: m[1]!, min, max } : null
 }
 
 /** `live`: still in the store (its values count towards maxViewers). */

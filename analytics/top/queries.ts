@@ -1,6 +1,7 @@
 import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { activePartNames, partBlocks } from '../../lib/table-parts.ts'
 import { periodStart } from '../http/dates.ts'
 
 export type TopGrain = 'day' | 'week' | 'month'
@@ -93,13 +94,8 @@ async function platformTopByThreshold(
   opts: TopOptions,
 ): Promise<RankedRow[] | null> {
   const partsOf = async () => {
-    const rs = await ch.query({
-      query: 'SELECT count() AS parts, max(max_block_number) AS block FROM system.parts WHERE active AND database = currentDatabase() AND table = {table:String}',
-      query_params: { table: q.table },
-      format: 'JSONEachRow',
-    })
-    const [row] = await rs.json<{ parts: string | number; block: string | number }>()
-    return { parts: Number(row?.parts ?? 0), block: Number(row?.block ?? 0) }
+    const names = await activePartNames(ch, q.table)
+    return { parts: names.length, block: Math.max(0, ...names.map((n) => partBlocks(n)?.max ?? 0)) }
   }
   // A user without access to system.parts (a server's choice) gets the whole-period read.
   const before = await partsOf().catch(() => null)
