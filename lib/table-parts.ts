@@ -24,3 +24,66 @@ export function partBlocks(part: string): { partition: string; min: number; max:
   const max = Number(m[3])
   return Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max ? { partition: m[1]!, min, max } : null
 }
+
+/** The active parts of a table with their row counts, from system.parts (throws as activePartNames does). */
+export async function activeParts(ch: ClickHouseClient, table: string): Promise<TablePart[]> {
+  const rs = await ch.query({
+    query: 'SELECT name, rows FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active',
+    query_params: { table },
+    format: 'JSONEachRow',
+  })
+  return ((await rs.json()) as { name: string; rows: string | number }[]).map((r) => ({ name: r.name, rows: Number(r.rows) }))
+}
+export type TablePart = { name: string; rows: number }
+
+/**
+ * A set of blocks of a table, per partition, as merged ranges: what a reader has seen
+ * of it. A part is covered when all its blocks are in the set.
+ */
+export class BlockRanges {
+  private readonly ranges = new Map<string, [number, number][]>()
+
+  /** Whether every block of the part is in the set (false for a name of another shape). */
+  covers(part: string): boolean {
+    const b = partBlocks(part)
+    return b !== null && (this.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.min && b.max <= hi)
+  }
+
+  /** Whether some block of the part is in the set (true for a name of another shape: nothing is known of it). */
+  overlaps(part: string): boolean {
+    const b = partBlocks(part)
+    return b === null || (this.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.max && b.min <= hi)
+  }
+
+  /** Adds the part's blocks (nothing for a name of another shape). */
+  add(part: string): void {
+    const b = partBlocks(part)
+    if (b === null) return
+    const sorted = [...(this.ranges.get(b.partition) ?? []), [b.min, b.max] as [number, number]].sort((x, y) => x[0] - y[0])
+    const merged: [number, number][] = []
+    for (const r of sorted) {
+      const last = merged.at(-1)
+      if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1])
+      else merged.push([r[0], r[1]])
+    }
+    this.ranges.set(b.partition, merged)
+  }
+}
+
+/**
+ * The blocks of `before` (parts active before a read of one key's rows) that the read
+ * saw all of the key's rows in: those of the parts that held its rows (`listed`), and
+ * those of parts of `before` that overlap none of them. Such a part, or the part it was
+ * merged into by the time of the read, held no row of the key (the tables are
+ * append-only), so a later merge of it adds nothing to the key.
+ */
+export function seenBlocks(listed: string[], before: string[]): BlockRanges {
+  const seen = new BlockRanges()
+  for (const p of listed) seen.add(p)
+  const rowsIn = listed.map(partBlocks)
+  for (const p of before) {
+    const b = partBlocks(p)
+    if (b && !rowsIn.some((l) => l === null || (l.partition === b.partition && l.min <= b.max && b.min <= l.max))) seen.add(p)
+  }
+  return seen
+}

@@ -2,7 +2,8 @@ import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { addDays, periodStart, periodsBetween, type Grain } from '../http/dates.ts'
-import { activePartNames, partBlocks } from '../../lib/table-parts.ts'
+import { activeParts, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
+import type { OpenRows } from './open-rows.ts'
 import { readVarUInt, type ViewerSets } from './viewer-sets.ts'
 
 /**
@@ -38,8 +39,12 @@ export type StatsQuery = {
   grain: Grain
   from: string
   to: string
-  /** Periods from `from` on are open: their unique viewers may come from viewer sets kept under `generation` (see videoStatsMany). */
-  open?: { from: string; generation: string }
+  /**
+   * Periods from `from` on are open: their unique viewers may come from viewer sets kept
+   * under `generation`, and their rows from those kept by blocks as of the load version
+   * `loads` (see videoStatsMany).
+   */
+  open?: { from: string; generation: string; loads?: string | null }
 }
 
 /**
@@ -54,6 +59,9 @@ export async function videoStats(ch: ClickHouseClient, q: StatsQuery): Promise<S
 
 /** The figures of one video and period, keyed by `rowKey`. */
 type Found = Map<string, StatsRow>
+/** The parts each row of a read was in, keyed by `rowKey`. */
+type Listed = Map<string, string[]>
+const zeroRow = (period: string): StatsRow => ({ period, views: 0, watch_ms: 0, ad_impressions: 0, unique_viewers: 0, excluded_self_view: 0, excluded_duplicate_viewer: 0, excluded_duplicate_ip: 0 })
 const rowKey = (creatorId: string, videoId: string, period: string) => JSON.stringify([creatorId, videoId, period])
 const SUMS = `sum(views) AS views, sum(watch_ms) AS watch_ms, sum(ad_impressions) AS ad_impressions,
                    sum(excluded_self_view) AS excluded_self_view,
@@ -65,17 +73,18 @@ const SUMS = `sum(views) AS views, sum(watch_ms) AS watch_ms, sum(ad_impressions
  * sets (see viewer-sets.ts) rather than merge their states again: periods from `from`
  * (the first one not closed) on, kept under the aggregates `generation`.
  */
-type OpenViewers = { sets: ViewerSets; generation: string; from: string }
+type OpenViewers = { sets?: ViewerSets; rows?: OpenRows<StatsRow>; generation: string; from: string; loads: string | null }
 
 /**
  * The figures of the videos of `qs` per period of `grain` over [from, to], with their
- * unique viewers merged from the states in the engine.
+ * unique viewers merged from the states in the engine; with `listed`, the parts each row
+ * was in go there.
  */
-async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], from: string, to: string): Promise<Found> {
+async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], from: string, to: string, listed?: Listed): Promise<Found> {
   const { table, period, filter } = SOURCES[grain]
   const rs = await ch.query({
     query: `SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS},
-                   uniqExactMerge(unique_viewers) AS unique_viewers
+                   uniqExactMerge(unique_viewers) AS unique_viewers${listed ? ', groupUniqArray(_part) AS parts' : ''}
             FROM ${table}
             WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} AND ${filter} BETWEEN {from:Date} AND {to:Date}
             GROUP BY creator_id, video_id, period`,
@@ -87,6 +96,7 @@ async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[],
   for (const r of await rs.json()) {
     const { creator_id, video_id, ...row } = videoStatsRow.parse(r)
     found.set(rowKey(creator_id, video_id, row.period), row)
+    if (listed) listed.set(rowKey(creator_id, video_id, row.period), z.array(z.string()).parse((r as { parts?: unknown }).parts))
   }
   return found
 }
@@ -101,12 +111,10 @@ const openRow = statsRow.omit({ unique_viewers: true }).extend({ creator_id: z.s
  * lives in a part this read did not list), the batch's open periods are merged in the
  * engine instead.
  */
-async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs: StatsQuery[], from: string, to: string, open: OpenViewers): Promise<Found> {
+async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs: StatsQuery[], from: string, to: string, sets: ViewerSets, generation: string, before: string[], listed: Listed): Promise<Found> {
   const { table, period } = SOURCES[grain]
   const creators = [...new Set(qs.map((q) => q.creatorId))]
   const videos = [...new Set(qs.map((q) => q.videoId))]
-  // None where system.parts may not be read: then no block counts as seen without a state.
-  const before = await open.sets.activeParts(table, () => activePartNames(ch, table).catch(() => []))
   const rs = await ch.query({
     query: `SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS}, groupUniqArray(_part) AS parts
             FROM ${table}
@@ -116,33 +124,48 @@ async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs
     format: 'JSONEachRow',
   })
   const rows = (await rs.json()).map((r) => openRow.parse(r))
-  const sets = rows.map((r) => open.sets.entry(open.generation, `${table}|${rowKey(r.creator_id, r.video_id, r.period)}`))
+  const entries = rows.map((r) => sets.entry(generation, `${table}|${rowKey(r.creator_id, r.video_id, r.period)}`))
   const needs: [string, string, string, string][] = []
   rows.forEach((r, i) => {
-    for (const part of open.sets.missing(sets[i]!, r.parts)) needs.push([part, r.creator_id, r.video_id, r.period])
+    for (const part of sets.missing(entries[i]!, r.parts)) needs.push([part, r.creator_id, r.video_id, r.period])
   })
   if (needs.length > 0) {
     const states = await partStates(ch, table, period, needs)
-    const byKey = new Map(rows.map((r, i) => [rowKey(r.creator_id, r.video_id, r.period), sets[i]!]))
-    for (const s of states) open.sets.add(byKey.get(rowKey(s.creatorId, s.videoId, s.period))!, s.part, s.state)
+    const byKey = new Map(rows.map((r, i) => [rowKey(r.creator_id, r.video_id, r.period), entries[i]!]))
+    for (const s of states) sets.add(byKey.get(rowKey(s.creatorId, s.videoId, s.period))!, s.part, s.state)
     const got = new Set(states.map((s) => JSON.stringify([s.part, s.creatorId, s.videoId, s.period])))
-    if (needs.some((n) => !got.has(JSON.stringify(n)))) return mergedStats(ch, grain, qs, from, to)
+    if (needs.some((n) => !got.has(JSON.stringify(n)))) return mergedStats(ch, grain, qs, from, to, listed)
   }
-  // A part active before the rows were read holds blocks that read saw (in it, or in a part
-  // it was merged into); where none of a row's parts overlaps it, the row's key has no
-  // row in its blocks, so a later merge of it with parts already read adds nothing.
-  const active = before.map((p) => [p, partBlocks(p)] as const)
+  // The blocks of parts active before the rows were read where a key has no row count as
+  // read for its set: a later merge of them with parts already read adds nothing.
   rows.forEach((r, i) => {
-    const listed = r.parts.map(partBlocks)
-    for (const [part, b] of active)
-      if (b && !listed.some((l) => l === null || (l.partition === b.partition && l.min <= b.max && b.min <= l.max))) open.sets.cover(sets[i]!, part)
+    const seen = seenBlocks(r.parts, before)
+    for (const part of before) if (seen.covers(part)) sets.cover(entries[i]!, part)
   })
   const found: Found = new Map()
   rows.forEach((r, i) => {
-    const { creator_id, video_id, parts: _parts, ...sums } = r
-    found.set(rowKey(creator_id, video_id, r.period), { ...sums, unique_viewers: sets[i]!.viewers.size })
+    const { creator_id, video_id, parts, ...sums } = r
+    found.set(rowKey(creator_id, video_id, r.period), { ...sums, unique_viewers: entries[i]!.viewers.size })
+    listed.set(rowKey(creator_id, video_id, r.period), parts)
   })
   return found
+}
+
+/** The keys (rowKey) each of the given parts of a stats table holds rows of. */
+async function keysOfParts(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, names: string[]): Promise<Map<string, string[]>> {
+  const { table, period } = SOURCES[grain]
+  const rs = await ch.query({
+    query: `SELECT _part, creator_id, video_id, toString(${period}) FROM ${table} WHERE _part IN {parts:Array(String)}`,
+    query_params: { parts: names },
+    format: 'JSONCompactEachRow',
+  })
+  const out = new Map<string, string[]>()
+  for (const [part, creator, video, p] of (await rs.json()) as [string, string, string, string][]) {
+    const keys = out.get(part) ?? []
+    keys.push(rowKey(creator, video, p))
+    out.set(part, keys)
+  }
+  return out
 }
 
 type PartState = { part: string; creatorId: string; videoId: string; period: string; state: Uint8Array }
@@ -188,7 +211,8 @@ async function partStates(ch: ClickHouseClient, table: string, period: string, n
  * query at a time, so one query over many videos beats many queued queries (it pays the
  * fixed cost of a query once; what it reads still grows with the videos).
  * Queries for years must share the month of `to`, which cuts their last year. With
- * `open`, the unique viewers of open periods (not of years) come from viewer sets.
+ * `open`, the unique viewers of open periods (not of years) come from viewer sets and their
+ * rows from those kept by blocks (see openPeriods).
  */
 async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], open?: OpenViewers): Promise<StatsRow[][]> {
   const span = (group: StatsQuery[]) => ({
@@ -198,43 +222,77 @@ async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuer
   const all = span(qs)
   let found: Found
   if (!open || grain === 'year' || open.from > all.to) found = await mergedStats(ch, grain, qs, all.from, all.to)
-  else {
-    // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
-    const { table } = SOURCES[grain]
-    const openKeys = (q: StatsQuery) => {
-      const first = periodStart(grain, q.from)
-      return periodsBetween(grain, first > open.from ? first : open.from, q.to).map((p) => `${table}|${rowKey(q.creatorId, q.videoId, p)}`)
-    }
-    const viaSets: StatsQuery[] = []
-    const merged: StatsQuery[] = []
-    for (const q of qs) (openKeys(q).some((k) => open.sets.wanted(open.generation, k)) ? viaSets : merged).push(q)
-    const m = merged.length > 0 ? span(merged) : null
-    found = m ? await mergedStats(ch, grain, merged, m.from, m.to) : new Map()
-    if (viaSets.length > 0) {
-      const { from, to } = span(viaSets)
-      const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open).finally(() => open.sets.trim())
-      for (const [k, row] of fromSets) found.set(k, row)
-      if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, viaSets, from, addDays(open.from, -1))) found.set(k, row)
-    }
-    for (const [k, row] of found) if (row.period >= open.from) open.sets.note(open.generation, `${table}|${k}`, row.unique_viewers)
+  else found = await openPeriods(ch, grain, qs, open)
+  return qs.map((q) => periodsBetween(grain, q.from, q.to).map((p) => found.get(rowKey(q.creatorId, q.videoId, p)) ?? zeroRow(p)))
+}
+
+/**
+ * The batch's figures where some periods are open: the rows kept by blocks (see
+ * open-rows.ts) for queries of open periods only whose every key is known over the
+ * table's active parts; for the rest, closed periods merged in the engine and open ones
+ * through the viewer sets (busy keys) or merged too, each open row then kept.
+ */
+async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs: StatsQuery[], open: OpenViewers): Promise<Found> {
+  const { table } = SOURCES[grain]
+  const openKeys = (q: StatsQuery) => {
+    const first = periodStart(grain, q.from)
+    return periodsBetween(grain, first > open.from ? first : open.from, q.to).map((p) => rowKey(q.creatorId, q.videoId, p))
   }
-  return qs.map((q) =>
-    periodsBetween(grain, q.from, q.to).map(
-      (p) =>
-        found.get(rowKey(q.creatorId, q.videoId, p)) ?? { period: p, views: 0, watch_ms: 0, ad_impressions: 0, unique_viewers: 0, excluded_self_view: 0, excluded_duplicate_viewer: 0, excluded_duplicate_ip: 0 },
-    ),
-  )
+  const allOpen = (q: StatsQuery) => periodStart(grain, q.from) >= open.from
+  // Read before the rows: blocks of these parts where a key has no row count as read for it.
+  // None where system.parts may not be read: then every read is a query, and no block counts as read without a row.
+  const read = () => activeParts(ch, table)
+  const parts: TablePart[] = open.rows ? await open.rows.parts(open.generation, table, open.loads, read) : await read().catch(() => [])
+  const before = parts.map((p) => p.name)
+  const found: Found = new Map()
+  let pending = qs
+  if (open.rows) {
+    const known = await open.rows.lookup(open.generation, table, qs.filter(allOpen).flatMap(openKeys), parts, (names) => keysOfParts(ch, grain, names))
+    pending = qs.filter((q) => !allOpen(q) || !openKeys(q).every((k) => known.has(k)))
+    for (const [k, row] of known) found.set(k, row)
+  }
+  if (pending.length === 0) return found
+
+  const span = (group: StatsQuery[]) => ({
+    from: group.map((q) => periodStart(grain, q.from)).reduce((a, b) => (a < b ? a : b)),
+    to: group.map((q) => q.to).reduce((a, b) => (a > b ? a : b)),
+  })
+  const listed: Listed = new Map()
+  // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
+  const viaSets: StatsQuery[] = []
+  const merged: StatsQuery[] = []
+  for (const q of pending) (open.sets && openKeys(q).some((k) => open.sets!.wanted(open.generation, `${table}|${k}`)) ? viaSets : merged).push(q)
+  if (merged.length > 0) {
+    const m = span(merged)
+    for (const [k, row] of await mergedStats(ch, grain, merged, m.from, m.to, listed)) found.set(k, row)
+  }
+  if (viaSets.length > 0) {
+    const { from, to } = span(viaSets)
+    const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open.sets!, open.generation, before, listed).finally(() => open.sets!.trim())
+    for (const [k, row] of fromSets) found.set(k, row)
+    if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, viaSets, from, addDays(open.from, -1))) found.set(k, row)
+  }
+  for (const q of pending)
+    for (const k of openKeys(q)) {
+      const row = found.get(k) ?? zeroRow((JSON.parse(k) as string[])[2]!)
+      open.sets?.note(open.generation, `${table}|${k}`, row.unique_viewers)
+      open.rows?.record(open.generation, table, k, row, seenBlocks(listed.get(k) ?? [], before))
+    }
+  return found
 }
 
 /**
  * The answers of many `videoStats` queries, in order, with one query per grain (per
  * month of `to` for years): what a batch of concurrent requests runs. With `sets`, the
- * unique viewers of the periods a query marks `open` come from them.
+ * unique viewers of the periods a query marks `open` come from them; with `rows`, those
+ * periods' rows are kept by the blocks they were read from and reused while no part of
+ * the table holds new rows of them (see open-rows.ts).
  */
-export async function videoStatsMany(ch: ClickHouseClient, qs: StatsQuery[], sets?: ViewerSets): Promise<StatsRow[][]> {
+export async function videoStatsMany(ch: ClickHouseClient, qs: StatsQuery[], sets?: ViewerSets, rows?: OpenRows<StatsRow>): Promise<StatsRow[][]> {
+  const keeps = sets !== undefined || rows !== undefined
   const groups = new Map<string, number[]>()
   qs.forEach((q, i) => {
-    const open = sets && q.open ? ` ${q.open.generation} ${q.open.from}` : ''
+    const open = keeps && q.open ? ` ${q.open.generation} ${q.open.from} ${q.open.loads ?? ''}` : ''
     const group = (q.grain === 'year' ? `year ${periodStart('month', q.to)}` : q.grain) + open
     const members = groups.get(group) ?? []
     members.push(i)
@@ -243,7 +301,7 @@ export async function videoStatsMany(ch: ClickHouseClient, qs: StatsQuery[], set
   const out: StatsRow[][] = new Array(qs.length)
   for (const indexes of groups.values()) {
     const first = qs[indexes[0]!]!
-    const open = sets && first.open ? { sets, ...first.open } : undefined
+    const open = keeps && first.open ? { sets, rows, generation: first.open.generation, from: first.open.from, loads: first.open.loads ?? null } : undefined
     const answers = await statsOfOneGrain(ch, first.grain, indexes.map((i) => qs[i]!), open)
     indexes.forEach((i, k) => (out[i] = answers[k]!))
   }

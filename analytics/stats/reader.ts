@@ -8,6 +8,7 @@ import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
 import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { openRows } from './open-rows.ts'
 import { viewerSets, type ViewerSets } from './viewer-sets.ts'
 
 export type StatsAnswer = { rows: StatsRow[]; outcome: CacheOutcome; stored: boolean }
@@ -44,6 +45,12 @@ export function createStatsReader(deps: {
   openViewerSetsMax?: number
   /** Least unique viewers a key had when last read for it to get a set (default 10,000; 0: every key). */
   openViewerSetsMin?: number
+  /**
+   * Most rows of open periods (a video's day, week or month) this process keeps by the
+   * blocks of the table they were read from, so that a read of a video no load has
+   * touched since queries nothing (see open-rows.ts). 0: every such read is a query.
+   */
+  openRowsMax?: number
   /** Where to report what the viewer sets hold (gauges cs_stats_viewer_sets_values and _bytes). */
   registry?: Registry
   concurrency?: number
@@ -51,10 +58,14 @@ export function createStatsReader(deps: {
   const { cache } = deps
   const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax!, minViewers: deps.openViewerSetsMin }) : undefined
   if (sets && deps.registry) reportViewerSets(deps.registry, sets)
-  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets), { concurrency: deps.concurrency ?? 1 })
+  const openMaxAgeMs = deps.openMaxAgeMs ?? 0
+  // The list of active parts is read again on each load mark, and at least as often as an
+  // answer over open periods may be reused when a load went unmarked.
+  const kept =
+    (deps.openRowsMax ?? 0) > 0 ? openRows<StatsRow>({ maxKeys: deps.openRowsMax!, partsMaxAgeMs: Math.min(1_000, openMaxAgeMs), now: () => deps.now().getTime() }) : undefined
+  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
-  const openMaxAgeMs = deps.openMaxAgeMs ?? 0
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
   const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
@@ -67,10 +78,12 @@ export function createStatsReader(deps: {
     const keep = new Set(periods.filter((_, i) => closed[i] && !(cut && i === periods.length - 1)))
     const useClosed = deps.closedTtlSeconds > 0 && keep.size > 0
     const bypass = !useClosed && openMaxAgeMs === 0
-    const versions = bypass && !sets ? null : await cache.versions()
-    // Viewer sets are kept under the aggregates generation, which a rewrite of the tables bumps.
+    const versions = bypass && !sets && !kept ? null : await cache.versions()
+    // Viewer sets and rows kept by blocks live under the aggregates generation, which a rewrite of the tables bumps.
     const q: StatsQuery =
-      versions && sets && asked.grain !== 'year' ? { ...asked, open: { from: periodStart(asked.grain, addDays(lastClosed, 1)), generation: versions.ns } } : asked
+      versions && (sets || kept) && asked.grain !== 'year'
+        ? { ...asked, open: { from: periodStart(asked.grain, addDays(lastClosed, 1)), generation: versions.ns, loads: versions.data } }
+        : asked
     if (bypass) return { rows: await query(q), outcome: 'bypass', stored: false }
     if (versions === null) return { rows: await query(q), outcome: 'unavailable', stored: false }
     /** The rows from period `i` on: reused while no load has landed when an open period is among them. */

@@ -33,23 +33,6 @@ describe('Uint64Set', () => {
   })
 })
 
-describe('the active parts a store keeps', () => {
-  it('are read again after a second, and at once under a new generation', async () => {
-    let t = 0
-    let reads = 0
-    const sets = viewerSets({ maxViewers: 10, now: () => t })
-    const read = async () => [`all_${++reads}_${reads}_0`]
-    sets.entry('g1', 'k')
-    expect(await sets.activeParts('video_stats_per_day', read)).toEqual(['all_1_1_0'])
-    t = 999
-    expect(await sets.activeParts('video_stats_per_day', read)).toEqual(['all_1_1_0'])
-    t = 1000
-    expect(await sets.activeParts('video_stats_per_day', read)).toEqual(['all_2_2_0'])
-    sets.entry('g2', 'k')
-    expect(await sets.activeParts('video_stats_per_day', read)).toEqual(['all_3_3_0'])
-  })
-})
-
 describe('part names', () => {
   it('read as the blocks a part holds', () => {
     expect(partBlocks('all_1_1_0')).toEqual({ partition: 'all', min: 1, max: 1 })

@@ -1,4 +1,4 @@
-import { partBlocks } from '../../lib/table-parts.ts'
+import { BlockRanges } from '../../lib/table-parts.ts'
 
 /**
  * Exact unique viewers of open periods without merging every state again on every read.
@@ -132,7 +132,7 @@ export function addUniqExactState(state: Uint8Array, into: Uint64Set): void {
 }
 
 /** `live`: still in the store (its values count towards maxViewers). */
-type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live: boolean }
+type Entry = { viewers: Uint64Set; ranges: BlockRanges; live: boolean }
 
 /**
  * The per-process store of viewer sets, for keys that had at least `minViewers` unique
@@ -146,15 +146,13 @@ type Entry = { viewers: Uint64Set; ranges: Map<string, [number, number][]>; live
  * const missing = sets.missing(set, parts) // parts whose states must still be read
  * sets.add(set, part, stateBytes); set.viewers.size
  */
-export function viewerSets(opts: { maxViewers: number; minViewers?: number; partsMaxAgeMs?: number; now?: () => number }) {
+export function viewerSets(opts: { maxViewers: number; minViewers?: number }) {
   const entries = new Map<string, Entry>()
   let generation: string | null = null
   let held = 0
   const minViewers = opts.minViewers ?? 10_000
-  const now = opts.now ?? Date.now
   /** The unique viewers each key had when last read, least recently noted first. */
   const known = new Map<string, number>()
-  const parts = new Map<string, { at: number; names: Promise<string[]> }>()
 
   /** Moves to generation `gen`: a new one drops every set and what was known of the old. */
   const use = (gen: string) => {
@@ -164,15 +162,8 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
     // The data was rewritten: the first read of each key after a bump costs what a merge
     // in the engine does, not a set's build (about 2.5x that), and the second builds it.
     known.clear()
-    // A rewritten table numbers its blocks anew: a list of the old one's parts would cover the new one's.
-    parts.clear()
     held = 0
     generation = gen
-  }
-
-  const covered = (e: Entry, part: string) => {
-    const b = partBlocks(part)
-    return b !== null && (e.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.min && b.max <= hi)
   }
 
   return {
@@ -181,13 +172,13 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
       use(gen)
       let e = entries.get(key)
       if (e) entries.delete(key)
-      else e = { viewers: new Uint64Set(), ranges: new Map(), live: true }
+      else e = { viewers: new Uint64Set(), ranges: new BlockRanges(), live: true }
       entries.set(key, e)
       return e
     },
     /** Of the parts holding rows of the entry's key, those whose blocks it has not read all of. */
     missing(e: Entry, parts: string[]): string[] {
-      return parts.filter((p) => !covered(e, p))
+      return parts.filter((p) => !e.ranges.covers(p))
     },
     /** Adds a part's state of the key; the part's blocks count as read. */
     add(e: Entry, part: string, state: Uint8Array): void {
@@ -198,16 +189,7 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
     },
     /** Counts the part's blocks as read for the key without a state: the key has no row in them. */
     cover(e: Entry, part: string): void {
-      const b = partBlocks(part)
-      if (b === null) return
-      const ranges = [...(e.ranges.get(b.partition) ?? []), [b.min, b.max] as [number, number]].sort((x, y) => x[0] - y[0])
-      const merged: [number, number][] = []
-      for (const r of ranges) {
-        const last = merged.at(-1)
-        if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1])
-        else merged.push([r[0], r[1]])
-      }
-      e.ranges.set(b.partition, merged)
+      e.ranges.add(part)
     },
     /**
      * Whether the key is worth a set: it had at least minViewers unique viewers when last
@@ -223,19 +205,6 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number; part
       known.delete(key)
       known.set(key, viewers)
       if (known.size > 100_000) known.delete(known.keys().next().value as string)
-    },
-    /**
-     * The table's active parts as read at most partsMaxAgeMs (1 s) ago: any list read
-     * before the rows is sound for `cover` (a part of it is still active, or was merged
-     * into one the rows' read saw); an older one only covers fewer blocks.
-     */
-    activeParts(table: string, read: () => Promise<string[]>): Promise<string[]> {
-      const cached = parts.get(table)
-      if (cached && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000)) return cached.names
-      const names = read()
-      parts.set(table, { at: now(), names })
-      names.catch(() => parts.delete(table))
-      return names
     },
     /** Drops the least recently used sets until at most maxViewers values are held. */
     trim(): void {

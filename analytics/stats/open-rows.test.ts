@@ -1,0 +1,234 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { loadSettings } from '../../lib/config.ts'
+import { BlockRanges, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
+import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
+import { startTestClickHouse, startTestRedis, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
+import { bumpAggregatesGeneration, createAggregateCache, markAggregatesLoad } from '../cache/aggregate-cache.ts'
+import { openRows } from './open-rows.ts'
+import { videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { createStatsReader } from './reader.ts'
+import { viewerSets } from './viewer-sets.ts'
+
+describe('blocks seen by a read', () => {
+  it('are those of the parts that held the key and of earlier parts that overlap none of them', () => {
+    const seen = seenBlocks(['all_1_4_1'], ['all_1_2_1', 'all_3_3_0', 'all_5_5_0', 'all_6_6_0', '202612_1_1_0'])
+    expect(['all_1_4_1', 'all_1_2_1', 'all_5_5_0', 'all_6_6_0', 'all_5_6_1', '202612_1_1_0'].map((p) => seen.covers(p))).toEqual([true, true, true, true, true, true])
+    // Block 7 was not seen; a part that merged it with seen ones is not covered, but overlaps.
+    expect([seen.covers('all_7_7_0'), seen.covers('all_1_7_2'), seen.overlaps('all_1_7_2'), seen.overlaps('all_7_7_0')]).toEqual([false, false, true, false])
+    // Parts of the list that overlap a part holding the key are not known to lack it beyond it.
+    const partly = seenBlocks(['all_3_3_0'], ['all_2_4_1'])
+    expect([partly.covers('all_3_3_0'), partly.covers('all_2_2_0'), partly.covers('all_2_4_1')]).toEqual([true, false, false])
+    // A name of another shape covers nothing and is known of nothing.
+    const r = new BlockRanges()
+    r.add('broken')
+    expect([r.covers('broken'), r.overlaps('broken')]).toEqual([false, true])
+  })
+})
+
+describe('the active parts the store keeps', () => {
+  it('are read again on a new load version, after a second, and under a new generation; not kept when the read fails', async () => {
+    let t = 0
+    let reads = 0
+    const rows = openRows<number>({ maxKeys: 10, now: () => t })
+    const read = async (): Promise<TablePart[]> => [{ name: `all_${++reads}_${reads}_0`, rows: 1 }]
+    const names = async (gen: string, loads: string | null) => (await rows.parts(gen, 'video_stats_per_day', loads, read)).map((p) => p.name)
+    expect(await names('g1', 'l1')).toEqual(['all_1_1_0'])
+    t = 999
+    expect(await names('g1', 'l1')).toEqual(['all_1_1_0'])
+    expect(await names('g1', 'l2')).toEqual(['all_2_2_0'])
+    t = 2000
+    expect(await names('g1', 'l2')).toEqual(['all_3_3_0'])
+    expect(await names('g2', 'l2')).toEqual(['all_4_4_0'])
+    const failing = async (): Promise<TablePart[]> => {
+      throw new Error('system.parts not readable')
+    }
+    expect(await rows.parts('g2', 'video_stats_per_day', 'l3', failing)).toEqual([])
+    expect(await names('g2', 'l3')).toEqual(['all_5_5_0'])
+  })
+})
+
+let engine: TestClickHouse
+let redis: TestRedis
+let ch: ClickHouseClient
+
+beforeAll(async () => {
+  ;[engine, redis] = await Promise.all([startTestClickHouse(), startTestRedis()])
+  ch = engine.ch
+})
+afterAll(async () => {
+  await engine?.stop()
+  await redis?.stop()
+})
+
+const plays = (video: string, creator: string, day: string, viewers: string[]): EventRow[] =>
+  viewers.map((v, i) => ({ type: 'play', video_id: video, creator_id: creator, viewer_id: v, at: `${day} 03:${String(i % 60).padStart(2, '0')}:00` }))
+const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`)
+
+/** Counts the engine's queries by kind: stats reads, reads of the keys parts hold, lists of parts. */
+function counting(inner: ClickHouseClient) {
+  const calls = { stats: 0, keys: 0, parts: 0 }
+  const client = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === 'query')
+        return (params: Parameters<ClickHouseClient['query']>[0]) => {
+          const text = params.query
+          if (text.includes('system.parts')) calls.parts++
+          else if (/WHERE _part IN \{parts/.test(text)) calls.keys++
+          else calls.stats++
+          return target.query(params)
+        }
+      return Reflect.get(target, prop, receiver)
+    },
+  })
+  return { client, calls }
+}
+
+describe('rows of open periods kept by blocks', () => {
+  beforeEach(async () => {
+    await ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
+  })
+
+  const q = (video: string, creator: string, loads: string, grain: StatsQuery['grain'] = 'day', generation = 'g1'): StatsQuery => ({
+    videoId: video,
+    creatorId: creator,
+    grain,
+    from: '2026-03-01',
+    to: '2026-03-03',
+    open: { from: '2026-03-01', generation, loads },
+  })
+
+  it('answer a video no load has touched since from memory, and read it again once one has', async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000 })
+    const { client, calls } = counting(ch)
+    await insertEvents(ch, [...plays('va', 'ca', '2026-03-02', range('a', 0, 30)), ...plays('vb', 'cb', '2026-03-02', range('b', 0, 10))])
+    const first = await videoStatsMany(client, [q('va', 'ca', 'l1'), q('vb', 'cb', 'l1')], undefined, rows)
+    expect(first.map((r) => r[1]!.views)).toEqual([30, 10])
+    expect(calls).toEqual({ stats: 1, keys: 0, parts: 1 })
+
+    // Same load version: nothing queried at all.
+    expect(await videoStatsMany(client, [q('va', 'ca', 'l1'), q('vb', 'cb', 'l1')], undefined, rows)).toEqual(first)
+    expect(calls).toEqual({ stats: 1, keys: 0, parts: 1 })
+
+    // A load of vb only: va is answered after reading which keys the new part holds, vb is read again.
+    await insertEvents(ch, plays('vb', 'cb', '2026-03-03', range('b', 5, 25)))
+    const [va] = await videoStatsMany(client, [q('va', 'ca', 'l2')], undefined, rows)
+    expect(va).toEqual(first[0])
+    expect(calls).toEqual({ stats: 1, keys: 1, parts: 2 })
+    const [vb] = await videoStatsMany(client, [q('vb', 'cb', 'l2')], undefined, rows)
+    expect(vb!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [10, 10], [20, 20]])
+    expect(calls).toEqual({ stats: 2, keys: 1, parts: 2 })
+
+    // A merge of parts both keys have seen all of: nothing queried but the list of parts.
+    await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+    const after = await videoStatsMany(client, [q('va', 'ca', 'l3'), q('vb', 'cb', 'l3')], undefined, rows)
+    expect(after).toEqual([va, vb])
+    expect(calls).toEqual({ stats: 2, keys: 1, parts: 3 })
+    expect(rows.held()).toMatchObject({ keys: 6, hits: 17, misses: 7 })
+  })
+
+  it('read a key again when a part that merged seen blocks with its new rows appears, or a part is too large to list', async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000 })
+    const { client, calls } = counting(ch)
+    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 0, 40)))
+    await videoStatsMany(client, [q('vm', 'cm', 'l1')], undefined, rows)
+    // New rows of the key, merged with the part already read before the next read: not idempotent, so read again.
+    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 30, 50)))
+    await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+    const [merged] = await videoStatsMany(client, [q('vm', 'cm', 'l2')], undefined, rows)
+    expect(merged![1]).toMatchObject({ views: 60, unique_viewers: 50 })
+    expect(calls).toEqual({ stats: 2, keys: 1, parts: 2 })
+
+    // Parts above partKeysMaxRows are not listed: the key is read from the table.
+    const small = openRows<StatsRow>({ maxKeys: 1000, partKeysMaxRows: 0 })
+    await videoStatsMany(client, [q('vm', 'cm', 'l2')], undefined, small)
+    await insertEvents(ch, plays('other', 'co', '2026-03-02', range('o', 0, 5)))
+    const [again] = await videoStatsMany(client, [q('vm', 'cm', 'l3')], undefined, small)
+    expect(again![1]).toMatchObject({ views: 60, unique_viewers: 50 })
+    expect(calls).toEqual({ stats: 4, keys: 1, parts: 4 })
+  })
+
+  it('do not trust the keys of a part merged away before they were read', async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000 })
+    await insertEvents(ch, plays('vr', 'cr', '2026-03-02', range('r', 0, 10)))
+    await videoStatsMany(ch, [q('vr', 'cr', 'l1')], undefined, rows)
+    await insertEvents(ch, plays('vr', 'cr', '2026-03-02', range('r', 5, 15)))
+    // The engine merges between the list of parts and the read of the new part's keys: the
+    // read finds no rows of it, which must not count as a part without the key.
+    const racing = new Proxy(ch, {
+      get(target, prop, receiver) {
+        if (prop === 'query')
+          return async (params: Parameters<ClickHouseClient['query']>[0]) => {
+            if (/WHERE _part IN \{parts/.test(params.query)) await target.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+            return target.query(params)
+          }
+        return Reflect.get(target, prop, receiver)
+      },
+    })
+    const [answer] = await videoStatsMany(racing, [q('vr', 'cr', 'l2')], undefined, rows)
+    expect(answer![1]).toMatchObject({ views: 20, unique_viewers: 15 })
+  })
+
+  it('give the engine answers across random loads and merges, for days, weeks and months, with and without viewer sets, and evicted', async () => {
+    const videos = ['w1', 'w2', 'w3', 'w4', 'w5', 'w6']
+    const stores = [
+      { rows: openRows<StatsRow>({ maxKeys: 1000 }), sets: undefined },
+      { rows: openRows<StatsRow>({ maxKeys: 5 }), sets: viewerSets({ maxViewers: 300, minViewers: 0 }) },
+      { rows: openRows<StatsRow>({ maxKeys: 1000, partKeysMaxRows: 3 }), sets: viewerSets({ maxViewers: 1_000_000, minViewers: 50 }) },
+    ]
+    let seed = 5
+    const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n
+    for (let load = 0; load < 10; load++) {
+      // Each load touches two or three of the videos.
+      const touched = videos.filter(() => rnd(2) === 0).slice(0, 3)
+      await insertEvents(ch, touched.flatMap((v, i) => plays(v, `c${i % 2}`, `2026-03-0${1 + rnd(3)}`, range('u', rnd(100), 100 + rnd(150)))))
+      if (load % 4 === 3) await ch.command({ query: `OPTIMIZE TABLE video_stats_per_day${load === 7 ? ' FINAL' : ''}` })
+      for (const grain of ['day', 'week', 'month'] as const) {
+        const qs = videos.map((v, i) => q(v, `c${i % 2}`, `l${load}`, grain))
+        const want = await videoStatsMany(ch, qs.map(({ open: _, ...rest }) => rest))
+        for (const s of stores) {
+          expect(await videoStatsMany(ch, qs, s.sets, s.rows)).toEqual(want)
+          // Read twice: the second from what the first kept.
+          expect(await videoStatsMany(ch, qs, s.sets, s.rows)).toEqual(want)
+        }
+      }
+    }
+    expect(stores[0]!.rows.held().hits).toBeGreaterThan(0)
+    expect(stores[1]!.rows.held().keys).toBeLessThanOrEqual(5)
+  })
+
+  it('are dropped under a new generation', async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000 })
+    const { client, calls } = counting(ch)
+    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('g', 0, 7)))
+    await videoStatsMany(client, [q('vg', 'cg', 'l1')], undefined, rows)
+    // A rewritten table numbers its blocks from 1 again: the old rows' blocks would cover it.
+    await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
+    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('h', 0, 3)))
+    const [answer] = await videoStatsMany(client, [q('vg', 'cg', 'l1', 'day', 'g2')], undefined, rows)
+    expect(answer![1]).toMatchObject({ views: 3, unique_viewers: 3 })
+    expect(calls.stats).toBe(2)
+  })
+
+  it('serve the stats reader as fresh as the load marks', async () => {
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const { client, calls } = counting(ch)
+    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000 })
+    const ask = async () => (await read({ videoId: 'vs', creatorId: 'cs', grain: 'day', from: '2026-03-04', to: '2026-03-05' })).rows.map((r) => r.views)
+    await insertEvents(ch, plays('vs', 'cs', '2026-03-05', range('s', 0, 4)))
+    await markAggregatesLoad(redis.client)
+    expect(await ask()).toEqual([0, 4])
+    const queried = calls.stats
+    expect(await ask()).toEqual([0, 4])
+    expect(calls.stats).toBe(queried)
+    // The edge marks each load once it has landed: the next read sees it.
+    await insertEvents(ch, plays('vs', 'cs', '2026-03-05', range('s', 10, 13)))
+    await markAggregatesLoad(redis.client)
+    expect(await ask()).toEqual([0, 7])
+    await bumpAggregatesGeneration(redis.client)
+    expect(await ask()).toEqual([0, 7])
+  })
+})
