@@ -2,7 +2,8 @@
  * Before bench:api starts the server on the settle benchmark's data folder: registers
  * (in `videos`) the bench creator's videos and the day's most watched ones, which the
  * generator only put in the event tables, and prints one JSON line with the day, those
- * video ids and the count of active videos.
+ * video ids, the count of active videos and what bench:settle generated them with (the
+ * ranks of videos, the creators, the bench creator), for the live players of --live-events.
  *
  *   bun test/bench/api-prepare.ts <dataDir>
  */
@@ -14,8 +15,13 @@ import { benchCreatorId } from './settle-data.ts'
 const dataDir = process.argv[2]!
 const ch = createClickHouse(loadSettings({ DATA_DIR: dataDir }))
 try {
-  const [d] = await rows<{ day: string; videos: string }>(ch, 'SELECT toString(max(day)) AS day, uniqExact(video_id) AS videos FROM video_stats_per_day')
-  const day = d!.day
+  // The generated day is the one with the most rows (live players of an earlier run may have added today).
+  const [d] = await rows<{ generated: string; videos: string; ranks: string; creators: string }>(
+    ch,
+    `SELECT toString(day) AS generated, uniqExact(video_id) AS videos, max(toUInt64OrZero(substring(video_id, 2))) + 1 AS ranks, uniqExact(creator_id) AS creators
+     FROM video_stats_per_day WHERE day = (SELECT day FROM video_stats_per_day GROUP BY day ORDER BY count() DESC LIMIT 1) GROUP BY day`,
+  )
+  const day = d!.generated
   const creator = benchCreatorId()
   const mine = await rows<{ video_id: string; creator_id: string }>(
     ch,
@@ -34,7 +40,8 @@ try {
     values: [...all].map(([video_id, creator_id]) => ({ video_id, creator_id, title: `bench ${video_id}`, duration_ms: 3_600_000, created_at: now, updated_at: now, deleted: 0 })),
     format: 'JSONEachRow',
   })
-  console.log(JSON.stringify({ day, active_videos: Number(d!.videos), creator_videos: mine.map((v) => v.video_id), top_videos: top.map((v) => v.video_id) }))
+  const settings = { videos: Number(d!.ranks), creators: Number(d!.creators), creator0: creator }
+  console.log(JSON.stringify({ day, active_videos: Number(d!.videos), creator_videos: mine.map((v) => v.video_id), top_videos: top.map((v) => v.video_id), settings }))
 } finally {
   await ch.close()
 }

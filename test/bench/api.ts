@@ -24,7 +24,13 @@
  * The warm loop's clients are fetch calls from this process; with --generator wrk they are wrk's (Debian's package,
  * installed when missing; test/bench/api-wrk.lua times each answer and reads its Cache-Status).
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
+ *   With --live-events N, players send about N events a second to the server's edge during
+ *   each warm loop (bench:ingest's generator, paced: one batch of 10-50 events every
+ *   1.5-4.5 s per player, Zipf popularity over the day's videos), so that loads land as
+ *   under live ingest and the edge marks them itself; the stats endpoints then ask up to
+ *   today, whose rows those loads add to.
+ *
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--live-events 0] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -32,7 +38,9 @@ import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import { addCounts, BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
+import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
+import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
 import { lastClosedDay } from '../../analytics/cache/closed-days.ts'
 import { bumpSettlementVersion } from '../../jobs/settlement/version.ts'
@@ -49,7 +57,8 @@ const coldRounds = num(flags, 'cold-rounds', smoke ? 2 : 10)
 const coldWarmupRounds = num(flags, 'cold-warmup-rounds', smoke ? 0 : 3)
 // A load marked in the server's Redis this often during the warm loop, as the edge does after each load under live
 // ingest (LOAD_INTERVAL_MS, 500 ms by default): answers over open days are reused only between two loads. 0: data at rest.
-const loadEveryMs = num(flags, 'load-every-ms', 500)
+const liveEvents = num(flags, 'live-events', 0)
+const loadEveryMs = liveEvents > 0 ? 0 : num(flags, 'load-every-ms', 500)
 // The warm loop's clients: `bun`, fetch from this process (the default), or `wrk` (Debian's package, in C, with
 // test/bench/api-wrk.lua). In alternation on 2 December the two gave the same figures within the noise, and wrk
 // (32 threads) took about as much CPU (results/api-generators.json), so the default stays the one past figures used.
@@ -70,16 +79,32 @@ if (!existsSync(join(dataDir, 'clickhouse'))) {
   })
   if (r.status !== 0) throw new Error('generating the data failed')
 }
-type Prepared = { day: string; active_videos: number; creator_videos: string[]; top_videos: string[] }
+type Prepared = { day: string; active_videos: number; creator_videos: string[]; top_videos: string[]; settings: { videos: number; creators: number; creator0: string } }
 const prep = await runJsonChild<Prepared>(BUN, ['test/bench/api-prepare.ts', dataDir])
 
 const port = await freePort()
+const serverSettings = loadSettings({ ...process.env, DATA_DIR: dataDir })
+// The live players' tokens are signed with the key the server reads from DATA_DIR/keys.
+if (liveEvents > 0) await loadPlaybackKeys(serverSettings)
 // --profile DIR: the server writes a CPU profile (.cpuprofile and markdown) there when it stops.
 const profileDir = flags.get('profile')
 const server = await startServerProcess({
   cmd: BUN,
   args: [...(profileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${resolve(profileDir)}`] : []), 'lib/main.ts'],
-  env: { ...process.env, REDIS_URL: undefined, CLICKHOUSE_URL: undefined, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ADMIN_EMAILS: ADMIN, NODE_ENV: 'development' },
+  env: {
+    ...process.env,
+    REDIS_URL: undefined,
+    CLICKHOUSE_URL: undefined,
+    DATA_DIR: dataDir,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ADMIN_EMAILS: ADMIN,
+    NODE_ENV: 'development',
+    // The live players share 50,000 addresses, far more of them per address than real players.
+    RATE_LIMIT_IP_PER_SECOND: '100000',
+    RATE_LIMIT_IP_BURST: '200000',
+  },
   port,
 })
 const pid = server.proc.pid!
@@ -95,12 +120,16 @@ type Result = {
   cold_alone_ms: number
   /** Bursts of one request per client at once, each after emptying the caches. */
   cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[] }
+  /** With --live-events: what the live players' batches got while the warm loop ran. */
+  live?: { events_per_second: number; sessions: number; statuses: Record<string, number>; ack_p99_ms: number }
   /** Closed loop over the same paths with the caches as the requests left them. */
   warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number; cpu_cores: { server: number; server_by_thread: Record<string, number>; redis: number; generator: number } }
   errors: Record<string, number>
 }
 const results: Result[] = []
 let idleWaitSeconds = 0
+/** The last day the stats endpoints ask for (today under --live-events). */
+let statsToDay = ''
 // The server's private redis-server (REDIS_URL unset): emptying the caches is bumping what their keys include.
 const redis = createRedis({ path: join(dataDir, 'redis', 'redis.sock') })
 redis.on('error', () => {})
@@ -108,7 +137,7 @@ const emptyCaches = async () => {
   await bumpAggregatesGeneration(redis)
   await bumpSettlementVersion(redis)
 }
-const lastClosed = lastClosedDay(loadSettings({ ...process.env, DATA_DIR: dataDir }), new Date())
+const lastClosed = lastClosedDay(serverSettings, new Date())
 const r1 = (x: number) => +x.toFixed(1)
 const latencies = (xs: number[]): Latencies => {
   const sorted = Float64Array.from(xs).sort()
@@ -180,7 +209,11 @@ try {
 
   const day = prep.day
   const monthStart = `${day.slice(0, 8)}01`
-  const from30 = new Date(Date.parse(`${day}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10)
+  // Under live ingest the stats endpoints ask up to today, the day the live loads add to.
+  const today = new Intl.DateTimeFormat('en-CA', { timeZone: serverSettings.SETTLEMENT_TZ, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date())
+  const statsTo = liveEvents > 0 ? today : day
+  statsToDay = statsTo
+  const from30 = new Date(Date.parse(`${statsTo}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10)
   const pick = <T>(xs: T[], i: number) => xs[i % xs.length]!
   /** `distinct`: how many different paths path(i) gives (it repeats after that). */
   const endpoints: { name: string; token: string; path: (i: number) => string; distinct: number }[] = [
@@ -188,8 +221,8 @@ try {
     { name: 'settlement per video (creator, the day)', token: creator, path: () => `/v1/me/settlements/videos?grain=day&from=${day}&to=${day}`, distinct: 1 },
     { name: 'top-5 of the creator (day)', token: creator, path: () => `/v1/me/top?metric=views&grain=day&date=${day}&limit=5`, distinct: 1 },
     { name: 'top-5 platform-wide (admin, day)', token: admin, path: () => `/v1/top?metric=views&grain=day&date=${day}&limit=5`, distinct: 1 },
-    { name: 'stats of one video (creator, 30 days)', token: creator, path: (i) => `/v1/videos/${pick(prep.creator_videos, i)}/stats?grain=day&from=${from30}&to=${day}`, distinct: prep.creator_videos.length },
-    { name: 'stats of one video (admin, top videos, 30 days)', token: admin, path: (i) => `/v1/videos/${pick(prep.top_videos, i)}/stats?grain=day&from=${from30}&to=${day}`, distinct: prep.top_videos.length },
+    { name: 'stats of one video (creator, 30 days)', token: creator, path: (i) => `/v1/videos/${pick(prep.creator_videos, i)}/stats?grain=day&from=${from30}&to=${statsTo}`, distinct: prep.creator_videos.length },
+    { name: 'stats of one video (admin, top videos, 30 days)', token: admin, path: (i) => `/v1/videos/${pick(prep.top_videos, i)}/stats?grain=day&from=${from30}&to=${statsTo}`, distinct: prep.top_videos.length },
   ]
 
   const only = flags.get('only')
@@ -252,6 +285,32 @@ try {
       for (const r of burst) cold.add(r)
     }
 
+    // Live players for the warm loop (paced, about 10 events a second each), started 3 s before it.
+    const liveOut = join(wrkDir, 'live.json')
+    const liveCfg: LoadConfig = {
+      url,
+      jwksFile: join(dataDir, 'keys', 'playback-jwks.json'),
+      issuer: serverSettings.PLAYBACK_TOKEN_ISSUER,
+      sessions: Math.max(1, Math.round(liveEvents / 10)),
+      seconds: seconds + 3,
+      videos: prep.settings.videos,
+      creators: prep.settings.creators,
+      creator0: prep.settings.creator0,
+      zipfS: 1,
+      ips: 50_000,
+      selfViewShare: 0.02,
+      repeatShare: 0.02,
+      badTokenShare: 0,
+      thinkMs: 3000,
+      seed: 7 + results.length,
+      out: liveOut,
+    }
+    const live =
+      liveEvents > 0
+        ? runJsonChild(BUN, ['test/bench/ingest-load.ts'], { ...process.env, BENCH_LOAD: JSON.stringify(liveCfg), BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.max(256, liveCfg.sessions * 2)) })
+        : undefined
+    if (live) await sleep(3000)
+
     // Warm: the closed loop, each response sorted by what the cache did.
     const warm = samples()
     const t0 = performance.now()
@@ -282,6 +341,13 @@ try {
       clearInterval(loading)
     }
     const elapsed = (performance.now() - t0) / 1000
+    let liveResult: Result['live']
+    if (live) {
+      await live
+      const got = JSON.parse(readFileSync(liveOut, 'utf8')) as LoadResult
+      const sorted = Float64Array.from(got.latencies_ms).sort()
+      liveResult = { events_per_second: Math.round(got.acked_events / got.seconds), sessions: liveCfg.sessions, statuses: got.statuses, ack_p99_ms: r1(percentile(sorted, 99)) }
+    }
     const genCpu = process.cpuUsage(genCpu0)
     // Where the server's CPU went, by thread name: the JavaScript thread ('bun'), chDB's pools, Bun's own.
     const byThread = Object.fromEntries(
@@ -302,10 +368,11 @@ try {
         loads_marked: loads,
         cpu_cores: cores,
       },
+      ...(liveResult ? { live: liveResult } : {}),
       errors,
     })
     const r = results.at(-1)!
-    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits; cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator} (load ${loadNow()})`)
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits; cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''} (load ${loadNow()})`)
   }
 } finally {
   rmSync(wrkDir, { recursive: true, force: true })
@@ -317,7 +384,7 @@ try {
   const w = Math.max(...results.map((r) => r.name.length), 10)
   const col = (v: string | number, width = 8) => String(v).padStart(width)
   console.log(
-    `\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint (${loadEveryMs > 0 ? `a load marked every ${loadEveryMs} ms` : 'no loads'}), ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`,
+    `\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint (${liveEvents > 0 ? `live players sending about ${liveEvents} events/s, their loads marked by the edge, stats up to ${statsToDay}` : loadEveryMs > 0 ? `a load marked every ${loadEveryMs} ms` : 'no loads'}), ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`,
   )
   console.log(`${''.padEnd(w)}  ${'---------------- cold ----------------'}  ${'------------------------------ warm ------------------------------'}`)
   console.log(`${'endpoint'.padEnd(w)}  ${col('alone ms')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('req/s')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('hits')}  ${col('p99 not hit', 11)}  errors`)
@@ -336,7 +403,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
+        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, live_events: liveEvents, stats_to: statsToDay, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
       },
       flags.get('out'),

@@ -22,6 +22,8 @@ export type LoadConfig = {
   seconds: number
   videos: number
   creators: number
+  /** The creator of the videos whose rank is a multiple of `creators` (bench:settle's day gives them the bench creator); default c0. */
+  creator0?: string
   zipfS: number
   ips: number
   selfViewShare: number

@@ -19,7 +19,7 @@ export async function sessionMaker(cfg: LoadConfig): Promise<{ random: () => num
   async function next(): Promise<Session> {
     const v = pickVideo()
     const videoId = `v${v}`
-    const creatorId = `c${v % cfg.creators}`
+    const creatorId = v % cfg.creators === 0 && cfg.creator0 ? cfg.creator0 : `c${v % cfg.creators}`
     const self = random() < cfg.selfViewShare
     const viewerId = self ? creatorId : `u${Math.floor(random() * 10_000_000)}`
     const adId = `ad-${v % 50}`
