@@ -62,10 +62,10 @@ export const analyticsSettingsSchema = z.object({
   OPEN_VIEWER_SETS_MAX: int(0, 1_000_000_000).default(8_000_000),
   /**
    * Most rows of open periods (a video's day, week or month) a process keeps by the blocks
-   * of the table they were read from (a few hundred bytes each), so that the stats of a
+   * of the table they were read from (about 600 bytes each), so that the stats of a
    * video no load has touched since query nothing. 0: every read of an open period is a query.
    */
-  OPEN_ROWS_MAX: int(0, 10_000_000).default(200_000),
+  OPEN_ROWS_MAX: int(0, 10_000_000).default(50_000),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

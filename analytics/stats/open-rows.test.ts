@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { loadSettings } from '../../lib/config.ts'
@@ -68,6 +69,8 @@ const range = (prefix: string, from: number, to: number) => Array.from({ length:
 /** Counts the engine's queries by kind: stats reads, reads of the keys parts hold, lists of parts. */
 function counting(inner: ClickHouseClient) {
   const calls = { stats: 0, keys: 0, parts: 0 }
+  /** The first day the last stats read asked for. */
+  const last = { from: '' }
   const client = new Proxy(inner, {
     get(target, prop, receiver) {
       if (prop === 'query')
@@ -75,13 +78,16 @@ function counting(inner: ClickHouseClient) {
           const text = params.query
           if (text.includes('system.parts')) calls.parts++
           else if (/WHERE _part IN \{parts/.test(text)) calls.keys++
-          else calls.stats++
+          else {
+            calls.stats++
+            last.from = String((params.query_params as { from?: string }).from)
+          }
           return target.query(params)
         }
       return Reflect.get(target, prop, receiver)
     },
   })
-  return { client, calls }
+  return { client, calls, last }
 }
 
 describe('rows of open periods kept by blocks', () => {
@@ -101,7 +107,7 @@ describe('rows of open periods kept by blocks', () => {
 
   it('answer a video no load has touched since from memory, and read it again once one has', async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
-    const { client, calls } = counting(ch)
+    const { client, calls, last } = counting(ch)
     await insertEvents(ch, [...plays('va', 'ca', '2026-03-02', range('a', 0, 30)), ...plays('vb', 'cb', '2026-03-02', range('b', 0, 10))])
     const first = await videoStatsMany(client, [q('va', 'ca', 'l1'), q('vb', 'cb', 'l1')], undefined, rows)
     expect(first.map((r) => r[1]!.views)).toEqual([30, 10])
@@ -119,6 +125,8 @@ describe('rows of open periods kept by blocks', () => {
     const [vb] = await videoStatsMany(client, [q('vb', 'cb', 'l2')], undefined, rows)
     expect(vb!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [10, 10], [20, 20]])
     expect(calls).toEqual({ stats: 2, keys: 1, parts: 2 })
+    // Only the day the load touched was read: the two before it were known.
+    expect(last.from).toBe('2026-03-03')
 
     // A merge of parts both keys have seen all of: nothing queried but the list of parts.
     await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
@@ -216,7 +224,8 @@ describe('rows of open periods kept by blocks', () => {
     const cache = createAggregateCache(redis.client)
     const now = () => new Date('2026-03-06T03:00:00Z')
     const { client, calls } = counting(ch)
-    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000 })
+    const registry = new Registry()
+    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000, registry })
     const ask = async () => (await read({ videoId: 'vs', creatorId: 'cs', grain: 'day', from: '2026-03-04', to: '2026-03-05' })).rows.map((r) => r.views)
     await insertEvents(ch, plays('vs', 'cs', '2026-03-05', range('s', 0, 4)))
     await markAggregatesLoad(redis.client)
@@ -228,6 +237,10 @@ describe('rows of open periods kept by blocks', () => {
     await insertEvents(ch, plays('vs', 'cs', '2026-03-05', range('s', 10, 13)))
     await markAggregatesLoad(redis.client)
     expect(await ask()).toEqual([0, 7])
+    // Two open days a read: the first read missed both, the second found both, the third missed the one the load touched.
+    const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels.outcome ?? '', v.value])
+    expect(await metric('cs_stats_open_rows')).toEqual([['', 2]])
+    expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 3], ['miss', 3]])
     await bumpAggregatesGeneration(redis.client)
     expect(await ask()).toEqual([0, 7])
   })

@@ -248,8 +248,14 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   let pending = qs
   if (open.rows) {
     const known = await open.rows.lookup(open.generation, table, qs.filter(allOpen).flatMap(openKeys), parts, (names) => keysOfParts(ch, grain, names))
-    pending = qs.filter((q) => !allOpen(q) || !openKeys(q).every((k) => known.has(k)))
     for (const [k, row] of known) found.set(k, row)
+    // A query of open periods only is read from its first period not known on (under live
+    // ingest, today's rows of a video whose yesterday is known): the rest come from here.
+    pending = qs.flatMap((q) => {
+      if (!allOpen(q)) return [q]
+      const first = openKeys(q).findIndex((k) => !known.has(k))
+      return first === -1 ? [] : first === 0 ? [q] : [{ ...q, from: periodsBetween(grain, periodStart(grain, q.from), q.to)[first]! }]
+    })
   }
   if (pending.length === 0) return found
 

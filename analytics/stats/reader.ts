@@ -1,4 +1,4 @@
-import { Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { keyPart, type AggregateCache, type CacheOutcome } from '../cache/aggregate-cache.ts'
 import { closedPeriods, lastClosedDay, type ClosingRules } from '../cache/closed-days.ts'
@@ -8,7 +8,7 @@ import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
 import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
-import { openRows } from './open-rows.ts'
+import { openRows, type OpenRows } from './open-rows.ts'
 import { viewerSets, type ViewerSets } from './viewer-sets.ts'
 
 export type StatsAnswer = { rows: StatsRow[]; outcome: CacheOutcome; stored: boolean }
@@ -57,12 +57,12 @@ export function createStatsReader(deps: {
 }) {
   const { cache } = deps
   const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax!, minViewers: deps.openViewerSetsMin }) : undefined
-  if (sets && deps.registry) reportViewerSets(deps.registry, sets)
   const openMaxAgeMs = deps.openMaxAgeMs ?? 0
   // The list of active parts is read again on each load mark, and at least as often as an
   // answer over open periods may be reused when a load went unmarked.
   const kept =
     (deps.openRowsMax ?? 0) > 0 ? openRows<StatsRow>({ maxKeys: deps.openRowsMax!, partsMaxAgeMs: Math.min(1_000, openMaxAgeMs), now: () => deps.now().getTime() }) : undefined
+  if (deps.registry) report(deps.registry, sets, kept)
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
@@ -130,19 +130,42 @@ export function createStatsReader(deps: {
   }
 }
 
-const reported = new WeakMap<Registry, Set<ViewerSets>>()
+type Reported = { sets: Set<ViewerSets>; rows: Set<OpenRows<StatsRow>> }
+const reported = new WeakMap<Registry, Reported>()
 
-/** Gauges of what the viewer sets of every stats reader on `registry` hold (one reader per process but in tests). */
-function reportViewerSets(registry: Registry, sets: ViewerSets): void {
+/**
+ * Metrics of what the viewer sets and the kept rows of every stats reader on `registry`
+ * hold (one reader per process but in tests), and how many keys of open periods were
+ * answered from the kept rows or not.
+ */
+function report(registry: Registry, sets: ViewerSets | undefined, rows: OpenRows<StatsRow> | undefined): void {
   let all = reported.get(registry)
   if (!all) {
-    const readers = new Set<ViewerSets>()
-    const sum = (pick: (h: ReturnType<ViewerSets['held']>) => number) => [...readers].reduce((n, r) => n + pick(r.held()), 0)
-    new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [registry], collect() { this.set(sum((h) => h.viewers)) } })
-    new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [registry], collect() { this.set(sum((h) => h.bytes)) } })
+    const readers: Reported = { sets: new Set(), rows: new Set() }
+    const ofSets = (pick: (h: ReturnType<ViewerSets['held']>) => number) => [...readers.sets].reduce((n, r) => n + pick(r.held()), 0)
+    const ofRows = (pick: (h: ReturnType<OpenRows<StatsRow>['held']>) => number) => [...readers.rows].reduce((n, r) => n + pick(r.held()), 0)
+    new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [registry], collect() { this.set(ofSets((h) => h.viewers)) } })
+    new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [registry], collect() { this.set(ofSets((h) => h.bytes)) } })
+    new Gauge({ name: 'cs_stats_open_rows', help: 'Rows of open periods this process keeps by the blocks they were read from', registers: [registry], collect() { this.set(ofRows((h) => h.keys)) } })
+    new Gauge({ name: 'cs_stats_open_rows_part_lists', help: 'Parts whose keys this process keeps (small parts of loads and their merges)', registers: [registry], collect() { this.set(ofRows((h) => h.partLists)) } })
+    const counted = { hits: 0, misses: 0 }
+    new Counter({
+      name: 'cs_stats_open_rows_answers_total',
+      help: 'Keys of open periods looked up in the kept rows, by whether they were answered from them (hit) or read from ClickHouse (miss)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        const hits = ofRows((h) => h.hits)
+        const misses = ofRows((h) => h.misses)
+        this.inc({ outcome: 'hit' }, hits - counted.hits)
+        this.inc({ outcome: 'miss' }, misses - counted.misses)
+        Object.assign(counted, { hits, misses })
+      },
+    })
     reported.set(registry, (all = readers))
   }
-  all.add(sets)
+  if (sets) all.sets.add(sets)
+  if (rows) all.rows.add(rows)
 }
 
 function parseRow(text: string | null): StatsRow | undefined {
