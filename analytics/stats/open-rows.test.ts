@@ -49,29 +49,6 @@ describe('the active parts the store keeps', () => {
   })
 })
 
-describe('peeking at the rows kept', () => {
-  it('answers only when the parts of these loads are read, young enough, and each not seen is known not to hold the key', async () => {
-    let t = 0
-    const rows = openRows<string>({ maxKeys: 10, now: () => t })
-    const read = async (): Promise<TablePart[]> => [{ name: 'all_1_1_0', rows: 5 }, { name: 'all_2_2_0', rows: 1 }]
-    const table = 'video_stats_per_day'
-    rows.record('g', table, 'k', 'row of k', seenBlocks(['all_1_1_0'], []))
-    // No list read yet for these loads.
-    expect(rows.peek('g', table, 'l1', ['k'])).toBeNull()
-    const parts = await rows.parts('g', table, 'l1', read)
-    // all_2_2_0 not seen for k, and its keys not read.
-    expect(rows.peek('g', table, 'l1', ['k'])).toBeNull()
-    expect(await rows.lookup('g', table, ['k'], parts, async () => new Map([['all_2_2_0', ['other']]]))).toEqual(new Map([['k', 'row of k']]))
-    expect(rows.peek('g', table, 'l1', ['k'])).toEqual(new Map([['k', 'row of k']]))
-    // A key not kept, another load version, another generation or an old list: nothing.
-    expect(rows.peek('g', table, 'l1', ['k', 'unknown'])).toBeNull()
-    expect(rows.peek('g', table, 'l2', ['k'])).toBeNull()
-    expect(rows.peek('g2', table, 'l1', ['k'])).toBeNull()
-    t = 1000
-    expect(rows.peek('g', table, 'l1', ['k'])).toBeNull()
-  })
-})
-
 let engine: TestClickHouse
 let redis: TestRedis
 let ch: ClickHouseClient
@@ -266,39 +243,5 @@ describe('rows of open periods kept by blocks', () => {
     expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 3], ['miss', 3]])
     await bumpAggregatesGeneration(redis.client)
     expect(await ask()).toEqual([0, 7])
-  })
-
-  it('answer a read that needs no query while a batch waits for the engine', async () => {
-    const settings = loadSettings({ DATA_DIR: engine.dataDir })
-    const cache = createAggregateCache(redis.client)
-    const now = () => new Date('2026-03-06T03:00:00Z')
-    let release = () => {}
-    const gate = new Promise<void>((r) => (release = r))
-    // Reads of video `slow` hang in the engine until released.
-    const slow = new Proxy(ch, {
-      get(target, prop, receiver) {
-        if (prop === 'query')
-          return async (params: Parameters<ClickHouseClient['query']>[0]) => {
-            if (JSON.stringify(params.query_params ?? {}).includes('"slow"')) await gate
-            return target.query(params)
-          }
-        return Reflect.get(target, prop, receiver)
-      },
-    })
-    const read = createStatsReader({ ch: slow, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 10_000, openRowsMax: 1000 })
-    const ask = (video: string) => read({ videoId: video, creatorId: 'cq', grain: 'day', from: '2026-03-04', to: '2026-03-05' })
-    await insertEvents(ch, [...plays('quick', 'cq', '2026-03-05', range('q', 0, 6)), ...plays('slow', 'cq', '2026-03-05', range('w', 0, 2))])
-    await markAggregatesLoad(redis.client)
-    expect((await ask('quick')).rows.map((r) => r.views)).toEqual([0, 6])
-    // A batch for `slow` holds the queue (one batch at a time, as in embedded mode)...
-    const waiting = ask('slow')
-    let done = false
-    void waiting.then(() => (done = true))
-    await new Promise((r) => setTimeout(r, 50))
-    // ...and `quick`, kept over every part, is answered meanwhile.
-    expect((await ask('quick')).rows.map((r) => r.views)).toEqual([0, 6])
-    expect(done).toBe(false)
-    release()
-    expect((await waiting).rows.map((r) => r.views)).toEqual([0, 2])
   })
 })

@@ -32,7 +32,7 @@ export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; p
   let generation: string | null = null
   /** Per `table|key`, least recently used first. */
   const answers = new Map<string, { row: R; seen: BlockRanges }>()
-  const lists = new Map<string, { loads: string | null; at: number; parts: Promise<TablePart[]>; read?: TablePart[] }>()
+  const lists = new Map<string, { loads: string | null; at: number; parts: Promise<TablePart[]> }>()
   /** Per `table|part`, the keys the part holds rows of. */
   const partKeys = new Map<string, Set<string>>()
   const counts = { hits: 0, misses: 0 }
@@ -54,21 +54,19 @@ export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; p
       use(gen)
       const cached = lists.get(table)
       if (cached && cached.loads === loads && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000)) return cached.parts
-      const entry: { loads: string | null; at: number; parts: Promise<TablePart[]>; read?: TablePart[] } = { loads, at: now(), parts: Promise.resolve([]) }
-      entry.parts = read().then(
+      const parts = read().then(
         (list) => {
           const active = new Set(list.map((p) => `${table}|${p.name}`))
           for (const k of partKeys.keys()) if (k.startsWith(`${table}|`) && !active.has(k)) partKeys.delete(k)
-          entry.read = list
           return list
         },
         () => {
-          if (lists.get(table) === entry) lists.delete(table)
+          lists.delete(table)
           return []
         },
       )
-      lists.set(table, entry)
-      return entry.parts
+      lists.set(table, { loads, at: now(), parts })
+      return parts
     },
 
     /**
@@ -109,35 +107,6 @@ export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; p
       }
       counts.hits += out.size
       counts.misses += keys.length - out.size
-      return out
-    },
-
-    /**
-     * The rows of `keys` when all are known without reading anything: the list of parts for
-     * `loads` is read and young enough, and each part not seen for a key is known not to
-     * hold it. Null otherwise (then `lookup` in a batch). Lets a read that needs no query
-     * skip the queue of batches waiting for the engine.
-     */
-    peek(gen: string, table: string, loads: string | null, keys: string[]): Map<string, R> | null {
-      if (gen !== generation) return null
-      const list = lists.get(table)
-      if (!list?.read || list.loads !== loads || now() - list.at >= (opts.partsMaxAgeMs ?? 1_000) || list.read.length === 0) return null
-      const found: [string, { row: R; seen: BlockRanges }, TablePart[]][] = []
-      for (const key of keys) {
-        const a = answers.get(`${table}|${key}`)
-        if (!a) return null
-        const left = list.read.filter((p) => !a.seen.covers(p.name))
-        if (!left.every((p) => partKeys.get(`${table}|${p.name}`)?.has(key) === false)) return null
-        found.push([key, a, left])
-      }
-      const out = new Map<string, R>()
-      for (const [key, a, left] of found) {
-        for (const p of left) a.seen.add(p.name)
-        answers.delete(`${table}|${key}`)
-        answers.set(`${table}|${key}`, a)
-        out.set(key, a.row)
-      }
-      counts.hits += out.size
       return out
     },
 

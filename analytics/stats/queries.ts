@@ -288,18 +288,6 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
 }
 
 /**
- * The answer of a query of open periods only from the rows kept by blocks, when every
- * one is known without reading anything (see OpenRows.peek); null otherwise.
- */
-export function statsFromKept(rows: OpenRows<StatsRow>, q: StatsQuery): StatsRow[] | null {
-  if (!q.open || q.grain === 'year' || periodStart(q.grain, q.from) < q.open.from) return null
-  const periods = periodsBetween(q.grain, q.from, q.to)
-  const keys = periods.map((p) => rowKey(q.creatorId, q.videoId, p))
-  const known = rows.peek(q.open.generation, SOURCES[q.grain].table, q.open.loads ?? null, keys)
-  return known && keys.map((k) => known.get(k)!)
-}
-
-/**
  * The answers of many `videoStats` queries, in order, with one query per grain (per
  * month of `to` for years): what a batch of concurrent requests runs. With `sets`, the
  * unique viewers of the periods a query marks `open` come from them; with `rows`, those

@@ -7,7 +7,7 @@ import { addDays, periodEnd, periodStart, periodsBetween } from '../http/dates.t
 import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
-import { statsFromKept, statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 import { openRows, type OpenRows } from './open-rows.ts'
 import { viewerSets, type ViewerSets } from './viewer-sets.ts'
 
@@ -65,11 +65,7 @@ export function createStatsReader(deps: {
   if (deps.registry) report(deps.registry, sets, kept)
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
-  // Rows kept by blocks answer at once what needs no query, ahead of batches waiting for the engine.
-  const query = (q: StatsQuery) => {
-    const known = kept && statsFromKept(kept, q)
-    return known ? Promise.resolve(known) : shared(JSON.stringify(q), () => batched(q))
-  }
+  const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
   const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
