@@ -130,9 +130,9 @@ describe('benchmarks in smoke mode', () => {
     }
   }, 240_000)
 
-  it('bench:api drives the warm loop from its own process by default', async () => {
+  it('bench:api drives the warm loop from its own process by default, with live players when asked', async () => {
     const out = join(dir, 'api-bun.json')
-    const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--only', 'stats of one video (creator', '--out', out])
+    const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--only', 'stats of one video (creator', '--live-events', '300', '--out', out])
     expect(r.code, r.out).toBe(0)
     const { figures: f, settings } = read(out)
     expect(settings.generator).toBe('bun')
@@ -140,6 +140,10 @@ describe('benchmarks in smoke mode', () => {
     expect(f.endpoints[0].errors).toEqual({})
     expect(f.endpoints[0].warm.requests).toBeGreaterThan(0)
     expect(f.endpoints[0].warm.outcomes.none ?? 0).toBe(0)
+    // The live players' batches were all acknowledged, and the stats asked up to today, after the generated day.
+    expect(Object.keys(f.endpoints[0].live.statuses)).toEqual(['200'])
+    expect(f.endpoints[0].live.events_per_second).toBeGreaterThan(0)
+    expect(settings.stats_to > settings.day).toBe(true)
   }, 240_000)
 
   it.skipIf(!gitCheckout)('bench:api:ab and bench:ingest:ab run a commit and this checkout in alternation, each with its own copy of the benchmark', async () => {
