@@ -1,10 +1,11 @@
 import { Registry } from 'prom-client'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { loadSettings } from '../../lib/config.ts'
 import { BlockRanges, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
-import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
-import { startTestClickHouse, startTestRedis, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
+import { ids, insertEvents, playsBy } from '../../test/analytics/events.ts'
+import type { TestClickHouse, TestRedis } from '../../test/harness/engines.ts'
+import { withTestEngines } from '../../test/harness/test-engines.ts'
 import { bumpAggregatesGeneration, createAggregateCache, markAggregatesLoad } from '../cache/aggregate-cache.ts'
 import { openRows } from './open-rows.ts'
 import { videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
@@ -52,19 +53,8 @@ describe('the active parts the store keeps', () => {
 let engine: TestClickHouse
 let redis: TestRedis
 let ch: ClickHouseClient
+withTestEngines((e, r) => ([engine, redis, ch] = [e, r, e.ch]))
 
-beforeAll(async () => {
-  ;[engine, redis] = await Promise.all([startTestClickHouse(), startTestRedis()])
-  ch = engine.ch
-})
-afterAll(async () => {
-  await engine?.stop()
-  await redis?.stop()
-})
-
-const plays = (video: string, creator: string, day: string, viewers: string[]): EventRow[] =>
-  viewers.map((v, i) => ({ type: 'play', video_id: video, creator_id: creator, viewer_id: v, at: `${day} 03:${String(i % 60).padStart(2, '0')}:00` }))
-const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`)
 
 /** Counts the engine's queries by kind: stats reads, reads of the keys parts hold, lists of parts. */
 function counting(inner: ClickHouseClient) {
@@ -108,7 +98,7 @@ describe('rows of open periods kept by blocks', () => {
   it('answer a video no load has touched since from memory, and read it again once one has', async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
     const { client, calls, last } = counting(ch)
-    await insertEvents(ch, [...plays('va', 'ca', '2026-03-02', range('a', 0, 30)), ...plays('vb', 'cb', '2026-03-02', range('b', 0, 10))])
+    await insertEvents(ch, [...playsBy('va', 'ca', '2026-03-02', ids('a', 0, 30)), ...playsBy('vb', 'cb', '2026-03-02', ids('b', 0, 10))])
     const first = await videoStatsMany(client, [q('va', 'ca', 'l1'), q('vb', 'cb', 'l1')], undefined, rows)
     expect(first.map((r) => r[1]!.views)).toEqual([30, 10])
     expect(calls).toEqual({ stats: 1, keys: 0, parts: 1 })
@@ -118,7 +108,7 @@ describe('rows of open periods kept by blocks', () => {
     expect(calls).toEqual({ stats: 1, keys: 0, parts: 1 })
 
     // A load of vb only: va is answered after reading which keys the new part holds, vb is read again.
-    await insertEvents(ch, plays('vb', 'cb', '2026-03-03', range('b', 5, 25)))
+    await insertEvents(ch, playsBy('vb', 'cb', '2026-03-03', ids('b', 5, 25)))
     const [va] = await videoStatsMany(client, [q('va', 'ca', 'l2')], undefined, rows)
     expect(va).toEqual(first[0])
     expect(calls).toEqual({ stats: 1, keys: 1, parts: 2 })
@@ -139,10 +129,10 @@ describe('rows of open periods kept by blocks', () => {
   it('read a key again when a part that merged seen blocks with its new rows appears, or a part is too large to list', async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
     const { client, calls } = counting(ch)
-    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 0, 40)))
+    await insertEvents(ch, playsBy('vm', 'cm', '2026-03-02', ids('m', 0, 40)))
     await videoStatsMany(client, [q('vm', 'cm', 'l1')], undefined, rows)
     // New rows of the key, merged with the part already read before the next read: not idempotent, so read again.
-    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 30, 50)))
+    await insertEvents(ch, playsBy('vm', 'cm', '2026-03-02', ids('m', 30, 50)))
     await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
     const [merged] = await videoStatsMany(client, [q('vm', 'cm', 'l2')], undefined, rows)
     expect(merged![1]).toMatchObject({ views: 60, unique_viewers: 50 })
@@ -151,7 +141,7 @@ describe('rows of open periods kept by blocks', () => {
     // Parts above partKeysMaxRows are not listed: the key is read from the table.
     const small = openRows<StatsRow>({ maxKeys: 1000, partKeysMaxRows: 0 })
     await videoStatsMany(client, [q('vm', 'cm', 'l2')], undefined, small)
-    await insertEvents(ch, plays('other', 'co', '2026-03-02', range('o', 0, 5)))
+    await insertEvents(ch, playsBy('other', 'co', '2026-03-02', ids('o', 0, 5)))
     const [again] = await videoStatsMany(client, [q('vm', 'cm', 'l3')], undefined, small)
     expect(again![1]).toMatchObject({ views: 60, unique_viewers: 50 })
     expect(calls).toEqual({ stats: 4, keys: 1, parts: 4 })
@@ -159,9 +149,9 @@ describe('rows of open periods kept by blocks', () => {
 
   it('do not trust the keys of a part merged away before they were read', async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
-    await insertEvents(ch, plays('vr', 'cr', '2026-03-02', range('r', 0, 10)))
+    await insertEvents(ch, playsBy('vr', 'cr', '2026-03-02', ids('r', 0, 10)))
     await videoStatsMany(ch, [q('vr', 'cr', 'l1')], undefined, rows)
-    await insertEvents(ch, plays('vr', 'cr', '2026-03-02', range('r', 5, 15)))
+    await insertEvents(ch, playsBy('vr', 'cr', '2026-03-02', ids('r', 5, 15)))
     // The engine merges between the list of parts and the read of the new part's keys: the
     // read finds no rows of it, which must not count as a part without the key.
     const racing = new Proxy(ch, {
@@ -190,7 +180,7 @@ describe('rows of open periods kept by blocks', () => {
     for (let load = 0; load < 10; load++) {
       // Each load touches two or three of the videos.
       const touched = videos.filter(() => rnd(2) === 0).slice(0, 3)
-      await insertEvents(ch, touched.flatMap((v, i) => plays(v, `c${i % 2}`, `2026-03-0${1 + rnd(3)}`, range('u', rnd(100), 100 + rnd(150)))))
+      await insertEvents(ch, touched.flatMap((v, i) => playsBy(v, `c${i % 2}`, `2026-03-0${1 + rnd(3)}`, ids('u', rnd(100), 100 + rnd(150)))))
       if (load % 4 === 3) await ch.command({ query: `OPTIMIZE TABLE video_stats_per_day${load === 7 ? ' FINAL' : ''}` })
       for (const grain of ['day', 'week', 'month'] as const) {
         const qs = videos.map((v, i) => q(v, `c${i % 2}`, `l${load}`, grain))
@@ -209,11 +199,11 @@ describe('rows of open periods kept by blocks', () => {
   it('are dropped under a new generation', async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
     const { client, calls } = counting(ch)
-    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('g', 0, 7)))
+    await insertEvents(ch, playsBy('vg', 'cg', '2026-03-02', ids('g', 0, 7)))
     await videoStatsMany(client, [q('vg', 'cg', 'l1')], undefined, rows)
     // A rewritten table numbers its blocks from 1 again: the old rows' blocks would cover it.
     await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
-    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('h', 0, 3)))
+    await insertEvents(ch, playsBy('vg', 'cg', '2026-03-02', ids('h', 0, 3)))
     const [answer] = await videoStatsMany(client, [q('vg', 'cg', 'l1', 'day', 'g2')], undefined, rows)
     expect(answer![1]).toMatchObject({ views: 3, unique_viewers: 3 })
     expect(calls.stats).toBe(2)
@@ -227,14 +217,14 @@ describe('rows of open periods kept by blocks', () => {
     const registry = new Registry()
     const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000, registry })
     const ask = async () => (await read({ videoId: 'vs', creatorId: 'cs', grain: 'day', from: '2026-03-04', to: '2026-03-05' })).rows.map((r) => r.views)
-    await insertEvents(ch, plays('vs', 'cs', '2026-03-05', range('s', 0, 4)))
+    await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 0, 4)))
     await markAggregatesLoad(redis.client)
     expect(await ask()).toEqual([0, 4])
     const queried = calls.stats
     expect(await ask()).toEqual([0, 4])
     expect(calls.stats).toBe(queried)
     // The edge marks each load once it has landed: the next read sees it.
-    await insertEvents(ch, plays('vs', 'cs', '2026-03-05', range('s', 10, 13)))
+    await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 10, 13)))
     await markAggregatesLoad(redis.client)
     expect(await ask()).toEqual([0, 7])
     // Two open days a read: the first read missed both, the second found both, the third missed the one the load touched.

@@ -1,9 +1,10 @@
 import { Registry } from 'prom-client'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import { loadSettings } from '../../lib/config.ts'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
-import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
-import { rows, startTestClickHouse, startTestRedis, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
+import { ids, insertEvents, playsBy } from '../../test/analytics/events.ts'
+import { rows, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
+import { withTestEngines } from '../../test/harness/test-engines.ts'
 import { bumpAggregatesGeneration, createAggregateCache } from '../cache/aggregate-cache.ts'
 import { videoStatsMany, type StatsQuery } from './queries.ts'
 import { createStatsReader } from './reader.ts'
@@ -46,15 +47,7 @@ describe('part names', () => {
 let engine: TestClickHouse
 let redis: TestRedis
 let ch: ClickHouseClient
-
-beforeAll(async () => {
-  ;[engine, redis] = await Promise.all([startTestClickHouse(), startTestRedis()])
-  ch = engine.ch
-})
-afterAll(async () => {
-  await engine?.stop()
-  await redis?.stop()
-})
+withTestEngines((e, r) => ([engine, redis, ch] = [e, r, e.ch]))
 
 /** The unique viewers of each row of video_stats_per_day, merged in the engine: what the sets must match. */
 async function truth(video: string): Promise<Record<string, number>> {
@@ -66,9 +59,6 @@ async function truth(video: string): Promise<Record<string, number>> {
   return Object.fromEntries(found.map((r) => [r.day, Number(r.n)]))
 }
 
-const plays = (video: string, creator: string, day: string, viewers: string[]): EventRow[] =>
-  viewers.map((v, i) => ({ type: 'play', video_id: video, creator_id: creator, viewer_id: v, at: `${day} 03:${String(i % 60).padStart(2, '0')}:00` }))
-const range = (prefix: string, from: number, to: number) => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`)
 
 describe('unique viewers of open days from viewer sets', () => {
   beforeEach(async () => {
@@ -99,9 +89,9 @@ describe('unique viewers of open days from viewer sets', () => {
     const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
     const { client, calls } = counting(ch)
     // Three loads of overlapping viewers on two days, each its own part.
-    await insertEvents(ch, plays('va', 'ca', '2026-03-02', range('v', 0, 500)))
-    await insertEvents(ch, plays('va', 'ca', '2026-03-02', range('v', 300, 900)))
-    await insertEvents(ch, [...plays('va', 'ca', '2026-03-02', range('v', 850, 1000)), ...plays('va', 'ca', '2026-03-03', range('v', 0, 40))])
+    await insertEvents(ch, playsBy('va', 'ca', '2026-03-02', ids('v', 0, 500)))
+    await insertEvents(ch, playsBy('va', 'ca', '2026-03-02', ids('v', 300, 900)))
+    await insertEvents(ch, [...playsBy('va', 'ca', '2026-03-02', ids('v', 850, 1000)), ...playsBy('va', 'ca', '2026-03-03', ids('v', 0, 40))])
     const [first] = await videoStatsMany(client, [q('va', 'ca')], sets)
     const want = await truth('va')
     expect(want).toEqual({ '2026-03-02': 1000, '2026-03-03': 40 })
@@ -121,7 +111,7 @@ describe('unique viewers of open days from viewer sets', () => {
     expect(calls.exec).toBe(1)
 
     // A new load: its part only, and the count is the union's.
-    await insertEvents(ch, plays('va', 'ca', '2026-03-02', [...range('v', 990, 1010), ...range('v', 0, 5)]))
+    await insertEvents(ch, playsBy('va', 'ca', '2026-03-02', [...ids('v', 990, 1010), ...ids('v', 0, 5)]))
     const [later] = await videoStatsMany(client, [q('va', 'ca')], sets)
     expect(calls.exec).toBe(2)
     expect(later!.map((r) => r.unique_viewers)).toEqual([0, 1010, 40])
@@ -136,7 +126,7 @@ describe('unique viewers of open days from viewer sets', () => {
     let seed = 11
     const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n
     for (let load = 0; load < 6; load++) {
-      const events = videos.flatMap((v, i) => plays(v, `c${i % 2}`, `2026-03-0${1 + rnd(3)}`, range('u', rnd(200), 200 + rnd(300))))
+      const events = videos.flatMap((v, i) => playsBy(v, `c${i % 2}`, `2026-03-0${1 + rnd(3)}`, ids('u', rnd(200), 200 + rnd(300))))
       await insertEvents(ch, events)
       if (load === 3) await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day' })
       for (const grain of ['day', 'week', 'month'] as const) {
@@ -151,7 +141,7 @@ describe('unique viewers of open days from viewer sets', () => {
 
   it('merge closed days in the engine and only open ones from sets', async () => {
     const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
-    await insertEvents(ch, [...plays('vc', 'cc', '2026-03-01', range('x', 0, 30)), ...plays('vc', 'cc', '2026-03-03', range('x', 10, 50))])
+    await insertEvents(ch, [...playsBy('vc', 'cc', '2026-03-01', ids('x', 0, 30)), ...playsBy('vc', 'cc', '2026-03-03', ids('x', 10, 50))])
     const [answer] = await videoStatsMany(ch, [{ ...q('vc', 'cc'), open: { from: '2026-03-03', generation: 'g' } }], sets)
     expect(answer!.map((r) => r.unique_viewers)).toEqual([30, 0, 40])
     // Only the open day's set is kept.
@@ -160,8 +150,8 @@ describe('unique viewers of open days from viewer sets', () => {
 
   it('fall back to merging in the engine when a part it listed is merged away before its state is read', async () => {
     const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
-    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 0, 100)))
-    await insertEvents(ch, plays('vm', 'cm', '2026-03-02', range('m', 50, 160)))
+    await insertEvents(ch, playsBy('vm', 'cm', '2026-03-02', ids('m', 0, 100)))
+    await insertEvents(ch, playsBy('vm', 'cm', '2026-03-02', ids('m', 50, 160)))
     // The engine merges between the read of the sums and parts and the read of the states.
     const racing = new Proxy(ch, {
       get(target, prop, receiver) {
@@ -183,14 +173,14 @@ describe('unique viewers of open days from viewer sets', () => {
   it('are kept only for keys that had at least minViewers unique viewers when last read', async () => {
     const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 100 })
     const { client, calls } = counting(ch)
-    await insertEvents(ch, [...plays('vbig', 'cb', '2026-03-02', range('b', 0, 150)), ...plays('vsmall', 'cb', '2026-03-02', range('s', 0, 20))])
+    await insertEvents(ch, [...playsBy('vbig', 'cb', '2026-03-02', ids('b', 0, 150)), ...playsBy('vsmall', 'cb', '2026-03-02', ids('s', 0, 20))])
     // First read: both merged in the engine, their sizes noted.
     const first = await videoStatsMany(client, [q('vbig', 'cb'), q('vsmall', 'cb')], sets)
     expect(first.map((rows) => rows[1]!.unique_viewers)).toEqual([150, 20])
     expect(calls.exec).toBe(0)
     expect(sets.held().sets).toBe(0)
     // Second read: the big one through a set, the small one still merged.
-    await insertEvents(ch, [...plays('vbig', 'cb', '2026-03-02', range('b', 140, 160)), ...plays('vsmall', 'cb', '2026-03-02', range('s', 15, 25))])
+    await insertEvents(ch, [...playsBy('vbig', 'cb', '2026-03-02', ids('b', 140, 160)), ...playsBy('vsmall', 'cb', '2026-03-02', ids('s', 15, 25))])
     const second = await videoStatsMany(client, [q('vbig', 'cb'), q('vsmall', 'cb')], sets)
     expect(second.map((rows) => rows[1]!.unique_viewers)).toEqual([160, 25])
     expect(calls.exec).toBe(1)
@@ -205,12 +195,12 @@ describe('unique viewers of open days from viewer sets', () => {
 
   it('are dropped when the aggregates generation changes', async () => {
     const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
-    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('g', 0, 70)))
+    await insertEvents(ch, playsBy('vg', 'cg', '2026-03-02', ids('g', 0, 70)))
     await videoStatsMany(ch, [q('vg', 'cg')], sets)
     expect(sets.held().viewers).toBe(70)
     // A table rewritten from scratch numbers its blocks from 1 again: what the generation bump is for.
     await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
-    await insertEvents(ch, plays('vg', 'cg', '2026-03-02', range('h', 0, 5)))
+    await insertEvents(ch, playsBy('vg', 'cg', '2026-03-02', ids('h', 0, 5)))
     const [answer] = await videoStatsMany(ch, [{ ...q('vg', 'cg'), ...open('g2') }], sets)
     expect(answer![1]!.unique_viewers).toBe(5)
     expect(sets.held().viewers).toBe(5)
@@ -224,10 +214,10 @@ describe('unique viewers of open days from viewer sets', () => {
     const registry = new Registry()
     const read = createStatsReader({ ch, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, openViewerSetsMin: 0, registry })
     const gauge = async (name: string) => (await registry.getSingleMetric(name)!.get()).values[0]!.value
-    await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 0, 25)))
+    await insertEvents(ch, playsBy('vr', 'cr', '2026-03-04', ids('r', 0, 25)))
     const first = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
     expect(first.rows.map((r) => r.unique_viewers)).toEqual([0, 25])
-    await insertEvents(ch, plays('vr', 'cr', '2026-03-04', range('r', 20, 30)))
+    await insertEvents(ch, playsBy('vr', 'cr', '2026-03-04', ids('r', 20, 30)))
     const second = await read({ videoId: 'vr', creatorId: 'cr', grain: 'day', from: '2026-03-03', to: '2026-03-04' })
     expect(second.rows.map((r) => r.unique_viewers)).toEqual([0, 30])
     // Only the open day's set: 30 viewers in a table of 16 slots at least.

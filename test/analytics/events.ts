@@ -40,3 +40,10 @@ export async function insertEvents(ch: ClickHouseClient, events: EventRow[]): Pr
     format: 'JSONEachRow',
   })
 }
+
+/** A counted play of `video` by each of `viewers` on `day` (UTC), spread over a minute. */
+export const playsBy = (video: string, creator: string, day: string, viewers: string[]): EventRow[] =>
+  viewers.map((v, i) => ({ type: 'play', video_id: video, creator_id: creator, viewer_id: v, at: `${day} 03:${String(i % 60).padStart(2, '0')}:00` }))
+
+/** The ids `${prefix}${from}` … `${prefix}${to - 1}`. */
+export const ids = (prefix: string, from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `${prefix}${from + i}`)
