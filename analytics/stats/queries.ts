@@ -69,9 +69,10 @@ const SUMS = `sum(views) AS views, sum(watch_ms) AS watch_ms, sum(ad_impressions
                    sum(excluded_duplicate_ip) AS excluded_duplicate_ip`
 
 /**
- * Where a batch takes the unique viewers of open periods from the process's viewer
- * sets (see viewer-sets.ts) rather than merge their states again: periods from `from`
- * (the first one not closed) on, kept under the aggregates `generation`.
+ * What a batch keeps of open periods, from `from` (the first one not closed) on, under
+ * the aggregates `generation`: their unique viewers in the process's viewer sets (see
+ * viewer-sets.ts) rather than merge their states again, and their rows by the blocks
+ * they were read from (see open-rows.ts), fresh as of the load version `loads`.
  */
 type OpenViewers = { sets?: ViewerSets; rows?: OpenRows<StatsRow>; generation: string; from: string; loads: string | null }
 
