@@ -74,8 +74,6 @@ async function select(ch: ClickHouseClient, query: string, params: Record<string
 
 /** Parts that may be created while a platform top is computed before it falls back to a full read. */
 const NEW_PARTS_ALLOWED = 8
-/** The largest rows read first, as a multiple of limit × parts: enough, on a Zipf day, for the ranking to need no second scan. */
-const CANDIDATE_ROWS = 8
 
 /**
  * The platform's top of a period, exact, without merging every row of the period (FINAL over
@@ -104,22 +102,14 @@ async function platformTopByThreshold(
   if (before === null) return null
   const parts = before.parts + NEW_PARTS_ALLOWED
   const where = `${q.period} = {period:Date}`
-  // The largest rows hold at least `limit` videos (a video has at most `parts` of them), and
-  // CANDIDATE_ROWS times that many usually hold every row the ranking needs (see below).
-  const n = q.limit * parts * CANDIDATE_ROWS
+  // The largest rows hold at least `limit` videos: a video has at most `parts` of them.
   const largest = await ch.query({
-    query: `SELECT creator_id, video_id, min(${q.metric}) AS low, count() AS rows
-            FROM (SELECT creator_id, video_id, ${q.metric} FROM ${q.table} WHERE ${where} AND ${q.metric} > 0 ORDER BY ${q.metric} DESC LIMIT {n:UInt32})
-            GROUP BY creator_id, video_id`,
-    query_params: { period: q.start, n },
+    query: `SELECT DISTINCT creator_id, video_id FROM (SELECT creator_id, video_id FROM ${q.table} WHERE ${where} AND ${q.metric} > 0 ORDER BY ${q.metric} DESC LIMIT {n:UInt32})`,
+    query_params: { period: q.start, n: q.limit * parts },
     format: 'JSONEachRow',
   })
-  const found = await largest.json<{ creator_id: string; video_id: string; low: string | number; rows: string | number }>()
-  const keys = found.map((k) => new TupleParam([k.creator_id, k.video_id]))
+  const keys = (await largest.json<{ creator_id: string; video_id: string }>()).map((k) => new TupleParam([k.creator_id, k.video_id]))
   if (keys.length < q.limit) return null
-  // Every row not read has at most `low` (none is left when fewer than n were read).
-  const low = found.reduce((m, r) => Math.min(m, Number(r.low)), Infinity)
-  const allRead = found.reduce((sum, r) => sum + Number(r.rows), 0) < n
   const totals = await select(
     ch,
     `SELECT video_id, creator_id, views, watch_ms FROM ${q.table} FINAL
@@ -130,14 +120,6 @@ async function platformTopByThreshold(
   const threshold = totals.length === q.limit ? totals[q.limit - 1]![q.metric] : 0
   if (threshold === 0) return null
   await opts.beforeRanking?.()
-  // A video with a total of at least the threshold has a row of at least threshold / parts.
-  // When no row left unread comes to that, every such video is among those read, and their
-  // totals are the ranking, provided nothing was inserted since the rows were read (a merge
-  // only adds up rows of a total under the threshold, which still stays under it).
-  if (allRead || low * parts < threshold) {
-    const now = await partsOf().catch(() => null)
-    if (now !== null && now.block === before.block) return totals
-  }
   const ranked = await select(
     ch,
     `SELECT video_id, creator_id, views, watch_ms FROM ${q.table} FINAL

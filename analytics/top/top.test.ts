@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
-import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { rows, startTestClickHouse, type TestClickHouse } from '../../test/harness/engines.ts'
 import { topVideos, type TopGrain, type TopMetric } from './queries.ts'
 
@@ -98,43 +97,6 @@ describe('the platform top of a period', () => {
         ['top2', 120],
         ['top1', 110],
       ])
-    } finally {
-      await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
-    }
-  })
-
-  it('skips the scan by the threshold only when no row left unread can reach it', async () => {
-    // Counts the scans of the period by the threshold (the second scan).
-    let scans = 0
-    const ch = new Proxy(t.ch, {
-      get(target, prop, receiver) {
-        if (prop === 'query')
-          return (params: Parameters<ClickHouseClient['query']>[0]) => {
-            if (params.query.includes('{parts:UInt64} >= {threshold:UInt64}')) scans++
-            return target.query(params)
-          }
-        return Reflect.get(target, prop, receiver)
-      },
-    })
-    const top1 = async () => (await topVideos(ch, { metric: 'views', grain: 'day', date: '2026-03-02', limit: 1 })).rows.map((r) => [r.video_id, r.views])
-    await emptyTables()
-    await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
-    try {
-      // One part: `a` with 100 views and 200 videos with 20; then ten parts of 15 views of `hidden`.
-      await insertEvents(t.ch, [...plays('a', 100), ...Array.from({ length: 200 }, (_, i) => plays(`f${i}`, 20)).flat()])
-      for (let i = 0; i < 10; i++) await insertEvents(t.ch, plays('hidden', 15))
-      // 11 parts + 8 allowed: the 152 largest rows are read, `a` and 151 of 20 views. The
-      // threshold is a's 100, and an unread row of 20 × 19 parts could reach it: `hidden`,
-      // whose rows of 15 are all unread, has 150 in all, found by the second scan.
-      expect(await top1()).toEqual([['hidden', 150]])
-      expect(scans).toBe(1)
-      // `a` with 100 views and 200 videos with 1, in one part: of the 72 largest rows read
-      // (1 part + 8 allowed, times 8), the smallest has 1, and 1 × 9 parts is under a's 100,
-      // so no unread video can reach it: no second scan.
-      await emptyTables()
-      await insertEvents(t.ch, [...plays('a', 100), ...Array.from({ length: 200 }, (_, i) => plays(`f${i}`, 1)).flat()])
-      expect(await top1()).toEqual([['a', 100]])
-      expect(scans).toBe(1)
     } finally {
       await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
     }
