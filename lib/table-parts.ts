@@ -1,16 +1,8 @@
 import type { ClickHouseClient } from './clickhouse.ts'
 
-/**
- * The names of a MergeTree table's active parts, from system.parts. Throws where the
- * user may not read system.parts (a server's choice): callers fall back to a plain read.
- */
+/** The names of a MergeTree table's active parts (throws as activeParts does). */
 export async function activePartNames(ch: ClickHouseClient, table: string): Promise<string[]> {
-  const rs = await ch.query({
-    query: 'SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active',
-    query_params: { table },
-    format: 'JSONEachRow',
-  })
-  return ((await rs.json()) as { name: string }[]).map((r) => r.name)
+  return (await activeParts(ch, table)).map((p) => p.name)
 }
 
 /**
@@ -25,7 +17,10 @@ export function partBlocks(part: string): { partition: string; min: number; max:
   return Number.isSafeInteger(min) && Number.isSafeInteger(max) && min <= max ? { partition: m[1]!, min, max } : null
 }
 
-/** The active parts of a table with their row counts, from system.parts (throws as activePartNames does). */
+/**
+ * The active parts of a MergeTree table with their row counts, from system.parts. Throws
+ * where the user may not read system.parts (a server's choice): callers fall back to a plain read.
+ */
 export async function activeParts(ch: ClickHouseClient, table: string): Promise<TablePart[]> {
   const rs = await ch.query({
     query: 'SELECT name, rows FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active',
@@ -78,12 +73,13 @@ export class BlockRanges {
  * append-only), so a later merge of it adds nothing to the key.
  */
 export function seenBlocks(listed: string[], before: string[]): BlockRanges {
+  const rowsIn = new BlockRanges()
   const seen = new BlockRanges()
-  for (const p of listed) seen.add(p)
-  const rowsIn = listed.map(partBlocks)
-  for (const p of before) {
-    const b = partBlocks(p)
-    if (b && !rowsIn.some((l) => l === null || (l.partition === b.partition && l.min <= b.max && b.min <= l.max))) seen.add(p)
+  for (const p of listed) {
+    rowsIn.add(p)
+    seen.add(p)
   }
+  // A listed part of another shape may hold any block: then no other part counts as seen.
+  if (listed.every((p) => partBlocks(p) !== null)) for (const p of before) if (!rowsIn.overlaps(p)) seen.add(p)
   return seen
 }

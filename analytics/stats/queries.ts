@@ -31,7 +31,7 @@ export const statsRow = z.object({
 export type StatsRow = z.infer<typeof statsRow>
 export const statsColumns = Object.keys(statsRow.shape) as (keyof StatsRow)[]
 
-const videoStatsRow = statsRow.extend({ creator_id: z.string(), video_id: z.string() })
+const videoStatsRow = statsRow.extend({ creator_id: z.string(), video_id: z.string(), parts: z.array(z.string()).optional() })
 
 export type StatsQuery = {
   videoId: string
@@ -95,9 +95,9 @@ async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[],
   })
   const found: Found = new Map()
   for (const r of await rs.json()) {
-    const { creator_id, video_id, ...row } = videoStatsRow.parse(r)
+    const { creator_id, video_id, parts, ...row } = videoStatsRow.parse(r)
     found.set(rowKey(creator_id, video_id, row.period), row)
-    if (listed) listed.set(rowKey(creator_id, video_id, row.period), z.array(z.string()).parse((r as { parts?: unknown }).parts))
+    if (listed) listed.set(rowKey(creator_id, video_id, row.period), parts ?? [])
   }
   return found
 }
@@ -207,6 +207,12 @@ async function partStates(ch: ClickHouseClient, table: string, period: string, n
   return out
 }
 
+/** The periods a group of queries of one grain covers: from the start of the earliest period to the last `to`. */
+const span = (grain: Grain, group: StatsQuery[]) => ({
+  from: group.map((q) => periodStart(grain, q.from)).reduce((a, b) => (a < b ? a : b)),
+  to: group.map((q) => q.to).reduce((a, b) => (a > b ? a : b)),
+})
+
 /**
  * The answers of several `videoStats` queries of one grain in one query: chDB runs one
  * query at a time, so one query over many videos beats many queued queries (it pays the
@@ -216,11 +222,7 @@ async function partStates(ch: ClickHouseClient, table: string, period: string, n
  * rows from those kept by blocks (see openPeriods).
  */
 async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], open?: OpenViewers): Promise<StatsRow[][]> {
-  const span = (group: StatsQuery[]) => ({
-    from: group.map((q) => periodStart(grain, q.from)).reduce((a, b) => (a < b ? a : b)),
-    to: group.map((q) => q.to).reduce((a, b) => (a > b ? a : b)),
-  })
-  const all = span(qs)
+  const all = span(grain, qs)
   let found: Found
   if (!open || grain === 'year' || open.from > all.to) found = await mergedStats(ch, grain, qs, all.from, all.to)
   else found = await openPeriods(ch, grain, qs, open)
@@ -260,21 +262,17 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   }
   if (pending.length === 0) return found
 
-  const span = (group: StatsQuery[]) => ({
-    from: group.map((q) => periodStart(grain, q.from)).reduce((a, b) => (a < b ? a : b)),
-    to: group.map((q) => q.to).reduce((a, b) => (a > b ? a : b)),
-  })
   const listed: Listed = new Map()
   // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
   const viaSets: StatsQuery[] = []
   const merged: StatsQuery[] = []
   for (const q of pending) (open.sets && openKeys(q).some((k) => open.sets!.wanted(open.generation, `${table}|${k}`)) ? viaSets : merged).push(q)
   if (merged.length > 0) {
-    const m = span(merged)
+    const m = span(grain, merged)
     for (const [k, row] of await mergedStats(ch, grain, merged, m.from, m.to, listed)) found.set(k, row)
   }
   if (viaSets.length > 0) {
-    const { from, to } = span(viaSets)
+    const { from, to } = span(grain, viaSets)
     const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open.sets!, open.generation, before, listed).finally(() => open.sets!.trim())
     for (const [k, row] of fromSets) found.set(k, row)
     if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, viaSets, from, addDays(open.from, -1))) found.set(k, row)

@@ -8,8 +8,8 @@ import { BlockRanges } from '../../lib/table-parts.ts'
  * hash set in the engine, so the stats of a day's most watched video cost a set of
  * hundreds of thousands of viewers on every request, though between two loads only a
  * few small parts have been added. Here a process keeps, per (table, creator, video,
- * period) it was asked for and that had many viewers when last read, the union of the states it has read, and which blocks of
- * the table those came from: a part named `<partition>_<min>_<max>_<level>` holds what
+ * period) it was asked for and that had many viewers when last read, the union of the
+ * states it has read, and which blocks of the table those came from: a part named `<partition>_<min>_<max>_<level>` holds what
  * was inserted in blocks min..max, and a union is unchanged by a state read twice, so a
  * part whose blocks are all covered adds nothing, and a merge of parts already read is
  * never read again. Each read then takes only the states of parts inserted since.
