@@ -38,7 +38,7 @@ import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import { addCounts, BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
-import type { LoadConfig, LoadResult } from './ingest-load.ts'
+import { startLivePlayers, type LivePlayersResult } from './api-live.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
@@ -121,7 +121,7 @@ type Result = {
   /** Bursts of one request per client at once, each after emptying the caches. */
   cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[] }
   /** With --live-events: what the live players' batches got while the warm loop ran. */
-  live?: { events_per_second: number; sessions: number; statuses: Record<string, number>; ack_p99_ms: number }
+  live?: LivePlayersResult
   /** Closed loop over the same paths with the caches as the requests left them. */
   warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number; cpu_cores: { server: number; server_by_thread: Record<string, number>; redis: number; generator: number } }
   errors: Record<string, number>
@@ -285,31 +285,11 @@ try {
       for (const r of burst) cold.add(r)
     }
 
-    // Live players for the warm loop (paced, about 10 events a second each), started 3 s before it.
-    const liveOut = join(wrkDir, 'live.json')
-    const liveCfg: LoadConfig = {
-      url,
-      jwksFile: join(dataDir, 'keys', 'playback-jwks.json'),
-      issuer: serverSettings.PLAYBACK_TOKEN_ISSUER,
-      sessions: Math.max(1, Math.round(liveEvents / 10)),
-      seconds: seconds + 3,
-      videos: prep.settings.videos,
-      creators: prep.settings.creators,
-      creator0: prep.settings.creator0,
-      zipfS: 1,
-      ips: 50_000,
-      selfViewShare: 0.02,
-      repeatShare: 0.02,
-      badTokenShare: 0,
-      thinkMs: 3000,
-      seed: 7 + results.length,
-      out: liveOut,
-    }
+    // Live players for the warm loop, started 3 s before it.
     const live =
       liveEvents > 0
-        ? runJsonChild(BUN, ['test/bench/ingest-load.ts'], { ...process.env, BENCH_LOAD: JSON.stringify(liveCfg), BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.max(256, liveCfg.sessions * 2)) })
+        ? await startLivePlayers({ url, dataDir, issuer: serverSettings.PLAYBACK_TOKEN_ISSUER, eventsPerSecond: liveEvents, seconds, generated: prep.settings, seed: 7 + results.length, workDir: wrkDir })
         : undefined
-    if (live) await sleep(3000)
 
     // Warm: the closed loop, each response sorted by what the cache did.
     const warm = samples()
@@ -341,13 +321,7 @@ try {
       clearInterval(loading)
     }
     const elapsed = (performance.now() - t0) / 1000
-    let liveResult: Result['live']
-    if (live) {
-      await live
-      const got = JSON.parse(readFileSync(liveOut, 'utf8')) as LoadResult
-      const sorted = Float64Array.from(got.latencies_ms).sort()
-      liveResult = { events_per_second: Math.round(got.acked_events / got.seconds), sessions: liveCfg.sessions, statuses: got.statuses, ack_p99_ms: r1(percentile(sorted, 99)) }
-    }
+    const liveResult = await live?.done()
     const genCpu = process.cpuUsage(genCpu0)
     // Where the server's CPU went, by thread name: the JavaScript thread ('bun'), chDB's pools, Bun's own.
     const byThread = Object.fromEntries(
