@@ -66,6 +66,12 @@ export const analyticsSettingsSchema = z.object({
    * video no load has touched since query nothing. 0: every read of an open period is a query.
    */
   OPEN_ROWS_MAX: int(0, 10_000_000).default(50_000),
+  /**
+   * Most unique viewers those kept rows hold as sets of their own (16 to 32 bytes each), so
+   * that a load's new rows of a video advance its kept row instead of a query. 0: a row
+   * a load touched is read again.
+   */
+  OPEN_ROWS_VIEWERS_MAX: int(0, 1_000_000_000).default(2_000_000),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

@@ -50,6 +50,22 @@ export class BlockRanges {
     return b === null || (this.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.max && b.min <= hi)
   }
 
+  /** Whether every block of this set is in `other`. */
+  within(other: BlockRanges): boolean {
+    for (const [partition, ranges] of this.ranges) {
+      const outer = other.ranges.get(partition) ?? []
+      if (!ranges.every(([lo, hi]) => outer.some(([a, b]) => a <= lo && hi <= b))) return false
+    }
+    return true
+  }
+
+  /** A copy that changes apart from this set. */
+  clone(): BlockRanges {
+    const copy = new BlockRanges()
+    for (const [partition, ranges] of this.ranges) copy.ranges.set(partition, ranges.map(([lo, hi]) => [lo, hi]))
+    return copy
+  }
+
   /** Adds the part's blocks (nothing for a name of another shape). */
   add(part: string): void {
     const b = partBlocks(part)

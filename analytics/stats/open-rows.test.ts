@@ -8,9 +8,9 @@ import type { TestClickHouse, TestRedis } from '../../test/harness/engines.ts'
 import { withTestEngines } from '../../test/harness/test-engines.ts'
 import { bumpAggregatesGeneration, createAggregateCache, markAggregatesLoad } from '../cache/aggregate-cache.ts'
 import { openRows } from './open-rows.ts'
-import { videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { advanceStatsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 import { createStatsReader } from './reader.ts'
-import { viewerSets } from './viewer-sets.ts'
+import { Uint64Set, viewerSets } from './viewer-sets.ts'
 
 describe('blocks seen by a read', () => {
   it('are those of the parts that held the key and of earlier parts that overlap none of them', () => {
@@ -47,6 +47,36 @@ describe('the active parts the store keeps', () => {
     }
     expect(await rows.parts('g2', 'video_stats_per_day', 'l3', failing)).toEqual([])
     expect(await names('g2', 'l3')).toEqual(['all_5_5_0'])
+  })
+})
+
+describe('a kept row advanced by new parts', () => {
+  /** A uniqExact(UInt64) state of the given small values. */
+  const state = (...values: number[]) => Uint8Array.from([values.length, ...values.flatMap((v) => [v, 0, 0, 0, 0, 0, 0, 0])])
+  const add = (row: number, adds: Record<string, number>[], viewers: number) => row + adds.reduce((n, a) => n + a.views!, 0) * 1000 + viewers
+  const part = (name: string, rows: number): TablePart => ({ name, rows })
+
+  it('only when its set holds no blocks beyond those the row is exact over once advanced', async () => {
+    const rows = openRows<number>({ maxKeys: 10, advance: add })
+    const viewers = { viewers: new Uint64Set(), ranges: new BlockRanges() }
+    viewers.viewers.add(1, 0)
+    viewers.ranges.add('all_1_1_0')
+    // A viewer set's entry (not this store's own): it may be read into by others.
+    rows.record('g', 't', 'k', 1, seenBlocks(['all_1_1_0'], ['all_1_1_0']), viewers, false)
+    const read = async () => new Map([['all_2_2_0', new Map([['k', { sums: { views: 2 }, state: state(1, 2) }]])]])
+    // Advanced over block 2: views + 2, viewers {1, 2}.
+    expect(await rows.lookup('g', 't', ['k'], [part('all_1_1_0', 1), part('all_2_2_0', 1)], read)).toEqual(new Map([['k', 1 + 2000 + 2]]))
+    // A set shared with a newer read already holds block 4, which this list of parts does not know of: not advanced.
+    viewers.viewers.add(4, 0)
+    viewers.ranges.add('all_4_4_0')
+    const read3 = async () => new Map([['all_3_3_0', new Map([['k', { sums: { views: 1 }, state: state(3) }]])]])
+    expect(await rows.lookup('g', 't', ['k'], [part('all_1_2_1', 2), part('all_3_3_0', 1)], read3)).toEqual(new Map())
+    // Once the list holds it (and the row's parts), it is: block 4 comes with its sums.
+    const read4 = async () => new Map([['all_4_4_0', new Map([['k', { sums: { views: 5 }, state: state(4) }]])]])
+    const answer = await rows.lookup('g', 't', ['k'], [part('all_1_2_1', 2), part('all_3_3_0', 1), part('all_4_4_0', 1)], read4)
+    expect(answer).toEqual(new Map([['k', 2003 + 6000 + 4]]))
+    expect(rows.held()).toMatchObject({ advanced: 2, misses: 1, viewers: 0 })
+    expect(viewers.viewers.size).toBe(4)
   })
 })
 
@@ -168,12 +198,67 @@ describe('rows of open periods kept by blocks', () => {
     expect(answer![1]).toMatchObject({ views: 20, unique_viewers: 15 })
   })
 
+  it('advance a kept row by the new parts that hold it, with its own set or its viewer set, and read it again when that cannot be exact', async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow })
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 20 })
+    const { client, calls } = counting(ch)
+    // vq: a quiet video (its row's own set); vbusy: 30 viewers, so a viewer set once read twice.
+    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-02', ids('q', 0, 5)), ...playsBy('vbusy', 'cb', '2026-03-02', ids('b', 0, 30))])
+    const both = (loads: string) => videoStatsMany(client, [q('vq', 'cq', loads), q('vbusy', 'cb', loads)], sets, rows)
+    await both('l1')
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-02', ids('b', 25, 31)))
+    await both('l2') // vbusy advanced by its own set (the viewer set is wanted from the next query on)
+    expect(calls.stats).toBe(1)
+    // Repeat viewers and new ones, over two loads; each load's part is read once for every key.
+    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-02', ids('q', 3, 8)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 4))])
+    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 2)))
+    const [vq, vbusy] = await both('l3')
+    expect(calls).toMatchObject({ stats: 1, keys: 2 })
+    const want = await videoStatsMany(ch, [q('vq', 'cq', 'l3'), q('vbusy', 'cb', 'l3')].map(({ open: _, ...rest }) => rest))
+    expect([vq, vbusy]).toEqual(want)
+    expect(vq!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [10, 8], [2, 2]])
+    expect(rows.held()).toMatchObject({ advanced: 4, viewers: 8 + 2 + 31 + 4 })
+
+    // New rows merged with blocks a row has seen before it is read: sums are not idempotent, so a query.
+    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-02', ids('q', 8, 9)))
+    await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+    const [merged] = await videoStatsMany(client, [q('vq', 'cq', 'l4')], sets, rows)
+    expect(merged![1]).toMatchObject({ views: 11, unique_viewers: 9 })
+    expect(calls.stats).toBe(2)
+
+    // Through a viewer set (every key gets one here): the next load advances the row and the set it shares.
+    await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
+    const every = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-02', ids('b', 0, 36)))
+    const g2 = (loads: string): StatsQuery => q('vbusy', 'cb', loads, 'day', 'g2')
+    await videoStatsMany(client, [g2('l5')], every, rows)
+    expect(every.held()).toMatchObject({ sets: 1, viewers: 36 })
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-02', ids('b', 30, 45)))
+    const stats = calls.stats
+    const [busy] = await videoStatsMany(client, [g2('l6')], every, rows)
+    expect(busy![1]).toMatchObject({ views: 51, unique_viewers: 45 })
+    expect(calls.stats).toBe(stats)
+    expect(every.held()).toMatchObject({ sets: 1, viewers: 45 })
+
+    // Without room for a set of its own, a row a load touched is read again.
+    const noRoom = openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow, maxViewers: 0 })
+    await videoStatsMany(client, [q('vq', 'cq', 'l7', 'day', 'g2')], undefined, noRoom)
+    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-02', ids('q', 0, 3)))
+    const [again] = await videoStatsMany(client, [q('vq', 'cq', 'l8', 'day', 'g2')], undefined, noRoom)
+    expect(again![1]).toMatchObject({ views: 3, unique_viewers: 3 })
+    expect(noRoom.held()).toMatchObject({ advanced: 0, viewers: 0 })
+  })
+
   it('give the engine answers across random loads and merges, for days, weeks and months, with and without viewer sets, and evicted', async () => {
     const videos = ['w1', 'w2', 'w3', 'w4', 'w5', 'w6']
     const stores = [
       { rows: openRows<StatsRow>({ maxKeys: 1000 }), sets: undefined },
       { rows: openRows<StatsRow>({ maxKeys: 5 }), sets: viewerSets({ maxViewers: 300, minViewers: 0 }) },
       { rows: openRows<StatsRow>({ maxKeys: 1000, partKeysMaxRows: 3 }), sets: viewerSets({ maxViewers: 1_000_000, minViewers: 50 }) },
+      // Rows advanced by new parts: with sets of their own (some dropped for room), and with viewer sets shared.
+      { rows: openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow, maxViewers: 3000 }), sets: undefined },
+      { rows: openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow }), sets: viewerSets({ maxViewers: 1_000_000, minViewers: 100 }) },
+      { rows: openRows<StatsRow>({ maxKeys: 4, advance: advanceStatsRow }), sets: viewerSets({ maxViewers: 250, minViewers: 0 }) },
     ]
     let seed = 5
     const rnd = (n: number) => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n
@@ -194,6 +279,9 @@ describe('rows of open periods kept by blocks', () => {
     }
     expect(stores[0]!.rows.held().hits).toBeGreaterThan(0)
     expect(stores[1]!.rows.held().keys).toBeLessThanOrEqual(5)
+    // (The last store's sets are mostly dropped for room: its rows are read again, exact either way.)
+    expect(stores.slice(3, 5).map((s) => s.rows.held().advanced > 0)).toEqual([true, true])
+    expect(stores[3]!.rows.held().viewers).toBeLessThanOrEqual(3000)
   })
 
   it('are dropped under a new generation', async () => {
@@ -215,7 +303,7 @@ describe('rows of open periods kept by blocks', () => {
     const now = () => new Date('2026-03-06T03:00:00Z')
     const { client, calls } = counting(ch)
     const registry = new Registry()
-    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000, registry })
+    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000, openRowsViewersMax: 1000, registry })
     const ask = async () => (await read({ videoId: 'vs', creatorId: 'cs', grain: 'day', from: '2026-03-04', to: '2026-03-05' })).rows.map((r) => r.views)
     await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 0, 4)))
     await markAggregatesLoad(redis.client)
@@ -223,14 +311,17 @@ describe('rows of open periods kept by blocks', () => {
     const queried = calls.stats
     expect(await ask()).toEqual([0, 4])
     expect(calls.stats).toBe(queried)
-    // The edge marks each load once it has landed: the next read sees it.
+    // The edge marks each load once it has landed: the next read sees it, advanced by the new part.
     await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 10, 13)))
     await markAggregatesLoad(redis.client)
     expect(await ask()).toEqual([0, 7])
-    // Two open days a read: the first read missed both, the second found both, the third missed the one the load touched.
+    expect(calls.stats).toBe(queried)
+    // Two open days a read: the first read missed both, the second found both, the third found
+    // one as kept and advanced the one the load touched.
     const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels.outcome ?? '', v.value])
     expect(await metric('cs_stats_open_rows')).toEqual([['', 2]])
-    expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 3], ['miss', 3]])
+    expect(await metric('cs_stats_open_rows_viewers')).toEqual([['', 7]])
+    expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 3], ['advanced', 1], ['miss', 2]])
     await bumpAggregatesGeneration(redis.client)
     expect(await ask()).toEqual([0, 7])
   })

@@ -1,4 +1,13 @@
-import type { BlockRanges, TablePart } from '../../lib/table-parts.ts'
+import { BlockRanges, type TablePart } from '../../lib/table-parts.ts'
+import { addUniqExactState, Uint64Set } from './viewer-sets.ts'
+
+/** A key's row in one part: what it adds to the key's sums, and its unique-viewer state (the bytes of a `uniqExact` state). */
+export type PartRow = { sums: Record<string, number>; state: Uint8Array }
+/**
+ * The unique viewers of a kept row as a set, and the blocks whose states it holds (a
+ * viewer set's entry has this shape: `live` false once its store dropped it).
+ */
+export type RowViewers = { viewers: Uint64Set; ranges: BlockRanges; live?: boolean; grew?: (added: number) => void }
 
 /**
  * Answers of open periods kept by the blocks they were read from, so that a read of
@@ -15,6 +24,15 @@ import type { BlockRanges, TablePart } from '../../lib/table-parts.ts'
  * too large to list) is read from the table again, as is every key after a new
  * generation (a rewrite of the tables numbers their blocks anew).
  *
+ * Under live ingest most loads hold a row of a busy video, so what a new part holds is
+ * read whole (its rows' sums and unique-viewer states, not just its keys), and a kept row
+ * that has its unique viewers as a set is advanced by the new parts that hold it: their
+ * sums add, their states join the set. Only parts whose blocks the row has seen none of
+ * are added (sums are not idempotent: a merge of seen and new blocks sends the key to
+ * ClickHouse), and the set must hold no blocks beyond those of the row (a viewer set
+ * shared with a newer read). Sets are kept for rows of at most maxViewers values in all,
+ * least recently used out first; a row without one is read again as before.
+ *
  * The list of active parts is read again once a new load is marked (`loads`, the load
  * version of the aggregate cache) and at least every partsMaxAgeMs, so an answer from
  * here is as fresh as a query made when the request saw that load version: what the
@@ -23,26 +41,63 @@ import type { BlockRanges, TablePart } from '../../lib/table-parts.ts'
  * @example
  * const rows = openRows<StatsRow>({ maxKeys: 100_000 })
  * const parts = await rows.parts(gen, table, loads, () => activeParts(ch, table))
- * const known = await rows.lookup(gen, table, keys, parts, (names) => keysOfParts(names))
- * rows.record(gen, table, key, row, seenBlocks(listed, parts.map((p) => p.name)))
+ * const known = await rows.lookup(gen, table, keys, parts, (names) => rowsOfParts(names))
+ * rows.record(gen, table, key, row, seenBlocks(listed, parts.map((p) => p.name)), viewers)
  */
-export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; partsMaxAgeMs?: number; now?: () => number }) {
+export function openRows<R>(opts: {
+  maxKeys: number
+  /** A row advanced by new parts' rows: their sums added, its unique viewers now `viewers`. */
+  advance?: (row: R, add: Record<string, number>[], viewers: number) => R
+  /** Most unique viewers held in the kept rows' own sets (a viewer set's entry is not counted here); 0: none kept. */
+  maxViewers?: number
+  partKeysMaxRows?: number
+  partsMaxAgeMs?: number
+  now?: () => number
+}) {
   const partKeysMaxRows = opts.partKeysMaxRows ?? 100_000
+  const maxViewers = opts.advance ? (opts.maxViewers ?? 2_000_000) : 0
   const now = opts.now ?? Date.now
   let generation: string | null = null
-  /** Per `table|key`, least recently used first. */
-  const answers = new Map<string, { row: R; seen: BlockRanges }>()
+  /** Per `table|key`, least recently used first; `owned`: a set of this store's, counted in `held.viewers`. */
+  const answers = new Map<string, { row: R; seen: BlockRanges; viewers?: RowViewers; owned?: boolean }>()
   const lists = new Map<string, { loads: string | null; at: number; parts: Promise<TablePart[]> }>()
-  /** Per `table|part`, the keys the part holds rows of. */
-  const partKeys = new Map<string, Set<string>>()
-  const counts = { hits: 0, misses: 0 }
+  /** Per `table|part`, the rows the part holds, by key. */
+  const partRows = new Map<string, Map<string, PartRow>>()
+  const counts = { hits: 0, advanced: 0, misses: 0 }
+  const held = { viewers: 0 }
 
   const use = (gen: string) => {
     if (gen === generation) return
     answers.clear()
     lists.clear()
-    partKeys.clear()
+    partRows.clear()
+    held.viewers = 0
     generation = gen
+  }
+  const dropViewers = (a: { viewers?: RowViewers; owned?: boolean }) => {
+    if (a.owned && a.viewers) held.viewers -= a.viewers.viewers.size
+    a.viewers = undefined
+    a.owned = false
+  }
+  /** The key advanced by the parts that hold it, or undefined when that cannot be exact. */
+  const advanced = (a: { row: R; seen: BlockRanges; viewers?: RowViewers; owned?: boolean }, key: string, left: TablePart[], table: string): R | undefined => {
+    const v = a.viewers
+    if (!opts.advance || !v || v.live === false) return undefined
+    const holding = left.filter((p) => partRows.get(`${table}|${p.name}`)!.has(key))
+    if (holding.some((p) => a.seen.overlaps(p.name))) return undefined
+    // The set may hold the states of no blocks the row has not seen once advanced.
+    const after = a.seen.clone()
+    for (const p of left) after.add(p.name)
+    if (!v.ranges.within(after)) return undefined
+    const adds = holding.map((p) => partRows.get(`${table}|${p.name}`)!.get(key)!)
+    const before = v.viewers.size
+    for (const [i, p] of holding.entries()) {
+      addUniqExactState(adds[i]!.state, v.viewers)
+      v.ranges.add(p.name)
+    }
+    if (a.owned) held.viewers += v.viewers.size - before
+    else v.grew?.(v.viewers.size - before)
+    return opts.advance(a.row, adds.map((r) => r.sums), v.viewers.size)
   }
 
   return {
@@ -57,7 +112,7 @@ export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; p
       const parts = read().then(
         (list) => {
           const active = new Set(list.map((p) => `${table}|${p.name}`))
-          for (const k of partKeys.keys()) if (k.startsWith(`${table}|`) && !active.has(k)) partKeys.delete(k)
+          for (const k of partRows.keys()) if (k.startsWith(`${table}|`) && !active.has(k)) partRows.delete(k)
           return list
         },
         () => {
@@ -71,11 +126,12 @@ export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; p
 
     /**
      * The rows of `keys` known exact over every part of `parts`. Parts not seen for a key
-     * are looked up in the keys each holds (`readKeys` reads those of the parts not known
-     * yet, a list of keys per part, which counts only when it has as many keys as the
-     * part has rows); a part without the key joins its seen blocks.
+     * are looked up in the rows each holds (`readRows` reads those of the parts not known
+     * yet, by key, which count only when there are as many as the part has rows); a part
+     * without the key joins its seen blocks, and parts with it advance a row that has
+     * its viewers as a set (see above).
      */
-    async lookup(gen: string, table: string, keys: string[], parts: TablePart[], readKeys: (names: string[]) => Promise<Map<string, string[]>>): Promise<Map<string, R>> {
+    async lookup(gen: string, table: string, keys: string[], parts: TablePart[], readRows: (names: string[]) => Promise<Map<string, Map<string, PartRow>>>): Promise<Map<string, R>> {
       use(gen)
       const out = new Map<string, R>()
       if (parts.length === 0) return out
@@ -87,40 +143,74 @@ export function openRows<R>(opts: { maxKeys: number; partKeysMaxRows?: number; p
         if (left.every((p) => p.rows <= partKeysMaxRows)) unseen.set(key, left)
       }
       const wanted = new Map<string, TablePart>()
-      for (const left of unseen.values()) for (const p of left) if (!partKeys.has(`${table}|${p.name}`)) wanted.set(p.name, p)
+      for (const left of unseen.values()) for (const p of left) if (!partRows.has(`${table}|${p.name}`)) wanted.set(p.name, p)
       if (wanted.size > 0) {
-        const read = await readKeys([...wanted.keys()]).catch(() => new Map<string, string[]>())
+        const read = await readRows([...wanted.keys()]).catch(() => new Map<string, Map<string, PartRow>>())
         if (gen !== generation) return out
         for (const [name, p] of wanted) {
-          const held = read.get(name) ?? []
-          // A part merged away before the read returns no rows: its list is not known.
-          if (held.length === p.rows) partKeys.set(`${table}|${name}`, new Set(held))
+          const rows = read.get(name)
+          // A part merged away before the read returns no rows: what it holds is not known.
+          if (rows && rows.size === p.rows) partRows.set(`${table}|${name}`, rows)
+          else if (p.rows === 0) partRows.set(`${table}|${name}`, new Map())
         }
       }
+      let advancedNow = 0
       for (const [key, left] of unseen) {
         const a = answers.get(`${table}|${key}`)
-        if (!a || !left.every((p) => partKeys.get(`${table}|${p.name}`)?.has(key) === false)) continue
+        if (!a || !left.every((p) => partRows.has(`${table}|${p.name}`))) continue
+        let row = a.row
+        if (left.some((p) => partRows.get(`${table}|${p.name}`)!.has(key))) {
+          const next = advanced(a, key, left, table)
+          if (next === undefined) continue
+          row = a.row = next
+          advancedNow++
+        }
         for (const p of left) a.seen.add(p.name)
         answers.delete(`${table}|${key}`)
         answers.set(`${table}|${key}`, a)
-        out.set(key, a.row)
+        out.set(key, row)
       }
-      counts.hits += out.size
+      counts.hits += out.size - advancedNow
+      counts.advanced += advancedNow
       counts.misses += keys.length - out.size
       return out
     },
 
-    /** Keeps the row read for `key`, exact over the blocks `seen`; the least recently used go beyond maxKeys. */
-    record(gen: string, table: string, key: string, row: R, seen: BlockRanges): void {
+    /**
+     * Keeps the row read for `key`, exact over the blocks `seen`, with its unique viewers as
+     * a set when given (`own`: a set of this store's, within maxViewers in all); the least
+     * recently used go beyond maxKeys.
+     */
+    record(gen: string, table: string, key: string, row: R, seen: BlockRanges, viewers?: RowViewers, own = true): void {
       use(gen)
-      answers.delete(`${table}|${key}`)
-      answers.set(`${table}|${key}`, { row, seen })
-      if (answers.size > opts.maxKeys) answers.delete(answers.keys().next().value as string)
+      const old = answers.get(`${table}|${key}`)
+      if (old) {
+        dropViewers(old)
+        answers.delete(`${table}|${key}`)
+      }
+      const keep = viewers !== undefined && (!own || viewers.viewers.size <= maxViewers) && maxViewers > 0
+      answers.set(`${table}|${key}`, keep ? { row, seen, viewers, owned: own } : { row, seen })
+      if (keep && own) held.viewers += viewers.viewers.size
+      if (answers.size > opts.maxKeys) {
+        const first = answers.keys().next().value as string
+        dropViewers(answers.get(first)!)
+        answers.delete(first)
+      }
+      // Sets of the least recently used rows go first; their rows stay, read again when a part holds them.
+      for (const a of answers.values()) {
+        if (held.viewers <= maxViewers) break
+        dropViewers(a)
+      }
     },
 
-    /** What is held (keys, the lists of parts' keys) and how many keys were answered from here or not. */
-    held(): { keys: number; partLists: number; hits: number; misses: number } {
-      return { keys: answers.size, partLists: partKeys.size, ...counts }
+    /** Whether rows keep their unique viewers as sets (then a read should bring the states along). */
+    keepsViewers(): boolean {
+      return maxViewers > 0
+    },
+
+    /** What is held (keys, the lists of parts' rows, values of the rows' own sets) and how many keys were answered from here (as kept, or advanced) or not. */
+    held(): { keys: number; partLists: number; viewers: number; hits: number; advanced: number; misses: number } {
+      return { keys: answers.size, partLists: partRows.size, viewers: held.viewers, ...counts }
     },
   }
 }

@@ -2,9 +2,9 @@ import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { addDays, periodStart, periodsBetween, type Grain } from '../http/dates.ts'
-import { activeParts, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
-import type { OpenRows } from './open-rows.ts'
-import { readVarUInt, type ViewerSets } from './viewer-sets.ts'
+import { activeParts, BlockRanges, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
+import type { OpenRows, PartRow, RowViewers } from './open-rows.ts'
+import { addUniqExactState, readVarUInt, Uint64Set, type ViewerSets } from './viewer-sets.ts'
 
 /**
  * Where each grain is read from: the aggregate table and its period column. A year
@@ -63,6 +63,8 @@ type Found = Map<string, StatsRow>
 type Listed = Map<string, string[]>
 const zeroRow = (period: string): StatsRow => ({ period, views: 0, watch_ms: 0, ad_impressions: 0, unique_viewers: 0, excluded_self_view: 0, excluded_duplicate_viewer: 0, excluded_duplicate_ip: 0 })
 const rowKey = (creatorId: string, videoId: string, period: string) => JSON.stringify([creatorId, videoId, period])
+/** The columns of a stats row that add up across parts. */
+const SUMMED = ['views', 'watch_ms', 'ad_impressions', 'excluded_self_view', 'excluded_duplicate_viewer', 'excluded_duplicate_ip'] as const
 const SUMS = `sum(views) AS views, sum(watch_ms) AS watch_ms, sum(ad_impressions) AS ad_impressions,
                    sum(excluded_self_view) AS excluded_self_view,
                    sum(excluded_duplicate_viewer) AS excluded_duplicate_viewer,
@@ -77,27 +79,50 @@ const SUMS = `sum(views) AS views, sum(watch_ms) AS watch_ms, sum(ad_impressions
 type OpenViewers = { sets?: ViewerSets; rows?: OpenRows<StatsRow>; generation: string; from: string; loads: string | null }
 
 /**
+ * Most unique viewers of a row whose merged state a read of open periods takes along (8
+ * bytes each, as 16 hex digits), for the kept row's set (see open-rows.ts). Busier rows
+ * get a viewer set (at 10,000 viewers) when read again.
+ */
+const STATE_MAX_VIEWERS = 20_000
+
+/** Where a read of open periods puts the merged viewer state of each row from `from` on (rows of at most STATE_MAX_VIEWERS). */
+type StatesOut = { from: string; into: Map<string, Uint8Array> }
+
+/**
  * The figures of the videos of `qs` per period of `grain` over [from, to], with their
  * unique viewers merged from the states in the engine; with `listed`, the parts each row
- * was in go there.
+ * was in go there, and with `states`, the merged states of its periods.
  */
-async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], from: string, to: string, listed?: Listed): Promise<Found> {
+async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], from: string, to: string, listed?: Listed, states?: StatesOut): Promise<Found> {
   const { table, period, filter } = SOURCES[grain]
+  const extra = `${listed ? ', groupUniqArray(_part) AS parts' : ''}${
+    states ? ', if(period >= {statesFrom:String} AND unique_viewers <= {stateMax:UInt64}, hex(CAST(merged AS String)), \'\') AS state' : ''
+  }`
   const rs = await ch.query({
-    query: `SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS},
-                   uniqExactMerge(unique_viewers) AS unique_viewers${listed ? ', groupUniqArray(_part) AS parts' : ''}
+    // One merge of the states gives both the count and (with `states`) the state itself.
+    query: `WITH uniqExactMergeState(unique_viewers) AS merged
+            SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS},
+                   finalizeAggregation(merged) AS unique_viewers${extra}
             FROM ${table}
             WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} AND ${filter} BETWEEN {from:Date} AND {to:Date}
             GROUP BY creator_id, video_id, period`,
     // creator_id narrows the primary index (period, creator_id, video_id) to the creators' rows.
-    query_params: { creators: [...new Set(qs.map((q) => q.creatorId))], videos: [...new Set(qs.map((q) => q.videoId))], from, to },
+    query_params: {
+      creators: [...new Set(qs.map((q) => q.creatorId))],
+      videos: [...new Set(qs.map((q) => q.videoId))],
+      from,
+      to,
+      ...(states ? { statesFrom: states.from, stateMax: STATE_MAX_VIEWERS } : {}),
+    },
     format: 'JSONEachRow',
   })
   const found: Found = new Map()
-  for (const r of await rs.json()) {
+  for (const r of (await rs.json()) as Record<string, unknown>[]) {
     const { creator_id, video_id, parts, ...row } = videoStatsRow.parse(r)
-    found.set(rowKey(creator_id, video_id, row.period), row)
-    if (listed) listed.set(rowKey(creator_id, video_id, row.period), parts ?? [])
+    const key = rowKey(creator_id, video_id, row.period)
+    found.set(key, row)
+    if (listed) listed.set(key, parts ?? [])
+    if (states && typeof r.state === 'string' && r.state !== '') states.into.set(key, Buffer.from(r.state, 'hex'))
   }
   return found
 }
@@ -112,7 +137,10 @@ const openRow = statsRow.omit({ unique_viewers: true }).extend({ creator_id: z.s
  * lives in a part this read did not list), the batch's open periods are merged in the
  * engine instead.
  */
-async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs: StatsQuery[], from: string, to: string, sets: ViewerSets, generation: string, before: string[], listed: Listed): Promise<Found> {
+async function openStats(
+  ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs: StatsQuery[], from: string, to: string,
+  sets: ViewerSets, generation: string, before: string[], listed: Listed, viewersOut: Map<string, RowViewers>,
+): Promise<Found> {
   const { table, period } = SOURCES[grain]
   const creators = [...new Set(qs.map((q) => q.creatorId))]
   const videos = [...new Set(qs.map((q) => q.videoId))]
@@ -148,24 +176,40 @@ async function openStats(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs
     const { creator_id, video_id, parts, ...sums } = r
     found.set(rowKey(creator_id, video_id, r.period), { ...sums, unique_viewers: entries[i]!.viewers.size })
     listed.set(rowKey(creator_id, video_id, r.period), parts)
+    viewersOut.set(rowKey(creator_id, video_id, r.period), entries[i]!)
   })
   return found
 }
 
-/** The keys (rowKey) each of the given parts of a stats table holds rows of. */
-async function keysOfParts(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, names: string[]): Promise<Map<string, string[]>> {
+/**
+ * The rows each of the given parts of a stats table holds, by key (rowKey): what each
+ * adds to the key's sums and its unique-viewer state (see open-rows.ts).
+ */
+async function rowsOfParts(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, names: string[]): Promise<Map<string, Map<string, PartRow>>> {
   const { table, period } = SOURCES[grain]
   const rs = await ch.query({
-    query: `SELECT _part, creator_id, video_id, toString(${period}) FROM ${table} WHERE _part IN {parts:Array(String)}`,
+    query: `SELECT _part, creator_id, video_id, toString(${period}), ${SUMMED.join(', ')}, hex(CAST(unique_viewers AS String))
+            FROM ${table} WHERE _part IN {parts:Array(String)}`,
     query_params: { parts: names },
     format: 'JSONCompactEachRow',
   })
-  const out = new Map<string, string[]>()
-  for (const [part, creator, video, p] of (await rs.json()) as [string, string, string, string][]) {
-    const keys = out.get(part) ?? []
-    keys.push(rowKey(creator, video, p))
-    out.set(part, keys)
+  const out = new Map<string, Map<string, PartRow>>()
+  for (const [part, creator, video, p, ...rest] of (await rs.json()) as string[][]) {
+    const rows = out.get(part!) ?? new Map<string, PartRow>()
+    const sums: Record<string, number> = {}
+    SUMMED.forEach((c, i) => (sums[c] = Number(rest[i])))
+    // A part holds one row a key (a view groups each block, a merge each key): should one hold
+    // more, it has more rows than keys here, and lookup leaves it unknown.
+    rows.set(rowKey(creator!, video!, p!), { sums, state: Buffer.from(rest[SUMMED.length]!, 'hex') })
+    out.set(part!, rows)
   }
+  return out
+}
+
+/** A kept row advanced by new parts' rows: their sums added, its unique viewers counted from its set. */
+export function advanceStatsRow(row: StatsRow, adds: Record<string, number>[], viewers: number): StatsRow {
+  const out = { ...row, unique_viewers: viewers }
+  for (const add of adds) for (const c of SUMMED) out[c] += add[c] ?? 0
   return out
 }
 
@@ -250,7 +294,7 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   const found: Found = new Map()
   let pending = qs
   if (open.rows) {
-    const known = await open.rows.lookup(open.generation, table, qs.filter(allOpen).flatMap(openKeys), parts, (names) => keysOfParts(ch, grain, names))
+    const known = await open.rows.lookup(open.generation, table, qs.filter(allOpen).flatMap(openKeys), parts, (names) => rowsOfParts(ch, grain, names))
     for (const [k, row] of known) found.set(k, row)
     // A query of open periods only is read from its first period not known on (under live
     // ingest, today's rows of a video whose yesterday is known): the rest come from here.
@@ -263,17 +307,22 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   if (pending.length === 0) return found
 
   const listed: Listed = new Map()
+  // The unique viewers of open rows as sets, for the rows kept: merged states of quiet rows, viewer sets of busy ones.
+  const states = open.rows?.keepsViewers() ? { from: open.from, into: new Map<string, Uint8Array>() } : undefined
+  const shared = new Map<string, RowViewers>()
   // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
   const viaSets: StatsQuery[] = []
   const merged: StatsQuery[] = []
   for (const q of pending) (open.sets && openKeys(q).some((k) => open.sets!.wanted(open.generation, `${table}|${k}`)) ? viaSets : merged).push(q)
   if (merged.length > 0) {
     const m = span(grain, merged)
-    for (const [k, row] of await mergedStats(ch, grain, merged, m.from, m.to, listed)) found.set(k, row)
+    for (const [k, row] of await mergedStats(ch, grain, merged, m.from, m.to, listed, states)) found.set(k, row)
   }
   if (viaSets.length > 0) {
     const { from, to } = span(grain, viaSets)
-    const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open.sets!, open.generation, before, listed).finally(() => open.sets!.trim())
+    const fromSets = await openStats(ch, grain, viaSets, from > open.from ? from : open.from, to, open.sets!, open.generation, before, listed, shared).finally(() =>
+      open.sets!.trim(),
+    )
     for (const [k, row] of fromSets) found.set(k, row)
     if (from < open.from) for (const [k, row] of await mergedStats(ch, grain, viaSets, from, addDays(open.from, -1))) found.set(k, row)
   }
@@ -281,9 +330,27 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
     for (const k of openKeys(q)) {
       const row = found.get(k) ?? zeroRow((JSON.parse(k) as string[])[2]!)
       open.sets?.note(open.generation, `${table}|${k}`, row.unique_viewers)
-      open.rows?.record(open.generation, table, k, row, seenBlocks(listed.get(k) ?? [], before))
+      if (!open.rows) continue
+      const parts = listed.get(k) ?? []
+      const viewers = shared.get(k)
+      if (viewers) open.rows.record(open.generation, table, k, row, seenBlocks(parts, before), viewers, false)
+      else open.rows.record(open.generation, table, k, row, seenBlocks(parts, before), states && ownViewers(states.into.get(k), row, parts))
     }
   return found
+}
+
+/**
+ * A kept row's own viewer set: the merged state of the parts it was read from (none for
+ * a key without rows), or nothing when the read did not take the state along.
+ */
+function ownViewers(state: Uint8Array | undefined, row: StatsRow, parts: string[]): RowViewers | undefined {
+  if (state === undefined && (parts.length > 0 || row.unique_viewers > 0)) return undefined
+  const viewers = new Uint64Set()
+  if (state) addUniqExactState(state, viewers)
+  if (viewers.size !== row.unique_viewers) return undefined
+  const ranges = new BlockRanges()
+  for (const p of parts) ranges.add(p)
+  return { viewers, ranges }
 }
 
 /**

@@ -7,7 +7,7 @@ import { addDays, periodEnd, periodStart, periodsBetween } from '../http/dates.t
 import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
-import { statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { advanceStatsRow, statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 import { openRows, type OpenRows } from './open-rows.ts'
 import { viewerSets, type ViewerSets } from './viewer-sets.ts'
 
@@ -51,6 +51,12 @@ export function createStatsReader(deps: {
    * touched since queries nothing (see open-rows.ts). 0: every such read is a query.
    */
   openRowsMax?: number
+  /**
+   * Most unique viewers the kept rows hold as sets of their own (16 to 32 bytes each), so
+   * that a load's new rows of a video advance its kept row instead of a query (see
+   * open-rows.ts; busy videos use their viewer set). 0: a row a load touched is read again.
+   */
+  openRowsViewersMax?: number
   /** Where to report what the viewer sets hold (gauges cs_stats_viewer_sets_values and _bytes). */
   registry?: Registry
   concurrency?: number
@@ -61,7 +67,15 @@ export function createStatsReader(deps: {
   // The list of active parts is read again on each load mark, and at least as often as an
   // answer over open periods may be reused when a load went unmarked.
   const kept =
-    (deps.openRowsMax ?? 0) > 0 ? openRows<StatsRow>({ maxKeys: deps.openRowsMax!, partsMaxAgeMs: Math.min(1_000, openMaxAgeMs), now: () => deps.now().getTime() }) : undefined
+    (deps.openRowsMax ?? 0) > 0
+      ? openRows<StatsRow>({
+          maxKeys: deps.openRowsMax!,
+          advance: advanceStatsRow,
+          maxViewers: deps.openRowsViewersMax ?? 0,
+          partsMaxAgeMs: Math.min(1_000, openMaxAgeMs),
+          now: () => deps.now().getTime(),
+        })
+      : undefined
   if (deps.registry) report(deps.registry, sets, kept)
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1 })
   const shared = singleFlight<StatsRow[]>()
@@ -147,19 +161,20 @@ function report(registry: Registry, sets: ViewerSets | undefined, rows: OpenRows
     new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [registry], collect() { this.set(ofSets((h) => h.viewers)) } })
     new Gauge({ name: 'cs_stats_viewer_sets_bytes', help: 'Memory of the tables of those sets', registers: [registry], collect() { this.set(ofSets((h) => h.bytes)) } })
     new Gauge({ name: 'cs_stats_open_rows', help: 'Rows of open periods this process keeps by the blocks they were read from', registers: [registry], collect() { this.set(ofRows((h) => h.keys)) } })
-    new Gauge({ name: 'cs_stats_open_rows_part_lists', help: 'Parts whose keys this process keeps (small parts of loads and their merges)', registers: [registry], collect() { this.set(ofRows((h) => h.partLists)) } })
-    const counted = { hits: 0, misses: 0 }
+    new Gauge({ name: 'cs_stats_open_rows_part_lists', help: 'Parts whose rows this process keeps (small parts of loads and their merges)', registers: [registry], collect() { this.set(ofRows((h) => h.partLists)) } })
+    new Gauge({ name: 'cs_stats_open_rows_viewers', help: 'Unique viewers the kept rows of open periods hold in sets of their own', registers: [registry], collect() { this.set(ofRows((h) => h.viewers)) } })
+    const counted = { hits: 0, advanced: 0, misses: 0 }
     new Counter({
       name: 'cs_stats_open_rows_answers_total',
-      help: 'Keys of open periods looked up in the kept rows, by whether they were answered from them (hit) or read from ClickHouse (miss)',
+      help: 'Keys of open periods looked up in the kept rows, by whether they were answered from them as kept (hit), advanced by new parts (advanced), or read from ClickHouse (miss)',
       labelNames: ['outcome'],
       registers: [registry],
       collect() {
-        const hits = ofRows((h) => h.hits)
-        const misses = ofRows((h) => h.misses)
-        this.inc({ outcome: 'hit' }, hits - counted.hits)
-        this.inc({ outcome: 'miss' }, misses - counted.misses)
-        Object.assign(counted, { hits, misses })
+        const now = { hits: ofRows((h) => h.hits), advanced: ofRows((h) => h.advanced), misses: ofRows((h) => h.misses) }
+        this.inc({ outcome: 'hit' }, now.hits - counted.hits)
+        this.inc({ outcome: 'advanced' }, now.advanced - counted.advanced)
+        this.inc({ outcome: 'miss' }, now.misses - counted.misses)
+        Object.assign(counted, now)
       },
     })
     reported.set(registry, (all = readers))

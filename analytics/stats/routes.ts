@@ -23,6 +23,7 @@ export function statsRoutes(deps: AnalyticsDeps) {
     openMaxAgeMs: deps.settings.OPEN_PERIOD_REUSE_MAX_MS,
     openViewerSetsMax: deps.settings.OPEN_VIEWER_SETS_MAX,
     openRowsMax: deps.settings.OPEN_ROWS_MAX,
+    openRowsViewersMax: deps.settings.OPEN_ROWS_VIEWERS_MAX,
     registry: deps.services.metrics.registry,
     // A ClickHouse server runs queries side by side; chDB one at a time.
     concurrency: settings.embedded ? 1 : 4,

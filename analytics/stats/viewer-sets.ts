@@ -131,8 +131,8 @@ export function addUniqExactState(state: Uint8Array, into: Uint64Set): void {
   for (let at = start; at < state.length; at += 8) into.add(view.getInt32(at, true), view.getInt32(at + 4, true))
 }
 
-/** `live`: still in the store (its values count towards maxViewers). */
-type Entry = { viewers: Uint64Set; ranges: BlockRanges; live: boolean }
+/** `live`: still in the store (its values count towards maxViewers); `grew`: to be told of values added to it from outside (see open-rows.ts). */
+type Entry = { viewers: Uint64Set; ranges: BlockRanges; live: boolean; grew: (added: number) => void }
 
 /**
  * The per-process store of viewer sets, for keys that had at least `minViewers` unique
@@ -172,7 +172,10 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number }) {
       use(gen)
       let e = entries.get(key)
       if (e) entries.delete(key)
-      else e = { viewers: new Uint64Set(), ranges: new BlockRanges(), live: true }
+      else {
+        const made: Entry = { viewers: new Uint64Set(), ranges: new BlockRanges(), live: true, grew: (added) => void (made.live && (held += added)) }
+        e = made
+      }
       entries.set(key, e)
       return e
     },
@@ -184,7 +187,7 @@ export function viewerSets(opts: { maxViewers: number; minViewers?: number }) {
     add(e: Entry, part: string, state: Uint8Array): void {
       const before = e.viewers.size
       addUniqExactState(state, e.viewers)
-      if (e.live) held += e.viewers.size - before
+      e.grew(e.viewers.size - before)
       this.cover(e, part)
     },
     /** Counts the part's blocks as read for the key without a state: the key has no row in them. */
