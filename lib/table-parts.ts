@@ -50,6 +50,21 @@ export class BlockRanges {
     return b === null || (this.ranges.get(b.partition) ?? []).some(([lo, hi]) => lo <= b.max && b.min <= hi)
   }
 
+  /** The blocks of the part not in the set, as ranges [min, max] in order (none for a name of another shape). */
+  missing(part: string): [number, number][] {
+    const b = partBlocks(part)
+    if (b === null) return []
+    const out: [number, number][] = []
+    let from = b.min
+    for (const [lo, hi] of this.ranges.get(b.partition) ?? []) {
+      if (hi < from || lo > b.max) continue
+      if (lo > from) out.push([from, lo - 1])
+      from = Math.max(from, hi + 1)
+    }
+    if (from <= b.max) out.push([from, b.max])
+    return out
+  }
+
   /** Whether every block of this set is in `other`. */
   within(other: BlockRanges): boolean {
     for (const [partition, ranges] of this.ranges) {

@@ -21,6 +21,8 @@ describe('blocks seen by a read', () => {
     // Parts of the list that overlap a part holding the key are not known to lack it beyond it.
     const partly = seenBlocks(['all_3_3_0'], ['all_2_4_1'])
     expect([partly.covers('all_3_3_0'), partly.covers('all_2_2_0'), partly.covers('all_2_4_1')]).toEqual([true, false, false])
+    // The blocks of a part not seen, as runs.
+    expect([seen.missing('all_1_9_2'), partly.missing('all_1_5_1'), partly.missing('all_3_3_0'), seen.missing('other_1_1_0')]).toEqual([[[7, 9]], [[1, 2], [4, 5]], [], [[1, 1]]])
     // A name of another shape covers nothing and is known of nothing.
     const r = new BlockRanges()
     r.add('broken')
@@ -202,50 +204,67 @@ describe('rows of open periods kept by blocks', () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow })
     const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 20 })
     const { client, calls } = counting(ch)
-    // vq: a quiet video (its row's own set); vbusy: 30 viewers, so a viewer set once read twice.
-    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-02', ids('q', 0, 5)), ...playsBy('vbusy', 'cb', '2026-03-02', ids('b', 0, 30))])
+    // vq: a quiet video; vbusy: 30 viewers. Loads land on the last day asked for (03-03), whose rows get sets.
+    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 5)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 30))])
     const both = (loads: string) => videoStatsMany(client, [q('vq', 'cq', loads), q('vbusy', 'cb', loads)], sets, rows)
     await both('l1')
-    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-02', ids('b', 25, 31)))
-    await both('l2') // vbusy advanced by its own set (the viewer set is wanted from the next query on)
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 25, 31)))
+    await both('l2')
     expect(calls.stats).toBe(1)
     // Repeat viewers and new ones, over two loads; each load's part is read once for every key.
-    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-02', ids('q', 3, 8)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 4))])
+    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-03', ids('q', 3, 8)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 4))])
     await insertEvents(ch, playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 2)))
     const [vq, vbusy] = await both('l3')
     expect(calls).toMatchObject({ stats: 1, keys: 2 })
-    const want = await videoStatsMany(ch, [q('vq', 'cq', 'l3'), q('vbusy', 'cb', 'l3')].map(({ open: _, ...rest }) => rest))
-    expect([vq, vbusy]).toEqual(want)
-    expect(vq!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [10, 8], [2, 2]])
-    expect(rows.held()).toMatchObject({ advanced: 4, viewers: 8 + 2 + 31 + 4 })
+    const want = async (...qs: StatsQuery[]) => videoStatsMany(ch, qs.map(({ open: _, ...rest }) => rest))
+    expect([vq, vbusy]).toEqual(await want(q('vq', 'cq', 'l3'), q('vbusy', 'cb', 'l3')))
+    expect(vq!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [0, 0], [12, 8]])
+    expect(rows.held()).toMatchObject({ advanced: 3, viewers: 8 + 31 })
 
-    // New rows merged with blocks a row has seen before it is read: sums are not idempotent, so a query.
-    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-02', ids('q', 8, 9)))
+    // A part that merged seen blocks with new ones adds the rows of the new blocks' part, known
+    // from a read of another key before the merge (kept once merged away).
+    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-03', ids('q', 8, 10)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 31, 33))])
+    await videoStatsMany(client, [q('vbusy', 'cb', 'l4')], sets, rows)
     await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
-    const [merged] = await videoStatsMany(client, [q('vq', 'cq', 'l4')], sets, rows)
-    expect(merged![1]).toMatchObject({ views: 11, unique_viewers: 9 })
+    const [afterMerge] = await videoStatsMany(client, [q('vq', 'cq', 'l5')], sets, rows)
+    expect(afterMerge).toEqual((await want(q('vq', 'cq', 'l5')))[0])
+    expect(afterMerge![2]).toMatchObject({ views: 14, unique_viewers: 10 })
+    expect(calls).toMatchObject({ stats: 1, keys: 4 })
+
+    // New rows merged with seen blocks before their part was read: not known, so a query.
+    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-03', ids('q', 10, 11)))
+    await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
+    const [merged] = await videoStatsMany(client, [q('vq', 'cq', 'l6')], sets, rows)
+    expect(merged![2]).toMatchObject({ views: 15, unique_viewers: 11 })
+    expect(calls.stats).toBe(2)
+
+    // An earlier open day's state is not taken along, but a day without rows has an empty one: advanced too.
+    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-02', ids('q', 0, 2)))
+    const [earlier] = await videoStatsMany(client, [q('vq', 'cq', 'l7')], sets, rows)
+    expect(earlier).toEqual((await want(q('vq', 'cq', 'l7')))[0])
+    expect(earlier![1]).toMatchObject({ views: 2, unique_viewers: 2 })
     expect(calls.stats).toBe(2)
 
     // Through a viewer set (every key gets one here): the next load advances the row and the set it shares.
     await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
     const every = viewerSets({ maxViewers: 1_000_000, minViewers: 0 })
-    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-02', ids('b', 0, 36)))
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 36)))
     const g2 = (loads: string): StatsQuery => q('vbusy', 'cb', loads, 'day', 'g2')
     await videoStatsMany(client, [g2('l5')], every, rows)
     expect(every.held()).toMatchObject({ sets: 1, viewers: 36 })
-    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-02', ids('b', 30, 45)))
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 30, 45)))
     const stats = calls.stats
     const [busy] = await videoStatsMany(client, [g2('l6')], every, rows)
-    expect(busy![1]).toMatchObject({ views: 51, unique_viewers: 45 })
+    expect(busy![2]).toMatchObject({ views: 51, unique_viewers: 45 })
     expect(calls.stats).toBe(stats)
     expect(every.held()).toMatchObject({ sets: 1, viewers: 45 })
 
     // Without room for a set of its own, a row a load touched is read again.
     const noRoom = openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow, maxViewers: 0 })
     await videoStatsMany(client, [q('vq', 'cq', 'l7', 'day', 'g2')], undefined, noRoom)
-    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-02', ids('q', 0, 3)))
+    await insertEvents(ch, playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 3)))
     const [again] = await videoStatsMany(client, [q('vq', 'cq', 'l8', 'day', 'g2')], undefined, noRoom)
-    expect(again![1]).toMatchObject({ views: 3, unique_viewers: 3 })
+    expect(again![2]).toMatchObject({ views: 3, unique_viewers: 3 })
     expect(noRoom.held()).toMatchObject({ advanced: 0, viewers: 0 })
   })
 

@@ -1,4 +1,4 @@
-import { BlockRanges, type TablePart } from '../../lib/table-parts.ts'
+import { BlockRanges, partBlocks, type TablePart } from '../../lib/table-parts.ts'
 import { addUniqExactState, Uint64Set } from './viewer-sets.ts'
 
 /** A key's row in one part: what it adds to the key's sums, and its unique-viewer state (the bytes of a `uniqExact` state). */
@@ -27,11 +27,13 @@ export type RowViewers = { viewers: Uint64Set; ranges: BlockRanges; live?: boole
  * Under live ingest most loads hold a row of a busy video, so what a new part holds is
  * read whole (its rows' sums and unique-viewer states, not just its keys), and a kept row
  * that has its unique viewers as a set is advanced by the new parts that hold it: their
- * sums add, their states join the set. Only parts whose blocks the row has seen none of
- * are added (sums are not idempotent: a merge of seen and new blocks sends the key to
- * ClickHouse), and the set must hold no blocks beyond those of the row (a viewer set
- * shared with a newer read). Sets are kept for rows of at most maxViewers values in all,
- * least recently used out first; a row without one is read again as before.
+ * sums add, their states join the set. Sums are not idempotent: a part that merged blocks
+ * the row has seen with new ones adds only the rows of the new blocks, from the parts
+ * that held them (kept for a while after they were merged away, at most
+ * retiredMaxRows rows), and sends the key to ClickHouse when those are not known. The
+ * set must hold no blocks beyond those of the row (a viewer set shared with a newer
+ * read). Sets are kept for rows of at most maxViewers values in all, least recently used
+ * out first; a row without one is read again as before.
  *
  * The list of active parts is read again once a new load is marked (`loads`, the load
  * version of the aggregate cache) and at least every partsMaxAgeMs, so an answer from
@@ -51,6 +53,8 @@ export function openRows<R>(opts: {
   /** Most unique viewers held in the kept rows' own sets (a viewer set's entry is not counted here); 0: none kept. */
   maxViewers?: number
   partKeysMaxRows?: number
+  /** Most rows of parts merged away whose rows are kept (see above). */
+  retiredMaxRows?: number
   partsMaxAgeMs?: number
   now?: () => number
 }) {
@@ -63,6 +67,45 @@ export function openRows<R>(opts: {
   const lists = new Map<string, { loads: string | null; at: number; parts: Promise<TablePart[]> }>()
   /** Per `table|part`, the rows the part holds, by key. */
   const partRows = new Map<string, Map<string, PartRow>>()
+  /** The same for parts since merged away, oldest first, at most retiredMaxRows rows in all. */
+  const retired = new Map<string, Map<string, PartRow>>()
+  let retiredRows = 0
+  const retire = (k: string, rows: Map<string, PartRow>) => {
+    retired.set(k, rows)
+    retiredRows += rows.size
+    for (const [old, r] of retired) {
+      if (retiredRows <= (opts.retiredMaxRows ?? 200_000)) break
+      retired.delete(old)
+      retiredRows -= r.size
+    }
+  }
+  /**
+   * Known parts of the table (active or merged away) that together hold exactly the blocks
+   * of `part` not in `seen`, or undefined: for each run of such blocks, the widest known
+   * part that starts it and ends within it, then the next.
+   */
+  const cover = (table: string, part: string, seen: BlockRanges): Map<string, PartRow>[] | undefined => {
+    const b = partBlocks(part)
+    if (b === null) return undefined
+    const known: { min: number; max: number; rows: Map<string, PartRow> }[] = []
+    for (const source of [partRows, retired])
+      for (const [k, rows] of source) {
+        if (!k.startsWith(`${table}|`)) continue
+        const kb = partBlocks(k.slice(table.length + 1))
+        if (kb && kb.partition === b.partition) known.push({ min: kb.min, max: kb.max, rows })
+      }
+    const out: Map<string, PartRow>[] = []
+    for (const [lo, hi] of seen.missing(part)) {
+      for (let at = lo; at <= hi; ) {
+        let best: (typeof known)[number] | undefined
+        for (const k of known) if (k.min === at && k.max <= hi && (!best || k.max > best.max)) best = k
+        if (!best) return undefined
+        out.push(best.rows)
+        at = best.max + 1
+      }
+    }
+    return out
+  }
   const counts = { hits: 0, advanced: 0, misses: 0 }
   const held = { viewers: 0 }
 
@@ -71,6 +114,8 @@ export function openRows<R>(opts: {
     answers.clear()
     lists.clear()
     partRows.clear()
+    retired.clear()
+    retiredRows = 0
     held.viewers = 0
     generation = gen
   }
@@ -84,17 +129,26 @@ export function openRows<R>(opts: {
     const v = a.viewers
     if (!opts.advance || !v || v.live === false) return undefined
     const holding = left.filter((p) => partRows.get(`${table}|${p.name}`)!.has(key))
-    if (holding.some((p) => a.seen.overlaps(p.name))) return undefined
     // The set may hold the states of no blocks the row has not seen once advanced.
     const after = a.seen.clone()
     for (const p of left) after.add(p.name)
     if (!v.ranges.within(after)) return undefined
-    const adds = holding.map((p) => partRows.get(`${table}|${p.name}`)!.get(key)!)
-    const before = v.viewers.size
-    for (const [i, p] of holding.entries()) {
-      addUniqExactState(adds[i]!.state, v.viewers)
-      v.ranges.add(p.name)
+    // A part of new blocks only adds its row; one that merged seen blocks, the rows of its new blocks' parts.
+    const adds: PartRow[] = []
+    for (const p of holding) {
+      if (!a.seen.overlaps(p.name)) adds.push(partRows.get(`${table}|${p.name}`)!.get(key)!)
+      else {
+        const parts = cover(table, p.name, a.seen)
+        if (!parts) return undefined
+        for (const rows of parts) {
+          const row = rows.get(key)
+          if (row) adds.push(row)
+        }
+      }
     }
+    const before = v.viewers.size
+    for (const add of adds) addUniqExactState(add.state, v.viewers)
+    for (const p of holding) v.ranges.add(p.name)
     if (a.owned) held.viewers += v.viewers.size - before
     else v.grew?.(v.viewers.size - before)
     return opts.advance(a.row, adds.map((r) => r.sums), v.viewers.size)
@@ -112,7 +166,11 @@ export function openRows<R>(opts: {
       const parts = read().then(
         (list) => {
           const active = new Set(list.map((p) => `${table}|${p.name}`))
-          for (const k of partRows.keys()) if (k.startsWith(`${table}|`) && !active.has(k)) partRows.delete(k)
+          for (const [k, rows] of partRows)
+            if (k.startsWith(`${table}|`) && !active.has(k)) {
+              partRows.delete(k)
+              retire(k, rows)
+            }
           return list
         },
         () => {
@@ -199,7 +257,7 @@ export function openRows<R>(opts: {
       // Sets of the least recently used rows go first; their rows stay, read again when a part holds them.
       for (const a of answers.values()) {
         if (held.viewers <= maxViewers) break
-        dropViewers(a)
+        if (a.owned) dropViewers(a)
       }
     },
 

@@ -111,6 +111,9 @@ const pid = server.proc.pid!
 const redisPid = childPids(pid).find((p) => processName(p).startsWith('redis'))
 const redisCpu = () => (redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0)
 const url = server.url
+/** The server's count of keys of open periods by how the kept rows answered them. */
+const keptRows = async (): Promise<Record<string, number>> =>
+  Object.fromEntries([...(await (await fetch(`${url}/metrics`)).text()).matchAll(/^cs_stats_open_rows_answers_total\{outcome="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]))
 
 type Latencies = { requests: number; p50: number; p95: number; p99: number; max: number }
 type Result = {
@@ -123,7 +126,7 @@ type Result = {
   /** With --live-events: what the live players' batches got while the warm loop ran. */
   live?: LivePlayersResult
   /** Closed loop over the same paths with the caches as the requests left them. */
-  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number; cpu_cores: { server: number; server_by_thread: Record<string, number>; redis: number; generator: number } }
+  warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number; open_rows: Record<string, number>; cpu_cores: { server: number; server_by_thread: Record<string, number>; redis: number; generator: number } }
   errors: Record<string, number>
 }
 const results: Result[] = []
@@ -299,6 +302,7 @@ try {
     const serverCpu0 = procCpuSeconds(pid) ?? 0
     const redisCpu0 = redisCpu()
     const threads0 = threadCpuSeconds(pid)
+    const kept0 = await keptRows()
     let loads = 0
     let wrkCpuSeconds = 0
     const loading = loadEveryMs > 0 ? setInterval(() => void markAggregatesLoad(redis).then(() => loads++, () => {}), loadEveryMs) : undefined
@@ -321,6 +325,7 @@ try {
       clearInterval(loading)
     }
     const elapsed = (performance.now() - t0) / 1000
+    const kept = Object.fromEntries(Object.entries(await keptRows()).map(([k, v]) => [k, v - (kept0[k] ?? 0)]))
     const liveResult = await live?.done()
     const genCpu = process.cpuUsage(genCpu0)
     // Where the server's CPU went, by thread name: the JavaScript thread ('bun'), chDB's pools, Bun's own.
@@ -341,12 +346,14 @@ try {
         not_hit: latencies(warm.notHit),
         loads_marked: loads,
         cpu_cores: cores,
+        // Keys of open periods answered from the kept rows as kept, advanced by new parts, or queried (the server's /metrics).
+        open_rows: kept,
       },
       ...(liveResult ? { live: liveResult } : {}),
       errors,
     })
     const r = results.at(-1)!
-    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits; cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''} (load ${loadNow()})`)
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (open rows ${JSON.stringify(r.warm.open_rows)}); cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''} (load ${loadNow()})`)
   }
 } finally {
   rmSync(wrkDir, { recursive: true, force: true })
