@@ -80,22 +80,20 @@ export function openRows<R>(opts: {
     }
   }
   /**
-   * Known parts of the table (active or merged away) that together hold exactly the blocks
-   * of `part` not in `seen`, or undefined: for each run of such blocks, the widest known
-   * part that starts it and ends within it, then the next.
+   * Known parts of the table (active or merged away) that together hold exactly the given
+   * runs of blocks of a partition, or undefined: for each run, the widest known part that
+   * starts it and ends within it, then the next.
    */
-  const cover = (table: string, part: string, seen: BlockRanges): Map<string, PartRow>[] | undefined => {
-    const b = partBlocks(part)
-    if (b === null) return undefined
+  const cover = (table: string, partition: string, runs: [number, number][]): Map<string, PartRow>[] | undefined => {
     const known: { min: number; max: number; rows: Map<string, PartRow> }[] = []
     for (const source of [partRows, retired])
       for (const [k, rows] of source) {
         if (!k.startsWith(`${table}|`)) continue
         const kb = partBlocks(k.slice(table.length + 1))
-        if (kb && kb.partition === b.partition) known.push({ min: kb.min, max: kb.max, rows })
+        if (kb && kb.partition === partition) known.push({ min: kb.min, max: kb.max, rows })
       }
     const out: Map<string, PartRow>[] = []
-    for (const [lo, hi] of seen.missing(part)) {
+    for (const [lo, hi] of runs) {
       for (let at = lo; at <= hi; ) {
         let best: (typeof known)[number] | undefined
         for (const k of known) if (k.min === at && k.max <= hi && (!best || k.max > best.max)) best = k
@@ -133,16 +131,34 @@ export function openRows<R>(opts: {
     const after = a.seen.clone()
     for (const p of left) after.add(p.name)
     if (!v.ranges.within(after)) return undefined
-    // A part of new blocks only adds its row; one that merged seen blocks, the rows of its new blocks' parts.
+    // A part of new blocks only adds its row; one that merged seen blocks with new ones adds
+    // the rows of the parts that held the new blocks, or, when those are not known (a load
+    // merged before any read saw it), its own row less those of the parts that held the seen
+    // blocks. States join the set either way (a union takes a state twice unchanged).
     const adds: PartRow[] = []
     for (const p of holding) {
-      if (!a.seen.overlaps(p.name)) adds.push(partRows.get(`${table}|${p.name}`)!.get(key)!)
+      const own = partRows.get(`${table}|${p.name}`)!.get(key)!
+      const b = partBlocks(p.name)
+      if (!a.seen.overlaps(p.name)) adds.push(own)
+      else if (b === null) return undefined
       else {
-        const parts = cover(table, p.name, a.seen)
-        if (!parts) return undefined
-        for (const rows of parts) {
-          const row = rows.get(key)
-          if (row) adds.push(row)
+        const fresh = a.seen.missing(p.name)
+        const added = cover(table, b.partition, fresh)
+        if (added) for (const rows of added) adds.push(...(rows.has(key) ? [rows.get(key)!] : []))
+        else {
+          const seenRuns: [number, number][] = []
+          let from = b.min
+          for (const [lo, hi] of fresh) {
+            if (lo > from) seenRuns.push([from, lo - 1])
+            from = hi + 1
+          }
+          if (from <= b.max) seenRuns.push([from, b.max])
+          const taken = cover(table, b.partition, seenRuns)
+          if (!taken) return undefined
+          const sums = { ...own.sums }
+          for (const rows of taken) for (const [c, n] of Object.entries(rows.get(key)?.sums ?? {})) sums[c] = (sums[c] ?? 0) - n
+          if (Object.values(sums).some((n) => n < 0)) return undefined
+          adds.push({ sums, state: own.state })
         }
       }
     }
