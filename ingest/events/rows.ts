@@ -98,18 +98,15 @@ export function encodeRows(rows: string[], token: string): Buffer {
   const tail = Buffer.from(`${tsv(token)}\n`)
   let chars = 0
   for (const r of rows) chars += r.length
-  // UTF-8 takes at most 3 bytes for a UTF-16 unit: written into a scratch buffer that size,
-  // kept for the next flush, then copied out at its length (the entry lives until loaded).
-  const most = chars * 3 + rows.length * tail.length
-  if (scratch.length < most) scratch = Buffer.allocUnsafe(Math.max(most, scratch.length * 2))
+  // UTF-8 takes at most 3 bytes for a UTF-16 unit.
+  const out = Buffer.allocUnsafe(chars * 3 + rows.length * tail.length)
   let at = 0
   for (const r of rows) {
-    at += scratch.write(r, at)
-    at += tail.copy(scratch, at)
+    at += out.write(r, at)
+    at += tail.copy(out, at)
   }
-  return Buffer.from(scratch.subarray(0, at))
+  return out.subarray(0, at)
 }
-let scratch = Buffer.allocUnsafe(0)
 
 /** A line of a flush's text back as a row. */
 export function parseRow(line: string): RawEventRow {
