@@ -60,7 +60,7 @@ export function createEdge(services: Services) {
    * has them (or they failed): the repair must leave them alone, or it would store an
    * entry the loader stores too. Token -> the entry's TabSeparated text once it is written.
    */
-  const logging = new Map<string, Buffer | undefined>()
+  const logging = new Map<string, string | undefined>()
   /**
    * Group commit into the write-ahead log: a request is answered once its rows are on
    * disk (fsync) and its events marked stored in Redis; the loader inserts them behind.
@@ -172,6 +172,8 @@ export function createEdge(services: Services) {
       const now = Date.now()
       let result: Awaited<ReturnType<typeof ingestBatch>>
       try {
+        const wait = await rules.rateLimit(ip, now)
+        if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests from this address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
         result = await ingestBatch({ settings, ch, rules, writer, onStage, loadsCurrent: () => loads.current() }, { claims, ip, events: envelope.data.events, now })
       } catch (err) {
         if (err instanceof ApiError) throw err
@@ -180,8 +182,7 @@ export function createEdge(services: Services) {
         throw new ApiError('STORAGE_UNAVAILABLE', 'event state is unavailable; retry the same batch', { retryAfterSeconds: 2 })
       }
       if ('kind' in result) {
-        if (result.kind === 'rate_limited')
-          throw new ApiError('RATE_LIMITED', result.by === 'ip' ? 'too many requests from this address' : 'too many requests for this playback session', { retryAfterSeconds: result.retryAfterSeconds })
+        if (result.kind === 'rate_limited') throw new ApiError('RATE_LIMITED', 'too many requests for this playback session', { retryAfterSeconds: result.retryAfterSeconds })
         if (result.kind === 'overloaded') throw new ApiError('OVERLOADED', 'the edge is at its buffer limit; retry shortly', { retryAfterSeconds: 1 })
         if (result.kind === 'loads_behind')
           throw new ApiError('STORAGE_UNAVAILABLE', 'this batch repeats events of a session that sat idle, which are checked against stored events once every edge has caught up with its loads; retry the same batch', {

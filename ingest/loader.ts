@@ -1,4 +1,3 @@
-import type { RowsText } from './events/rows.ts'
 import type { Wal } from './wal.ts'
 
 /**
@@ -23,7 +22,7 @@ export type LoaderOptions = {
   maxRows: number
   intervalMs: number
   /** Inserts the entries' texts (TabSeparated rows), in order, as one block under the dedup token. */
-  insert(bodies: RowsText[], token: string): Promise<void>
+  insert(bodies: string[], token: string): Promise<void>
   /** After a load: its rows, its duration, and when the oldest of its entries was queued (epoch ms). */
   onLoad?(rows: number, seconds: number, oldestQueuedAt: number): void
   onError?(error: unknown, attempt: number): void
@@ -31,7 +30,7 @@ export type LoaderOptions = {
   backoffMs?(attempt: number): number
 }
 
-export type LoaderEntry = { token: string; body: RowsText; rows: number; queuedAt?: number }
+export type LoaderEntry = { token: string; body: string; rows: number; queuedAt?: number }
 
 export function createLoader(opts: LoaderOptions) {
   const queue: LoaderEntry[] = []

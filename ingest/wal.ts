@@ -21,7 +21,7 @@ export type WalEntry = { token: string; requests: WalRequest[]; body: string; li
 export type WalLoad = { token: string; entries: string[]; at?: number }
 
 /** write(2) may write less than asked (a full disk, a signal): the rest is written until all is, or it throws. */
-function writeAll(fd: number, buf: Uint8Array): void {
+function writeAll(fd: number, buf: Buffer): void {
   for (let off = 0; off < buf.length; ) {
     const n = writeSync(fd, buf, off, buf.length - off)
     if (n <= 0) throw new Error(`write-ahead log: write(2) wrote ${n} bytes`)
@@ -48,12 +48,12 @@ export function createWal(dir: string) {
    * every call awaited (nine turns) a flush took 161 ms on average in bench:ingest for
    * about 3 ms of work measured alone.
    */
-  const writeDurably = async (file: string, parts: (string | Uint8Array)[]) => {
+  const writeDurably = async (file: string, parts: string[]) => {
     const tmp = `${file}.tmp`
     const fd = openSync(tmp, 'w', 0o600)
     try {
       // In parts, so that a flush's body is not copied into one more string first.
-      for (const part of parts) writeAll(fd, typeof part === 'string' ? Buffer.from(part) : part)
+      for (const part of parts) writeAll(fd, Buffer.from(part))
       await fsyncFd(fd)
     } finally {
       closeSync(fd)
@@ -81,7 +81,7 @@ export function createWal(dir: string) {
   return {
     dir,
     /** Writes the entry durably; `body` is its rows' text, a line each (see encodeRows). */
-    write(token: string, requests: WalRequest[], body: string | Uint8Array): Promise<void> {
+    write(token: string, requests: WalRequest[], body: string): Promise<void> {
       return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
     },
     remove(token: string): Promise<void> {

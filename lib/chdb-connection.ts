@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
 
 /**
@@ -51,62 +50,17 @@ function withSettings(sql: string, clause: string): string {
   return `${body} ${clause}${format}`
 }
 
-/** `INSERT INTO <table> (<columns>) FORMAT <format>` and nothing more: what chDB's raw insert takes. */
-const PLAIN_INSERT = /^\s*INSERT\s+INTO\s+([A-Za-z_][\w.]*)\s*\(([^)]*)\)\s*FORMAT\s+(TabSeparated|TSV|JSONEachRow|JSONCompactEachRow)\s*$/i
-type RawFormat = 'TabSeparated' | 'TSV' | 'JSONEachRow' | 'JSONCompactEachRow'
-
-/** The call's settings as values of a raw insert's own SETTINGS clause (the same as settingsClause keeps). */
-function rawSettings(settings: Settings): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {}
-  for (const [k, v] of Object.entries(settings ?? {})) {
-    if (v === undefined || HTTP_ONLY.has(k) || k === 'default_format') continue
-    out[k] = typeof v === 'number' || typeof v === 'boolean' ? v : String(v)
-  }
-  return out
-}
-
 export function createScopedChdbConnection(path: string) {
   const inner: Inner = createChdbConnection({ path })
   const rewrite = <P extends { query: string; clickhouse_settings?: Settings }>(params: P): P => {
     const { clause, passThrough } = settingsClause(params.clickhouse_settings)
     return { ...params, query: withSettings(params.query, clause), clickhouse_settings: passThrough }
   }
-  /**
-   * An insert with its rows in `values`, handed to the engine as bytes (chDB's raw insert):
-   * chdb's exec joins the pieces into one string, trims it and appends it to the statement,
-   * which the engine then encodes again, about 5 % of the edge's JavaScript thread under
-   * load (bench:ingest, 3 December). Strings among the pieces are encoded once here.
-   */
-  const rawInsert = async (p: Parameters<Inner['exec']>[0], m: RegExpExecArray) => {
-    const pieces: Uint8Array[] = []
-    const values = p.values as unknown as string | AsyncIterable<string | Uint8Array>
-    if (typeof values === 'string') pieces.push(Buffer.from(values))
-    else for await (const piece of values) pieces.push(typeof piece === 'string' ? Buffer.from(piece) : piece)
-    const summary = await inner.chdb.rawInsert({
-      table: m[1]!,
-      columns: m[2]!.split(',').map((c) => c.trim()),
-      format: m[3] as RawFormat,
-      values: pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces),
-      settings: rawSettings(p.clickhouse_settings),
-      signal: p.abort_signal,
-    })
-    const written = String(summary.rowsWritten ?? 0)
-    return {
-      stream: Readable.from([]),
-      query_id: p.query_id ?? crypto.randomUUID(),
-      response_headers: {},
-      http_status_code: 200,
-      summary: { read_rows: written, read_bytes: String(summary.bytesWritten ?? 0), written_rows: written, written_bytes: String(summary.bytesWritten ?? 0), result_rows: '0', result_bytes: '0', total_rows_to_read: '0', elapsed_ns: String(Math.round((summary.elapsed ?? 0) * 1e9)) },
-    }
-  }
   return {
     ping: (p: Parameters<Inner['ping']>[0]) => inner.ping(p),
     query: (p: Parameters<Inner['query']>[0]) => inner.query(rewrite(p)),
     command: (p: Parameters<Inner['command']>[0]) => inner.command(rewrite(p)),
-    exec: (p: Parameters<Inner['exec']>[0]) => {
-      const m = p.values !== undefined ? PLAIN_INSERT.exec(p.query) : null
-      return m ? rawInsert(p, m) : inner.exec(rewrite(p))
-    },
+    exec: (p: Parameters<Inner['exec']>[0]) => inner.exec(rewrite(p)),
     insert: (p: Parameters<Inner['insert']>[0]) => inner.insert(rewrite(p)),
     close: () => inner.close(),
   }

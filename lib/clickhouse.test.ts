@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { rows, startTestClickHouse, type TestClickHouse } from '../test/harness/engines.ts'
 
@@ -23,21 +22,6 @@ it('deduplicates a repeated insert by its token, and only that insert', async ()
   await insert(11, 'tok-a') // same token: dropped as a retry
   await insert(12) // no token: must not inherit tok-a
   expect(await rows(e.ch, 'SELECT x FROM scoped WHERE x >= 10 ORDER BY x')).toEqual([{ x: 10 }, { x: 12 }])
-})
-
-it('hands an insert\'s rows to the engine as bytes, in pieces of bytes and strings, its settings scoped to it', async () => {
-  const exec = (pieces: (string | Uint8Array)[], token?: string) =>
-    e.ch.exec({
-      query: 'INSERT INTO scoped (x) FORMAT TabSeparated',
-      values: Readable.from(pieces, { objectMode: true }),
-      clickhouse_settings: token ? { insert_deduplication_token: token } : {},
-    }).then((r) => r.stream.destroy())
-  await exec([Buffer.from('20\n21'), '\n22\n'], 'tok-b')
-  await exec(['23\n'], 'tok-b') // same token: dropped as a retry
-  await exec([Buffer.from('24\n')]) // no token: must not inherit tok-b
-  await exec([]) // no rows: nothing to do
-  expect(await rows(e.ch, 'SELECT x FROM scoped WHERE x >= 20 AND x < 30 ORDER BY x')).toEqual([{ x: 20 }, { x: 21 }, { x: 22 }, { x: 24 }])
-  await expect(exec(['not a number\n'])).rejects.toThrow(/parse|Cannot/i)
 })
 
 it('binds values as query parameters', async () => {

@@ -64,7 +64,7 @@ function flushText(items: Played[], token: string): { body: string; requests: { 
     texts.push(rowText({ claims, ip: '10.0.0.1', now: it.ts }, { kind: 'event', event: progress, decision: { outcome: 'counted', reason: '', credited: it.watched ?? 10_000 } }))
     requests.push({ videoId: it.video, sessionId: claims.sid, requestId: `r-${crypto.randomUUID().slice(0, 8)}`, rows: 2 })
   }
-  return { body: encodeRows(texts, token).toString(), requests }
+  return { body: encodeRows(texts, token), requests }
 }
 
 const DAY = 86_400_000

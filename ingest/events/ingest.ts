@@ -14,8 +14,7 @@ import type { WalRequest as CommitMeta } from '../wal.ts'
 /** Why a batch could not be taken; the route maps each to a status. */
 export type IngestRefusal =
   | { kind: 'overloaded' }
-  /** Over the client IP's budget or the playback session's. */
-  | { kind: 'rate_limited'; retryAfterSeconds: number; by: 'ip' | 'token' }
+  | { kind: 'rate_limited'; retryAfterSeconds: number }
   | { kind: 'in_flight'; retryAfterSeconds: number }
   /** Old events of a session whose decisions expired, while some edge's loads are behind. */
   | { kind: 'loads_behind'; retryAfterSeconds: number }
@@ -96,7 +95,7 @@ export async function ingestBatch(
       adId: c.event.type === 'ad_impression' ? c.event.ad_id : '',
       preRejected: c.preRejected,
     }))
-    // Called even with no valid event: the IP's and the token's rate limits are taken there.
+    // Called even with no valid event: the token's rate limit is taken there.
     let decision = await rules.decide(requestId, claims, ip, now, inputs)
     if ('cold' in decision) {
       // The session's decisions expired while it sat idle, and some of these events are old
@@ -109,7 +108,7 @@ export async function ingestBatch(
       // Expired again between the two calls (another idle period cannot fit in between): ask for a retry.
       if ('cold' in decision) return { kind: 'loads_behind', retryAfterSeconds: 1 }
     }
-    if ('rateLimitedMs' in decision) return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(decision.rateLimitedMs / 1000)), by: decision.by }
+    if ('rateLimitedMs' in decision) return { kind: 'rate_limited', retryAfterSeconds: Math.max(1, Math.ceil(decision.rateLimitedMs / 1000)) }
     const decided: Decided[] = decision
 
     const take = (c: (typeof valid)[number], d: Decision) => {

@@ -49,9 +49,6 @@ const UNESCAPE: Record<string, string> = { t: '\t', n: '\n', r: '\r', '\\': '\\'
 const tsv = (s: string) => (SPECIAL.test(s) ? s.replace(SPECIAL_ALL, (c) => ESCAPE[c]!) : s)
 const untsv = (s: string) => (s.includes('\\') ? s.replace(/\\(.)/gs, (_, c: string) => UNESCAPE[c] ?? c) : s)
 
-/** A flush's rows as text: UTF-8 bytes (as logged) or a string (read back from the log). */
-export type RowsText = string | Uint8Array
-
 type Source =
   | { kind: 'event'; event: PlaybackEvent; decision: Decision }
   | { kind: 'invalid'; raw: unknown; reason: string }
@@ -89,23 +86,11 @@ export function rowText(ctx: RowContext | { claims: PlaybackClaims; ip: string; 
   return `${e.id}\t${int(e.ts)}\t${e.type}\t${tsv(d.outcome)}\t${tsv(d.reason)}\t${int(e.position_ms)}\t${watched}\t${int(d.credited)}\t${ad}\t\t${shared}`
 }
 
-/**
- * One flush's rows as TabSeparated text in UTF-8, each ended with the flush's token: made
- * once, logged and inserted as is. Written row by row into one buffer: joining the rows
- * into one string first and encoding that took about twice as long (9,000 rows, Bun).
- */
-export function encodeRows(rows: string[], token: string): Buffer {
-  const tail = Buffer.from(`${tsv(token)}\n`)
-  let chars = 0
-  for (const r of rows) chars += r.length
-  // UTF-8 takes at most 3 bytes for a UTF-16 unit.
-  const out = Buffer.allocUnsafe(chars * 3 + rows.length * tail.length)
-  let at = 0
-  for (const r of rows) {
-    at += out.write(r, at)
-    at += tail.copy(out, at)
-  }
-  return out.subarray(0, at)
+/** One flush's rows as TabSeparated text, each ended with the flush's token: made once, logged and inserted as is. */
+export function encodeRows(rows: string[], token: string): string {
+  if (rows.length === 0) return ''
+  const tail = `${tsv(token)}\n`
+  return rows.join(tail) + tail
 }
 
 /** A line of a flush's text back as a row. */
@@ -119,15 +104,15 @@ export function parseRow(line: string): RawEventRow {
 
 /** The row of an event as an object (tests). */
 export function toRow(ctx: RowContext | { claims: PlaybackClaims; ip: string; now: number }, src: Source, token = ''): RawEventRow {
-  return parseRow(encodeRows([rowText(ctx, src)], token).toString().slice(0, -1))
+  return parseRow(encodeRows([rowText(ctx, src)], token).slice(0, -1))
 }
 
 /**
- * Inserts a flush's text (whole, or in pieces that join into it; UTF-8 bytes or strings)
- * into raw_events as one block under `token`. The block-size setting keeps it one block,
- * so a repeat with the same token is recognised as a whole.
+ * Inserts a flush's text (whole, or in pieces that join into it) into raw_events as one
+ * block under `token`. The block-size setting keeps it one block, so a repeat with the
+ * same token is recognised as a whole.
  */
-export async function insertRawEvents(ch: ClickHouseClient, text: RowsText | RowsText[], token: string): Promise<void> {
+export async function insertRawEvents(ch: ClickHouseClient, text: string | string[], token: string): Promise<void> {
   const clickhouse_settings = {
     insert_deduplication_token: token,
     deduplicate_blocks_in_dependent_materialized_views: 1,
@@ -137,8 +122,8 @@ export async function insertRawEvents(ch: ClickHouseClient, text: RowsText | Row
     // answers were several times faster at the tail with no load running).
     os_thread_priority: '19',
   } as const
-  // The stream carries the pieces as they are (object mode): chDB's connection (see
-  // lib/chdb-connection.ts) hands bytes to the engine as they are.
-  const result = await ch.exec({ query: INSERT, values: Readable.from(Array.isArray(text) ? text : [text], { objectMode: true }), clickhouse_settings })
+  // The stream carries the strings themselves (object mode): in byte mode each is turned
+  // into a Buffer that chDB's connection turns back into a string.
+  const result = await ch.exec({ query: INSERT, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings })
   result.stream.destroy()
 }

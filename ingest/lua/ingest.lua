@@ -1,5 +1,5 @@
--- Takes the request from the client IP's bucket and the session's token bucket, then decides
--- every event of it, atomically (bucket.lua is included before this text).
+-- Takes the request from the session's token bucket, then decides every event of it,
+-- atomically (bucket.lua is included before this text).
 -- Each event id gets exactly one decision, recorded with the request that took it:
 -- a retried id returns the recorded decision instead of a new one.
 --
@@ -15,7 +15,6 @@
 -- KEYS[6]  IP window sorted set of the video (counted views from this IP)
 -- KEYS[7]  token bucket of the session (see bucket.lua)
 -- KEYS[8..7+n] viewer window key of each ad listed in the token (same order as the ad ids)
--- KEYS[8+n] token bucket of the client IP (see bucket.lua), when ARGV[18+n] is given
 -- ARGV[1]  request id         ARGV[2] now (ms)        ARGV[3] viewer id     ARGV[4] creator id
 -- ARGV[5]  session start (ms) ARGV[6] duration (ms)   ARGV[7] window (ms)   ARGV[8] max counted views per IP
 -- ARGV[9]  TTL of session keys (s)   ARGV[10] requests per second per token   ARGV[11] burst per token
@@ -34,9 +33,7 @@
 --            "cold" answer, each as "<id>\31<record or ''>", joined by byte 30: found ones are
 --            recorded (HSETNX) as the decisions ClickHouse holds, the rest are new. Such a call
 --            takes nothing from the token bucket (its first call did).
--- ARGV[18+n] requests per second per client IP   ARGV[19+n] burst per client IP ('' or absent: no IP bucket)
--- Returns {"rl", ms to wait, "ip" or "token"} when the IP's or the token's bucket is empty (the IP's
--- is taken first; nothing else is touched);
+-- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched);
 -- {"cold", indexes}: 1-based indexes (comma-separated) of events without a record whose ts is
 -- not after the horizon (+ ARGV[16+n]): the edge looks them up in raw_events and calls again
 -- with ARGV[17+n] (nothing is decided meanwhile); else
@@ -51,13 +48,8 @@ local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(A
 local n_ads = tonumber(ARGV[12])
 local looked_up = ARGV[17 + n_ads]
 if looked_up == '' then
-  local ip_rate = ARGV[18 + n_ads]
-  if ip_rate and ip_rate ~= '' then
-    local wait = take_tokens(KEYS[8 + n_ads], now, tonumber(ip_rate), tonumber(ARGV[19 + n_ads]), 1)
-    if wait > 0 then return {'rl', wait, 'ip'} end
-  end
   local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
-  if wait > 0 then return {'rl', wait, 'token'} end
+  if wait > 0 then return {'rl', wait} end
 end
 local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon')
 local last = tonumber(st[1]) or session_start

@@ -19,7 +19,7 @@ export type RuleInput = { id: string; type: EventType; ts: number; positionMs: n
 
 type ScriptedRedis = Redis & {
   csRateLimit(key: string, now: number, rate: number, burst: number, cost: number): Promise<number>
-  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<[string, string | number, string?]>
+  csIngest(numberOfKeys: number, ...args: (string | number)[]): Promise<[string, string | number]>
   csClaim(events: string, state: string, ...args: string[]): Promise<number[]>
   csMark(events: string, field: string, value: '1' | '0'): Promise<number>
 }
@@ -76,22 +76,15 @@ export function createRules(redis: Redis, settings: Settings) {
     exp === undefined ? maxKeepSeconds : Math.max(60, Math.min(maxKeepSeconds, exp + settings.CLOCK_TOLERANCE_SECONDS + 60 - Math.floor(now / 1000)))
 
   return {
-    /**
-     * Takes one request from the client IP's bucket (its own slot); 0 when allowed, else ms
-     * to wait. The edge takes it within `decide`; this call alone is what a Redis Cluster
-     * would need (the key is in another slot than the video's) and what bench:ingest:script times.
-     */
+    /** Takes one request from the client IP's bucket (its own slot); 0 when allowed, else ms to wait. */
     async rateLimit(ip: string, now: number): Promise<number> {
       return await r.csRateLimit(keys.ipBucket(ip), now, settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST, 1)
     },
 
     /**
-     * Takes the request from the client IP's bucket and the token's, then decides every
-     * event of it (or returns the decision recorded for a retried id), in one round trip.
-     * A request over either budget changes nothing (but the IP's bucket, taken first, when
-     * the token's is the empty one) and gets the milliseconds to wait instead, and which.
-     * One call for both buckets holds a key outside the video's slot: on a Redis Cluster
-     * the IP's bucket would be a call of its own (rateLimit), as it was until 4 December.
+     * Takes the request from the token's bucket, then decides every event of it (or
+     * returns the decision recorded for a retried id), in one round trip. A request over
+     * the token's budget changes nothing and gets the milliseconds to wait instead.
      *
      * A session's decisions are kept in Redis while it is active (DECISION_IDLE_MINUTES
      * after its last batch). When a batch comes after they expired and holds events old
@@ -107,7 +100,7 @@ export function createRules(redis: Redis, settings: Settings) {
       now: number,
       events: RuleInput[],
       lookedUp?: Map<string, string>,
-    ): Promise<Decided[] | { rateLimitedMs: number; by: 'ip' | 'token' } | { cold: number[] }> {
+    ): Promise<Decided[] | { rateLimitedMs: number } | { cold: number[] }> {
       const ads = claims.ads
       const keyList = [
         keys.sessionEvents(claims.vid, claims.sid),
@@ -118,7 +111,6 @@ export function createRules(redis: Redis, settings: Settings) {
         keys.ipWindow(claims.vid, ip),
         keys.tokenBucket(claims.vid, claims.sid),
         ...ads.map((ad) => keys.adViewerWindow(claims.vid, ad, claims.sub)),
-        keys.ipBucket(ip),
       ]
       // The whole batch as one value (see ingest.lua): no field can hold a separator (ids are
       // UUIDs, types and reasons fixed names, an ad the 1-based index of the token's ad).
@@ -129,13 +121,13 @@ export function createRules(redis: Redis, settings: Settings) {
       }
       let looked = ''
       for (const [id, record] of lookedUp ?? []) looked += `${looked ? '\x1e' : ''}${id}\x1f${record}`
-      const [status, out, by] = await r.csIngest(
+      const [status, out] = await r.csIngest(
         keyList.length, ...keyList,
         requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, keepSeconds(claims.exp, now),
         settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed, settings.RESUME_CACHE_HOURS * 3600,
-        settings.DECISION_IDLE_MINUTES * 60, decidedTsMarginMs, looked, settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST,
+        settings.DECISION_IDLE_MINUTES * 60, decidedTsMarginMs, looked,
       )
-      if (status === 'rl') return { rateLimitedMs: Number(out), by: by === 'ip' ? 'ip' : 'token' }
+      if (status === 'rl') return { rateLimitedMs: Number(out) }
       if (status === 'cold') return { cold: String(out).split(',').map((i) => Number(i) - 1) }
       if (events.length === 0) return []
       return String(out).split('\x1e').map((v) => {
