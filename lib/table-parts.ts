@@ -52,16 +52,26 @@ export class BlockRanges {
 
   /** The blocks of the part not in the set, as ranges [min, max] in order (none for a name of another shape). */
   missing(part: string): [number, number][] {
+    return this.split(part).missing
+  }
+
+  /** The blocks of the part in the set, as ranges [min, max] in order (none for a name of another shape). */
+  present(part: string): [number, number][] {
+    return this.split(part).present
+  }
+
+  private split(part: string): { present: [number, number][]; missing: [number, number][] } {
+    const out = { present: [] as [number, number][], missing: [] as [number, number][] }
     const b = partBlocks(part)
-    if (b === null) return []
-    const out: [number, number][] = []
+    if (b === null) return out
     let from = b.min
     for (const [lo, hi] of this.ranges.get(b.partition) ?? []) {
       if (hi < from || lo > b.max) continue
-      if (lo > from) out.push([from, lo - 1])
+      if (lo > from) out.missing.push([from, lo - 1])
+      out.present.push([Math.max(lo, from), Math.min(hi, b.max)])
       from = Math.max(from, hi + 1)
     }
-    if (from <= b.max) out.push([from, b.max])
+    if (from <= b.max) out.missing.push([from, b.max])
     return out
   }
 

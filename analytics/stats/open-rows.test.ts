@@ -23,6 +23,7 @@ describe('blocks seen by a read', () => {
     expect([partly.covers('all_3_3_0'), partly.covers('all_2_2_0'), partly.covers('all_2_4_1')]).toEqual([true, false, false])
     // The blocks of a part not seen, as runs.
     expect([seen.missing('all_1_9_2'), partly.missing('all_1_5_1'), partly.missing('all_3_3_0'), seen.missing('other_1_1_0')]).toEqual([[[7, 9]], [[1, 2], [4, 5]], [], [[1, 1]]])
+    expect([seen.present('all_1_9_2'), partly.present('all_1_5_1'), partly.present('all_2_2_0'), seen.present('all_0_1_1')]).toEqual([[[1, 6]], [[3, 3]], [], [[1, 1]]])
     // A name of another shape covers nothing and is known of nothing.
     const r = new BlockRanges()
     r.add('broken')

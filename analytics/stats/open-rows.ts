@@ -142,18 +142,14 @@ export function openRows<R>(opts: {
       if (!a.seen.overlaps(p.name)) adds.push(own)
       else if (b === null) return undefined
       else {
-        const fresh = a.seen.missing(p.name)
-        const added = cover(table, b.partition, fresh)
-        if (added) for (const rows of added) adds.push(...(rows.has(key) ? [rows.get(key)!] : []))
-        else {
-          const seenRuns: [number, number][] = []
-          let from = b.min
-          for (const [lo, hi] of fresh) {
-            if (lo > from) seenRuns.push([from, lo - 1])
-            from = hi + 1
+        const added = cover(table, b.partition, a.seen.missing(p.name))
+        if (added)
+          for (const rows of added) {
+            const row = rows.get(key)
+            if (row) adds.push(row)
           }
-          if (from <= b.max) seenRuns.push([from, b.max])
-          const taken = cover(table, b.partition, seenRuns)
+        else {
+          const taken = cover(table, b.partition, a.seen.present(p.name))
           if (!taken) return undefined
           const sums = { ...own.sums }
           for (const rows of taken) for (const [c, n] of Object.entries(rows.get(key)?.sums ?? {})) sums[c] = (sums[c] ?? 0) - n
@@ -222,10 +218,9 @@ export function openRows<R>(opts: {
         const read = await readRows([...wanted.keys()]).catch(() => new Map<string, Map<string, PartRow>>())
         if (gen !== generation) return out
         for (const [name, p] of wanted) {
-          const rows = read.get(name)
+          const rows = read.get(name) ?? new Map<string, PartRow>()
           // A part merged away before the read returns no rows: what it holds is not known.
-          if (rows && rows.size === p.rows) partRows.set(`${table}|${name}`, rows)
-          else if (p.rows === 0) partRows.set(`${table}|${name}`, new Map())
+          if (rows.size === p.rows) partRows.set(`${table}|${name}`, rows)
         }
       }
       let advancedNow = 0

@@ -65,10 +65,7 @@ const zeroRow = (period: string): StatsRow => ({ period, views: 0, watch_ms: 0, 
 const rowKey = (creatorId: string, videoId: string, period: string) => JSON.stringify([creatorId, videoId, period])
 /** The columns of a stats row that add up across parts. */
 const SUMMED = ['views', 'watch_ms', 'ad_impressions', 'excluded_self_view', 'excluded_duplicate_viewer', 'excluded_duplicate_ip'] as const
-const SUMS = `sum(views) AS views, sum(watch_ms) AS watch_ms, sum(ad_impressions) AS ad_impressions,
-                   sum(excluded_self_view) AS excluded_self_view,
-                   sum(excluded_duplicate_viewer) AS excluded_duplicate_viewer,
-                   sum(excluded_duplicate_ip) AS excluded_duplicate_ip`
+const SUMS = SUMMED.map((c) => `sum(${c}) AS ${c}`).join(', ')
 
 /**
  * What a batch keeps of open periods, from `from` (the first one not closed) on, under
