@@ -1,3 +1,6 @@
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
 
 /**
@@ -7,6 +10,13 @@ import { createChdbConnection } from 'chdb/connection'
  * dedup token sticks to later inserts). Here they become the statement's own
  * `SETTINGS` clause, which ClickHouse scopes to that statement, as the HTTP
  * interface does.
+ *
+ * And one change of path: an `INSERT … FORMAT x` with its data beside it (`exec` with
+ * values, `insert`) has its data written to a file and read back by the engine with
+ * `FROM INFILE`, instead of appended to the statement's text. Measured in one process
+ * (200,000 edge rows in blocks of 20,000, 3 December): into a Null table 1.7–1.9 µs of
+ * CPU a row from a file against 5.2–5.9 µs from the statement's text; into raw_events
+ * with its views 8.7–9.1 against 11.4–11.5.
  */
 type Inner = ReturnType<typeof createChdbConnection>
 type Settings = Record<string, unknown> | undefined
@@ -50,18 +60,71 @@ function withSettings(sql: string, clause: string): string {
   return `${body} ${clause}${format}`
 }
 
+/** `INSERT INTO t [(columns)] FORMAT x`, with nothing else: its data can come from a file. */
+const INSERT_FORMAT = /^(\s*INSERT\s+INTO\s+[\s\S]*?)(\s+FORMAT\s+\w+\s*)$/i
+const PLAIN_HEAD = /\b(?:SELECT|VALUES|SETTINGS|INFILE)\b/i
+
+/** The folder an insert's data is written to, under the engine's own: one process owns both. */
+export const INSERTS_DIR = 'tmp_inserts'
+
+type Values = string | Buffer | Uint8Array | Readable | AsyncIterable<unknown> | Iterable<unknown>
+
+/** Writes an insert's data to `file` chunk by chunk (no joined copy); returns the bytes written. */
+async function writeValues(file: string, values: Values): Promise<number> {
+  const fd = openSync(file, 'w', 0o600)
+  let bytes = 0
+  const put = (chunk: unknown) => {
+    if (typeof chunk === 'string') bytes += writeSync(fd, chunk)
+    else if (chunk instanceof Uint8Array) {
+      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off)
+      bytes += chunk.length
+    } else throw new Error(`unsupported insert chunk type: ${typeof chunk}`)
+  }
+  try {
+    if (typeof values === 'string' || values instanceof Uint8Array) put(values)
+    else if (Symbol.asyncIterator in values) for await (const chunk of values as AsyncIterable<unknown>) put(chunk)
+    else for (const chunk of values as Iterable<unknown>) put(chunk)
+  } finally {
+    closeSync(fd)
+  }
+  return bytes
+}
+
 export function createScopedChdbConnection(path: string) {
   const inner: Inner = createChdbConnection({ path })
+  const insertsDir = join(path, INSERTS_DIR)
+  // Left by a process that died mid-insert: nothing reads them (the write-ahead log keeps the rows).
+  rmSync(insertsDir, { recursive: true, force: true })
+  mkdirSync(insertsDir, { recursive: true })
   const rewrite = <P extends { query: string; clickhouse_settings?: Settings }>(params: P): P => {
     const { clause, passThrough } = settingsClause(params.clickhouse_settings)
     return { ...params, query: withSettings(params.query, clause), clickhouse_settings: passThrough }
+  }
+  /**
+   * Runs an insert with its data read from a file (see above), or as chdb does when the
+   * statement is not a plain `INSERT … FORMAT x` or carries no data. An empty body goes
+   * chdb's way too, which answers it as a no-op rather than "No data to insert".
+   */
+  const fromFile = async <P extends { query: string; values?: unknown; clickhouse_settings?: Settings }, R>(params: P, run: (p: P) => Promise<R>): Promise<R> => {
+    const m = INSERT_FORMAT.exec(params.query)
+    const file = join(insertsDir, `${crypto.randomUUID()}.data`)
+    if (params.values === undefined || params.values === null || !m || PLAIN_HEAD.test(m[1]!) || /['\\]/.test(file)) return run(rewrite(params))
+    try {
+      if ((await writeValues(file, params.values as Values)) === 0) return await run(rewrite({ ...params, values: '' }))
+      // The file's name is ours (the engine's folder, checked above for quotes, and a random UUID).
+      const query = `${m[1]} FROM INFILE '${file}' COMPRESSION 'none'${m[2]}`
+      return await run(rewrite({ ...params, query, values: undefined }))
+    } finally {
+      rmSync(file, { force: true })
+    }
   }
   return {
     ping: (p: Parameters<Inner['ping']>[0]) => inner.ping(p),
     query: (p: Parameters<Inner['query']>[0]) => inner.query(rewrite(p)),
     command: (p: Parameters<Inner['command']>[0]) => inner.command(rewrite(p)),
-    exec: (p: Parameters<Inner['exec']>[0]) => inner.exec(rewrite(p)),
-    insert: (p: Parameters<Inner['insert']>[0]) => inner.insert(rewrite(p)),
+    exec: (p: Parameters<Inner['exec']>[0]) => fromFile(p, (q) => inner.exec(q)),
+    insert: (p: Parameters<Inner['insert']>[0]) =>
+      fromFile(p, (q) => (q.values === undefined ? inner.command(q) : inner.insert(q))) as ReturnType<Inner['insert']>,
     close: () => inner.close(),
   }
 }
