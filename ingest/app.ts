@@ -7,6 +7,7 @@ import { ingestBatch, type CommitMeta } from './events/ingest.ts'
 import { encodeRows, insertRawEvents } from './events/rows.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
+import { createBunScripts } from '../lib/bun-redis.ts'
 import { createRules } from './state/decide.ts'
 import { createLoadWatch } from './state/loads.ts'
 import { repairWal } from './repair.ts'
@@ -29,7 +30,10 @@ type EdgeEnv = AppEnv & { Bindings: EdgeBindings; Variables: { claims: PlaybackC
  */
 export function createEdge(services: Services) {
   const { settings, ch, redis, metrics, log } = services
-  const rules = createRules(redis, settings)
+  // Under Bun, the scripts of every request through Bun's own client (see createBunScripts), to the same Redis.
+  const target = settings.REDIS_URL ? { url: settings.REDIS_URL } : redis.options.path ? { path: redis.options.path } : undefined
+  const fast = settings.EDGE_REDIS_CLIENT === 'bun' && target ? createBunScripts(target) : undefined
+  const rules = createRules(redis, settings, fast)
   let accepting = true
   const wal = createWal(walDir(settings))
   /** Whether every edge's loads are current, for lookups of old event ids in raw_events; this edge publishes its own. */
@@ -223,6 +227,10 @@ export function createEdge(services: Services) {
     /** Takes this edge off the published list once it has stopped with nothing left to load. */
     async retireLoads(): Promise<void> {
       if (wal.oldestMs() === undefined) await loads.retire()
+    },
+    /** Closes the edge's own Redis client (Bun's; ioredis is the services'). */
+    close(): void {
+      fast?.close()
     },
     /** Before serving: drops torn log entries and finishes the flushes a crash cut short. */
     async recover(): Promise<number> {

@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { INSERTS_DIR } from './chdb-connection.ts'
 import { rows, startTestClickHouse, type TestClickHouse } from '../test/harness/engines.ts'
 
 let e: TestClickHouse
@@ -47,14 +51,10 @@ it('runs SYSTEM statements, which take no SETTINGS clause', async () => {
 })
 
 it("reads an insert's data from a file in embedded mode, and leaves no file behind", async () => {
-  const { readdirSync } = await import('node:fs')
-  const { join } = await import('node:path')
-  const { Readable } = await import('node:stream')
-  const { INSERTS_DIR } = await import('./chdb-connection.ts')
   const dir = join(e.dataDir, 'clickhouse', INSERTS_DIR)
   await e.ch.command({ query: 'CREATE TABLE from_file (k UInt32, s String) ENGINE = MergeTree ORDER BY k SETTINGS non_replicated_deduplication_window = 100' })
   const text = ['1\tplain\n', '2\ttab\\there, line\\nbreak, \\\\ and 한글 ✓\n']
-  const insert = (values: Readable | string, token: string) =>
+  const insert = (values: Readable, token: string) =>
     e.ch.exec({ query: 'INSERT INTO from_file (k, s) FORMAT TabSeparated', values, clickhouse_settings: { insert_deduplication_token: token } }).then((r) => r.stream.destroy())
   // What the folder holds while the data is being read: the insert's own file.
   let during: string[] = []
@@ -66,14 +66,14 @@ it("reads an insert's data from a file in embedded mode, and leaves no file behi
   expect(during).toHaveLength(1)
   await insert(Readable.from(text, { objectMode: true }), 'file-a') // a retry: dropped by its token
   await e.ch.insert({ table: 'from_file', values: [{ k: 3, s: "it's" }], format: 'JSONEachRow' })
-  await insert('', 'file-empty') // no rows: a no-op, as before
+  await insert(Readable.from([], { objectMode: true }), 'file-empty') // no rows: a no-op, as before
   expect(await rows(e.ch, 'SELECT k, s FROM from_file ORDER BY k')).toEqual([
     { k: 1, s: 'plain' },
     { k: 2, s: 'tab\there, line\nbreak, \\ and 한글 ✓' },
     { k: 3, s: "it's" },
   ])
   // A bad row fails the whole insert with the engine's reason; nothing of it lands.
-  await expect(insert('4\tok\nfive\tbad\n', 'file-bad')).rejects.toThrow(/parse|Cannot|integer|five/i)
+  await expect(insert(Readable.from(['4\tok\nfive\tbad\n'], { objectMode: true }), 'file-bad')).rejects.toThrow(/parse|Cannot|integer|five/i)
   expect(await rows(e.ch, 'SELECT count() AS n FROM from_file')).toEqual([{ n: '3' }])
   // Each file is removed after its insert, landed or not.
   expect(readdirSync(dir)).toEqual([])

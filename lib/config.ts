@@ -35,6 +35,8 @@ export const settingsSchema = z.object({
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier').default('default'),
   /** Unset: a private redis-server is started with its data under DATA_DIR/redis. */
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  /** Under Bun the edge sends its per-request scripts through Bun's own Redis client (`bun`), else through ioredis. */
+  EDGE_REDIS_CLIENT: z.enum(['bun', 'ioredis']).default('bun'),
   SETTLEMENT_TZ: timeZone.default('Asia/Seoul'),
   LATENESS_WINDOW_HOURS: int(1, 24 * 30).default(48),
   /** Local time (HH:MM in SETTLEMENT_TZ) of the nightly settlement of the previous day. */

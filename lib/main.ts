@@ -123,6 +123,7 @@ async function shutdown(signal: string) {
     // Whatever cannot be loaded in time (ClickHouse down) stays in the write-ahead log for the next start.
     if (edge && !(await edge.flush(SHUTDOWN_LOAD_TIMEOUT_MS))) services.log.warn('left unloaded flushes in the write-ahead log for the next start')
     await edge?.retireLoads().catch(() => {})
+    edge?.close()
     await server.stop()
     await analytics?.close()
     await services.close()

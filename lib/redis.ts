@@ -56,7 +56,11 @@ export type ScriptSpec = { file: string; include?: string[]; numberOfKeys?: numb
 export function defineScripts<T extends Record<string, ScriptSpec>>(redis: Redis, specs: T): void {
   for (const [name, spec] of Object.entries(specs)) {
     if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue
-    const lua = [...(spec.include ?? []), spec.file].map((f) => readFileSync(f, 'utf8')).join('\n')
-    redis.defineCommand(name, { lua, ...(spec.numberOfKeys === undefined ? {} : { numberOfKeys: spec.numberOfKeys }) })
+    redis.defineCommand(name, { lua: scriptSource(spec), ...(spec.numberOfKeys === undefined ? {} : { numberOfKeys: spec.numberOfKeys }) })
   }
+}
+
+/** The text a script runs as: its included files, then its own. */
+export function scriptSource(spec: ScriptSpec): string {
+  return [...(spec.include ?? []), spec.file].map((f) => readFileSync(f, 'utf8')).join('\n')
 }

@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url'
 import type { ChainableCommander } from 'ioredis'
 import type { Settings } from '../../lib/config.ts'
-import { defineScripts, type Redis } from '../../lib/redis.ts'
+import { scriptOf, type ScriptRunner } from '../../lib/bun-redis.ts'
+import { defineScripts, scriptSource, type Redis } from '../../lib/redis.ts'
 import type { EventType } from '../events/schema.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import { keys } from './keys.ts'
@@ -51,17 +52,21 @@ function parseDecision(parts: string[]): Decision {
 
 /**
  * The counting rules of SPEC §5 and the bookkeeping that makes retries safe, in Redis.
- * Every call is one round trip to one hash slot (the video's).
+ * Every call is one round trip to one hash slot (the video's). With `fast` (Bun's own
+ * client, see lib/bun-redis.ts) the two scripts of every request go through it, to the
+ * same Redis; the rest through ioredis.
  */
-export function createRules(redis: Redis, settings: Settings) {
-  defineScripts(redis, {
+export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunner) {
+  const specs = {
     csRateLimit: { file: script('ratelimit'), include: [script('bucket')], numberOfKeys: 1 },
     // The key count varies with the ads in the token, so it is passed first on each call.
     csIngest: { file: script('ingest'), include: [script('bucket')] },
     csClaim: { file: script('claim'), numberOfKeys: 2 },
     csMark: { file: script('mark'), numberOfKeys: 1 },
-  })
+  }
+  defineScripts(redis, specs)
   const r = redis as ScriptedRedis
+  const fastScripts = fast && { rateLimit: scriptOf(scriptSource(specs.csRateLimit)), ingest: scriptOf(scriptSource(specs.csIngest)) }
   const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
   const maxKeepSeconds = settings.EVENT_DEDUP_DAYS * 86_400
   /** An event decided at time t has ts <= t + this, whichever edge's clock t is read on. */
@@ -78,7 +83,9 @@ export function createRules(redis: Redis, settings: Settings) {
   return {
     /** Takes one request from the client IP's bucket (its own slot); 0 when allowed, else ms to wait. */
     async rateLimit(ip: string, now: number): Promise<number> {
-      return await r.csRateLimit(keys.ipBucket(ip), now, settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST, 1)
+      const [key, rate, burst] = [keys.ipBucket(ip), settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST]
+      if (fast && fastScripts) return Number(await fast.run(fastScripts.rateLimit, 1, [key, String(now), String(rate), String(burst), '1']))
+      return await r.csRateLimit(key, now, rate, burst, 1)
     },
 
     /**
@@ -121,12 +128,13 @@ export function createRules(redis: Redis, settings: Settings) {
       }
       let looked = ''
       for (const [id, record] of lookedUp ?? []) looked += `${looked ? '\x1e' : ''}${id}\x1f${record}`
-      const [status, out] = await r.csIngest(
-        keyList.length, ...keyList,
-        requestId, now, claims.sub, claims.cid, claims.iat * 1000, claims.dur, windowMs, settings.MAX_VIEWS_PER_IP, keepSeconds(claims.exp, now),
-        settings.RATE_LIMIT_TOKEN_PER_SECOND, settings.RATE_LIMIT_TOKEN_BURST, ads.length, ...ads, packed, settings.RESUME_CACHE_HOURS * 3600,
-        settings.DECISION_IDLE_MINUTES * 60, decidedTsMarginMs, looked,
-      )
+      const args = [
+        ...keyList,
+        requestId, String(now), claims.sub, claims.cid, String(claims.iat * 1000), String(claims.dur), String(windowMs), String(settings.MAX_VIEWS_PER_IP), String(keepSeconds(claims.exp, now)),
+        String(settings.RATE_LIMIT_TOKEN_PER_SECOND), String(settings.RATE_LIMIT_TOKEN_BURST), String(ads.length), ...ads, packed, String(settings.RESUME_CACHE_HOURS * 3600),
+        String(settings.DECISION_IDLE_MINUTES * 60), String(decidedTsMarginMs), looked,
+      ]
+      const [status, out] = (fast && fastScripts ? await fast.run(fastScripts.ingest, keyList.length, args) : await r.csIngest(keyList.length, ...args)) as [string, string | number]
       if (status === 'rl') return { rateLimitedMs: Number(out) }
       if (status === 'cold') return { cold: String(out).split(',').map((i) => Number(i) - 1) }
       if (events.length === 0) return []
