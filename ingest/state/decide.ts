@@ -53,8 +53,9 @@ function parseDecision(parts: string[]): Decision {
 /**
  * The counting rules of SPEC §5 and the bookkeeping that makes retries safe, in Redis.
  * Every call is one round trip to one hash slot (the video's). With `fast` (Bun's own
- * client, see lib/bun-redis.ts) the two scripts of every request go through it, to the
- * same Redis; the rest through ioredis.
+ * client, see lib/bun-redis.ts) the three scripts of every request (the IP bucket, the
+ * ingest script, its mark after the flush) go through it, to the same Redis; the rest
+ * through ioredis.
  */
 export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunner) {
   const specs = {
@@ -66,7 +67,11 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
   }
   defineScripts(redis, specs)
   const r = redis as ScriptedRedis
-  const fastScripts = fast && { rateLimit: scriptOf(scriptSource(specs.csRateLimit)), ingest: scriptOf(scriptSource(specs.csIngest)) }
+  const fastScripts = fast && {
+    rateLimit: scriptOf(scriptSource(specs.csRateLimit)),
+    ingest: scriptOf(scriptSource(specs.csIngest)),
+    mark: scriptOf(scriptSource(specs.csMark)),
+  }
   const windowMs = settings.VIEW_DEDUP_WINDOW_MINUTES * 60_000
   const maxKeepSeconds = settings.EVENT_DEDUP_DAYS * 86_400
   /** An event decided at time t has ts <= t + this, whichever edge's clock t is read on. */
@@ -175,8 +180,14 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
      */
     async markRequests(entries: { videoId: string; sessionId: string; requestId: string }[], committed: boolean): Promise<void> {
       if (entries.length === 0) return
+      const value = committed ? '1' : '0'
+      // Through Bun's client one call each (it pipelines them), one hash slot per call as everywhere here.
+      if (fast && fastScripts) {
+        await Promise.all(entries.map((e) => fast.run(fastScripts.mark, 1, [keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), value])))
+        return
+      }
       const p = r.pipeline() as ScriptedPipeline
-      for (const e of entries) p.csMark(keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), committed ? '1' : '0')
+      for (const e of entries) p.csMark(keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), value)
       const res = await p.exec()
       for (const [err] of res ?? []) if (err) throw err
     },
