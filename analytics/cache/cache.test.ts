@@ -269,3 +269,43 @@ describe('when Redis is down', () => {
     expect(await get(stats, creator.token)).toMatchObject({ cache: 'analytics; hit', text: cached.stats.text })
   })
 })
+
+it('answers the versions of concurrent calls with one read, never with a read sent before a call began', async () => {
+  const { createAggregateCache } = await import('./aggregate-cache.ts')
+  const { AGGREGATES_LAST_LOAD_KEY } = await import('../../lib/aggregates-generation.ts')
+  const redis = api.s.redis
+  // The real Redis, with each MGET's reply held until released: a read in flight, seen from outside.
+  let reads = 0
+  const gates: (() => void)[] = []
+  const held = new Proxy(redis, {
+    get(target, key) {
+      if (key === 'mget')
+        return async (...args: string[]) => {
+          reads++
+          const reply = target.mget(...args) // sent now, its reply held
+          await new Promise<void>((r) => gates.push(r))
+          return reply
+        }
+      const v = Reflect.get(target, key, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  const cache = createAggregateCache(held)
+  const tick = () => new Promise((r) => setTimeout(r, 5))
+  await redis.set(AGGREGATES_LAST_LOAD_KEY, 'load-1')
+  const first = cache.versions()
+  await tick()
+  // A load marked while the first read is in flight: a call made now must see it.
+  await redis.set(AGGREGATES_LAST_LOAD_KEY, 'load-2')
+  const later = [cache.versions(), cache.versions(), cache.versions()]
+  await tick()
+  expect(reads).toBe(1) // the later calls wait for the next read, not this one
+  gates.shift()!()
+  expect((await first)?.data).toMatch(/\.load-1$/)
+  await tick()
+  expect(reads).toBe(2) // one read for all three
+  gates.shift()!()
+  const seen = await Promise.all(later)
+  expect(seen.map((v) => v?.data?.split('.').at(-1))).toEqual(['load-2', 'load-2', 'load-2'])
+  await markAggregatesLoad(redis) // leave a real load id for the other tests
+})
