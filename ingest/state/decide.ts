@@ -67,7 +67,9 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
   }
   defineScripts(redis, specs)
   const r = redis as ScriptedRedis
-  const fastScripts = fast && {
+  /** The scripts of every request through Bun's client, when given. */
+  const viaBun = fast && {
+    runner: fast,
     rateLimit: scriptOf(scriptSource(specs.csRateLimit)),
     ingest: scriptOf(scriptSource(specs.csIngest)),
     mark: scriptOf(scriptSource(specs.csMark)),
@@ -88,8 +90,9 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
   return {
     /** Takes one request from the client IP's bucket (its own slot); 0 when allowed, else ms to wait. */
     async rateLimit(ip: string, now: number): Promise<number> {
-      const [key, rate, burst] = [keys.ipBucket(ip), settings.RATE_LIMIT_IP_PER_SECOND, settings.RATE_LIMIT_IP_BURST]
-      if (fast && fastScripts) return Number(await fast.run(fastScripts.rateLimit, 1, [key, String(now), String(rate), String(burst), '1']))
+      const key = keys.ipBucket(ip)
+      const { RATE_LIMIT_IP_PER_SECOND: rate, RATE_LIMIT_IP_BURST: burst } = settings
+      if (viaBun) return Number(await viaBun.runner.run(viaBun.rateLimit, 1, [key, String(now), String(rate), String(burst), '1']))
       return await r.csRateLimit(key, now, rate, burst, 1)
     },
 
@@ -139,7 +142,7 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
         String(settings.RATE_LIMIT_TOKEN_PER_SECOND), String(settings.RATE_LIMIT_TOKEN_BURST), String(ads.length), ...ads, packed, String(settings.RESUME_CACHE_HOURS * 3600),
         String(settings.DECISION_IDLE_MINUTES * 60), String(decidedTsMarginMs), looked,
       ]
-      const [status, out] = (fast && fastScripts ? await fast.run(fastScripts.ingest, keyList.length, args) : await r.csIngest(keyList.length, ...args)) as [string, string | number]
+      const [status, out] = (viaBun ? await viaBun.runner.run(viaBun.ingest, keyList.length, args) : await r.csIngest(keyList.length, ...args)) as [string, string | number]
       if (status === 'rl') return { rateLimitedMs: Number(out) }
       if (status === 'cold') return { cold: String(out).split(',').map((i) => Number(i) - 1) }
       if (events.length === 0) return []
@@ -182,8 +185,8 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
       if (entries.length === 0) return
       const value = committed ? '1' : '0'
       // Through Bun's client one call each (it pipelines them), one hash slot per call as everywhere here.
-      if (fast && fastScripts) {
-        await Promise.all(entries.map((e) => fast.run(fastScripts.mark, 1, [keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), value])))
+      if (viaBun) {
+        await Promise.all(entries.map((e) => viaBun.runner.run(viaBun.mark, 1, [keys.sessionEvents(e.videoId, e.sessionId), markField(e.requestId), value])))
         return
       }
       const p = r.pipeline() as ScriptedPipeline
