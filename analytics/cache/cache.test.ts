@@ -272,18 +272,24 @@ describe('when Redis is down', () => {
 
 it('answers the versions of concurrent calls with one read, never with a read sent before a call began', async () => {
   const { createAggregateCache } = await import('./aggregate-cache.ts')
-  const { AGGREGATES_LAST_LOAD_KEY } = await import('../../lib/aggregates-generation.ts')
+  const { AGGREGATES_LAST_LOAD_KEY, readAggregateVersions } = await import('../../lib/aggregates-generation.ts')
   const redis = api.s.redis
+  await readAggregateVersions(redis) // sets the generation and its epoch if missing: each read below is then one MGET
   // The real Redis, with each MGET's reply held until released: a read in flight, seen from outside.
   let reads = 0
   const gates: (() => void)[] = []
+  let onSent: (() => void) | undefined
+  /** Resolves once the next MGET has gone out. */
+  const nextSent = () => new Promise<void>((r) => (onSent = r))
   const held = new Proxy(redis, {
     get(target, key) {
       if (key === 'mget')
         return async (...args: string[]) => {
           reads++
           const reply = target.mget(...args) // sent now, its reply held
-          await new Promise<void>((r) => gates.push(r))
+          const released = new Promise<void>((r) => gates.push(r))
+          onSent?.()
+          await released
           return reply
         }
       const v = Reflect.get(target, key, target)
@@ -291,18 +297,18 @@ it('answers the versions of concurrent calls with one read, never with a read se
     },
   })
   const cache = createAggregateCache(held)
-  const tick = () => new Promise((r) => setTimeout(r, 5))
   await redis.set(AGGREGATES_LAST_LOAD_KEY, 'load-1')
+  let sent = nextSent()
   const first = cache.versions()
-  await tick()
+  await sent
   // A load marked while the first read is in flight: a call made now must see it.
   await redis.set(AGGREGATES_LAST_LOAD_KEY, 'load-2')
   const later = [cache.versions(), cache.versions(), cache.versions()]
-  await tick()
   expect(reads).toBe(1) // the later calls wait for the next read, not this one
+  sent = nextSent()
   gates.shift()!()
   expect((await first)?.data).toMatch(/\.load-1$/)
-  await tick()
+  await Promise.race([sent, Promise.all(later)]) // the next read goes out (had the later calls shared the first, they would be answered now)
   expect(reads).toBe(2) // one read for all three
   gates.shift()!()
   const seen = await Promise.all(later)
