@@ -1,6 +1,7 @@
-import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeAll } from '../lib/write-all.ts'
 
 /**
  * The edge's write-ahead log. Each flush of the group commit is written here (fsync)
@@ -20,14 +21,6 @@ export type WalEntry = { token: string; requests: WalRequest[]; body: string; li
 /** A load manifest; `at` (epoch ms) is when it was written (absent in manifests written before it was recorded). */
 export type WalLoad = { token: string; entries: string[]; at?: number }
 
-/** write(2) may write less than asked (a full disk, a signal): the rest is written until all is, or it throws. */
-function writeAll(fd: number, buf: Buffer): void {
-  for (let off = 0; off < buf.length; ) {
-    const n = writeSync(fd, buf, off, buf.length - off)
-    if (n <= 0) throw new Error(`write-ahead log: write(2) wrote ${n} bytes`)
-    off += n
-  }
-}
 const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
 
 /** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */

@@ -1,7 +1,8 @@
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
+import { writeAll } from './write-all.ts'
 
 /**
  * chDB's connection for `@clickhouse/client`, with one fix: chdb 3.4 applies a
@@ -74,11 +75,10 @@ async function writeValues(file: string, values: Values): Promise<number> {
   const fd = openSync(file, 'w', 0o600)
   let bytes = 0
   const put = (chunk: unknown) => {
-    if (typeof chunk === 'string') bytes += writeSync(fd, chunk)
-    else if (chunk instanceof Uint8Array) {
-      for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off, chunk.length - off)
-      bytes += chunk.length
-    } else throw new Error(`unsupported insert chunk type: ${typeof chunk}`)
+    if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw new Error(`unsupported insert chunk type: ${typeof chunk}`)
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    writeAll(fd, buf)
+    bytes += buf.length
   }
   try {
     if (typeof values === 'string' || values instanceof Uint8Array) put(values)
