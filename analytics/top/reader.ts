@@ -5,7 +5,7 @@ import { isClosedPeriod, lastClosedDay, type ClosingRules } from '../cache/close
 import { periodStart } from '../http/dates.ts'
 import { singleFlight } from '../http/single-flight.ts'
 import { openAnswers } from '../cache/open-answers.ts'
-import { MAX_TOP_LIMIT, rankedTopRow, topVideos, type TopQuery, type TopRow } from './queries.ts'
+import { MAX_TOP_LIMIT, rankedTopRow, thresholdHints, topVideos, type TopQuery, type TopRow } from './queries.ts'
 
 /**
  * The tops computed and kept: the shortest of these at least as long as the one asked for.
@@ -45,7 +45,9 @@ export function createTopReader(deps: {
 }) {
   const { cache } = deps
   const shared = singleFlight<{ period: string; rows: TopRow[] }>()
-  const query = (q: TopQuery) => shared(JSON.stringify(q), () => topVideos(deps.ch, q))
+  // The platform tops' thresholds, so that ranking an open period again (every few seconds under live ingest) reads it once.
+  const hints = thresholdHints()
+  const query = (q: TopQuery) => shared(JSON.stringify(q), () => topVideos(deps.ch, q, { hints }))
   const openMaxAgeMs = deps.openMaxAgeMs ?? 0
   const open = openAnswers<{ period: string; rows: TopRow[] }>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
 

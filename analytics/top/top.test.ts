@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
 import { rows, startTestClickHouse, type TestClickHouse } from '../../test/harness/engines.ts'
-import { topVideos, type TopGrain, type TopMetric } from './queries.ts'
+import { thresholdHints, topVideos, type TopGrain, type TopMetric } from './queries.ts'
 
 let t: TestClickHouse
 beforeAll(async () => {
@@ -78,6 +78,64 @@ describe('the platform top of a period', () => {
           }
     }
     expect(byThreshold).toBe(3 * 3 * 2 * 3)
+  })
+
+  it('ranks again by the threshold kept from the last ranking, exact as the data grow', async () => {
+    await emptyTables()
+    const hints = thresholdHints()
+    const reads: string[] = []
+    const top = async (limit: number) => {
+      const got = await topVideos(t.ch, { metric: 'views', grain: 'day', date: '2026-03-02', limit }, { hints, onRead: (how) => reads.push(how) })
+      expect(got.rows.map((r) => [r.video_id, r.views, r.watch_ms]), `limit ${limit}`).toEqual(await reference('day', 'views', limit, 'h'))
+    }
+    await load('h', 21, 400, 6_000, 6)
+    await top(5)
+    await top(20)
+    expect(reads).toEqual(['threshold', 'threshold'])
+    // More of the same day, and a newcomer that overtakes the first: the kept thresholds still hold.
+    await load('h', 22, 400, 3_000, 3)
+    await insertEvents(t.ch, plays('h-new', 400))
+    await top(5)
+    await top(20)
+    expect(reads.slice(2)).toEqual(['hint', 'hint'])
+    expect(hints.size).toBe(2)
+  })
+
+  it('reads a threshold of its own when a kept one is not met, and stays exact', async () => {
+    await emptyTables()
+    await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
+    try {
+      // Five videos of 91 to 95 views in one part, and one of 4 x 70 = 280 views over four parts.
+      await insertEvents(t.ch, [91, 92, 93, 94, 95].flatMap((n, i) => plays(`top${i}`, n)))
+      for (let i = 0; i < 4; i++) await insertEvents(t.ch, plays('spread', 70))
+      // A hint of 1,000 (as if the totals had fallen since, after a repair): its rows threshold,
+      // 1,000 / (5 parts + 8 allowed), leaves out every row of 'spread', which ranks first.
+      const hints = thresholdHints()
+      hints.set(JSON.stringify(['video_stats_per_day', '2026-03-02', 'views', 5]), 1_000)
+      const reads: string[] = []
+      const got = await topVideos(t.ch, { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 }, { hints, onRead: (how) => reads.push(how) })
+      expect(reads).toEqual(['threshold'])
+      expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([
+        ['spread', 280],
+        ['top4', 95],
+        ['top3', 94],
+        ['top2', 93],
+        ['top1', 92],
+      ])
+      // The hint is now the fifth total, and met.
+      expect(hints.get(JSON.stringify(['video_stats_per_day', '2026-03-02', 'views', 5]))).toBe(92)
+    } finally {
+      await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
+    }
+  })
+
+  it('keeps at most the given number of hints, the oldest out first', () => {
+    const hints = thresholdHints(2)
+    hints.set('a', 1)
+    hints.set('b', 2)
+    hints.set('a', 3)
+    hints.set('c', 4)
+    expect([hints.get('a'), hints.get('b'), hints.get('c'), hints.size]).toEqual([3, undefined, 4, 2])
   })
 
   it('finds a video whose views are spread over parts, each under the threshold', async () => {
