@@ -36,6 +36,17 @@ const plays = (video: string, n: number): EventRow[] => Array.from({ length: n }
 const TABLES: Record<TopGrain, [string, string]> = { day: ['video_stats_per_day', 'day'], week: ['video_stats_per_week', 'week'], month: ['video_stats_per_month', 'month'] }
 const PERIODS: Record<TopGrain, string> = { day: '2026-03-02', week: '2026-03-02', month: '2026-03-01' }
 
+/** Runs `fn` on empty tables with the day table's merges stopped, so that each insert stays a part of its own. */
+async function inPartsOfTheirOwn(fn: () => Promise<void>): Promise<void> {
+  await emptyTables()
+  await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
+  try {
+    await fn()
+  } finally {
+    await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
+  }
+}
+
 /** Empties raw_events and the three aggregate tables, so a dataset is ranked alone. */
 async function emptyTables(): Promise<void> {
   for (const table of ['raw_events', ...Object.values(TABLES).map(([name]) => name)]) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
@@ -102,9 +113,7 @@ describe('the platform top of a period', () => {
   })
 
   it('reads a threshold of its own when a kept one is not met, and stays exact', async () => {
-    await emptyTables()
-    await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
-    try {
+    await inPartsOfTheirOwn(async () => {
       // Five videos of 91 to 95 views in one part, and one of 4 x 70 = 280 views over four parts.
       await insertEvents(t.ch, [91, 92, 93, 94, 95].flatMap((n, i) => plays(`top${i}`, n)))
       for (let i = 0; i < 4; i++) await insertEvents(t.ch, plays('spread', 70))
@@ -124,9 +133,7 @@ describe('the platform top of a period', () => {
       ])
       // The hint is now the fifth total, and met.
       expect(hints.get(JSON.stringify(['video_stats_per_day', '2026-03-02', 'views', 5]))).toBe(92)
-    } finally {
-      await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
-    }
+    })
   })
 
   it('keeps at most the given number of hints, the oldest out first', () => {
@@ -139,9 +146,7 @@ describe('the platform top of a period', () => {
   })
 
   it('finds a video whose views are spread over parts, each under the threshold', async () => {
-    await emptyTables()
-    await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
-    try {
+    await inPartsOfTheirOwn(async () => {
       await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
       // 4 parts of 31 views: 124 in all, third; each row is under the fifth total (110).
       for (let i = 0; i < 4; i++) await insertEvents(t.ch, plays('spread', 31))
@@ -155,9 +160,7 @@ describe('the platform top of a period', () => {
         ['top2', 120],
         ['top1', 110],
       ])
-    } finally {
-      await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
-    }
+    })
   })
 
   it('reads the whole period when more parts were inserted meanwhile than it allowed for, and stays exact', async () => {
