@@ -85,6 +85,9 @@ export function thresholdHints(max = 1_000) {
       kept.set(key, threshold)
       if (kept.size > max) kept.delete(kept.keys().next().value as string)
     },
+    drop(key: string): void {
+      kept.delete(key)
+    },
     get size(): number {
       return kept.size
     },
@@ -161,6 +164,8 @@ async function platformTopByThreshold(
       opts.onRead?.('hint')
       return ranked
     }
+    // Not met: tried no more unless a threshold read below replaces it.
+    opts.hints!.drop(hintKey)
   }
   // The largest rows hold at least `limit` videos: a video has at most `parts` of them.
   const largest = await ch.query({

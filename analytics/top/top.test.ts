@@ -136,6 +136,20 @@ describe('the platform top of a period', () => {
     })
   })
 
+  it('drops a kept threshold that was not met when no threshold of its own replaces it', async () => {
+    await emptyTables()
+    // Three videos only: a top of five is read whole, so no threshold replaces the kept one.
+    await insertEvents(t.ch, [10, 20, 30].flatMap((n, i) => plays(`few${i}`, n)))
+    const hints = thresholdHints()
+    const key = JSON.stringify(['video_stats_per_day', '2026-03-02', 'views', 5])
+    hints.set(key, 1_000)
+    const reads: string[] = []
+    const got = await topVideos(t.ch, { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 }, { hints, onRead: (how) => reads.push(how) })
+    expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([['few2', 30], ['few1', 20], ['few0', 10]])
+    expect(reads).toEqual(['whole period'])
+    expect(hints.get(key)).toBeUndefined()
+  })
+
   it('keeps at most the given number of hints, the oldest out first', () => {
     const hints = thresholdHints(2)
     hints.set('a', 1)
@@ -143,6 +157,8 @@ describe('the platform top of a period', () => {
     hints.set('a', 3)
     hints.set('c', 4)
     expect([hints.get('a'), hints.get('b'), hints.get('c'), hints.size]).toEqual([3, undefined, 4, 2])
+    hints.drop('a')
+    expect([hints.get('a'), hints.size]).toEqual([undefined, 1])
   })
 
   it('finds a video whose views are spread over parts, each under the threshold', async () => {
