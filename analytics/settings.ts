@@ -72,6 +72,12 @@ export const analyticsSettingsSchema = z.object({
    * a load touched is read again.
    */
   OPEN_ROWS_VIEWERS_MAX: int(0, 1_000_000_000).default(2_000_000),
+  /**
+   * How long a stats read that finds no batch running waits for concurrent reads to join
+   * its query (a burst of requests reaches it a few milliseconds apart): one query for the
+   * burst instead of a lone one and then the rest. 0: it goes at once.
+   */
+  STATS_BATCH_GATHER_MS: int(0, 50).default(3),
 })
 
 export type AnalyticsSettings = z.infer<typeof analyticsSettingsSchema> & { devLogin: boolean; cookieSecure: boolean }

@@ -1,4 +1,4 @@
-import { expect, it } from 'vitest'
+import { expect, it, vi } from 'vitest'
 import { batcher } from './batch.ts'
 
 it('runs calls made while a batch runs together in the next batch, in order', async () => {
@@ -61,4 +61,42 @@ it('runs up to `concurrency` batches at once (a ClickHouse server runs queries s
   releases[1]!()
   releases[2]!()
   expect(await all).toEqual([1, 2, 3, 4])
+})
+
+it('with gatherMs, a call that finds no batch running waits that long for others to join it', async () => {
+  vi.useFakeTimers()
+  try {
+    const batches: number[][] = []
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const echo = batcher(
+      async (xs: number[]) => {
+        batches.push(xs)
+        if (batches.length === 1) await gate
+        return xs
+      },
+      { gatherMs: 5 },
+    )
+    const first = echo(1)
+    await vi.advanceTimersByTimeAsync(3)
+    const second = echo(2)
+    expect(batches).toEqual([]) // still gathering
+    await vi.advanceTimersByTimeAsync(2)
+    expect(batches).toEqual([[1, 2]])
+    // Calls made while that batch runs go as soon as it ends, without another wait.
+    const third = echo(3)
+    release()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(batches).toEqual([[1, 2], [3]])
+    expect(await Promise.all([first, second, third])).toEqual([1, 2, 3])
+  } finally {
+    vi.useRealTimers()
+  }
+})
+
+it('without gatherMs, a call that finds no batch running goes at once', () => {
+  const batches: number[][] = []
+  const echo = batcher(async (xs: number[]) => (batches.push(xs), xs))
+  void echo(1)
+  expect(batches).toEqual([[1]])
 })

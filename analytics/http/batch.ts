@@ -6,15 +6,23 @@
  * query of its own. `run` answers the items in order; if it fails, every call of that
  * batch fails with its error.
  *
+ * With `gatherMs`, a call that finds no batch running waits that long for others to join
+ * it: the requests of a burst reach the batcher a few milliseconds apart (each after its
+ * own Redis round trips), and without the wait the first would go alone and the rest
+ * queue behind it, two queries where one does. Calls made while a batch runs go as soon
+ * as it ends, with no wait.
+ *
  * @example
  * const lookup = batcher((ids: string[]) => getVideos(ch, ids))
  * const video = await lookup('v_1')
  */
-export function batcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: { maxItems?: number; concurrency?: number } = {}): (item: I) => Promise<O> {
+export function batcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: { maxItems?: number; concurrency?: number; gatherMs?: number } = {}): (item: I) => Promise<O> {
   const maxItems = opts.maxItems ?? 256
   const concurrency = opts.concurrency ?? 1
+  const gatherMs = opts.gatherMs ?? 0
   let waiting: { item: I; resolve(o: O): void; reject(e: unknown): void }[] = []
   let running = 0
+  let gathering: ReturnType<typeof setTimeout> | undefined
 
   async function runOne(batch: typeof waiting): Promise<void> {
     try {
@@ -39,7 +47,12 @@ export function batcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: { maxItem
 
   return function batched(item: I): Promise<O> {
     const answer = new Promise<O>((resolve, reject) => waiting.push({ item, resolve, reject }))
-    start()
+    if (gatherMs <= 0 || running >= concurrency) start()
+    else
+      gathering ??= setTimeout(() => {
+        gathering = undefined
+        start()
+      }, gatherMs)
     return answer
   }
 }

@@ -60,6 +60,8 @@ export function createStatsReader(deps: {
   /** Where to report what the viewer sets hold (gauges cs_stats_viewer_sets_values and _bytes). */
   registry?: Registry
   concurrency?: number
+  /** How long a read that finds no batch running waits for others to join its query (see batcher's gatherMs; 0: none). */
+  batchGatherMs?: number
 }) {
   const { cache } = deps
   const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax!, minViewers: deps.openViewerSetsMin }) : undefined
@@ -77,7 +79,7 @@ export function createStatsReader(deps: {
         })
       : undefined
   if (deps.registry) report(deps.registry, sets, kept)
-  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1 })
+  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1, gatherMs: deps.batchGatherMs ?? 0 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })

@@ -27,6 +27,7 @@ export function statsRoutes(deps: AnalyticsDeps) {
     registry: deps.services.metrics.registry,
     // A ClickHouse server runs queries side by side; chDB one at a time.
     concurrency: settings.embedded ? 1 : 4,
+    batchGatherMs: deps.settings.STATS_BATCH_GATHER_MS,
   })
   return new Hono<AnalyticsEnv>().get(
     '/videos/:id/stats',
