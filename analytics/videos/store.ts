@@ -53,6 +53,9 @@ export async function getVideos(ch: ClickHouseClient, videoIds: string[]): Promi
   return (await rs.json()).map((r) => videoRow.parse(r))
 }
 
+/** How long a lookup that finds no batch running waits for concurrent ones to join its query (as the stats reads do, STATS_BATCH_GATHER_MS). */
+const LOOKUP_GATHER_MS = 3
+
 /** How long, and for how many videos, a found video is kept in memory. */
 const KEPT_MS = 60_000
 const KEPT_MAX = 20_000
@@ -80,7 +83,7 @@ function lookupFor(ch: ClickHouseClient): (videoId: string) => Promise<VideoRow 
     // Oldest first: the first keys are the ones to drop.
     while (kept.size > KEPT_MAX) kept.delete(kept.keys().next().value as string)
     return ids.map((id) => found.get(id))
-  })
+  }, { gatherMs: LOOKUP_GATHER_MS })
   lookup = async (videoId: string) => {
     const hit = kept.get(videoId)
     if (hit && hit.until > Date.now()) return hit.video
