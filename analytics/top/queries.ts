@@ -95,6 +95,14 @@ export function thresholdHints(max = 1_000) {
 }
 export type ThresholdHints = ReturnType<typeof thresholdHints>
 
+/** The key of a platform top's kept threshold: its table, period, metric and length. */
+const hintKeyOf = (table: string, start: string, metric: string, limit: number) => JSON.stringify([table, start, metric, limit])
+
+/** The key under which the threshold of the platform top `q` is kept (see thresholdHints). */
+export function thresholdKey(q: Pick<TopQuery, 'metric' | 'grain' | 'date' | 'limit'>): string {
+  return hintKeyOf(SOURCES[q.grain].table, periodStart(q.grain, q.date), q.metric === 'views' ? 'views' : 'watch_ms', q.limit)
+}
+
 type RankedRow = z.infer<typeof rankedRow>
 
 async function select(ch: ClickHouseClient, query: string, params: Record<string, unknown>): Promise<RankedRow[]> {
@@ -154,7 +162,7 @@ async function platformTopByThreshold(
     const after = await partsOf().catch(() => null)
     return after !== null && after.block - before.block <= NEW_PARTS_ALLOWED ? ranked : null
   }
-  const hintKey = JSON.stringify([q.table, q.start, q.metric, q.limit])
+  const hintKey = hintKeyOf(q.table, q.start, q.metric, q.limit)
   const hint = opts.hints?.get(hintKey)
   if (hint !== undefined && hint > 0) {
     const ranked = await rankAbove(hint)

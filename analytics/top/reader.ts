@@ -5,7 +5,7 @@ import { isClosedPeriod, lastClosedDay, type ClosingRules } from '../cache/close
 import { periodStart } from '../http/dates.ts'
 import { singleFlight } from '../http/single-flight.ts'
 import { openAnswers } from '../cache/open-answers.ts'
-import { MAX_TOP_LIMIT, rankedTopRow, thresholdHints, topVideos, type TopQuery, type TopRow } from './queries.ts'
+import { MAX_TOP_LIMIT, rankedTopRow, thresholdHints, thresholdKey, topVideos, type TopOptions, type TopQuery, type TopRow } from './queries.ts'
 
 /**
  * The tops computed and kept: the shortest of these at least as long as the one asked for.
@@ -14,6 +14,9 @@ import { MAX_TOP_LIMIT, rankedTopRow, thresholdHints, topVideos, type TopQuery, 
  */
 const KEPT_LENGTHS = [10, MAX_TOP_LIMIT]
 const keptLength = (limit: number) => KEPT_LENGTHS.find((n) => n >= limit) ?? MAX_TOP_LIMIT
+
+/** How long a platform top's threshold is kept in Redis after its last ranking: longer than a month stays open. */
+const THRESHOLD_TTL_SECONDS = 45 * 86_400
 
 export type TopAnswer = { period: string; rows: TopRow[]; outcome: CacheOutcome; stored: boolean }
 
@@ -42,12 +45,34 @@ export function createTopReader(deps: {
   platformOpenTtlSeconds: number
   /** How long a top of an open period not kept in Redis may be reused while no load has landed (0: always queried). */
   openMaxAgeMs?: number
+  /** Told how each platform ranking was read (tests). */
+  onRead?: TopOptions['onRead']
 }) {
   const { cache } = deps
   const shared = singleFlight<{ period: string; rows: TopRow[] }>()
   // The platform tops' thresholds, so that ranking an open period again (every few seconds under live ingest) reads it once.
   const hints = thresholdHints()
-  const query = (q: TopQuery) => shared(JSON.stringify(q), () => topVideos(deps.ch, q, { hints }))
+  const query = (q: TopQuery) => shared(JSON.stringify(q), () => (q.creatorId === undefined ? rankPlatform(q) : topVideos(deps.ch, q)))
+
+  /**
+   * A platform ranking, its threshold also kept in Redis (outside the aggregates
+   * generation: a threshold is checked before it is trusted), so that every process, and
+   * one just started, ranks by the last threshold any of them read.
+   */
+  async function rankPlatform(q: TopQuery) {
+    const key = thresholdKey(q)
+    const redisKey = `top-threshold:${key}`
+    if (hints.get(key) === undefined) {
+      const kept = Number(await cache.get(redisKey))
+      if (Number.isSafeInteger(kept) && kept > 0) hints.set(key, kept)
+    }
+    const before = hints.get(key)
+    const out = await topVideos(deps.ch, q, { hints, onRead: deps.onRead })
+    const after = hints.get(key)
+    // A threshold that was not met and not replaced is cleared there too ('0': none).
+    if (after !== before) await cache.set(redisKey, String(after ?? 0), THRESHOLD_TTL_SECONDS)
+    return out
+  }
   const openMaxAgeMs = deps.openMaxAgeMs ?? 0
   const open = openAnswers<{ period: string; rows: TopRow[] }>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
 

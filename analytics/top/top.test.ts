@@ -1,13 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
-import { rows, startTestClickHouse, type TestClickHouse } from '../../test/harness/engines.ts'
-import { thresholdHints, topVideos, type TopGrain, type TopMetric } from './queries.ts'
+import { rows, startTestClickHouse, startTestRedis, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
+import { createAggregateCache } from '../cache/aggregate-cache.ts'
+import { thresholdHints, thresholdKey, topVideos, type TopGrain, type TopMetric } from './queries.ts'
+import { createTopReader } from './reader.ts'
 
 let t: TestClickHouse
+let redis: TestRedis
 beforeAll(async () => {
-  t = await startTestClickHouse()
+  ;[t, redis] = await Promise.all([startTestClickHouse(), startTestRedis()])
 })
-afterAll(() => t.stop())
+afterAll(async () => {
+  await Promise.all([t.stop(), redis.stop()])
+})
 
 /** A deterministic generator, so a failure can be replayed. */
 function rng(seed: number) {
@@ -148,6 +153,41 @@ describe('the platform top of a period', () => {
     expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([['few2', 30], ['few1', 20], ['few0', 10]])
     expect(reads).toEqual(['whole period'])
     expect(hints.get(key)).toBeUndefined()
+  })
+
+  it('keeps thresholds in Redis, so that another process (or one just started) ranks by the last one read', async () => {
+    await emptyTables()
+    await load('r', 31, 400, 6_000, 6)
+    const reader = (reads: string[]) =>
+      createTopReader({
+        ch: t.ch,
+        cache: createAggregateCache(redis.client),
+        rules: { SETTLEMENT_TZ: 'Asia/Seoul', LATENESS_WINDOW_HOURS: 48, FUTURE_TOLERANCE_SECONDS: 300, INSERT_TIMEOUT_MS: 10_000 },
+        // 2 March is open at this clock, and an open platform top is not kept (TTL 0): each read ranks.
+        now: () => new Date('2026-03-02T12:00:00Z'),
+        closedTtlSeconds: 0,
+        platformOpenTtlSeconds: 0,
+        onRead: (how) => reads.push(how),
+      })
+    const q = { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 } as const
+    const first: string[] = []
+    const a = await reader(first)(q)
+    expect(first).toEqual(['threshold'])
+    const fifth = (await reference('day', 'views', 5, 'r'))[4]![1]
+    expect(a.rows.at(-1)!.views).toBe(fifth)
+    expect(Number(await redis.client.get(`top-threshold:${thresholdKey(q)}`))).toBe(fifth)
+    // Another reader (process), its memory empty: the threshold comes from Redis.
+    const second: string[] = []
+    const b = await reader(second)(q)
+    expect(second).toEqual(['hint'])
+    expect(b.rows.map((r) => [r.video_id, r.views, r.watch_ms])).toEqual(await reference('day', 'views', 5, 'r'))
+    // A threshold in Redis that is not met (totals fell) is read anew, and replaced there.
+    await redis.client.set(`top-threshold:${thresholdKey(q)}`, '1000000')
+    const third: string[] = []
+    const c = await reader(third)(q)
+    expect(third).toEqual(['threshold'])
+    expect(c.rows).toEqual(b.rows)
+    expect(Number(await redis.client.get(`top-threshold:${thresholdKey(q)}`))).toBe(fifth)
   })
 
   it('keeps at most the given number of hints, the oldest out first', () => {
