@@ -38,7 +38,7 @@ export async function topVideos(ch: ClickHouseClient, q: TopQuery, opts: TopOpti
   const start = periodStart(q.grain, q.date)
   const metric = q.metric === 'views' ? 'views' : 'watch_ms'
   // A creator's rows are a range of the key: read whole. The platform's are every video of the period.
-  const byThreshold = q.creatorId === undefined ? await platformTopByThreshold(ch, { table, period, start, metric, limit: q.limit }, opts) : null
+  const byThreshold = q.creatorId === undefined ? await platformTopByThreshold(ch, { table, period, start, metric, limit: q.limit, hintKey: thresholdKey(q) }, opts) : null
   if (!byThreshold) opts.onRead?.('whole period')
   const ranked =
     byThreshold ??
@@ -95,12 +95,9 @@ export function thresholdHints(max = 1_000) {
 }
 export type ThresholdHints = ReturnType<typeof thresholdHints>
 
-/** The key of a platform top's kept threshold: its table, period, metric and length. */
-const hintKeyOf = (table: string, start: string, metric: string, limit: number) => JSON.stringify([table, start, metric, limit])
-
-/** The key under which the threshold of the platform top `q` is kept (see thresholdHints). */
+/** The key under which the threshold of the platform top `q` is kept (see thresholdHints): its table, period, metric and length. */
 export function thresholdKey(q: Pick<TopQuery, 'metric' | 'grain' | 'date' | 'limit'>): string {
-  return hintKeyOf(SOURCES[q.grain].table, periodStart(q.grain, q.date), q.metric === 'views' ? 'views' : 'watch_ms', q.limit)
+  return JSON.stringify([SOURCES[q.grain].table, periodStart(q.grain, q.date), q.metric === 'views' ? 'views' : 'watch_ms', q.limit])
 }
 
 type RankedRow = z.infer<typeof rankedRow>
@@ -136,7 +133,7 @@ const NEW_PARTS_ALLOWED = 8
  */
 async function platformTopByThreshold(
   ch: ClickHouseClient,
-  q: { table: string; period: string; start: string; metric: 'views' | 'watch_ms'; limit: number },
+  q: { table: string; period: string; start: string; metric: 'views' | 'watch_ms'; limit: number; hintKey: string },
   opts: TopOptions,
 ): Promise<RankedRow[] | null> {
   const partsOf = async () => {
@@ -162,7 +159,7 @@ async function platformTopByThreshold(
     const after = await partsOf().catch(() => null)
     return after !== null && after.block - before.block <= NEW_PARTS_ALLOWED ? ranked : null
   }
-  const hintKey = hintKeyOf(q.table, q.start, q.metric, q.limit)
+  const { hintKey } = q
   const hint = opts.hints?.get(hintKey)
   if (hint !== undefined && hint > 0) {
     const ranked = await rankAbove(hint)
