@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
 import { z } from 'zod'
 import { roles, type Role } from '../users/store.ts'
+import { verifiedTokens, type VerifiedTokens } from '../../lib/verified-tokens.ts'
 
 /** The one algorithm access tokens use; any other `alg` is refused. */
 export const ACCESS_ALG = 'HS256'
@@ -63,21 +64,19 @@ const CLOCK_TOLERANCE_SECONDS = 5
 /** Most tokens kept verified per configuration (oldest out first). */
 export const VERIFIED_MAX = 10_000
 /**
- * Tokens already verified, per configuration, with when they stop being valid (epoch ms):
- * a client sends the same token with every request until it refreshes it, and its
- * signature, claims and expiry were checked the first time (about a tenth of the API's
- * thread under load, 3 December). An access token is revoked only by expiring (refresh
- * tokens are what logout and rotation revoke), so a cached one answers as a verified one would.
+ * Tokens already verified, per configuration (see lib/verified-tokens.ts; verifying was
+ * about a tenth of the API's thread under load, 3 December). An access token is revoked
+ * only by expiring (refresh tokens are what logout and rotation revoke), so a kept one
+ * answers as a verified one would.
  */
-const verified = new WeakMap<AccessTokenConfig, Map<string, { principal: Principal; until: number }>>()
+const verified = new WeakMap<AccessTokenConfig, VerifiedTokens<Principal>>()
 
 /** Verifies an access token; returns the principal or a reason it was refused. */
 export async function verifyAccessToken(config: AccessTokenConfig, token: string, now = Date.now()): Promise<{ ok: true; principal: Principal } | { ok: false; reason: string }> {
   let known = verified.get(config)
-  if (!known) verified.set(config, (known = new Map()))
-  const hit = known.get(token)
-  if (hit && now < hit.until) return { ok: true, principal: hit.principal }
-  if (hit) known.delete(token)
+  if (!known) verified.set(config, (known = verifiedTokens<Principal>(VERIFIED_MAX)))
+  const hit = known.get(token, now)
+  if (hit) return { ok: true, principal: hit }
   try {
     const { payload } = await jwtVerify(token, await verifyKey(config.key), {
       algorithms: [ACCESS_ALG],
@@ -92,8 +91,7 @@ export async function verifyAccessToken(config: AccessTokenConfig, token: string
     if (!parsed.success) return { ok: false, reason: 'access token claims are not valid' }
     // Shared by every request with this token: frozen, so that none can change it for the others.
     const principal: Principal = Object.freeze({ userId: parsed.data.sub, roles: Object.freeze([...parsed.data.roles]) as Role[] })
-    if (known.size >= VERIFIED_MAX) known.delete(known.keys().next().value as string)
-    known.set(token, { principal, until: (payload.exp! + CLOCK_TOLERANCE_SECONDS) * 1000 })
+    known.keep(token, principal, (payload.exp! + CLOCK_TOLERANCE_SECONDS) * 1000)
     return { ok: true, principal }
   } catch (err) {
     if (err instanceof joseErrors.JWTExpired) return { ok: false, reason: 'access token expired; refresh it' }

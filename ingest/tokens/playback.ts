@@ -1,6 +1,7 @@
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters } from 'jose'
 import { z } from 'zod'
 import { PLAYBACK_ALG, type PlaybackKeys } from './keys.ts'
+import { verifiedTokens } from '../../lib/verified-tokens.ts'
 
 /** Audience every playback token is issued for. */
 export const PLAYBACK_AUDIENCE = 'ingest'
@@ -58,8 +59,7 @@ export class PlaybackTokenError extends Error {
  * many batches with the same token.
  */
 export function createPlaybackVerifier(keys: PlaybackKeys, opts: { issuer: string; clockToleranceSeconds: number; cacheSize?: number }) {
-  const cache = new Map<string, PlaybackClaims>()
-  const cacheSize = opts.cacheSize ?? 50_000
+  const verified = verifiedTokens<PlaybackClaims>(opts.cacheSize ?? 50_000)
   const getKey = (header: JWTHeaderParameters) => {
     if (header.alg !== PLAYBACK_ALG) throw new PlaybackTokenError(`algorithm ${String(header.alg)} is not accepted`)
     if (!header.kid) throw new PlaybackTokenError('token has no kid')
@@ -68,9 +68,8 @@ export function createPlaybackVerifier(keys: PlaybackKeys, opts: { issuer: strin
     return key
   }
   return async function verifyPlaybackToken(token: string, now = Date.now()): Promise<PlaybackClaims> {
-    const hit = cache.get(token)
-    if (hit && hit.exp * 1000 + opts.clockToleranceSeconds * 1000 > now) return hit
-    if (hit) cache.delete(token)
+    const hit = verified.get(token, now)
+    if (hit) return hit
     let payload: unknown
     try {
       ;({ payload } = await jwtVerify(token, getKey, {
@@ -90,8 +89,7 @@ export function createPlaybackVerifier(keys: PlaybackKeys, opts: { issuer: strin
     }
     const claims = playbackClaimsSchema.safeParse(payload)
     if (!claims.success) throw new PlaybackTokenError(`token claims are not valid: ${claims.error.issues[0]?.path.join('.')} ${claims.error.issues[0]?.message}`)
-    if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string)
-    cache.set(token, claims.data)
+    verified.keep(token, claims.data, (claims.data.exp + opts.clockToleranceSeconds) * 1000)
     return claims.data
   }
 }
