@@ -13,7 +13,7 @@
  * Ingest may run meanwhile: parts inserted after the projection is added carry it, and
  * MATERIALIZE builds it for the others (a mutation, waited for). Every step is safe to
  * repeat. A later rebuild of these tables (rebuild.ts: `CREATE TABLE … AS` copies the
- * projections) must keep the setting in its engine clause.
+ * projections) must name the setting in its engine clause, or the engine refuses it.
  */
 import type { CodeMigration } from './runner.ts'
 

@@ -233,7 +233,8 @@ describe('rebuildTables', () => {
       ] as const
     ).map(([name, period]) => ({
       name,
-      engine: `AggregatingMergeTree ORDER BY (${period}, creator_id, video_id) SETTINGS index_granularity_bytes = ${bytes}, non_replicated_deduplication_window = 10000`,
+      // The projections of migration 0061 come along (CREATE TABLE … AS) and need their merge mode.
+      engine: `AggregatingMergeTree ORDER BY (${period}, creator_id, video_id) SETTINGS index_granularity_bytes = ${bytes}, non_replicated_deduplication_window = 10000, deduplicate_merge_projection_mode = 'rebuild'`,
       rebuiltWhen: `index_granularity_bytes = ${bytes}`,
     })),
     views: views(),

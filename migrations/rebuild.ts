@@ -36,7 +36,7 @@ export async function rebuildTables(ch: ClickHouseClient, opts: { tables: Rebuil
     const [row] = (await rs.json()) as { engine_full: string }[]
     if (!row) throw new Error(`table ${t.name} does not exist`)
     if (row.engine_full.includes(t.rebuiltWhen)) continue
-    await ch.command({ query: `CREATE TABLE ${copy} AS ${t.name} ENGINE = ${withProjectionMode(t.engine, row.engine_full)}` })
+    await ch.command({ query: `CREATE TABLE ${copy} AS ${t.name} ENGINE = ${t.engine}` })
     // Row for row (no merging of equal keys on insert), so that the counts below must match.
     await ch.command({ query: `INSERT INTO ${copy} SELECT * FROM ${t.name} SETTINGS optimize_on_insert = 0` })
     const counts = await ch.query({ query: `SELECT (SELECT count() FROM ${t.name}) AS old, (SELECT count() FROM ${copy}) AS new`, format: 'JSONEachRow' })
@@ -50,15 +50,4 @@ export async function rebuildTables(ch: ClickHouseClient, opts: { tables: Rebuil
     await ch.command({ query: `DROP TABLE ${copy} SYNC` })
   }
   for (const v of opts.views) await ch.command({ query: v.sql })
-}
-
-/**
- * The engine clause with the table's `deduplicate_merge_projection_mode` when it has one
- * and the clause names none: `CREATE TABLE … AS` copies the projections (see migration
- * 0061), which an aggregating engine refuses without that setting.
- */
-function withProjectionMode(engine: string, engineFull: string): string {
-  const mode = /deduplicate_merge_projection_mode = '(\w+)'/.exec(engineFull)
-  if (!mode || engine.includes('deduplicate_merge_projection_mode')) return engine
-  return `${engine}${engine.includes(' SETTINGS ') ? ',' : ' SETTINGS'} deduplicate_merge_projection_mode = '${mode[1]}'`
 }
