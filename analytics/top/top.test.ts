@@ -38,6 +38,21 @@ async function load(prefix: string, seed: number, videos: number, events: number
 /** `n` counted plays of a video on 2 March, in one insert. */
 const plays = (video: string, n: number): EventRow[] => Array.from({ length: n }, (_, i) => ({ type: 'play', video_id: video, creator_id: 'c', viewer_id: `w${i}`, at: '2026-03-02 01:00:00' }))
 
+/**
+ * The platform's day top-5 of 2 March, `insert(n)` run before its n-th ranking read: how many
+ * there were, how the ranking was read, and its (video, views).
+ */
+async function rankWhileInserting(insert: (ranking: number) => Promise<void>) {
+  let rankings = 0
+  let how = ''
+  const got = await topVideos(
+    t.ch,
+    { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 },
+    { beforeRanking: () => insert(++rankings), onRead: (h) => (how = h) },
+  )
+  return { rankings, how, rows: got.rows.map((r) => [r.video_id, r.views]) }
+}
+
 const TABLES: Record<TopGrain, [string, string]> = { day: ['video_stats_per_day', 'day'], week: ['video_stats_per_week', 'week'], month: ['video_stats_per_month', 'month'] }
 const PERIODS: Record<TopGrain, string> = { day: '2026-03-02', week: '2026-03-02', month: '2026-03-01' }
 
@@ -257,20 +272,11 @@ describe('the platform top of a period', () => {
       // During the first ranking, 60 more views of the sixth in a part of their own: it counted
       // one part (a row of at least 100 to be read), so it misses the sixth's 110 views in
       // rows of 50 and 60; the second counts two and room for 8 more, and ranks it fourth.
-      let rankings = 0
-      let how = ''
-      const got = await topVideos(
-        t.ch,
-        { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 },
-        {
-          beforeRanking: async () => {
-            if (rankings++ === 0) await insertEvents(t.ch, plays('late', 60))
-          },
-          onRead: (h) => (how = h),
-        },
-      )
-      expect([rankings, how]).toEqual([2, 'threshold'])
-      expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([
+      const got = await rankWhileInserting(async (ranking) => {
+        if (ranking === 1) await insertEvents(t.ch, plays('late', 60))
+      })
+      expect([got.rankings, got.how]).toEqual([2, 'threshold'])
+      expect(got.rows).toEqual([
         ['top4', 140],
         ['top3', 130],
         ['top2', 120],
@@ -288,21 +294,11 @@ describe('the platform top of a period', () => {
     // Meanwhile, during each of the two rankings, ten inserts of 7 views each for another video:
     // each row is under 100 / (11 parts + 8 allowed), so the threshold alone would miss it, and
     // its 140 views rank it second.
-    let rankings = 0
-    let how = ''
-    const got = await topVideos(
-      t.ch,
-      { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 },
-      {
-        beforeRanking: async () => {
-          rankings++
-          for (let i = 0; i < 10; i++) await insertEvents(t.ch, plays('late', 7))
-        },
-        onRead: (h) => (how = h),
-      },
-    )
-    expect([rankings, how]).toEqual([2, 'whole period'])
-    expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([
+    const got = await rankWhileInserting(async () => {
+      for (let i = 0; i < 10; i++) await insertEvents(t.ch, plays('late', 7))
+    })
+    expect([got.rankings, got.how]).toEqual([2, 'whole period'])
+    expect(got.rows).toEqual([
       ['late', 140],
       ['top4', 140],
       ['top3', 130],
