@@ -53,6 +53,7 @@ export function createTopReader(deps: {
   // The platform tops' thresholds, so that ranking an open period again (every few seconds under live ingest) reads it once.
   const hints = thresholdHints()
   const query = (q: TopQuery) => shared(JSON.stringify(q), () => (q.creatorId === undefined ? rankPlatform(q) : topVideos(deps.ch, q)))
+  const fill = singleFlight<{ period: string; rows: TopRow[] }>()
 
   /**
    * A platform ranking, its threshold also kept in Redis (outside the aggregates
@@ -99,8 +100,12 @@ export function createTopReader(deps: {
     // Redis expires an entry after its TTL; the age check also holds when this clock is not Redis's.
     if (hit && (hit.closed || now - hit.at < deps.platformOpenTtlSeconds * 1000)) return { period, rows: hit.rows.slice(0, q.limit), outcome: 'hit', stored: false }
 
-    const longest = await query({ ...q, limit: length })
-    await cache.set(key, JSON.stringify({ at: now, closed, rows: longest.rows }), ttl)
+    // Concurrent misses of one entry share its query and its one write to Redis.
+    const longest = await fill(key, async () => {
+      const answer = await query({ ...q, limit: length })
+      await cache.set(key, JSON.stringify({ at: now, closed, rows: answer.rows }), ttl)
+      return answer
+    })
     return { period, rows: longest.rows.slice(0, q.limit), outcome: 'miss', stored: true }
   }
 }

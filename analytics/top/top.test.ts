@@ -201,6 +201,40 @@ describe('the platform top of a period', () => {
     expect(hints.get(key)).toBeUndefined()
   })
 
+  it('writes a top missed by concurrent requests to Redis once, and answers each of them', async () => {
+    await emptyTables()
+    await load('w', 41, 200, 3_000, 2)
+    const cache = createAggregateCache(redis.client)
+    const writes: string[] = []
+    const counting = new Proxy(cache, {
+      get(target, prop, receiver) {
+        if (prop === 'set') return (key: string, ...rest: unknown[]) => (writes.push(key), (target.set as (...a: unknown[]) => Promise<void>)(key, ...rest))
+        return Reflect.get(target, prop, receiver) as unknown
+      },
+    })
+    const reads: string[] = []
+    const read = createTopReader({
+      ch: t.ch,
+      cache: counting,
+      rules: { SETTLEMENT_TZ: 'Asia/Seoul', LATENESS_WINDOW_HOURS: 48, FUTURE_TOLERANCE_SECONDS: 300, INSERT_TIMEOUT_MS: 10_000 },
+      now: () => new Date('2026-03-02T12:00:00Z'),
+      closedTtlSeconds: 0,
+      platformOpenTtlSeconds: 5,
+      onRead: (how) => reads.push(how),
+    })
+    await redis.client.flushdb()
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => read({ metric: 'views', grain: 'day', date: '2026-03-02', limit: 3 + (i % 3) })))
+    expect(reads).toHaveLength(1)
+    expect(writes.filter((k) => k.includes('top:platform'))).toHaveLength(1)
+    const expected = await reference('day', 'views', 5, 'w')
+    answers.forEach((a, i) => {
+      expect(a.outcome).toBe('miss')
+      expect(a.rows.map((r) => [r.video_id, r.views, r.watch_ms])).toEqual(expected.slice(0, 3 + (i % 3)))
+    })
+    // The entry written answers the next request.
+    expect((await read({ metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 })).outcome).toBe('hit')
+  })
+
   it('keeps thresholds in Redis, so that another process (or one just started) ranks by the last one read', async () => {
     await emptyTables()
     await load('r', 31, 400, 6_000, 6)
