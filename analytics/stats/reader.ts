@@ -82,6 +82,7 @@ export function createStatsReader(deps: {
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1, gatherMs: deps.batchGatherMs ?? 0 })
   const shared = singleFlight<StatsRow[]>()
   const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
+  const fill = singleFlight<{ value: StatsRow[]; reused: boolean; stored: boolean }>()
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
   const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
@@ -135,14 +136,19 @@ export function createStatsReader(deps: {
     const served = periods.findIndex((p) => !found.has(p))
     if (served === -1) return { rows: periods.map((p) => found.get(p)!), outcome: 'hit', stored: false }
 
-    // One query from the first period the cache lacks to the end (usually the open days).
-    const { value: queried, reused, stored } = await fresh(served)
+    // One query from the first period the cache lacks to the end (usually the open days);
+    // concurrent requests for the same rows under the same versions share it and its one write.
+    const { value: queried, reused, stored } = await fill(JSON.stringify([versions.ns, versions.data, q, served]), async () => {
+      const got = await fresh(served)
+      if (got.reused) return got
+      const closedRows = got.value.filter((r) => keep.has(r.period) && !found.has(r.period))
+      await cache.setFields(key, Object.fromEntries(closedRows.map((r) => [r.period, JSON.stringify(r)])), deps.closedTtlSeconds)
+      local.add(key, closedRows.map((r) => [r.period, r] as const))
+      return { ...got, stored: closedRows.length > 0 || got.stored }
+    })
     const rows = [...periods.slice(0, served).map((p) => found.get(p)!), ...queried]
     if (reused) return { rows, outcome: 'hit', stored: false }
-    const closedRows = queried.filter((r) => keep.has(r.period) && !found.has(r.period))
-    await cache.setFields(key, Object.fromEntries(closedRows.map((r) => [r.period, JSON.stringify(r)])), deps.closedTtlSeconds)
-    local.add(key, closedRows.map((r) => [r.period, r] as const))
-    return { rows, outcome: served > 0 ? 'partial' : 'miss', stored: closedRows.length > 0 || stored }
+    return { rows, outcome: served > 0 ? 'partial' : 'miss', stored }
   }
 }
 

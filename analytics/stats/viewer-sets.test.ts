@@ -206,6 +206,35 @@ describe('unique viewers of open days from viewer sets', () => {
     expect(sets.held().viewers).toBe(5)
   })
 
+  it('let concurrent stats reads of the same rows share their query and its one write to Redis', async () => {
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    const writes: string[] = []
+    const counting = new Proxy(cache, {
+      get(target, prop, receiver) {
+        if (prop === 'setFields') return (key: string, ...rest: unknown[]) => (writes.push(key), (target.setFields as (...a: unknown[]) => Promise<void>)(key, ...rest))
+        return Reflect.get(target, prop, receiver) as unknown
+      },
+    })
+    // 3 March closed (kept in Redis), 4 March open, as below.
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const read = createStatsReader({ ch, cache: counting, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, openViewerSetsMin: 0 })
+    await insertEvents(ch, playsBy('vw', 'cw', '2026-03-03', ids('w', 0, 12)))
+    await insertEvents(ch, playsBy('vw', 'cw', '2026-03-04', ids('w', 5, 20)))
+    const asked = { videoId: 'vw', creatorId: 'cw', grain: 'day', from: '2026-03-03', to: '2026-03-04' } as const
+    const answers = await Promise.all(Array.from({ length: 6 }, () => read(asked)))
+    expect(writes).toHaveLength(1)
+    for (const a of answers) {
+      expect(a.outcome).toBe('miss')
+      expect(a.rows.map((r) => [r.period, r.views, r.unique_viewers])).toEqual([
+        ['2026-03-03', 12, 12],
+        ['2026-03-04', 15, 15],
+      ])
+    }
+    // The closed day comes from what was written.
+    expect((await read(asked)).outcome).toBe('partial')
+  })
+
   it('serve the stats reader, keyed by the generation in Redis', async () => {
     const settings = loadSettings({ DATA_DIR: engine.dataDir })
     const cache = createAggregateCache(redis.client)
