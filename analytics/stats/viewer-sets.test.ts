@@ -8,6 +8,7 @@ import { withTestEngines } from '../../test/harness/test-engines.ts'
 import { bumpAggregatesGeneration, createAggregateCache } from '../cache/aggregate-cache.ts'
 import { videoStatsMany, type StatsQuery } from './queries.ts'
 import { createStatsReader } from './reader.ts'
+import { countingCalls } from '../../test/harness/counting.ts'
 import { partBlocks } from '../../lib/table-parts.ts'
 import { addUniqExactState, Uint64Set, viewerSets } from './viewer-sets.ts'
 
@@ -209,13 +210,8 @@ describe('unique viewers of open days from viewer sets', () => {
   it('let concurrent stats reads of the same rows share their query and its one write to Redis', async () => {
     const settings = loadSettings({ DATA_DIR: engine.dataDir })
     const cache = createAggregateCache(redis.client)
-    const writes: string[] = []
-    const counting = new Proxy(cache, {
-      get(target, prop, receiver) {
-        if (prop === 'setFields') return (key: string, ...rest: unknown[]) => (writes.push(key), (target.setFields as (...a: unknown[]) => Promise<void>)(key, ...rest))
-        return Reflect.get(target, prop, receiver) as unknown
-      },
-    })
+    const writes: unknown[] = []
+    const counting = countingCalls(cache, 'setFields', writes)
     // 3 March closed (kept in Redis), 4 March open, as below.
     const now = () => new Date('2026-03-06T03:00:00Z')
     const read = createStatsReader({ ch, cache: counting, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openViewerSetsMax: 1_000_000, openViewerSetsMin: 0 })
