@@ -34,11 +34,11 @@ export const MAX_TOP_LIMIT = 100
  * table is never read whole.
  */
 export async function topVideos(ch: ClickHouseClient, q: TopQuery, opts: TopOptions = {}): Promise<{ period: string; rows: TopRow[] }> {
-  const { table, period } = SOURCES[q.grain]
+  const source = topSource(q.grain, q.metric)
+  const { table, period, metric } = source
   const start = periodStart(q.grain, q.date)
-  const metric = q.metric === 'views' ? 'views' : 'watch_ms'
   // A creator's rows are a range of the key: read whole. The platform's are every video of the period.
-  const byThreshold = q.creatorId === undefined ? await platformTopByThreshold(ch, { table, period, start, metric, limit: q.limit, hintKey: thresholdKey(q) }, opts) : null
+  const byThreshold = q.creatorId === undefined ? await platformTopByThreshold(ch, { ...source, start, limit: q.limit, hintKey: thresholdKey(q) }, opts) : null
   if (!byThreshold) opts.onRead?.('whole period')
   const ranked =
     byThreshold ??
@@ -97,7 +97,8 @@ export type ThresholdHints = ReturnType<typeof thresholdHints>
 
 /** The key under which the threshold of the platform top `q` is kept (see thresholdHints): its table, period, metric and length. */
 export function thresholdKey(q: Pick<TopQuery, 'metric' | 'grain' | 'date' | 'limit'>): string {
-  return JSON.stringify([SOURCES[q.grain].table, periodStart(q.grain, q.date), q.metric === 'views' ? 'views' : 'watch_ms', q.limit])
+  const { table, metric } = topSource(q.grain, q.metric)
+  return JSON.stringify([table, periodStart(q.grain, q.date), metric, q.limit])
 }
 
 type RankedRow = z.infer<typeof rankedRow>
@@ -156,7 +157,7 @@ const NEW_PARTS_ALLOWED = 8
  */
 async function platformTopByThreshold(
   ch: ClickHouseClient,
-  q: { table: string; period: string; start: string; metric: 'views' | 'watch_ms'; limit: number; hintKey: string },
+  q: Source & { start: string; limit: number; hintKey: string },
   opts: TopOptions,
 ): Promise<RankedRow[] | null> {
   const partsOf = async () => {
