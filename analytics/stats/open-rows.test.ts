@@ -209,18 +209,22 @@ describe('rows of open periods kept by blocks', () => {
     await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 5)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 30))])
     const both = (loads: string) => videoStatsMany(client, [q('vq', 'cq', loads), q('vbusy', 'cb', loads)], sets, rows)
     await both('l1')
-    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 25, 31)))
+    // A key's first read takes no state along: a load that touches it has it read again, vq
+    // with its own state (5 viewers), vbusy through a viewer set (30, at least minViewers).
+    await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 1)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 25, 31))])
     await both('l2')
-    expect(calls.stats).toBe(1)
+    expect(calls).toMatchObject({ stats: 3, keys: 1 })
+    expect(rows.held()).toMatchObject({ advanced: 0, viewers: 5 })
     // Repeat viewers and new ones, over two loads; each load's part is read once for every key.
     await insertEvents(ch, [...playsBy('vq', 'cq', '2026-03-03', ids('q', 3, 8)), ...playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 4))])
     await insertEvents(ch, playsBy('vq', 'cq', '2026-03-03', ids('q', 0, 2)))
     const [vq, vbusy] = await both('l3')
-    expect(calls).toMatchObject({ stats: 1, keys: 2 })
+    expect(calls).toMatchObject({ stats: 3, keys: 2 })
     const want = async (...qs: StatsQuery[]) => videoStatsMany(ch, qs.map(({ open: _, ...rest }) => rest))
     expect([vq, vbusy]).toEqual(await want(q('vq', 'cq', 'l3'), q('vbusy', 'cb', 'l3')))
-    expect(vq!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [0, 0], [12, 8]])
-    expect(rows.held()).toMatchObject({ advanced: 3, viewers: 8 + 31 })
+    expect(vq!.map((r) => [r.views, r.unique_viewers])).toEqual([[0, 0], [0, 0], [13, 8]])
+    expect(vbusy![2]).toMatchObject({ views: 40, unique_viewers: 31 })
+    expect(rows.held()).toMatchObject({ advanced: 2, viewers: 8 })
 
     // A part that merged seen blocks with new ones adds the rows of the new blocks' part, known
     // from a read of another key before the merge (kept once merged away).
@@ -229,8 +233,8 @@ describe('rows of open periods kept by blocks', () => {
     await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
     const [afterMerge] = await videoStatsMany(client, [q('vq', 'cq', 'l5')], sets, rows)
     expect(afterMerge).toEqual((await want(q('vq', 'cq', 'l5')))[0])
-    expect(afterMerge![2]).toMatchObject({ views: 14, unique_viewers: 10 })
-    expect(calls).toMatchObject({ stats: 1, keys: 4 })
+    expect(afterMerge![2]).toMatchObject({ views: 15, unique_viewers: 10 })
+    expect(calls).toMatchObject({ stats: 3, keys: 4 })
 
     // New rows merged with seen blocks before any read saw their part: the merged part's row
     // less the rows of the known parts that held the seen blocks.
@@ -238,23 +242,23 @@ describe('rows of open periods kept by blocks', () => {
     await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
     const [merged] = await videoStatsMany(client, [q('vq', 'cq', 'l6')], sets, rows)
     expect(merged).toEqual((await want(q('vq', 'cq', 'l6')))[0])
-    expect(merged![2]).toMatchObject({ views: 15, unique_viewers: 11 })
-    expect(calls.stats).toBe(1)
+    expect(merged![2]).toMatchObject({ views: 16, unique_viewers: 11 })
+    expect(calls.stats).toBe(3)
     // Where neither is known (a store whose row came from its first read), a query.
     const fresh = openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow })
     await videoStatsMany(client, [q('vq', 'cq', 'l6')], undefined, fresh)
     await insertEvents(ch, playsBy('vq', 'cq', '2026-03-03', ids('q', 11, 12)))
     await ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
     const [unknown] = await videoStatsMany(client, [q('vq', 'cq', 'l7')], undefined, fresh)
-    expect(unknown![2]).toMatchObject({ views: 16, unique_viewers: 12 })
-    expect(calls.stats).toBe(3)
+    expect(unknown![2]).toMatchObject({ views: 17, unique_viewers: 12 })
+    expect(calls.stats).toBe(5)
 
     // An earlier open day's state is not taken along, but a day without rows has an empty one: advanced too.
     await insertEvents(ch, playsBy('vq', 'cq', '2026-03-02', ids('q', 0, 2)))
     const [earlier] = await videoStatsMany(client, [q('vq', 'cq', 'l8')], sets, rows)
     expect(earlier).toEqual((await want(q('vq', 'cq', 'l8')))[0])
     expect(earlier![1]).toMatchObject({ views: 2, unique_viewers: 2 })
-    expect(calls.stats).toBe(3)
+    expect(calls.stats).toBe(5)
 
     // Through a viewer set (every key gets one here): the next load advances the row and the set it shares.
     await ch.command({ query: 'TRUNCATE TABLE video_stats_per_day' })
@@ -341,18 +345,24 @@ describe('rows of open periods kept by blocks', () => {
     const queried = calls.stats
     expect(await ask()).toEqual([0, 4])
     expect(calls.stats).toBe(queried)
-    // The edge marks each load once it has landed: the next read sees it, advanced by the new part.
+    // The edge marks each load once it has landed: the next read sees it. The first read took
+    // no unique-viewer state along, so the day the load touched is read again, with its state...
     await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 10, 13)))
     await markAggregatesLoad(redis.client)
     expect(await ask()).toEqual([0, 7])
-    expect(calls.stats).toBe(queried)
+    expect(calls.stats).toBe(queried + 1)
+    // ...and the next load advances it by the new part.
+    await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 2, 6)))
+    await markAggregatesLoad(redis.client)
+    expect(await ask()).toEqual([0, 11])
+    expect(calls.stats).toBe(queried + 1)
     // Two open days a read: the first read missed both, the second found both, the third found
-    // one as kept and advanced the one the load touched.
+    // one and read the other again, the fourth found one as kept and advanced the other.
     const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels.outcome ?? '', v.value])
     expect(await metric('cs_stats_open_rows')).toEqual([['', 2]])
-    expect(await metric('cs_stats_open_rows_viewers')).toEqual([['', 7]])
-    expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 3], ['advanced', 1], ['miss', 2]])
+    expect(await metric('cs_stats_open_rows_viewers')).toEqual([['', 9]])
+    expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 4], ['advanced', 1], ['miss', 3]])
     await bumpAggregatesGeneration(redis.client)
-    expect(await ask()).toEqual([0, 7])
+    expect(await ask()).toEqual([0, 11])
   })
 })

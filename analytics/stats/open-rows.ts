@@ -272,6 +272,12 @@ export function openRows<R>(opts: {
       }
     },
 
+    /** Whether a row of `key` is kept (read before under this generation), whether or not it can still be answered. */
+    kept(gen: string, table: string, key: string): boolean {
+      use(gen)
+      return answers.has(`${table}|${key}`)
+    },
+
     /** Whether rows keep their unique viewers as sets (then a read should bring the states along). */
     keepsViewers(): boolean {
       return maxViewers > 0
