@@ -326,12 +326,12 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
     // later loads advance it.
     const again = states ? merged.filter((q) => openKeys(q).some((k) => open.rows!.kept(open.generation, table, k))) : []
     const first = merged.filter((q) => !again.includes(q))
-    const reads = [first, again].map((group, i) => {
-      if (group.length === 0) return new Map() as Found
+    const read = async (group: StatsQuery[], withStates?: StatesOut): Promise<Found> => {
+      if (group.length === 0) return new Map()
       const m = span(grain, group)
-      return mergedStats(ch, grain, group, m.from, m.to, listed, i === 1 ? states : undefined)
-    })
-    for (const read of await Promise.all(reads)) for (const [k, row] of read) found.set(k, row)
+      return mergedStats(ch, grain, group, m.from, m.to, listed, withStates)
+    }
+    for (const rows of await Promise.all([read(first), read(again, states)])) for (const [k, row] of rows) found.set(k, row)
   }
   if (viaSets.length > 0) {
     const { from, to } = span(grain, viaSets)
