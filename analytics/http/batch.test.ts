@@ -1,4 +1,5 @@
 import { expect, it, vi } from 'vitest'
+import { arrivals } from './arrivals.ts'
 import { batcher } from './batch.ts'
 
 it('runs calls made while a batch runs together in the next batch, in order', async () => {
@@ -99,4 +100,57 @@ it('without gatherMs, a call that finds no batch running goes at once', () => {
   const echo = batcher(async (xs: number[]) => (batches.push(xs), xs))
   void echo(1)
   expect(batches).toEqual([[1]])
+})
+
+it('with onTheWay, a gathering batch also waits for the calls under way, up to gatherMaxMs', async () => {
+  vi.useFakeTimers()
+  try {
+    const onTheWay = arrivals()
+    const batches: number[][] = []
+    const echo = batcher(async (xs: number[]) => (batches.push(xs), xs), { gatherMs: 3, onTheWay, gatherMaxMs: 20 })
+    const tickets = [1, 2, 3].map(() => onTheWay.take())
+    // The first request joins at once; the others are still on their way when 3 ms have passed.
+    tickets[0]!()
+    const first = echo(1)
+    await vi.advanceTimersByTimeAsync(3)
+    expect(batches).toEqual([])
+    await vi.advanceTimersByTimeAsync(5)
+    tickets[1]!()
+    const second = echo(2)
+    expect(batches).toEqual([])
+    // The third needs no batch (say, its answer was kept): handing its ticket back lets the batch go.
+    tickets[2]!()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(batches).toEqual([[1, 2]])
+    expect(await Promise.all([first, second])).toEqual([1, 2])
+
+    // A call still under way at gatherMaxMs is not waited for longer.
+    const stuck = onTheWay.take()
+    const third = echo(3)
+    await vi.advanceTimersByTimeAsync(19)
+    expect(batches).toEqual([[1, 2]])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(batches).toEqual([[1, 2], [3]])
+    expect(await third).toBe(3)
+    stuck()
+  } finally {
+    vi.useRealTimers()
+  }
+})
+
+it('with onTheWay but nothing under way, a lone call waits gatherMs only', async () => {
+  vi.useFakeTimers()
+  try {
+    const onTheWay = arrivals()
+    const batches: number[][] = []
+    const echo = batcher(async (xs: number[]) => (batches.push(xs), xs), { gatherMs: 3, onTheWay, gatherMaxMs: 20 })
+    const back = onTheWay.take()
+    back()
+    const one = echo(1)
+    await vi.advanceTimersByTimeAsync(3)
+    expect(batches).toEqual([[1]])
+    expect(await one).toBe(1)
+  } finally {
+    vi.useRealTimers()
+  }
 })

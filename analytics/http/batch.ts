@@ -10,19 +10,37 @@
  * it: the requests of a burst reach the batcher a few milliseconds apart (each after its
  * own Redis round trips), and without the wait the first would go alone and the rest
  * queue behind it, two queries where one does. Calls made while a batch runs go as soon
- * as it ends, with no wait.
+ * as it ends, with no wait. With `onTheWay` too (see arrivals.ts), that batch then also
+ * waits for the calls that were under way when its first call came, until at most
+ * `gatherMaxMs` after it: a burst spread over longer than gatherMs still goes as one
+ * batch, while a lone call waits no longer than before.
  *
  * @example
  * const lookup = batcher((ids: string[]) => getVideos(ch, ids))
  * const video = await lookup('v_1')
  */
-export function batcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: { maxItems?: number; concurrency?: number; gatherMs?: number } = {}): (item: I) => Promise<O> {
+export function batcher<I, O>(
+  run: (items: I[]) => Promise<O[]>,
+  opts: { maxItems?: number; concurrency?: number; gatherMs?: number; onTheWay?: { settled(): Promise<void> }; gatherMaxMs?: number } = {},
+): (item: I) => Promise<O> {
   const maxItems = opts.maxItems ?? 256
   const concurrency = opts.concurrency ?? 1
   const gatherMs = opts.gatherMs ?? 0
+  const gatherMaxMs = opts.gatherMaxMs ?? gatherMs
   let waiting: { item: I; resolve(o: O): void; reject(e: unknown): void }[] = []
   let running = 0
-  let gathering: ReturnType<typeof setTimeout> | undefined
+  let gathering = false
+
+  async function gather(): Promise<void> {
+    // The calls under way as the first one came: later ones are not waited for (under a steady
+    // load there are always some, and waiting for them would leave the engine idle).
+    const before = opts.onTheWay && gatherMaxMs > gatherMs ? opts.onTheWay.settled() : undefined
+    await new Promise((r) => setTimeout(r, gatherMs))
+    if (!before) return
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([before, new Promise((r) => (timer = setTimeout(r, gatherMaxMs - gatherMs)))])
+    clearTimeout(timer)
+  }
 
   async function runOne(batch: typeof waiting): Promise<void> {
     try {
@@ -48,11 +66,13 @@ export function batcher<I, O>(run: (items: I[]) => Promise<O[]>, opts: { maxItem
   return function batched(item: I): Promise<O> {
     const answer = new Promise<O>((resolve, reject) => waiting.push({ item, resolve, reject }))
     if (gatherMs <= 0 || running >= concurrency) start()
-    else
-      gathering ??= setTimeout(() => {
-        gathering = undefined
+    else if (!gathering) {
+      gathering = true
+      void gather().then(() => {
+        gathering = false
         start()
-      }, gatherMs)
+      })
+    }
     return answer
   }
 }

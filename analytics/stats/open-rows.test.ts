@@ -7,6 +7,7 @@ import { ids, insertEvents, playsBy } from '../../test/analytics/events.ts'
 import type { TestClickHouse, TestRedis } from '../../test/harness/engines.ts'
 import { withTestEngines } from '../../test/harness/test-engines.ts'
 import { bumpAggregatesGeneration, createAggregateCache, markAggregatesLoad } from '../cache/aggregate-cache.ts'
+import { arrivals, type Arrivals } from '../http/arrivals.ts'
 import { openRows } from './open-rows.ts'
 import { advanceStatsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 import { createStatsReader } from './reader.ts'
@@ -364,5 +365,33 @@ describe('rows of open periods kept by blocks', () => {
     expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 4], ['advanced', 1], ['miss', 3]])
     await bumpAggregatesGeneration(redis.client)
     expect(await ask()).toEqual([0, 11])
+  })
+})
+
+describe('a burst of stats reads', () => {
+  it('goes as one query when its reads hand back their tickets as they join, though spread over more than the gather', async () => {
+    await ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
+    await insertEvents(ch, [...playsBy('ba', 'cb', '2026-03-05', ids('a', 0, 3)), ...playsBy('bb', 'cb', '2026-03-05', ids('b', 0, 2)), ...playsBy('bc', 'cb', '2026-03-05', ids('c', 0, 1))])
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    /** Three reads, each starting 20 ms after the one before (its own lookups and round trips), each with a ticket taken at once. */
+    const burst = async (onTheWay?: Arrivals) => {
+      const { client, calls } = counting(ch)
+      const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 0, batchGatherMs: 3, onTheWay, batchGatherMaxMs: 1_000 })
+      const tickets = ['ba', 'bb', 'bc'].map(() => onTheWay?.take())
+      const answers = await Promise.all(
+        ['ba', 'bb', 'bc'].map(async (video, i) => {
+          await new Promise((r) => setTimeout(r, 20 * i))
+          const { rows } = await read({ videoId: video, creatorId: 'cb', grain: 'day', from: '2026-03-04', to: '2026-03-05' }, tickets[i])
+          return rows.map((r) => r.views)
+        }),
+      )
+      return { answers, queries: calls.stats, out: onTheWay?.out }
+    }
+    const alone = await burst()
+    expect(alone).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 3, out: undefined })
+    expect(await burst(arrivals())).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 1, out: 0 })
   })
 })

@@ -62,6 +62,13 @@ export function createStatsReader(deps: {
   concurrency?: number
   /** How long a read that finds no batch running waits for others to join its query (see batcher's gatherMs; 0: none). */
   batchGatherMs?: number
+  /**
+   * The reads on their way (see arrivals.ts; each read hands its ticket back as it joins a
+   * batch or finds it needs none): a batch waits for those under way when its first read
+   * came, after batchGatherMs, until at most batchGatherMaxMs after that read.
+   */
+  onTheWay?: { settled(): Promise<void> }
+  batchGatherMaxMs?: number
 }) {
   const { cache } = deps
   const sets = (deps.openViewerSetsMax ?? 0) > 0 ? viewerSets({ maxViewers: deps.openViewerSetsMax!, minViewers: deps.openViewerSetsMin }) : undefined
@@ -79,14 +86,24 @@ export function createStatsReader(deps: {
         })
       : undefined
   if (deps.registry) report(deps.registry, sets, kept)
-  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), { concurrency: deps.concurrency ?? 1, gatherMs: deps.batchGatherMs ?? 0 })
-  const shared = singleFlight<StatsRow[]>()
-  const query = (q: StatsQuery) => shared(JSON.stringify(q), () => batched(q))
+  const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), {
+    concurrency: deps.concurrency ?? 1,
+    gatherMs: deps.batchGatherMs ?? 0,
+    onTheWay: deps.onTheWay,
+    gatherMaxMs: deps.batchGatherMaxMs,
+  })
+  const sharedQuery = singleFlight<StatsRow[]>()
+  const shared = (q: StatsQuery) => sharedQuery(JSON.stringify(q), () => batched(q))
   const fill = singleFlight<{ value: StatsRow[]; reused: boolean; stored: boolean }>()
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
   const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
-  return async function readStats(asked: StatsQuery): Promise<StatsAnswer> {
+  /** `joined`: hands back the read's ticket of `onTheWay`, called once the read has joined a batch (or the query it shares) or needs none. */
+  return async function readStats(asked: StatsQuery, joined: () => void = () => {}): Promise<StatsAnswer> {
+    const query = (q: StatsQuery) => {
+      joined()
+      return shared(q)
+    }
     const lastClosed = lastClosedDay(deps.rules, deps.now())
     const periods = periodsBetween(asked.grain, asked.from, asked.to)
     const closed = closedPeriods(asked.grain, periods, lastClosed)
@@ -138,6 +155,7 @@ export function createStatsReader(deps: {
 
     // One query from the first period the cache lacks to the end (usually the open days);
     // concurrent requests for the same rows under the same versions share it and its one write.
+    joined()
     const { value: queried, reused, stored } = await fill(JSON.stringify([versions.ns, versions.data, q, served]), async () => {
       const got = await fresh(served)
       if (got.reused) return got

@@ -1,8 +1,10 @@
 import { Hono } from 'hono'
+import { createMiddleware } from 'hono/factory'
 import { describeRoute } from 'hono-openapi'
 import { principalOf } from '../auth/middleware.ts'
 import { cacheStatus } from '../cache/aggregate-cache.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
+import { arrivals } from '../http/arrivals.ts'
 import { table } from '../http/csv.ts'
 import { rangeQuery } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
@@ -11,9 +13,14 @@ import { videoIdParam } from '../videos/routes.ts'
 import { statsColumns } from './queries.ts'
 import { createStatsReader } from './reader.ts'
 
+/** A stats request's hand-back of its ticket of the requests under way (see arrivals.ts). */
+type StatsEnv = { Variables: AnalyticsEnv['Variables'] & { joined?: () => void } }
+
 /** `/v1/videos/{id}/stats`: views, watch time, ad impressions, unique viewers, excluded views by reason. */
 export function statsRoutes(deps: AnalyticsDeps) {
   const { ch, settings } = deps.services
+  // Stats requests under way, from before their access token is checked until they join a batch.
+  const onTheWay = arrivals()
   const readStats = createStatsReader({
     ch,
     cache: deps.aggregateCache,
@@ -28,8 +35,10 @@ export function statsRoutes(deps: AnalyticsDeps) {
     // A ClickHouse server runs queries side by side; chDB one at a time.
     concurrency: settings.embedded ? 1 : 4,
     batchGatherMs: deps.settings.STATS_BATCH_GATHER_MS,
+    onTheWay,
+    batchGatherMaxMs: deps.settings.STATS_BATCH_GATHER_MAX_MS,
   })
-  return new Hono<AnalyticsEnv>().get(
+  return new Hono<StatsEnv>().get(
     '/videos/:id/stats',
     describeRoute({
       tags: ['stats'],
@@ -38,6 +47,15 @@ export function statsRoutes(deps: AnalyticsDeps) {
         'Periods whose every day is closed (past the lateness window) are served from a cache; open days are queried, and the answer reused only until the next load of events into ClickHouse. ' +
         'The `Cache-Status` header (RFC 9211) says which: `analytics; hit`, `fwd=partial`, `fwd=miss`, `fwd=bypass`.',
     }),
+    createMiddleware<StatsEnv>(async function onItsWay(c, next) {
+      const back = onTheWay.take()
+      c.set('joined', back)
+      try {
+        await next()
+      } finally {
+        back()
+      }
+    }),
     deps.auth.require(),
     v('param', videoIdParam),
     v('query', rangeQuery),
@@ -45,7 +63,7 @@ export function statsRoutes(deps: AnalyticsDeps) {
       // Ownership first: the cache is reached only by callers who may see the video.
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
       const q = c.req.valid('query')
-      const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to })
+      const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }, c.get('joined'))
       deps.aggregateCache.count('stats', outcome)
       c.header('cache-status', cacheStatus(outcome, stored))
       return table(c, { format: q.format, columns: statsColumns, rows, meta: { video_id: video.video_id, grain: q.grain, from: q.from, to: q.to }, filename: `stats-${video.video_id}` })
