@@ -102,6 +102,21 @@ describe('GET /v1/videos/{id}/stats', () => {
     expect((await stats(a, 'grain=day&from=2026-03-01&to=2026-03-01', admin.token)).status).toBe(200)
     expect((await api.request(`/v1/videos/${a}/stats?grain=day&from=2026-03-01&to=2026-03-01`)).status).toBe(401)
   })
+
+  it('hands back every request’s place among those under way, answered or refused, so that no batch waits for it', async () => {
+    const underWay = async () => (await api.s.metrics.registry.getSingleMetric('cs_stats_requests_under_way')!.get()).values[0]!.value
+    const answers = Promise.all([
+      stats(a, 'grain=day&from=2026-03-01&to=2026-03-03'),
+      stats(b, 'grain=month&from=2026-03-01&to=2026-03-31'),
+      stats(a, 'grain=day&from=2026-03-01&to=2026-03-01', other.token),
+      stats(a, 'grain=day&from=2026-03-09&to=2026-03-01'),
+      api.request(`/v1/videos/${a}/stats?grain=day&from=2026-03-01&to=2026-03-01`),
+    ])
+    // Taken as each request starts: at least the first is under way before any is answered.
+    expect(await underWay()).toBeGreaterThan(0)
+    expect((await answers).map((r) => r.status)).toEqual([200, 200, 404, 400, 401])
+    expect(await underWay()).toBe(0)
+  })
 })
 
 type Top = { period: string; rows: { rank: number; video_id: string; views: number; watch_ms: number }[] }
