@@ -394,17 +394,4 @@ describe('a burst of stats reads', () => {
     expect(alone).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 3, out: undefined })
     expect(await burst(arrivals())).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 1, out: 0 })
   })
-
-  it('has the engine read the table’s active parts while its batch gathers, not after', async () => {
-    await insertEvents(ch, playsBy('bd', 'cb', '2026-03-05', ids('d', 0, 2)))
-    await markAggregatesLoad(redis.client)
-    const settings = loadSettings({ DATA_DIR: engine.dataDir })
-    const { client, calls } = counting(ch)
-    const read = createStatsReader({ ch: client, cache: createAggregateCache(redis.client), rules: settings, now: () => new Date('2026-03-06T03:00:00Z'), closedTtlSeconds: 60, openMaxAgeMs: 5_000, openRowsMax: 100, batchGatherMs: 50 })
-    const answer = read({ videoId: 'bd', creatorId: 'cb', grain: 'day', from: '2026-03-05', to: '2026-03-05' })
-    await new Promise((r) => setTimeout(r, 25))
-    expect(calls).toEqual({ stats: 0, keys: 0, parts: 1 })
-    expect((await answer).rows.map((r) => r.views)).toEqual([2])
-    expect(calls).toEqual({ stats: 1, keys: 0, parts: 1 })
-  })
 })

@@ -274,19 +274,6 @@ async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuer
 }
 
 /**
- * The active parts of the table of `grain`: the list `open.rows` keeps for the load version
- * `open.loads` (read again when older than a second, see open-rows.ts), or read. None where
- * system.parts may not be read: then every read is a query, and no block counts as read
- * without a row. The stats reader asks for it as a read starts (see reader.ts), so that
- * the engine reads it while the read's batch gathers rather than at the batch's start.
- */
-export function openParts(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, open: Pick<OpenViewers, 'rows' | 'generation' | 'loads'>): Promise<TablePart[]> {
-  const { table } = SOURCES[grain]
-  const read = () => activeParts(ch, table)
-  return open.rows ? open.rows.parts(open.generation, table, open.loads, read) : read().catch(() => [])
-}
-
-/**
  * The batch's figures where some periods are open: the rows kept by blocks (see
  * open-rows.ts) for queries of open periods only whose every key is known over the
  * table's active parts; for the rest, closed periods merged in the engine and open ones
@@ -300,7 +287,9 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   }
   const allOpen = (q: StatsQuery) => periodStart(grain, q.from) >= open.from
   // Read before the rows: blocks of these parts where a key has no row count as read for it.
-  const parts = await openParts(ch, grain, open)
+  // None where system.parts may not be read: then every read is a query, and no block counts as read without a row.
+  const read = () => activeParts(ch, table)
+  const parts: TablePart[] = open.rows ? await open.rows.parts(open.generation, table, open.loads, read) : await read().catch(() => [])
   const before = parts.map((p) => p.name)
   const found: Found = new Map()
   let pending = qs

@@ -7,7 +7,7 @@ import { addDays, periodEnd, periodStart, periodsBetween } from '../http/dates.t
 import { singleFlight } from '../http/single-flight.ts'
 import { localRows } from '../cache/local-rows.ts'
 import { openAnswers } from '../cache/open-answers.ts'
-import { advanceStatsRow, openParts, statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
+import { advanceStatsRow, statsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 import { openRows, type OpenRows } from './open-rows.ts'
 import { viewerSets, type ViewerSets } from './viewer-sets.ts'
 
@@ -118,10 +118,6 @@ export function createStatsReader(deps: {
       versions && (sets || kept) && asked.grain !== 'year'
         ? { ...asked, open: { from: periodStart(asked.grain, addDays(lastClosed, 1)), generation: versions.ns, loads: versions.data } }
         : asked
-    // The table's active parts, which the batch reads before the rows of open periods: asked for
-    // now, the engine reads them while the batch gathers (a cold burst's batch waited 4-15 ms on
-    // them). Not where the list is never reused (openMaxAgeMs 0): the batch would read it again.
-    if (kept && openMaxAgeMs > 0 && q.open && q.grain !== 'year' && q.to >= q.open.from) void openParts(deps.ch, q.grain, { rows: kept, generation: q.open.generation, loads: q.open.loads ?? null })
     if (bypass) return { rows: await query(q), outcome: 'bypass', stored: false }
     if (versions === null) return { rows: await query(q), outcome: 'unavailable', stored: false }
     /** The rows from period `i` on: reused while no load has landed when an open period is among them. */
