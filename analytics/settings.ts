@@ -81,7 +81,7 @@ export const analyticsSettingsSchema = z.object({
   /**
    * After STATS_BATCH_GATHER_MS, how long at most (from the batch's first read) it also
    * waits for the stats requests that were under way when that read came to join it (a
-   * cold burst of 32 reaches the batcher over 4 to 20 ms). At or below
+   * cold burst of 32 reaches the batcher over 4 to 22 ms). At or below
    * STATS_BATCH_GATHER_MS: no such wait.
    */
   STATS_BATCH_GATHER_MAX_MS: int(0, 200).default(20),
