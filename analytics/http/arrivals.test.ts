@@ -38,3 +38,28 @@ it('hands a ticket back once: a second call does not hand back another', async (
   b()
   expect(onTheWay.out).toBe(0)
 })
+
+it('settles each wait exactly when the last of its tickets comes back, over many tickets handed back in random order', async () => {
+  const onTheWay = arrivals()
+  const backs: (() => void)[] = []
+  const waits: { upTo: number; done: boolean }[] = []
+  let seed = 7
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  for (let i = 1; i <= 200; i++) {
+    backs.push(onTheWay.take())
+    if (i % 20 === 0) {
+      const w = { upTo: i, done: false }
+      waits.push(w)
+      void onTheWay.settled().then(() => (w.done = true))
+    }
+  }
+  const order = backs.map((_, i) => i).sort(() => random() - 0.5)
+  const returned = new Set<number>()
+  for (const i of order) {
+    backs[i]!()
+    returned.add(i + 1)
+    await Promise.resolve()
+    for (const w of waits) expect(w.done).toBe(Array.from({ length: w.upTo }, (_, k) => k + 1).every((t) => returned.has(t)))
+  }
+  expect(onTheWay.out).toBe(0)
+})

@@ -16,11 +16,12 @@
 export function arrivals() {
   let last = 0
   const out = new Set<number>()
+  /** No ticket below this one is out (tickets come back in any order; this moves up past them). */
+  let low = 1
   let waiters: { upTo: number; resolve: () => void }[] = []
   const oldestOut = () => {
-    let oldest = Infinity
-    for (const t of out) if (t < oldest) oldest = t
-    return oldest
+    while (low <= last && !out.has(low)) low++
+    return low <= last ? low : Infinity
   }
   return {
     /** A ticket; the function returned hands it back (once: later calls do nothing). */
