@@ -2,6 +2,7 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { keyPart, type AggregateCache, type CacheOutcome } from '../cache/aggregate-cache.ts'
 import { closedPeriods, lastClosedDay, type ClosingRules } from '../cache/closed-days.ts'
+import type { Arrivals } from '../http/arrivals.ts'
 import { batcher } from '../http/batch.ts'
 import { addDays, periodEnd, periodStart, periodsBetween } from '../http/dates.ts'
 import { singleFlight } from '../http/single-flight.ts'
@@ -67,7 +68,7 @@ export function createStatsReader(deps: {
    * batch or finds it needs none): a batch waits for those under way when its first read
    * came, after batchGatherMs, until at most batchGatherMaxMs after that read.
    */
-  onTheWay?: { settled(): Promise<void> }
+  onTheWay?: Arrivals
   batchGatherMaxMs?: number
 }) {
   const { cache } = deps
@@ -85,7 +86,7 @@ export function createStatsReader(deps: {
           now: () => deps.now().getTime(),
         })
       : undefined
-  if (deps.registry) report(deps.registry, sets, kept)
+  if (deps.registry) report(deps.registry, sets, kept, deps.onTheWay)
   const batched = batcher((qs: StatsQuery[]) => videoStatsMany(deps.ch, qs, sets, kept), {
     concurrency: deps.concurrency ?? 1,
     gatherMs: deps.batchGatherMs ?? 0,
@@ -170,18 +171,19 @@ export function createStatsReader(deps: {
   }
 }
 
-type Reported = { sets: Set<ViewerSets>; rows: Set<OpenRows<StatsRow>> }
+type Reported = { sets: Set<ViewerSets>; rows: Set<OpenRows<StatsRow>>; underWay: Set<Arrivals> }
 const reported = new WeakMap<Registry, Reported>()
 
 /**
  * Metrics of what the viewer sets and the kept rows of every stats reader on `registry`
- * hold (one reader per process but in tests), and how many keys of open periods were
- * answered from the kept rows or not.
+ * hold (one reader per process but in tests), how many keys of open periods were
+ * answered from the kept rows or not, and the stats requests under way (0 at rest: a
+ * ticket never handed back would show there, and every batch would then wait its longest).
  */
-function report(registry: Registry, sets: ViewerSets | undefined, rows: OpenRows<StatsRow> | undefined): void {
+function report(registry: Registry, sets: ViewerSets | undefined, rows: OpenRows<StatsRow> | undefined, underWay: Arrivals | undefined): void {
   let all = reported.get(registry)
   if (!all) {
-    const readers: Reported = { sets: new Set(), rows: new Set() }
+    const readers: Reported = { sets: new Set(), rows: new Set(), underWay: new Set() }
     const ofSets = (pick: (h: ReturnType<ViewerSets['held']>) => number) => [...readers.sets].reduce((n, r) => n + pick(r.held()), 0)
     const ofRows = (pick: (h: ReturnType<OpenRows<StatsRow>['held']>) => number) => [...readers.rows].reduce((n, r) => n + pick(r.held()), 0)
     new Gauge({ name: 'cs_stats_viewer_sets_values', help: 'Unique viewers of open periods this process keeps in sets', registers: [registry], collect() { this.set(ofSets((h) => h.viewers)) } })
@@ -189,6 +191,14 @@ function report(registry: Registry, sets: ViewerSets | undefined, rows: OpenRows
     new Gauge({ name: 'cs_stats_open_rows', help: 'Rows of open periods this process keeps by the blocks they were read from', registers: [registry], collect() { this.set(ofRows((h) => h.keys)) } })
     new Gauge({ name: 'cs_stats_open_rows_part_lists', help: 'Parts whose rows this process keeps (small parts of loads and their merges)', registers: [registry], collect() { this.set(ofRows((h) => h.partLists)) } })
     new Gauge({ name: 'cs_stats_open_rows_viewers', help: 'Unique viewers the kept rows of open periods hold in sets of their own', registers: [registry], collect() { this.set(ofRows((h) => h.viewers)) } })
+    new Gauge({
+      name: 'cs_stats_requests_under_way',
+      help: 'Stats requests between their start and their joining a batch (or needing none)',
+      registers: [registry],
+      collect() {
+        this.set([...readers.underWay].reduce((n, t) => n + t.out, 0))
+      },
+    })
     const counted = { hits: 0, advanced: 0, misses: 0 }
     new Counter({
       name: 'cs_stats_open_rows_answers_total',
@@ -207,6 +217,7 @@ function report(registry: Registry, sets: ViewerSets | undefined, rows: OpenRows
   }
   if (sets) all.sets.add(sets)
   if (rows) all.rows.add(rows)
+  if (underWay) all.underWay.add(underWay)
 }
 
 function parseRow(text: string | null): StatsRow | undefined {

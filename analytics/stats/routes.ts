@@ -1,11 +1,10 @@
 import { Hono } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { describeRoute } from 'hono-openapi'
-import { Gauge, type Registry } from 'prom-client'
 import { principalOf } from '../auth/middleware.ts'
 import { cacheStatus } from '../cache/aggregate-cache.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
-import { arrivals, type Arrivals } from '../http/arrivals.ts'
+import { arrivals } from '../http/arrivals.ts'
 import { table } from '../http/csv.ts'
 import { rangeQuery } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
@@ -13,29 +12,6 @@ import { videoForCaller } from '../videos/store.ts'
 import { videoIdParam } from '../videos/routes.ts'
 import { statsColumns } from './queries.ts'
 import { createStatsReader } from './reader.ts'
-
-const underWay = new WeakMap<Registry, Set<Arrivals>>()
-
-/**
- * The gauge of stats requests under way (cs_stats_requests_under_way): at rest it is 0, and
- * a ticket never handed back would show there (every batch would then wait its longest).
- */
-function reportUnderWay(registry: Registry, onTheWay: Arrivals): void {
-  let all = underWay.get(registry)
-  if (!all) {
-    const trackers = new Set<Arrivals>()
-    new Gauge({
-      name: 'cs_stats_requests_under_way',
-      help: 'Stats requests between their start and their joining a batch (or needing none)',
-      registers: [registry],
-      collect() {
-        this.set([...trackers].reduce((n, t) => n + t.out, 0))
-      },
-    })
-    underWay.set(registry, (all = trackers))
-  }
-  all.add(onTheWay)
-}
 
 /** A stats request's hand-back of its ticket of the requests under way (see arrivals.ts). */
 type StatsEnv = { Variables: AnalyticsEnv['Variables'] & { joined?: () => void } }
@@ -45,7 +21,6 @@ export function statsRoutes(deps: AnalyticsDeps) {
   const { ch, settings } = deps.services
   // Stats requests under way, from before their access token is checked until they join a batch.
   const onTheWay = arrivals()
-  reportUnderWay(deps.services.metrics.registry, onTheWay)
   const readStats = createStatsReader({
     ch,
     cache: deps.aggregateCache,
