@@ -1,7 +1,13 @@
 import { expect, it } from 'vitest'
 import { arrivals } from './arrivals.ts'
 
-const state = (p: Promise<void>) => Promise.race([p.then(() => 'settled'), new Promise((r) => setTimeout(() => r('waiting'), 5))])
+/** Whether `p` has settled, once every reaction already queued has run (setImmediate comes after all microtasks). */
+const state = async (p: Promise<void>) => {
+  let settled = false
+  void p.then(() => (settled = true))
+  await new Promise((r) => setImmediate(r))
+  return settled ? 'settled' : 'waiting'
+}
 
 it('settles once every ticket taken before the call is back, whatever the order', async () => {
   const onTheWay = arrivals()

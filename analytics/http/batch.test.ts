@@ -1,4 +1,4 @@
-import { expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { arrivals } from './arrivals.ts'
 import { batcher } from './batch.ts'
 
@@ -64,9 +64,18 @@ it('runs up to `concurrency` batches at once (a ClickHouse server runs queries s
   expect(await all).toEqual([1, 2, 3, 4])
 })
 
-it('with gatherMs, a call that finds no batch running waits that long for others to join it', async () => {
-  vi.useFakeTimers()
-  try {
+it('without gatherMs, a call that finds no batch running goes at once', () => {
+  const batches: number[][] = []
+  const echo = batcher(async (xs: number[]) => (batches.push(xs), xs))
+  void echo(1)
+  expect(batches).toEqual([[1]])
+})
+
+describe('gathering (on fake timers)', () => {
+  beforeEach(() => vi.useFakeTimers())
+  afterEach(() => vi.useRealTimers())
+
+  it('with gatherMs, a call that finds no batch running waits that long for others to join it', async () => {
     const batches: number[][] = []
     let release!: () => void
     const gate = new Promise<void>((r) => (release = r))
@@ -90,21 +99,9 @@ it('with gatherMs, a call that finds no batch running waits that long for others
     await vi.advanceTimersByTimeAsync(0)
     expect(batches).toEqual([[1, 2], [3]])
     expect(await Promise.all([first, second, third])).toEqual([1, 2, 3])
-  } finally {
-    vi.useRealTimers()
-  }
-})
+  })
 
-it('without gatherMs, a call that finds no batch running goes at once', () => {
-  const batches: number[][] = []
-  const echo = batcher(async (xs: number[]) => (batches.push(xs), xs))
-  void echo(1)
-  expect(batches).toEqual([[1]])
-})
-
-it('with onTheWay, a gathering batch also waits for the calls under way, up to gatherMaxMs', async () => {
-  vi.useFakeTimers()
-  try {
+  it('with onTheWay, a gathering batch also waits for the calls under way, up to gatherMaxMs', async () => {
     const onTheWay = arrivals()
     const batches: number[][] = []
     const echo = batcher(async (xs: number[]) => (batches.push(xs), xs), { gatherMs: 3, onTheWay, gatherMaxMs: 20 })
@@ -133,14 +130,9 @@ it('with onTheWay, a gathering batch also waits for the calls under way, up to g
     expect(batches).toEqual([[1, 2], [3]])
     expect(await third).toBe(3)
     stuck()
-  } finally {
-    vi.useRealTimers()
-  }
-})
+  })
 
-it('with onTheWay but nothing under way, a lone call waits gatherMs only', async () => {
-  vi.useFakeTimers()
-  try {
+  it('with onTheWay but nothing under way, a lone call waits gatherMs only', async () => {
     const onTheWay = arrivals()
     const batches: number[][] = []
     const echo = batcher(async (xs: number[]) => (batches.push(xs), xs), { gatherMs: 3, onTheWay, gatherMaxMs: 20 })
@@ -150,7 +142,5 @@ it('with onTheWay but nothing under way, a lone call waits gatherMs only', async
     await vi.advanceTimersByTimeAsync(3)
     expect(batches).toEqual([[1]])
     expect(await one).toBe(1)
-  } finally {
-    vi.useRealTimers()
-  }
+  })
 })

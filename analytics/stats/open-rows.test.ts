@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client'
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { loadSettings } from '../../lib/config.ts'
 import { BlockRanges, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
@@ -376,14 +376,19 @@ describe('a burst of stats reads', () => {
     const settings = loadSettings({ DATA_DIR: engine.dataDir })
     const cache = createAggregateCache(redis.client)
     const now = () => new Date('2026-03-06T03:00:00Z')
-    /** Three reads, each starting 20 ms after the one before (its own lookups and round trips), each with a ticket taken at once. */
+    /**
+     * Three reads, each with a ticket taken at once, each starting after the one before has
+     * gone further than its batch's 3 ms gather (its own lookups and round trips): without
+     * tickets, once the query before it has started; with them, 20 ms after the read before.
+     */
     const burst = async (onTheWay?: Arrivals) => {
       const { client, calls } = counting(ch)
       const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 0, batchGatherMs: 3, onTheWay, batchGatherMaxMs: 1_000 })
       const tickets = ['ba', 'bb', 'bc'].map(() => onTheWay?.take())
       const answers = await Promise.all(
         ['ba', 'bb', 'bc'].map(async (video, i) => {
-          await new Promise((r) => setTimeout(r, 20 * i))
+          if (onTheWay) await new Promise((r) => setTimeout(r, 20 * i))
+          else await vi.waitFor(() => expect(calls.stats).toBeGreaterThanOrEqual(i))
           const { rows } = await read({ videoId: video, creatorId: 'cb', grain: 'day', from: '2026-03-04', to: '2026-03-05' }, tickets[i])
           return rows.map((r) => r.views)
         }),
