@@ -1,11 +1,14 @@
 import { once } from 'node:events'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { startPrivateRedis } from '../../lib/redis-server.ts'
 import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
 import { ADMIN_EMAIL, ANALYST_EMAIL, startAnalyticsApi, type Session, type TestApi } from '../../test/analytics/helpers.ts'
+import { holdingReplies } from '../../test/harness/held-replies.ts'
 import { videoStats } from '../stats/queries.ts'
+import { createStatsReader } from '../stats/reader.ts'
+import { createTopReader } from '../top/reader.ts'
 import { topVideos } from '../top/queries.ts'
-import { bumpAggregatesGeneration, markAggregatesLoad } from './aggregate-cache.ts'
+import { bumpAggregatesGeneration, createAggregateCache, markAggregatesLoad } from './aggregate-cache.ts'
 import { lastClosedDay } from './closed-days.ts'
 
 // 12:00 on 4 March in Seoul: with the 48 h lateness window, 1 March is the last closed day; 2 March is open.
@@ -222,6 +225,33 @@ describe('top', () => {
     const after = await get(path, other.token)
     expect(after.cache).toBe('analytics; fwd=miss; stored')
     expect(after.body?.rows).toMatchObject([{ video_id: b, views: 7 }])
+  })
+})
+
+describe('writes to the cache', () => {
+  it('are not waited for: a miss is answered while the reply to its write is still held, and a later read finds the entry', async () => {
+    const held = holdingReplies(api.s.redis, ['set', 'exec'])
+    const deps = { ch: api.s.ch, rules: api.s.settings, now: () => clock, closedTtlSeconds: 600, platformOpenTtlSeconds: 0 }
+    const readStats = createStatsReader({ ...deps, cache: createAggregateCache(held.client) })
+    const readTop = createTopReader({ ...deps, cache: createAggregateCache(held.client) })
+    // Closed periods no test here has asked for: both miss, and their answers go to Redis.
+    const answered: string[] = []
+    const stats = readStats({ videoId: b, creatorId: other.userId, grain: 'month', from: '2026-02-01', to: '2026-02-01' }).then((x) => (answered.push('stats'), x))
+    const top = readTop({ metric: 'watch_time', grain: 'week', date: '2026-02-23', limit: 5 }).then((x) => (answered.push('top'), x))
+    try {
+      await vi.waitFor(() => expect(answered.sort()).toEqual(['stats', 'top']))
+      // Both answered while their writes' replies were held (the top's threshold was written too).
+      expect(held.sent).toBeGreaterThanOrEqual(2)
+      expect((await stats).outcome).toBe('miss')
+      expect((await stats).rows.map((r) => [r.period, r.views])).toEqual([['2026-02-01', 0]])
+      expect((await top).outcome).toBe('miss')
+    } finally {
+      held.release()
+    }
+    // Redis ran the writes when they were sent: another process (a reader of its own) finds them.
+    const again = { stats: createStatsReader({ ...deps, cache: createAggregateCache(api.s.redis) }), top: createTopReader({ ...deps, cache: createAggregateCache(api.s.redis) }) }
+    expect((await again.stats({ videoId: b, creatorId: other.userId, grain: 'month', from: '2026-02-01', to: '2026-02-01' })).outcome).toBe('hit')
+    expect((await again.top({ metric: 'watch_time', grain: 'week', date: '2026-02-23', limit: 5 })).outcome).toBe('hit')
   })
 })
 
