@@ -51,7 +51,7 @@ async function rankWhileInserting(insert: (ranking: number) => Promise<void>) {
     { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 },
     { beforeRanking: () => insert(++rankings), onRead: (h) => (how = h) },
   )
-  return { rankings, how, rows: got.rows.map((r) => [r.video_id, r.views]) }
+  return { rankings, how, rows: got.rows.map((r) => [r.video_id, r.views]), titles: got.rows.map((r) => r.title) }
 }
 
 const TABLES: Record<TopGrain, [string, string]> = { day: ['video_stats_per_day', 'day'], week: ['video_stats_per_week', 'week'], month: ['video_stats_per_month', 'month'] }
@@ -312,6 +312,53 @@ describe('the platform top of a period', () => {
         ['top2', 120],
         ['late', 110],
         ['top1', 110],
+      ])
+    })
+  })
+
+  it('titles a ranking by threshold from the read of the parts after it: the latest title of each video, one round trip to the engine less', async () => {
+    await inPartsOfTheirOwn(async () => {
+      await insertEvents(t.ch, [...[100, 110, 120, 130, 140].flatMap((n, i) => plays(`named${i}`, n)), ...plays('named-late', 50)])
+      // Every video registered but named0; named4 renamed since (the latest title wins).
+      const video = (id: string, title: string, at: string) => ({ video_id: id, creator_id: 'c', title, duration_ms: 60_000, created_at: '2026-03-01 00:00:00.000', updated_at: at })
+      await t.ch.insert({
+        table: 'videos',
+        format: 'JSONEachRow',
+        values: [
+          ...[1, 2, 3, 4].map((i) => video(`named${i}`, `Video ${i}`, '2026-03-01 00:00:00.000')),
+          video('named4', 'Video 4, renamed', '2026-03-01 00:00:01.000'),
+          video('named-late', 'Late', '2026-03-01 00:00:00.000'),
+        ],
+      })
+      const hints = thresholdHints()
+      const queries: unknown[] = []
+      const top = async (opts: Parameters<typeof topVideos>[2] = {}) => {
+        queries.length = 0
+        const got = await topVideos(countingCalls(t.ch, 'query', queries), { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 }, { hints, ...opts })
+        return got.rows.map((r) => [r.video_id, r.views, r.title])
+      }
+      const reads: string[] = []
+      expect(await top({ onRead: (how) => reads.push(how) })).toEqual([
+        ['named4', 140, 'Video 4, renamed'],
+        ['named3', 130, 'Video 3'],
+        ['named2', 120, 'Video 2'],
+        ['named1', 110, 'Video 1'],
+        ['named0', 100, ''],
+      ])
+      // By the kept threshold: the parts before, the ranking, the parts after with the titles.
+      await top({ onRead: (how) => reads.push(how) })
+      expect(reads).toEqual(['threshold', 'hint'])
+      expect(queries).toHaveLength(3)
+      // Ranked again after an insert during the ranking: the titles are those of the second ranking's videos.
+      let rankings = 0
+      const again = await top({ beforeRanking: async () => void (++rankings === 1 && (await insertEvents(t.ch, plays('named-late', 60)))) })
+      expect(rankings).toBe(2)
+      expect(again).toEqual([
+        ['named4', 140, 'Video 4, renamed'],
+        ['named3', 130, 'Video 3'],
+        ['named2', 120, 'Video 2'],
+        ['named-late', 110, 'Late'],
+        ['named1', 110, 'Video 1'],
       ])
     })
   })
