@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../harness/engines.ts'
@@ -148,10 +148,16 @@ describe('benchmarks in smoke mode', () => {
 
   it.skipIf(!gitCheckout)('bench:api:ab and bench:ingest:ab run a commit and this checkout in alternation, each with its own copy of the benchmark', async () => {
     const apiOut = join(dir, 'api-ab.json')
-    const api = await run('api-ab.ts', ['--against', 'HEAD', '--pairs', '1', '--out', apiOut, '--', '--smoke', '--data-dir', join(dir, 'data'), '--clients', '2', '--only', 'settlement totals'])
+    // Each run on a fresh copy of the data: the folder itself is left as it was.
+    const data = join(dir, 'data')
+    const listing = () => readdirSync(data, { recursive: true, withFileTypes: true }).map((f) => `${join(f.parentPath, f.name)} ${f.isFile() ? statSync(join(f.parentPath, f.name)).size : 'dir'}`).sort()
+    const before = listing()
+    const api = await run('api-ab.ts', ['--against', 'HEAD', '--pairs', '2', '--fresh-data', '--out', apiOut, '--', '--smoke', '--data-dir', data, '--clients', '2', '--only', 'settlement totals'])
     expect(api.code, api.out).toBe(0)
+    expect(listing()).toEqual(before)
     const a = JSON.parse(readFileSync(apiOut, 'utf8')) as { commits: { before: string; after: string }; runs: { side: string; figures: { endpoints: { name: string; errors: object; warm: { requests: number } }[] } }[] }
-    expect(a.runs.map((r) => r.side)).toEqual(['before', 'after'])
+    // The pairs take turns at going first.
+    expect(a.runs.map((r) => r.side)).toEqual(['before', 'after', 'after', 'before'])
     expect(a.commits.after.startsWith(a.commits.before)).toBe(true)
     for (const r of a.runs) {
       expect(r.figures.endpoints.map((e) => e.name)).toEqual(['settlement totals (creator, days of the month)'])
