@@ -245,10 +245,11 @@ const partsSummary = (names: string[]) => ({ parts: names.length, block: Math.ma
 async function partsAndTitles(ch: ClickHouseClient, table: string, ids: string[]): Promise<ReturnType<typeof partsSummary> & { titles: Map<string, string> }> {
   const rs = await ch.query({
     query: `SELECT (SELECT groupArray(name) FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active) AS parts,
-                   (SELECT groupArray((video_id, title)) FROM (${TITLES})) AS titles`,
+                   (SELECT groupArray([video_id, title]) FROM (${TITLES})) AS titles`,
     query_params: { table, ids },
     format: 'JSONEachRow',
   })
+  // Each title as an array [id, title], not a tuple: a server may write named tuples as objects.
   const [row] = await rs.json<{ parts: string[]; titles: [string, string][] }>()
   if (!row) throw new Error('no row from the parts and titles read')
   return { ...partsSummary(row.parts), titles: new Map(row.titles) }
