@@ -2,7 +2,6 @@ import { Registry } from 'prom-client'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { loadSettings } from '../../lib/config.ts'
-import { BlockRanges, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
 import { ids, insertEvents, playsBy } from '../../test/analytics/events.ts'
 import type { TestClickHouse, TestRedis } from '../../test/harness/engines.ts'
 import { withTestEngines } from '../../test/harness/test-engines.ts'
@@ -11,78 +10,7 @@ import { arrivals, type Arrivals } from '../http/arrivals.ts'
 import { openRows } from './open-rows.ts'
 import { advanceStatsRow, videoStatsMany, type StatsQuery, type StatsRow } from './queries.ts'
 import { createStatsReader } from './reader.ts'
-import { Uint64Set, viewerSets } from './viewer-sets.ts'
-
-describe('blocks seen by a read', () => {
-  it('are those of the parts that held the key and of earlier parts that overlap none of them', () => {
-    const seen = seenBlocks(['all_1_4_1'], ['all_1_2_1', 'all_3_3_0', 'all_5_5_0', 'all_6_6_0', '202612_1_1_0'])
-    expect(['all_1_4_1', 'all_1_2_1', 'all_5_5_0', 'all_6_6_0', 'all_5_6_1', '202612_1_1_0'].map((p) => seen.covers(p))).toEqual([true, true, true, true, true, true])
-    // Block 7 was not seen; a part that merged it with seen ones is not covered, but overlaps.
-    expect([seen.covers('all_7_7_0'), seen.covers('all_1_7_2'), seen.overlaps('all_1_7_2'), seen.overlaps('all_7_7_0')]).toEqual([false, false, true, false])
-    // Parts of the list that overlap a part holding the key are not known to lack it beyond it.
-    const partly = seenBlocks(['all_3_3_0'], ['all_2_4_1'])
-    expect([partly.covers('all_3_3_0'), partly.covers('all_2_2_0'), partly.covers('all_2_4_1')]).toEqual([true, false, false])
-    // The blocks of a part not seen, as runs.
-    expect([seen.missing('all_1_9_2'), partly.missing('all_1_5_1'), partly.missing('all_3_3_0'), seen.missing('other_1_1_0')]).toEqual([[[7, 9]], [[1, 2], [4, 5]], [], [[1, 1]]])
-    expect([seen.present('all_1_9_2'), partly.present('all_1_5_1'), partly.present('all_2_2_0'), seen.present('all_0_1_1')]).toEqual([[[1, 6]], [[3, 3]], [], [[1, 1]]])
-    // A name of another shape covers nothing and is known of nothing.
-    const r = new BlockRanges()
-    r.add('broken')
-    expect([r.covers('broken'), r.overlaps('broken')]).toEqual([false, true])
-  })
-})
-
-describe('the active parts the store keeps', () => {
-  it('are read again on a new load version, after a second, and under a new generation; not kept when the read fails', async () => {
-    let t = 0
-    let reads = 0
-    const rows = openRows<number>({ maxKeys: 10, now: () => t })
-    const read = async (): Promise<TablePart[]> => [{ name: `all_${++reads}_${reads}_0`, rows: 1 }]
-    const names = async (gen: string, loads: string | null) => (await rows.parts(gen, 'video_stats_per_day', loads, read)).map((p) => p.name)
-    expect(await names('g1', 'l1')).toEqual(['all_1_1_0'])
-    t = 999
-    expect(await names('g1', 'l1')).toEqual(['all_1_1_0'])
-    expect(await names('g1', 'l2')).toEqual(['all_2_2_0'])
-    t = 2000
-    expect(await names('g1', 'l2')).toEqual(['all_3_3_0'])
-    expect(await names('g2', 'l2')).toEqual(['all_4_4_0'])
-    const failing = async (): Promise<TablePart[]> => {
-      throw new Error('system.parts not readable')
-    }
-    expect(await rows.parts('g2', 'video_stats_per_day', 'l3', failing)).toEqual([])
-    expect(await names('g2', 'l3')).toEqual(['all_5_5_0'])
-  })
-})
-
-describe('a kept row advanced by new parts', () => {
-  /** A uniqExact(UInt64) state of the given small values. */
-  const state = (...values: number[]) => Uint8Array.from([values.length, ...values.flatMap((v) => [v, 0, 0, 0, 0, 0, 0, 0])])
-  const add = (row: number, adds: Record<string, number>[], viewers: number) => row + adds.reduce((n, a) => n + a.views!, 0) * 1000 + viewers
-  const part = (name: string, rows: number): TablePart => ({ name, rows })
-
-  it('only when its set holds no blocks beyond those the row is exact over once advanced', async () => {
-    const rows = openRows<number>({ maxKeys: 10, advance: add })
-    const viewers = { viewers: new Uint64Set(), ranges: new BlockRanges() }
-    viewers.viewers.add(1, 0)
-    viewers.ranges.add('all_1_1_0')
-    // A viewer set's entry (not this store's own): it may be read into by others.
-    rows.record('g', 't', 'k', 1, seenBlocks(['all_1_1_0'], ['all_1_1_0']), viewers, false)
-    const read = async () => new Map([['all_2_2_0', new Map([['k', { sums: { views: 2 }, state: state(1, 2) }]])]])
-    // Advanced over block 2: views + 2, viewers {1, 2}.
-    expect(await rows.lookup('g', 't', ['k'], [part('all_1_1_0', 1), part('all_2_2_0', 1)], read)).toEqual(new Map([['k', 1 + 2000 + 2]]))
-    // A set shared with a newer read already holds block 4, which this list of parts does not know of: not advanced.
-    viewers.viewers.add(4, 0)
-    viewers.ranges.add('all_4_4_0')
-    const read3 = async () => new Map([['all_3_3_0', new Map([['k', { sums: { views: 1 }, state: state(3) }]])]])
-    expect(await rows.lookup('g', 't', ['k'], [part('all_1_2_1', 2), part('all_3_3_0', 1)], read3)).toEqual(new Map())
-    // Once the list holds it (and the row's parts), it is: block 4 comes with its sums.
-    const read4 = async () => new Map([['all_4_4_0', new Map([['k', { sums: { views: 5 }, state: state(4) }]])]])
-    const answer = await rows.lookup('g', 't', ['k'], [part('all_1_2_1', 2), part('all_3_3_0', 1), part('all_4_4_0', 1)], read4)
-    expect(answer).toEqual(new Map([['k', 2003 + 6000 + 4]]))
-    expect(rows.held()).toMatchObject({ advanced: 2, misses: 1, viewers: 0 })
-    expect(viewers.viewers.size).toBe(4)
-  })
-})
+import { viewerSets } from './viewer-sets.ts'
 
 let engine: TestClickHouse
 let redis: TestRedis
@@ -376,27 +304,51 @@ describe('a burst of stats reads', () => {
     const settings = loadSettings({ DATA_DIR: engine.dataDir })
     const cache = createAggregateCache(redis.client)
     const now = () => new Date('2026-03-06T03:00:00Z')
-    /**
-     * Three reads, each with a ticket taken at once, each starting after the one before has
-     * gone further than its batch's 3 ms gather (its own lookups and round trips): without
-     * tickets, once the query before it has started; with them, 20 ms after the read before.
-     */
-    const burst = async (onTheWay?: Arrivals) => {
-      const { client, calls } = counting(ch)
-      const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 0, batchGatherMs: 3, onTheWay, batchGatherMaxMs: 1_000 })
-      const tickets = ['ba', 'bb', 'bc'].map(() => onTheWay?.take())
-      const answers = await Promise.all(
-        ['ba', 'bb', 'bc'].map(async (video, i) => {
-          if (onTheWay) await new Promise((r) => setTimeout(r, 20 * i))
-          else await vi.waitFor(() => expect(calls.stats).toBeGreaterThanOrEqual(i))
-          const { rows } = await read({ videoId: video, creatorId: 'cb', grain: 'day', from: '2026-03-04', to: '2026-03-05' }, tickets[i])
-          return rows.map((r) => r.views)
-        }),
-      )
-      return { answers, queries: calls.stats, out: onTheWay?.out }
+    const reader = (client: ClickHouseClient, onTheWay?: Arrivals) =>
+      createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 0, batchGatherMs: 3, onTheWay, batchGatherMaxMs: 1_000 })
+    const videos = ['ba', 'bb', 'bc']
+    const ask = (read: ReturnType<typeof reader>, video: string, joined?: () => void) =>
+      read({ videoId: video, creatorId: 'cb', grain: 'day', from: '2026-03-04', to: '2026-03-05' }, joined).then(({ rows }) => rows.map((r) => r.views))
+
+    // Without tickets, each read starting once the query before it has started: three queries.
+    const alone = counting(ch)
+    const readAlone = reader(alone.client)
+    const answers = await Promise.all(
+      videos.map(async (video, i) => {
+        await vi.waitFor(() => expect(alone.calls.stats).toBeGreaterThanOrEqual(i))
+        return ask(readAlone, video)
+      }),
+    )
+    expect({ answers, queries: alone.calls.stats }).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 3 })
+
+    // With a ticket each, taken at once, each read starting once the one before has joined the
+    // batch and the batch's 3 ms gather has run out (the timers faked: no time passes but what
+    // the test moves on): one query.
+    const onTheWay = arrivals()
+    const together = counting(ch)
+    const read = reader(together.client, onTheWay)
+    const tickets = videos.map(() => onTheWay.take())
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const asked: Promise<number[]>[] = []
+      for (const [i, video] of videos.entries()) {
+        await new Promise<void>((joined) =>
+          asked.push(
+            ask(read, video, () => {
+              tickets[i]!()
+              joined()
+            }),
+          ),
+        )
+        // Once the reactions queued as it joined have run (its batch's gather timer set), the gather
+        // runs out, and what follows from that runs before the next read starts.
+        await new Promise((r) => setImmediate(r))
+        vi.advanceTimersByTime(3)
+        await new Promise((r) => setImmediate(r))
+      }
+      expect({ answers: await Promise.all(asked), queries: together.calls.stats, out: onTheWay.out }).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 1, out: 0 })
+    } finally {
+      vi.useRealTimers()
     }
-    const alone = await burst()
-    expect(alone).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 3, out: undefined })
-    expect(await burst(arrivals())).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 1, out: 0 })
   })
 })
