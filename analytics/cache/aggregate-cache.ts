@@ -89,27 +89,25 @@ export function createAggregateCache(redis: Redis, registry?: Registry) {
       return fields.length === 0 ? Promise.resolve([]) : quiet(redis.hmget(key, ...fields))
     },
     /**
-     * Adds fields to a hash; the hash expires `ttlSeconds` after it was created, so no field outlives that.
-     * Like `set`, the write is on its way when this returns (sent on this cache's one connection,
-     * whose commands Redis runs in order: any later read through this cache sees it), so a caller
-     * need not wait for it (see `set`).
+     * Adds fields to a hash; the hash expires `ttlSeconds` after it was created, so no field
+     * outlives that. Sent, not waited for (see `set`).
      */
-    async setFields(key: string, values: Record<string, string>, ttlSeconds: number): Promise<void> {
+    setFields(key: string, values: Record<string, string>, ttlSeconds: number): void {
       if (Object.keys(values).length === 0) return
-      await quiet(redis.multi().hset(key, values).expire(key, ttlSeconds, 'NX').exec())
+      void quiet(redis.multi().hset(key, values).expire(key, ttlSeconds, 'NX').exec())
     },
     /** A value, or null when absent or Redis cannot answer. */
     get(key: string): Promise<string | null> {
       return quiet(redis.get(key))
     },
     /**
-     * Writes a value with a TTL. The command is sent before this returns, so a caller answering
-     * from what it writes need not wait for the reply (a cold burst's answers waited 2–8 ms
+     * Writes a value with a TTL. The command is sent before this returns and its reply is not
+     * waited for, so an answer does not wait on the cache (a cold burst's answers waited 2–8 ms
      * for it in a trace of the API): a read made later through this cache comes after it on
-     * the same connection, and a write that fails is dropped either way (the next read queries).
+     * the same connection, and a write that fails is dropped (the next read queries).
      */
-    async set(key: string, value: string, ttlSeconds: number): Promise<void> {
-      await quiet(redis.set(key, value, 'EX', ttlSeconds))
+    set(key: string, value: string, ttlSeconds: number): void {
+      void quiet(redis.set(key, value, 'EX', ttlSeconds))
     },
     /** Counts an answer in `cs_analytics_cache_answers_total`. */
     count(endpoint: string, outcome: CacheOutcome): void {

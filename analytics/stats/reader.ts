@@ -163,7 +163,7 @@ export function createStatsReader(deps: {
       const closedRows = got.value.filter((r) => keep.has(r.period) && !found.has(r.period))
       // Not waited for (see setFields): this process keeps the rows in memory at once, and other
       // processes that read before the write lands query them once more.
-      void cache.setFields(key, Object.fromEntries(closedRows.map((r) => [r.period, JSON.stringify(r)])), deps.closedTtlSeconds)
+      cache.setFields(key, Object.fromEntries(closedRows.map((r) => [r.period, JSON.stringify(r)])), deps.closedTtlSeconds)
       local.add(key, closedRows.map((r) => [r.period, r] as const))
       return { ...got, stored: closedRows.length > 0 || got.stored }
     })

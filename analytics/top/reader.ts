@@ -71,7 +71,7 @@ export function createTopReader(deps: {
     const out = await topVideos(deps.ch, q, { hints, onRead: deps.onRead })
     const after = hints.get(key)
     // A threshold that was not met and not replaced is cleared there too ('0': none).
-    if (after !== before) void cache.set(redisKey, String(after ?? 0), THRESHOLD_TTL_SECONDS)
+    if (after !== before) cache.set(redisKey, String(after ?? 0), THRESHOLD_TTL_SECONDS)
     return out
   }
   const openMaxAgeMs = deps.openMaxAgeMs ?? 0
@@ -104,7 +104,7 @@ export function createTopReader(deps: {
     const longest = await fill(key, async () => {
       const answer = await query({ ...q, limit: length })
       // Not waited for (see the cache's set): later reads through this cache come after it.
-      void cache.set(key, JSON.stringify({ at: now, closed, rows: answer.rows }), ttl)
+      cache.set(key, JSON.stringify({ at: now, closed, rows: answer.rows }), ttl)
       return answer
     })
     return { period, rows: longest.rows.slice(0, q.limit), outcome: 'miss', stored: true }
