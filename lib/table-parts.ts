@@ -1,8 +1,35 @@
 import type { ClickHouseClient } from './clickhouse.ts'
 
-/** The names of a MergeTree table's active parts (throws as activeParts does). */
-export async function activePartNames(ch: ClickHouseClient, table: string): Promise<string[]> {
-  return (await activeParts(ch, table)).map((p) => p.name)
+/**
+ * The names of the active parts of one partition of a MergeTree table (`{table}`,
+ * `{partition}` as system.parts writes it: a Date key's as YYYY-MM-DD), or of every
+ * part of a table without a partition key.
+ */
+export const PARTITION_PARTS_SQL =
+  "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active AND (partition = {partition:String} OR partition_id = 'all')"
+
+/** The names of the active parts of one partition (see PARTITION_PARTS_SQL; throws as activeParts does). */
+export async function partitionPartNames(ch: ClickHouseClient, table: string, partition: string): Promise<string[]> {
+  const rs = await ch.query({ query: PARTITION_PARTS_SQL, query_params: { table, partition }, format: 'JSONEachRow' })
+  return ((await rs.json()) as { name: string }[]).map((r) => r.name)
+}
+
+/**
+ * At most how many parts were inserted into a partition between two readings of its
+ * active parts (`before`, then `after`): block numbers count the table's inserts (each
+ * insert into a partition makes one part, numbered above every block the table had), so
+ * every block of `after` above the highest of `before` may be one. A merge adds no block;
+ * blocks of other partitions within a merged part's range are counted too (a bound).
+ */
+export function insertedBetween(before: string[], after: string[]): number {
+  const high = Math.max(0, ...before.map((n) => partBlocks(n)?.max ?? 0))
+  let n = 0
+  for (const name of after) {
+    const b = partBlocks(name)
+    if (b === null) return Infinity
+    if (b.max > high) n += b.max - Math.max(b.min, high + 1) + 1
+  }
+  return n
 }
 
 /**

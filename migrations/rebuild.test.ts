@@ -1,7 +1,7 @@
 import { cpSync, readdirSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { encodeRows, insertRawEvents, rowText } from '../ingest/events/rows.ts'
 import type { PlaybackEvent } from '../ingest/events/schema.ts'
 import { repairWal } from '../ingest/repair.ts'
@@ -14,6 +14,7 @@ import { createServices } from '../lib/create-services.ts'
 import { createLogger } from '../lib/log.ts'
 import { rows, startTestRedis, tempDir, testSettings, type TestRedis } from '../test/harness/engines.ts'
 import { loadMigrations, migrate, MigrationError } from './runner.ts'
+import { anyPartitionCount } from './partitions.ts'
 import { rebuildTables } from './rebuild.ts'
 
 const MIGRATIONS_DIR = dirname(fileURLToPath(import.meta.url))
@@ -89,6 +90,10 @@ beforeAll(async () => {
     const token = crypto.randomUUID()
     await insertRawEvents(ch, flushText(items, token).body, token)
   }
+  // One load over 130 days: the copy of a table partitioned by day writes more partitions at once than the engine allows by default (100).
+  const spread: Played[] = Array.from({ length: 130 }, (_, d) => ({ video: `v${d % 5}`, viewer: `w${d % 9}`, ts: t0 + d * DAY }))
+  const token = crypto.randomUUID()
+  await insertRawEvents(ch, flushText(spread, token).body, token)
 })
 
 afterAll(async () => {
@@ -97,7 +102,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true })
 })
 
-describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
+describe('migrations 0060 and 0062: the stats tables rebuilt in 64 KiB granules, then partitioned by period', () => {
   it('is refused on a database in use unless ingest is stopped, and then nothing is applied', async () => {
     const err = await createServices({ ...settings, embedded: false }, { ch, redis: redis.client }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(MigrationError)
@@ -132,7 +137,7 @@ describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
 
     const generation = Number((await redis.client.get(AGGREGATES_GENERATION_KEY)) ?? 0)
     const services = await createServices(settings, { ch, redis: redis.client, ingestStopped: true })
-    expect(services.migrationsApplied.map((m) => m.version)).toEqual([60, 61])
+    expect(services.migrationsApplied.map((m) => m.version)).toEqual([60, 61, 62])
     // What analytics derived from the old tables (cached rows, viewer sets by block) goes.
     expect(Number(await redis.client.get(AGGREGATES_GENERATION_KEY))).toBe(generation + 1)
     expect(wal.tokens()).toEqual([])
@@ -148,11 +153,27 @@ describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
     expect(await cut('raw_events')).toBe('2')
   })
 
-  it('leaves the tables in 64 KiB granules, merged, with their dedup window, comments and no leftovers', async () => {
+  it('leaves the tables in 64 KiB granules, partitioned by period, merged, with their dedup window, comments and no leftovers', async () => {
     for (const [name, engine] of Object.entries(await engines())) {
       expect(engine, name).toContain('index_granularity_bytes = 65536')
       expect(engine, name).toContain('non_replicated_deduplication_window = 10000')
+      // 0062: a partition per period, merged into one part by the engine once quiet for an hour.
+      expect(engine, name).toContain(`PARTITION BY ${name.replace('video_stats_per_', '')} `)
+      expect(engine, name).toContain('min_age_to_force_merge_seconds = 3600, min_age_to_force_merge_on_partition_only = 1')
     }
+    const partitions = await rows<{ table: string; n: string; merged: number }>(
+      ch,
+      `SELECT table, count() AS n, countIf(parts = 1) AS merged
+       FROM (SELECT table, partition, count() AS parts FROM system.parts WHERE database = currentDatabase() AND active AND table IN {t:Array(String)} GROUP BY table, partition)
+       GROUP BY table ORDER BY table`,
+      { t: [...STATS] },
+    )
+    // One part a period: 130 days and more (the copy wrote them in one insert), their weeks and months.
+    expect(partitions.map((p) => [p.table, Number(p.n) === Number(p.merged), Number(p.n) >= 130 ? '130+' : Number(p.n) > 4])).toEqual([
+      ['video_stats_per_day', true, '130+'],
+      ['video_stats_per_month', true, true],
+      ['video_stats_per_week', true, true],
+    ])
     expect(await rows(ch, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE '%rebuild%'")).toEqual([])
     // Merged parts (level 1 and more): FINAL reads them without merging them again.
     expect(await rows(ch, 'SELECT table, name FROM system.parts WHERE database = currentDatabase() AND active AND table IN {t:Array(String)} AND level = 0', { t: [...STATS] })).toEqual([])
@@ -201,11 +222,34 @@ describe('migration 0060: the stats tables rebuilt in 64 KiB granules', () => {
   })
 })
 
+describe('migration 0062: a period that takes no more inserts', () => {
+  it('is merged by the engine into one part once quiet for the set time, its rows unchanged', async () => {
+    // The set time lowered from an hour to a second for the test.
+    await ch.command({ query: 'ALTER TABLE video_stats_per_day MODIFY SETTING min_age_to_force_merge_seconds = 1' })
+    try {
+      const day = t0 + 300 * DAY
+      for (let load = 0; load < 3; load++) {
+        const token = crypto.randomUUID()
+        await insertRawEvents(ch, flushText([{ video: 'quiet-1', viewer: `w${load}`, ts: day, watched: 1_000 }], token).body, token)
+      }
+      const parts = () => rows<{ name: string; level: number }>(ch, "SELECT name, level FROM system.parts WHERE database = currentDatabase() AND active AND table = 'video_stats_per_day' AND partition = '2027-08-01'")
+      await vi.waitFor(async () => expect(await parts()).toHaveLength(1), { timeout: 30_000, interval: 200 })
+      const [part] = await parts()
+      // A merge of the three loads' parts (block numbers count the table's inserts).
+      expect(part!.level).toBeGreaterThan(1)
+      const day_ = await rows(ch, "SELECT toString(day) AS day, sum(views) AS views, uniqExactMerge(unique_viewers) AS viewers FROM video_stats_per_day WHERE video_id = 'quiet-1' GROUP BY day")
+      expect(day_).toEqual([{ day: '2027-08-01', views: '3', viewers: '3' }])
+    } finally {
+      await ch.command({ query: 'ALTER TABLE video_stats_per_day MODIFY SETTING min_age_to_force_merge_seconds = 3600' })
+    }
+  })
+})
+
 describe('rebuildTables', () => {
   /** A client whose n-th command fails, as a process killed there would stop. */
   const crashingAt = (n: number): ClickHouseClient => {
     let calls = 0
-    return new Proxy(ch, {
+    return new Proxy(anyPartitionCount(ch), {
       get(target, prop, receiver) {
         if (prop === 'command')
           return async (p: Parameters<ClickHouseClient['command']>[0]) => {
@@ -233,20 +277,30 @@ describe('rebuildTables', () => {
       ] as const
     ).map(([name, period]) => ({
       name,
-      // The projections of migration 0061 come along (CREATE TABLE … AS) and need their merge mode.
-      engine: `AggregatingMergeTree ORDER BY (${period}, creator_id, video_id) SETTINGS index_granularity_bytes = ${bytes}, non_replicated_deduplication_window = 10000, deduplicate_merge_projection_mode = 'rebuild'`,
+      // The projections of migration 0061 come along (CREATE TABLE … AS) and need their merge
+      // mode; the tables are partitioned by period since 0062, with more than 100 days.
+      engine: `AggregatingMergeTree PARTITION BY ${period} ORDER BY (${period}, creator_id, video_id) SETTINGS index_granularity_bytes = ${bytes}, non_replicated_deduplication_window = 10000, deduplicate_merge_projection_mode = 'rebuild'`,
       rebuiltWhen: `index_granularity_bytes = ${bytes}`,
     })),
     views: views(),
   })
 
   it('finishes the same rebuild, with the same rows, after a crash at any of its steps', async () => {
+    // Over three days of two weeks and two months, in several parts each: a rebuild's cost
+    // grows with the partitions (130 days: 3 s), the steps a crash may cut do not.
+    for (const table of ['raw_events', ...STATS]) await ch.command({ query: `TRUNCATE TABLE ${table}` })
+    for (let load = 0; load < 3; load++) {
+      const items: Played[] = Array.from({ length: 12 }, (_, i) => ({ video: `v${i % 4}`, viewer: `w${(i + load) % 5}`, ts: t0 + [0, 8, 30][i % 3]! * DAY, watched: 1_000 + i }))
+      const token = crypto.randomUUID()
+      await insertRawEvents(ch, flushText(items, token).body, token)
+    }
     const before = await statsTables()
+    expect(before.video_stats_per_day).toHaveLength(12)
     // 3 views dropped, 6 commands a table, 3 views created.
     for (let n = 1; n <= 24; n++) {
       const bytes = 40_000 + n
       await expect(rebuildTables(crashingAt(n), spec(bytes))).rejects.toThrow(`killed at command ${n}`)
-      await rebuildTables(ch, spec(bytes))
+      await rebuildTables(anyPartitionCount(ch), spec(bytes))
       expect(Object.values(await engines()).every((e) => e.includes(`index_granularity_bytes = ${bytes},`)), `crash at ${n}`).toBe(true)
       expect(await statsTables(), `crash at ${n}`).toEqual(before)
       // The projections of migration 0061 are copied with the table (with the merge mode they need).

@@ -5,7 +5,7 @@ import { loadMigrations } from './runner.ts'
  * The checksum of every migration as released (SQL rendered with SETTLEMENT_TZ
  * Asia/Seoul; a code step's text and the modules of this folder it imports). A database
  * refuses to start when an applied migration's checksum differs, so a change to a
- * released one (or to `rebuild.ts`, which 0060 imports) would stop every deployed
+ * released one (or to a module a code step imports: `rebuild.ts`, `partitions.ts`) would stop every deployed
  * server: change the schema by a new migration, and add its line here.
  */
 const RELEASED: [number, string][] = [
@@ -38,6 +38,7 @@ const RELEASED: [number, string][] = [
   [50, '359b0224b08ab519e7c1f4950952e10c7a79af41264112f9c7d5165dd0b6e45a'],
   [60, '7de98916f907d992acf73fdfb518ea1c59b2783447455dec8c9eaaf889574727'],
   [61, 'e6bc4684a77f3247781875bc6d0efe6269d3aafbd74620cb9fd1996a4c0db734'],
+  [62, '87a67a3f2483fd44e2ad50ba57228fb449ad3d6a3861d906488d1a4d362cf558'],
 ]
 
 describe('released migrations', () => {

@@ -26,7 +26,9 @@ const migrationFiles = () =>
 function migrationsDir(files: Record<string, string> = {}, copyReal = false): string {
   const dir = tempDir('cs-migrations-')
   dirs.push(dir)
-  if (copyReal) for (const f of [...migrationFiles(), 'rebuild.ts', 'runner.ts']) cpSync(join(MIGRATIONS_DIR, f), join(dir, f))
+  // The code steps' helpers too (rebuild.ts, partitions.ts, ...): every module of the folder but its tests.
+  const helpers = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !migrationFiles().includes(f))
+  if (copyReal) for (const f of [...migrationFiles(), ...helpers]) cpSync(join(MIGRATIONS_DIR, f), join(dir, f))
   for (const [name, sql] of Object.entries(files)) writeFileSync(join(dir, name), sql)
   return dir
 }

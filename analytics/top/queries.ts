@@ -1,7 +1,7 @@
 import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
-import { activePartNames, partBlocks } from '../../lib/table-parts.ts'
+import { insertedBetween, PARTITION_PARTS_SQL, partitionPartNames } from '../../lib/table-parts.ts'
 import { periodStart } from '../http/dates.ts'
 
 export type TopGrain = 'day' | 'week' | 'month'
@@ -137,11 +137,13 @@ const NEW_PARTS_ALLOWED = 8
  * a day of 4.5M videos took 1.2 s alone on 3 December; this about 0.15 s). A video's total is
  * the sum of its rows, at most one per part (an insert merges its block's equal keys,
  * `optimize_on_insert`, and a merge its parts'), so a video with a total of at least L has a
- * row of at least L / parts. L is the `limit`-th largest total among the videos of the
- * largest rows; every video with a total of L or more is then read exactly, by key, and
- * ranked. Totals only grow, so an L read earlier is still a lower bound; the ranking counts
- * the parts active before it, and is read again with room for NEW_PARTS_ALLOWED inserts when
- * a part was inserted meanwhile (block numbers count inserts; merges do not add any); if more
+ * row of at least L / parts, where the parts are those of the period's partition (the
+ * tables are partitioned by period; a period that has ended is merged into one part, so its
+ * rows at least L are exactly the videos ranked). L is the `limit`-th largest total among
+ * the videos of the largest rows; every video with a total of L or more is then read
+ * exactly, by key, and ranked. Totals only grow, so an L read earlier is still a lower
+ * bound; the ranking counts the parts active before it, and is read again with room for
+ * NEW_PARTS_ALLOWED inserts when a part was inserted meanwhile (see insertedBetween); if more
  * were inserted than that, the answer is not trusted: null, and the caller reads the whole
  * period. Null too when the period has fewer than `limit` videos
  * with a positive metric (then it is small).
@@ -163,10 +165,11 @@ async function platformTopByThreshold(
   q: Source & { start: string; limit: number; hintKey: string },
   opts: TopOptions,
 ): Promise<{ rows: RankedRow[]; titles: Map<string, string> } | null> {
-  // A user without access to system.parts (a server's choice) gets the whole-period read.
-  const before = await activePartNames(ch, q.table).then(partsSummary, () => null)
-  if (before === null) return null
-  const parts = before.parts + NEW_PARTS_ALLOWED
+  // A user without access to system.parts (a server's choice) gets the whole-period read; so
+  // does a period without parts (nothing to rank). Only the period's partition holds its rows.
+  const before = await partitionPartNames(ch, q.table, q.start).catch(() => null)
+  if (before === null || before.length === 0) return null
+  const parts = before.length + NEW_PARTS_ALLOWED
   const where = `${q.period} = {period:Date}`
   /**
    * The videos with a row of at least threshold / parts (rounded up: metrics are integers),
@@ -187,12 +190,12 @@ async function platformTopByThreshold(
         `SELECT video_id, creator_id, views, watch_ms FROM ${q.table} FINAL
          WHERE ${where} AND (creator_id, video_id) IN (${rowsAtLeast(q)})
          ORDER BY ${q.metric} DESC, video_id LIMIT {limit:UInt32}`,
-        { period: q.start, least: Math.ceil(threshold / (from.parts + room)), limit: q.limit },
+        { period: q.start, least: Math.ceil(threshold / (from.length + room)), limit: q.limit },
       )
-      const after = await partsAndTitles(ch, q.table, ranked.map((r) => r.video_id)).catch(() => null)
+      const after = await partsAndTitles(ch, q.table, q.start, ranked.map((r) => r.video_id)).catch(() => null)
       if (after === null) return null
-      if (after.block - from.block <= room) return { rows: ranked, titles: after.titles }
-      from = after
+      if (insertedBetween(from, after.parts) <= room) return { rows: ranked, titles: after.titles }
+      from = after.parts
     }
     return null
   }
@@ -234,25 +237,22 @@ async function platformTopByThreshold(
   return ranked
 }
 
-/** How many parts a table has active, and the highest block number among them (block numbers count inserts). */
-const partsSummary = (names: string[]) => ({ parts: names.length, block: Math.max(0, ...names.map((n) => partBlocks(n)?.max ?? 0)) })
-
 /**
- * The table's active parts (as partsSummary), read after the call began, and the latest
- * title of each of these videos, in one statement (a SELECT of two scalar subqueries: one
- * row, whatever either finds). Throws where system.parts may not be read.
+ * The active parts of the period's partition (as partitionPartNames), read after the call
+ * began, and the latest title of each of these videos, in one statement (a SELECT of two
+ * scalar subqueries: one row, whatever either finds). Throws where system.parts may not be read.
  */
-async function partsAndTitles(ch: ClickHouseClient, table: string, ids: string[]): Promise<ReturnType<typeof partsSummary> & { titles: Map<string, string> }> {
+async function partsAndTitles(ch: ClickHouseClient, table: string, partition: string, ids: string[]): Promise<{ parts: string[]; titles: Map<string, string> }> {
   const rs = await ch.query({
-    query: `SELECT (SELECT groupArray(name) FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active) AS parts,
+    query: `SELECT (SELECT groupArray(name) FROM (${PARTITION_PARTS_SQL})) AS parts,
                    (SELECT groupArray([video_id, title]) FROM (${TITLES})) AS titles`,
-    query_params: { table, ids },
+    query_params: { table, partition, ids },
     format: 'JSONEachRow',
   })
   // Each title as an array [id, title], not a tuple: a server may write named tuples as objects.
   const [row] = await rs.json<{ parts: string[]; titles: [string, string][] }>()
   if (!row) throw new Error('no row from the parts and titles read')
-  return { ...partsSummary(row.parts), titles: new Map(row.titles) }
+  return { parts: row.parts, titles: new Map(row.titles) }
 }
 
 const TITLES = 'SELECT video_id, argMax(title, updated_at) AS title FROM videos WHERE video_id IN {ids:Array(String)} GROUP BY video_id'

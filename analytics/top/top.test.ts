@@ -363,6 +363,29 @@ describe('the platform top of a period', () => {
     })
   })
 
+  it("counts the parts of the period's partition only: other days' parts, before or during the ranking, change nothing", async () => {
+    await inPartsOfTheirOwn(async () => {
+      await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
+      // Ten parts of another day before, ten more during the first ranking: the day's ranking still
+      // counts its one part (its rows of at least the fifth total are exactly the five), and is read once.
+      const other = (video: string) => insertEvents(t.ch, [{ type: 'play', video_id: video, creator_id: 'c', viewer_id: 'w', at: '2026-03-03 01:00:00' }])
+      for (let i = 0; i < 10; i++) await other(`other${i}`)
+      const got = await rankWhileInserting(async (ranking) => {
+        if (ranking === 1) for (let i = 0; i < 10; i++) await other(`during${i}`)
+      })
+      expect([got.rankings, got.how]).toEqual([1, 'threshold'])
+      expect(got.rows).toEqual([
+        ['top4', 140],
+        ['top3', 130],
+        ['top2', 120],
+        ['top1', 110],
+        ['top0', 100],
+      ])
+      const [parts] = await rows<{ n: string }>(t.ch, "SELECT count() AS n FROM system.parts WHERE database = currentDatabase() AND active AND table = 'video_stats_per_day' AND partition = '2026-03-03'")
+      expect(parts!.n).toBe('20')
+    })
+  })
+
   it('reads the whole period when more parts were inserted meanwhile than it allowed for, and stays exact', async () => {
     await emptyTables()
     // Five videos of 100 to 140 views, one part.

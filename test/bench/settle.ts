@@ -2,7 +2,8 @@
  * bench:settle — one realistic day generated inside the engine (INSERT … SELECT from
  * numbers() through raw_events and its materialized views), then the nightly job for
  * that day through the real `settle()`, the naive settlement straight from the raw
- * events, and one full scan of the raw table (the floor).
+ * events, and one full scan of the raw table (the floor); then the merges the engine makes
+ * of the stats tables' periods once quiet, timed apart.
  *
  *   npm run bench:settle -- [--events 100000000] [--videos 5000000] [--day yesterday in Seoul]
  *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--no-merge-wait] [--smoke] [--out file.json]
@@ -36,6 +37,8 @@ const day = flags.get('day') ?? new Date(Date.now() + 9 * 3_600_000 - 86_400_000
 const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : peer ? 'data/bench-peer' : 'data/bench'))
 const bounds = dayBounds(day)
 const history = Math.min(videos, 100_000)
+/** The stats tables (partitioned by period, migration 0062), whose quiet periods the engine merges. */
+const STATS_TABLES = ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']
 
 rmSync(dataDir, { recursive: true, force: true })
 const redis = await startTestRedis()
@@ -94,6 +97,17 @@ try {
     rows<Record<string, string>>(ch, naiveSettlementSql(c), { from: bounds.from, to: bounds.to }),
   )
   await time('full scan of raw_events (floor)', () => rows(ch, fullScanSql))
+  // Once a period of the stats tables has taken no insert for an hour the engine merges its
+  // partition into one part (migration 0062). Done here at once, timed apart from the job (which
+  // at night may run before it): the folder is left as the engine would leave it, so bench:api
+  // reads the day as it is read an hour after its end, and no such merge starts during its runs.
+  const quiet = await time('merges of the quiet periods', () => mergeQuietPeriods(ch))
+  const [after] = await rows<{ most: string }>(
+    ch,
+    `SELECT max(parts) AS most FROM (SELECT count() AS parts FROM system.parts
+     WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)} GROUP BY table, partition)`,
+    { tables: STATS_TABLES },
+  )
   const [crossing] = await rows<{ n: string }>(
     ch,
     `SELECT count() AS n FROM settlement_video_lines WHERE day = {day:Date} AND run_id = {run:UInt64}
@@ -117,6 +131,9 @@ try {
     active_parts_after_generation: partsAfterGeneration,
     active_parts_before_job: partsBeforeJob,
     job_seconds: +jobS.toFixed(2),
+    quiet_period_merges_seconds: +timings['merges of the quiet periods']!.toFixed(2),
+    quiet_period_merges: quiet,
+    stats_parts_per_period_after: Number(after!.most),
     naive_seconds: +timings['naive (from raw events)']!.toFixed(2),
     full_scan_seconds: +timings['full scan of raw_events (floor)']!.toFixed(2),
     naive_over_job: +(timings['naive (from raw events)']! / jobS).toFixed(2),
@@ -153,6 +170,10 @@ const rowsOut: [string, string | number][] = [
   ],
   ['nightly job (settle) for the day, s', f.job_seconds as number],
   ['naive settlement from raw events, s', `${f.naive_seconds} (${f.naive_over_job}x the job)`],
+  [
+    "merges of the quiet periods, s (the engine's own an hour after a period's last insert; not part of the job)",
+    `${f.quiet_period_merges_seconds} (${(f.quiet_period_merges as unknown as { table: string; partition: string; parts: number }[]).map((m) => `${m.partition} of ${m.table.replace('video_stats_per_', '')}: ${m.parts} parts`).join(', ') || 'none'})`,
+  ],
   ['full scan of raw_events (floor), s', `${f.full_scan_seconds} (job = ${f.job_over_full_scan}x the scan)`],
   ['video lines / ad lines', `${fmt(f.video_lines as number)} / ${fmt(f.ad_lines as number)}`],
   ['views / video KRW / ad KRW', `${fmt(f.views as number)} / ${fmt(f.video_revenue_krw as number)} / ${fmt(f.ad_revenue_krw as number)}`],
@@ -188,6 +209,24 @@ async function activeParts(ch: ClickHouseClient): Promise<Record<string, number>
   return Object.fromEntries(parts.map((p) => [p.table, Number(p.n)]))
 }
 
+/**
+ * Merges each partition of the stats tables that is in more than one part into one, as the
+ * engine does once the partition has taken no insert for min_age_to_force_merge_seconds.
+ */
+async function mergeQuietPeriods(ch: ClickHouseClient): Promise<{ table: string; partition: string; parts: number }[]> {
+  const spread = await rows<{ table: string; partition: string; id: string; parts: string }>(
+    ch,
+    `SELECT table, partition, partition_id AS id, count() AS parts FROM system.parts
+     WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}
+     GROUP BY table, partition, partition_id HAVING parts > 1 ORDER BY table, partition`,
+    { tables: STATS_TABLES },
+  )
+  for (const p of spread) {
+    if (!STATS_TABLES.includes(p.table)) throw new Error(`not a stats table: ${p.table}`)
+    await ch.command({ query: `OPTIMIZE TABLE ${p.table} PARTITION ID {id:String} FINAL`, query_params: { id: p.id } })
+  }
+  return spread.map((p) => ({ table: p.table, partition: p.partition, parts: Number(p.parts) }))
+}
 /** Waits until no merge has run for `quietSeconds` (at most `maxSeconds`); `running` is what still ran when it gave up. */
 async function waitForMerges(ch: ClickHouseClient, quietSeconds = 5, maxSeconds = 1_200): Promise<{ running: number }> {
   const t0 = performance.now()
