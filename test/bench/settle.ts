@@ -170,11 +170,11 @@ const rowsOut: [string, string | number][] = [
   ],
   ['nightly job (settle) for the day, s', f.job_seconds as number],
   ['naive settlement from raw events, s', `${f.naive_seconds} (${f.naive_over_job}x the job)`],
+  ['full scan of raw_events (floor), s', `${f.full_scan_seconds} (job = ${f.job_over_full_scan}x the scan)`],
   [
     "merges of the quiet periods, s (the engine's own an hour after a period's last insert; not part of the job)",
     `${f.quiet_period_merges_seconds} (${(f.quiet_period_merges as unknown as { table: string; partition: string; parts: number }[]).map((m) => `${m.partition} of ${m.table.replace('video_stats_per_', '')}: ${m.parts} parts`).join(', ') || 'none'})`,
   ],
-  ['full scan of raw_events (floor), s', `${f.full_scan_seconds} (job = ${f.job_over_full_scan}x the scan)`],
   ['video lines / ad lines', `${fmt(f.video_lines as number)} / ${fmt(f.ad_lines as number)}`],
   ['views / video KRW / ad KRW', `${fmt(f.views as number)} / ${fmt(f.video_revenue_krw as number)} / ${fmt(f.ad_revenue_krw as number)}`],
   ['videos crossing a tier on the day', f.videos_crossing_a_tier as number],
