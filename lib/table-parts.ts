@@ -52,13 +52,17 @@ const PARSED_PARTS_MAX = 10_000
 const parsedParts = new Map<string, Readonly<{ partition: string; min: number; max: number }> | null>()
 
 /**
- * The active parts of a MergeTree table with their row counts, from system.parts. Throws
- * where the user may not read system.parts (a server's choice): callers fall back to a plain read.
+ * The active parts of a MergeTree table with their row counts, from system.parts; with
+ * `from` (a Date partition key's value, YYYY-MM-DD), those of its partitions from that one
+ * on (every part of a table without a partition key). Throws where the user may not read
+ * system.parts (a server's choice): callers fall back to a plain read.
  */
-export async function activeParts(ch: ClickHouseClient, table: string): Promise<TablePart[]> {
+export async function activeParts(ch: ClickHouseClient, table: string, from?: string): Promise<TablePart[]> {
   const rs = await ch.query({
-    query: 'SELECT name, rows FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active',
-    query_params: { table },
+    query: `SELECT name, rows FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active${
+      from === undefined ? '' : " AND (partition_id = 'all' OR partition >= {from:String})"
+    }`,
+    query_params: { table, from },
     format: 'JSONEachRow',
   })
   return ((await rs.json()) as { name: string; rows: string | number }[]).map((r) => ({ name: r.name, rows: Number(r.rows) }))

@@ -88,6 +88,20 @@ describe('rows of open periods kept by blocks', () => {
     expect(rows.held()).toMatchObject({ keys: 6, hits: 17, misses: 7 })
   })
 
+  it("list the open periods' partitions only: a load into an ended day reads nothing for a kept row", async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000 })
+    const { client, calls } = counting(ch)
+    await insertEvents(ch, [...playsBy('va', 'ca', '2026-03-02', ids('a', 0, 30)), ...playsBy('old', 'co', '2026-02-20', ids('o', 0, 5))])
+    const first = await videoStatsMany(client, [q('va', 'ca', 'l1')], undefined, rows)
+    expect(calls).toEqual({ stats: 1, keys: 0, parts: 1 })
+    // Late events of 20 February (ended: before the open periods' first day) make a part of that day's partition.
+    await insertEvents(ch, playsBy('old', 'co', '2026-02-20', ids('o', 5, 9)))
+    expect(await videoStatsMany(client, [q('va', 'ca', 'l2')], undefined, rows)).toEqual(first)
+    // The list of parts is read again (a new load), and holds no part that could hold va's rows unseen.
+    expect(calls).toEqual({ stats: 1, keys: 0, parts: 2 })
+    expect(rows.held().partLists).toBe(0)
+  })
+
   it('read a key again when a part that merged seen blocks with its new rows appears, or a part is too large to list', async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
     const { client, calls } = counting(ch)

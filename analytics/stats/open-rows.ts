@@ -42,7 +42,7 @@ export type RowViewers = { viewers: Uint64Set; ranges: BlockRanges; live?: boole
  *
  * @example
  * const rows = openRows<StatsRow>({ maxKeys: 100_000 })
- * const parts = await rows.parts(gen, table, loads, () => activeParts(ch, table))
+ * const parts = await rows.parts(gen, table, loads, () => activeParts(ch, table, openFrom))
  * const known = await rows.lookup(gen, table, keys, parts, (names) => rowsOfParts(names))
  * rows.record(gen, table, key, row, seenBlocks(listed, parts.map((p) => p.name)), viewers)
  */

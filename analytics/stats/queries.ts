@@ -288,7 +288,8 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   const allOpen = (q: StatsQuery) => periodStart(grain, q.from) >= open.from
   // Read before the rows: blocks of these parts where a key has no row count as read for it.
   // None where system.parts may not be read: then every read is a query, and no block counts as read without a row.
-  const read = () => activeParts(ch, table)
+  // Only the open periods' partitions (0062): the ended ones hold no open key, and one part a period would otherwise add up.
+  const read = () => activeParts(ch, table, open.from)
   const parts: TablePart[] = open.rows ? await open.rows.parts(open.generation, table, open.loads, read) : await read().catch(() => [])
   const before = parts.map((p) => p.name)
   const found: Found = new Map()
