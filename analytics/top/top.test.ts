@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { insertEvents, type EventRow } from '../../test/analytics/events.ts'
+import { emptyTables, inPartsOfTheirOwn, PERIODS, plays, TABLES } from '../../test/analytics/top-fixtures.ts'
 import { rows, startTestClickHouse, startTestRedis, type TestClickHouse, type TestRedis } from '../../test/harness/engines.ts'
 import { createAggregateCache } from '../cache/aggregate-cache.ts'
 import { largestRows, rowsAtLeast, thresholdHints, thresholdKey, topSource, topVideos, type TopGrain, type TopMetric } from './queries.ts'
@@ -36,43 +37,6 @@ async function load(prefix: string, seed: number, videos: number, events: number
   }
 }
 
-/** `n` counted plays of a video on 2 March, in one insert. */
-const plays = (video: string, n: number): EventRow[] => Array.from({ length: n }, (_, i) => ({ type: 'play', video_id: video, creator_id: 'c', viewer_id: `w${i}`, at: '2026-03-02 01:00:00' }))
-
-/**
- * The platform's day top-5 of 2 March, `insert(n)` run before its n-th ranking read: how many
- * there were, how the ranking was read, and its (video, views).
- */
-async function rankWhileInserting(insert: (ranking: number) => Promise<void>) {
-  let rankings = 0
-  let how = ''
-  const got = await topVideos(
-    t.ch,
-    { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 },
-    { beforeRanking: () => insert(++rankings), onRead: (h) => (how = h) },
-  )
-  return { rankings, how, rows: got.rows.map((r) => [r.video_id, r.views]), titles: got.rows.map((r) => r.title) }
-}
-
-const TABLES: Record<TopGrain, [string, string]> = { day: ['video_stats_per_day', 'day'], week: ['video_stats_per_week', 'week'], month: ['video_stats_per_month', 'month'] }
-const PERIODS: Record<TopGrain, string> = { day: '2026-03-02', week: '2026-03-02', month: '2026-03-01' }
-
-/** Runs `fn` on empty tables with the day table's merges stopped, so that each insert stays a part of its own. */
-async function inPartsOfTheirOwn(fn: () => Promise<void>): Promise<void> {
-  await emptyTables()
-  await t.ch.command({ query: 'SYSTEM STOP MERGES video_stats_per_day' })
-  try {
-    await fn()
-  } finally {
-    await t.ch.command({ query: 'SYSTEM START MERGES video_stats_per_day' })
-  }
-}
-
-/** Empties raw_events and the three aggregate tables, so a dataset is ranked alone. */
-async function emptyTables(): Promise<void> {
-  for (const table of ['raw_events', ...Object.values(TABLES).map(([name]) => name)]) await t.ch.command({ query: `TRUNCATE TABLE ${table}` })
-}
-
 /** The same ranking by an independent formulation: a GROUP BY over every row of the period. */
 async function reference(grain: TopGrain, metric: TopMetric, limit: number, prefix: string) {
   const [table, period] = TABLES[grain]
@@ -96,7 +60,7 @@ describe('the platform top of a period', () => {
   })
 
   it('reads the largest rows and the rows above a threshold from the projection ordered by the metric, in every part', async () => {
-    await emptyTables()
+    await emptyTables(t.ch)
     // Enough videos for the day's parts to span many granules, of which the projection spares most.
     await load('proj', 3, 40_000, 40_000, 2)
     for (const grain of ['day', 'week', 'month'] as const) {
@@ -130,7 +94,7 @@ describe('the platform top of a period', () => {
     // Each dataset in its own tables' rows (a prefix per dataset), spread over several parts.
     let byThreshold = 0
     for (const seed of [11, 12, 13]) {
-      await emptyTables()
+      await emptyTables(t.ch)
       const prefix = `s${seed}`
       await load(prefix, seed, 400, 6_000, 6)
       for (const grain of ['day', 'week', 'month'] as const)
@@ -144,7 +108,7 @@ describe('the platform top of a period', () => {
   })
 
   it('ranks again by the threshold kept from the last ranking, exact as the data grow', async () => {
-    await emptyTables()
+    await emptyTables(t.ch)
     const hints = thresholdHints()
     const reads: string[] = []
     const top = async (limit: number) => {
@@ -165,7 +129,7 @@ describe('the platform top of a period', () => {
   })
 
   it('reads a threshold of its own when a kept one is not met, and stays exact', async () => {
-    await inPartsOfTheirOwn(async () => {
+    await inPartsOfTheirOwn(t.ch, async () => {
       // Five videos of 91 to 95 views in one part, and one of 4 x 70 = 280 views over four parts.
       await insertEvents(t.ch, [91, 92, 93, 94, 95].flatMap((n, i) => plays(`top${i}`, n)))
       for (let i = 0; i < 4; i++) await insertEvents(t.ch, plays('spread', 70))
@@ -189,7 +153,7 @@ describe('the platform top of a period', () => {
   })
 
   it('drops a kept threshold that was not met when no threshold of its own replaces it', async () => {
-    await emptyTables()
+    await emptyTables(t.ch)
     // Three videos only: a top of five is read whole, so no threshold replaces the kept one.
     await insertEvents(t.ch, [10, 20, 30].flatMap((n, i) => plays(`few${i}`, n)))
     const hints = thresholdHints()
@@ -203,7 +167,7 @@ describe('the platform top of a period', () => {
   })
 
   it('writes a top missed by concurrent requests to Redis once, and answers each of them', async () => {
-    await emptyTables()
+    await emptyTables(t.ch)
     await load('w', 41, 200, 3_000, 2)
     const cache = createAggregateCache(redis.client)
     const writes: unknown[] = []
@@ -232,7 +196,7 @@ describe('the platform top of a period', () => {
   })
 
   it('keeps thresholds in Redis, so that another process (or one just started) ranks by the last one read', async () => {
-    await emptyTables()
+    await emptyTables(t.ch)
     await load('r', 31, 400, 6_000, 6)
     const reader = (reads: string[]) =>
       createTopReader({
@@ -275,135 +239,5 @@ describe('the platform top of a period', () => {
     expect([hints.get('a'), hints.get('b'), hints.get('c'), hints.size]).toEqual([3, undefined, 4, 2])
     hints.drop('a')
     expect([hints.get('a'), hints.size]).toEqual([undefined, 1])
-  })
-
-  it('finds a video whose views are spread over parts, each under the threshold', async () => {
-    await inPartsOfTheirOwn(async () => {
-      await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
-      // 4 parts of 31 views: 124 in all, third; each row is under the fifth total (110).
-      for (let i = 0; i < 4; i++) await insertEvents(t.ch, plays('spread', 31))
-      let how = ''
-      const got = await topVideos(t.ch, { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 }, { onRead: (h) => (how = h) })
-      expect(how).toBe('threshold')
-      expect(got.rows.map((r) => [r.video_id, r.views])).toEqual([
-        ['top4', 140],
-        ['top3', 130],
-        ['spread', 124],
-        ['top2', 120],
-        ['top1', 110],
-      ])
-    })
-  })
-
-  it('ranks again with room for more parts when one was inserted during the ranking, and stays exact', async () => {
-    await inPartsOfTheirOwn(async () => {
-      // Five videos of 100 to 140 views and a sixth of 50, one part.
-      await insertEvents(t.ch, [...[100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)), ...plays('late', 50)])
-      // During the first ranking, 60 more views of the sixth in a part of their own: it counted
-      // one part (a row of at least 100 to be read), so it misses the sixth's 110 views in
-      // rows of 50 and 60; the second counts two and room for 8 more, and ranks it fourth.
-      const got = await rankWhileInserting(async (ranking) => {
-        if (ranking === 1) await insertEvents(t.ch, plays('late', 60))
-      })
-      expect([got.rankings, got.how]).toEqual([2, 'threshold'])
-      expect(got.rows).toEqual([
-        ['top4', 140],
-        ['top3', 130],
-        ['top2', 120],
-        ['late', 110],
-        ['top1', 110],
-      ])
-    })
-  })
-
-  it('titles a ranking by threshold from the read of the parts after it: the latest title of each video, one round trip to the engine less', async () => {
-    await inPartsOfTheirOwn(async () => {
-      await insertEvents(t.ch, [...[100, 110, 120, 130, 140].flatMap((n, i) => plays(`named${i}`, n)), ...plays('named-late', 50)])
-      // Every video registered but named0; named4 renamed since (the latest title wins).
-      const video = (id: string, title: string, at: string) => ({ video_id: id, creator_id: 'c', title, duration_ms: 60_000, created_at: '2026-03-01 00:00:00.000', updated_at: at })
-      await t.ch.insert({
-        table: 'videos',
-        format: 'JSONEachRow',
-        values: [
-          ...[1, 2, 3, 4].map((i) => video(`named${i}`, `Video ${i}`, '2026-03-01 00:00:00.000')),
-          video('named4', 'Video 4, renamed', '2026-03-01 00:00:01.000'),
-          video('named-late', 'Late', '2026-03-01 00:00:00.000'),
-        ],
-      })
-      const hints = thresholdHints()
-      const queries: unknown[] = []
-      const top = async (opts: Parameters<typeof topVideos>[2] = {}) => {
-        queries.length = 0
-        const got = await topVideos(countingCalls(t.ch, 'query', queries), { metric: 'views', grain: 'day', date: '2026-03-02', limit: 5 }, { hints, ...opts })
-        return got.rows.map((r) => [r.video_id, r.views, r.title])
-      }
-      const reads: string[] = []
-      expect(await top({ onRead: (how) => reads.push(how) })).toEqual([
-        ['named4', 140, 'Video 4, renamed'],
-        ['named3', 130, 'Video 3'],
-        ['named2', 120, 'Video 2'],
-        ['named1', 110, 'Video 1'],
-        ['named0', 100, ''],
-      ])
-      // By the kept threshold: the parts before, the ranking, the parts after with the titles.
-      await top({ onRead: (how) => reads.push(how) })
-      expect(reads).toEqual(['threshold', 'hint'])
-      expect(queries).toHaveLength(3)
-      // Ranked again after an insert during the ranking: the titles are those of the second ranking's videos.
-      let rankings = 0
-      const again = await top({ beforeRanking: async () => void (++rankings === 1 && (await insertEvents(t.ch, plays('named-late', 60)))) })
-      expect(rankings).toBe(2)
-      expect(again).toEqual([
-        ['named4', 140, 'Video 4, renamed'],
-        ['named3', 130, 'Video 3'],
-        ['named2', 120, 'Video 2'],
-        ['named-late', 110, 'Late'],
-        ['named1', 110, 'Video 1'],
-      ])
-    })
-  })
-
-  it("counts the parts of the period's partition only: other days' parts, before or during the ranking, change nothing", async () => {
-    await inPartsOfTheirOwn(async () => {
-      await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
-      // Ten parts of another day before, ten more during the first ranking: the day's ranking still
-      // counts its one part (its rows of at least the fifth total are exactly the five), and is read once.
-      const other = (video: string) => insertEvents(t.ch, [{ type: 'play', video_id: video, creator_id: 'c', viewer_id: 'w', at: '2026-03-03 01:00:00' }])
-      for (let i = 0; i < 10; i++) await other(`other${i}`)
-      const got = await rankWhileInserting(async (ranking) => {
-        if (ranking === 1) for (let i = 0; i < 10; i++) await other(`during${i}`)
-      })
-      expect([got.rankings, got.how]).toEqual([1, 'threshold'])
-      expect(got.rows).toEqual([
-        ['top4', 140],
-        ['top3', 130],
-        ['top2', 120],
-        ['top1', 110],
-        ['top0', 100],
-      ])
-      const [parts] = await rows<{ n: string }>(t.ch, "SELECT count() AS n FROM system.parts WHERE database = currentDatabase() AND active AND table = 'video_stats_per_day' AND partition = '2026-03-03'")
-      expect(parts!.n).toBe('20')
-    })
-  })
-
-  it('reads the whole period when more parts were inserted meanwhile than it allowed for, and stays exact', async () => {
-    await emptyTables()
-    // Five videos of 100 to 140 views, one part.
-    await insertEvents(t.ch, [100, 110, 120, 130, 140].flatMap((n, i) => plays(`top${i}`, n)))
-    await t.ch.command({ query: 'OPTIMIZE TABLE video_stats_per_day FINAL' })
-    // Meanwhile, during each of the two rankings, ten inserts of 7 views each for another video:
-    // each row is under 100 / (11 parts + 8 allowed), so the threshold alone would miss it, and
-    // its 140 views rank it second.
-    const got = await rankWhileInserting(async () => {
-      for (let i = 0; i < 10; i++) await insertEvents(t.ch, plays('late', 7))
-    })
-    expect([got.rankings, got.how]).toEqual([2, 'whole period'])
-    expect(got.rows).toEqual([
-      ['late', 140],
-      ['top4', 140],
-      ['top3', 130],
-      ['top2', 120],
-      ['top1', 110],
-    ])
   })
 })
