@@ -1,12 +1,15 @@
 import type { ClickHouseClient } from './clickhouse.ts'
 
 /**
- * The names of the active parts of one partition of a MergeTree table (`{table}`,
- * `{partition}` as system.parts writes it: a Date key's as YYYY-MM-DD), or of every
- * part of a table without a partition key.
+ * The active parts of MergeTree table `{table}` in the partitions `kept` (a fixed condition
+ * on system.parts' `partition`, as it writes a Date key's: YYYY-MM-DD), or every active part
+ * of a table without a partition key.
  */
-export const PARTITION_PARTS_SQL =
-  "SELECT name FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active AND (partition = {partition:String} OR partition_id = 'all')"
+const activePartsIn = (kept: string) =>
+  `FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active AND (partition_id = 'all' OR ${kept})`
+
+/** The names of the active parts of partition `{partition}` of table `{table}` (see activePartsIn). */
+export const PARTITION_PARTS_SQL = `SELECT name ${activePartsIn('partition = {partition:String}')}`
 
 /** The names of the active parts of one partition (see PARTITION_PARTS_SQL; throws as activeParts does). */
 export async function partitionPartNames(ch: ClickHouseClient, table: string, partition: string): Promise<string[]> {
@@ -52,16 +55,14 @@ const PARSED_PARTS_MAX = 10_000
 const parsedParts = new Map<string, Readonly<{ partition: string; min: number; max: number }> | null>()
 
 /**
- * The active parts of a MergeTree table with their row counts, from system.parts; with
- * `from` (a Date partition key's value, YYYY-MM-DD), those of its partitions from that one
- * on (every part of a table without a partition key). Throws where the user may not read
- * system.parts (a server's choice): callers fall back to a plain read.
+ * The active parts of a MergeTree table with their row counts, from system.parts: those of
+ * its partitions from `from` on (a Date partition key's value, YYYY-MM-DD; every part of a
+ * table without a partition key). Throws where the user may not read system.parts (a
+ * server's choice): callers fall back to a plain read.
  */
-export async function activeParts(ch: ClickHouseClient, table: string, from?: string): Promise<TablePart[]> {
+export async function activeParts(ch: ClickHouseClient, table: string, from: string): Promise<TablePart[]> {
   const rs = await ch.query({
-    query: `SELECT name, rows FROM system.parts WHERE database = currentDatabase() AND table = {table:String} AND active${
-      from === undefined ? '' : " AND (partition_id = 'all' OR partition >= {from:String})"
-    }`,
+    query: `SELECT name, rows ${activePartsIn('partition >= {from:String}')}`,
     query_params: { table, from },
     format: 'JSONEachRow',
   })
