@@ -102,12 +102,7 @@ try {
   // at night may run before it): the folder is left as the engine would leave it, so bench:api
   // reads the day as it is read an hour after its end, and no such merge starts during its runs.
   const quiet = await time('merges of the quiet periods', () => mergeQuietPeriods(ch))
-  const [after] = await rows<{ most: string }>(
-    ch,
-    `SELECT max(parts) AS most FROM (SELECT count() AS parts FROM system.parts
-     WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)} GROUP BY table, partition)`,
-    { tables: STATS_TABLES },
-  )
+  const partsPerPeriodAfter = Math.max(0, ...(await statsPeriods(ch)).map((p) => p.parts))
   const [crossing] = await rows<{ n: string }>(
     ch,
     `SELECT count() AS n FROM settlement_video_lines WHERE day = {day:Date} AND run_id = {run:UInt64}
@@ -133,7 +128,7 @@ try {
     job_seconds: +jobS.toFixed(2),
     quiet_period_merges_seconds: +timings['merges of the quiet periods']!.toFixed(2),
     quiet_period_merges: quiet,
-    stats_parts_per_period_after: Number(after!.most),
+    stats_parts_per_period_after: partsPerPeriodAfter,
     naive_seconds: +timings['naive (from raw events)']!.toFixed(2),
     full_scan_seconds: +timings['full scan of raw_events (floor)']!.toFixed(2),
     naive_over_job: +(timings['naive (from raw events)']! / jobS).toFixed(2),
@@ -209,23 +204,29 @@ async function activeParts(ch: ClickHouseClient): Promise<Record<string, number>
   return Object.fromEntries(parts.map((p) => [p.table, Number(p.n)]))
 }
 
+/** Each partition (period) of the stats tables with its count of active parts. */
+async function statsPeriods(ch: ClickHouseClient): Promise<{ table: string; partition: string; id: string; parts: number }[]> {
+  const periods = await rows<{ table: string; partition: string; id: string; parts: string }>(
+    ch,
+    `SELECT table, partition, partition_id AS id, count() AS parts FROM system.parts
+     WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}
+     GROUP BY table, partition, partition_id ORDER BY table, partition`,
+    { tables: STATS_TABLES },
+  )
+  return periods.map((p) => ({ ...p, parts: Number(p.parts) }))
+}
+
 /**
  * Merges each partition of the stats tables that is in more than one part into one, as the
  * engine does once the partition has taken no insert for min_age_to_force_merge_seconds.
  */
 async function mergeQuietPeriods(ch: ClickHouseClient): Promise<{ table: string; partition: string; parts: number }[]> {
-  const spread = await rows<{ table: string; partition: string; id: string; parts: string }>(
-    ch,
-    `SELECT table, partition, partition_id AS id, count() AS parts FROM system.parts
-     WHERE database = currentDatabase() AND active AND table IN {tables:Array(String)}
-     GROUP BY table, partition, partition_id HAVING parts > 1 ORDER BY table, partition`,
-    { tables: STATS_TABLES },
-  )
+  const spread = (await statsPeriods(ch)).filter((p) => p.parts > 1)
   for (const p of spread) {
     if (!STATS_TABLES.includes(p.table)) throw new Error(`not a stats table: ${p.table}`)
     await ch.command({ query: `OPTIMIZE TABLE ${p.table} PARTITION ID {id:String} FINAL`, query_params: { id: p.id } })
   }
-  return spread.map((p) => ({ table: p.table, partition: p.partition, parts: Number(p.parts) }))
+  return spread.map((p) => ({ table: p.table, partition: p.partition, parts: p.parts }))
 }
 /** Waits until no merge has run for `quietSeconds` (at most `maxSeconds`); `running` is what still ran when it gave up. */
 async function waitForMerges(ch: ClickHouseClient, quietSeconds = 5, maxSeconds = 1_200): Promise<{ running: number }> {
