@@ -13,10 +13,14 @@ RUN npm install --omit=dev --no-audit --no-fund
 
 FROM oven/bun:1.3-debian
 WORKDIR /app
+# Malloc=1: JavaScriptCore's allocator hands its allocations to the system malloc, as
+# `npm start` does (SYSTEM_MALLOC in lib/bootstrap.mjs and the README's Settings). Bun reads
+# it at start whatever its value; to run without it: `env -u Malloc bun lib/main.ts`.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
-    DATA_DIR=/app/data
+    DATA_DIR=/app/data \
+    Malloc=1
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json bunfig.toml tsconfig.json ./
 COPY lib ./lib

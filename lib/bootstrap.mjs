@@ -68,9 +68,23 @@ if (!(mode in commands)) {
   say(`unknown mode ${mode}; use start, test or run`)
   process.exit(2)
 }
+// SYSTEM_MALLOC (default 1): Bun's processes start with `Malloc=1`. JavaScriptCore's own
+// allocator (bmalloc) reads that variable once at start: set to anything, even 0, it hands
+// every allocation to the system malloc, which keeps freed memory for reuse where bmalloc
+// gives pages back to the kernel and faults them in again (on this project's VMs a fault of
+// a fresh page costs about 10 µs; see README, Settings). Children (the server a benchmark
+// or a test starts) inherit it. SYSTEM_MALLOC=0 starts them without it.
+const systemMalloc = process.env.SYSTEM_MALLOC ?? '1'
+if (systemMalloc !== '0' && systemMalloc !== '1') {
+  say(`SYSTEM_MALLOC must be 0 or 1, not ${systemMalloc}`)
+  process.exit(2)
+}
+const env = { ...process.env }
+if (systemMalloc === '1') env.Malloc ??= '1'
+else delete env.Malloc
 // The real command is a child: pass it the signals we get (a plain SIGTERM to npm must
 // still let the server flush and stop), and leave with its status.
 const [cmd, args] = commands[mode]
-const child = spawn(cmd, args, { stdio: 'inherit', cwd: root })
+const child = spawn(cmd, args, { stdio: 'inherit', cwd: root, env })
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => child.kill(sig))
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)))

@@ -102,6 +102,9 @@ mkdirSync(runDir, { recursive: true })
 writeFileSync(runFile, JSON.stringify({ pid: process.pid, port: server.port, internalToken }), { mode: 0o600 })
 
 services.log.info('serving', { url: `http://${settings.HOST}:${server.port}`, roles: [...roles], clickhouse: settings.embedded ? 'embedded' : settings.CLICKHOUSE_URL })
+// The launcher (lib/bootstrap.mjs) and the image start Bun with Malloc=1 (SYSTEM_MALLOC, README: Settings).
+if (process.env.SYSTEM_MALLOC !== '0' && process.env.Malloc === undefined)
+  services.log.info('Bun was started without Malloc=1, so JavaScriptCore allocates through its own allocator: start through npm start (or set Malloc=1) for SYSTEM_MALLOC')
 console.log(`listening on http://${settings.HOST === '0.0.0.0' ? 'localhost' : settings.HOST}:${server.port}`)
 
 let stopping = false

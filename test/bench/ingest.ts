@@ -12,6 +12,8 @@
  *     [--warmup S]    (latency after the first S seconds is reported apart; default min(seconds/4, 5 + 1.5 think times))
  *     [--generator bun|wrk]  (the players: bun, the default: ingest-load.ts, fetch from a Bun process; wrk: wrk
  *                     with test/bench/ingest-wrk.lua, installed through apt-get when missing)
+ *     [--server-log file]  (the server's stdout and stderr, written there once it has stopped: with
+ *                     --env BUN_JSC_logGC=1, JavaScriptCore's log of each collection)
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -21,7 +23,7 @@ import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
-import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
+import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
 const smoke = flags.has('smoke')
@@ -73,7 +75,7 @@ const server = await startServerProcess({ cmd: BUN, args: [...profileArgs, ...se
 const serverPid = server.proc.pid!
 const redisPid = childPids(serverPid).find((p) => processName(p).startsWith('redis'))
 const loadBefore = loadNow()
-const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid) }
+const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid), faults: procFaultsAndSystem(serverPid) }
 
 let peakRssKb = 0
 /** The server's largest RSS in each 10 s of the run (MiB): tells a plateau from growth. */
@@ -111,6 +113,7 @@ let load: LoadResult
 let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
+let serverFaults = { minorFaults: 0, systemSeconds: 0 }
 let serverHwmKb = 0
 /** The server's RSS at the end of the load: anonymous memory (heaps, the engine's) and pages of files (code mapped from disk). */
 let serverRssAtEnd = { anonymous_mib: 0, file_mib: 0 }
@@ -126,6 +129,8 @@ try {
   flushes = await flushMetrics(server.url)
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
+  const faults = procFaultsAndSystem(serverPid)
+  if (faults && cpuBefore.faults) serverFaults = { minorFaults: faults.minorFaults - cpuBefore.faults.minorFaults, systemSeconds: faults.systemSeconds - cpuBefore.faults.systemSeconds }
   serverHwmKb = procStatusKb(serverPid, 'VmHWM') ?? 0
   serverRssAtEnd = { anonymous_mib: Math.round((procStatusKb(serverPid, 'RssAnon') ?? 0) / 1024), file_mib: Math.round((procStatusKb(serverPid, 'RssFile') ?? 0) / 1024) }
   await redis.atEnd()
@@ -141,6 +146,8 @@ try {
 }
 const exitCode = await server.exited
 await server.groupGone()
+if (flags.get('server-log')) writeFileSync(flags.get('server-log')!, server.output())
+const gc = gcSummary(server.output())
 const loadAfter = loadNow()
 
 const ackedFile = join(dataDir, 'acked.json')
@@ -200,11 +207,16 @@ const figures = {
   server_rss_at_end: { ...serverRssAtEnd, js_heap_mib: flushes.js_heap_mib, engine_tracked_mib: flushes.engine_tracked_mib },
   ...redis.figures(load.accepted),
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
+  /** Of the server's CPU, the share spent in the kernel (system calls, page faults). */
+  server_cpu_system_share: cpuServer > 0 ? +(serverFaults.systemSeconds / cpuServer).toFixed(3) : 0,
+  server_minor_faults_per_second: Math.round(serverFaults.minorFaults / load.seconds),
+  server_minor_faults_per_accepted_event: load.accepted > 0 ? +(serverFaults.minorFaults / load.accepted).toFixed(3) : 0,
   redis_cpu_cores: +(cpuRedis / load.seconds).toFixed(2),
   generator_cpu_cores: +(load.cpu_seconds / load.seconds).toFixed(2),
   /** Cores used by the server's threads during the run, by thread name (threads that ended are missing). */
   server_cpu_cores_by_thread: Object.fromEntries(Object.entries(serverThreads).sort((a, b) => b[1] - a[1])),
   server_exit_code: exitCode,
+  ...(gc ? { server_gc: gc } : {}),
   flushes,
   verify,
   ceiling_rows_per_second: Math.round(ceiling.rows_per_second),
@@ -262,7 +274,9 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
+  ['server: share of its CPU in the kernel; minor page faults per second, per accepted event', `${(figures.server_cpu_system_share * 100).toFixed(1)} %; ${figures.server_minor_faults_per_second.toLocaleString('en-US')}, ${figures.server_minor_faults_per_accepted_event}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
+  ...(gc ? [['server GC over its life (--env BUN_JSC_logGC=1): collections eden / full; pauses; cycles', `${gc.eden} / ${gc.full}; ${(gc.pause_ms / 1000).toFixed(2)} s in ${gc.pauses}; ${(gc.cycle_ms / 1000).toFixed(2)} s`] as [string, string]] : []),
   ['server cores by thread (top 6)', Object.entries(figures.server_cpu_cores_by_thread).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')],
   ['acknowledged events', verify.acked_events],
   ['acknowledged stored exactly once', `${verify.acked_stored_ids} (lost ${verify.acked_lost}, rows stored twice ${verify.rows_stored_twice})`],
@@ -342,3 +356,18 @@ function fmtN(n: number | null): string {
   return n === null ? '-' : n.toLocaleString('en-US')
 }
 await sleep(0)
+
+/**
+ * JavaScriptCore's log of the server's collections (BUN_JSC_logGC=1), summed: each collection's
+ * start line names its kind, each pause of the JavaScript thread prints `p=<ms>`, a finished
+ * cycle `cycle <ms>ms END`. Undefined when the log is off.
+ */
+function gcSummary(output: string): { eden: number; full: number; pauses: number; pause_ms: number; cycle_ms: number } | undefined {
+  const eden = output.match(/=> EdenCollection/g)?.length ?? 0
+  const full = output.match(/=> FullCollection/g)?.length ?? 0
+  if (eden + full === 0) return undefined
+  const pauses = [...output.matchAll(/ p=([\d.]+)ms/g)].map((m) => Number(m[1]))
+  const cycles = [...output.matchAll(/cycle ([\d.]+)ms END/g)].map((m) => Number(m[1]))
+  const sum = (xs: number[]) => +xs.reduce((a, b) => a + b, 0).toFixed(1)
+  return { eden, full, pauses: pauses.length, pause_ms: sum(pauses), cycle_ms: sum(cycles) }
+}

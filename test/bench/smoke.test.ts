@@ -31,10 +31,16 @@ const gitCheckout = spawnSync('git', ['rev-parse', '--verify', 'HEAD'], { cwd: R
 describe('benchmarks in smoke mode', () => {
   it('bench:ingest drives the real server, stores every acknowledged event once and measures the ceiling', async () => {
     const out = join(dir, 'ingest.json')
-    const r = await run('ingest.ts', ['--out', out])
+    // With JavaScriptCore's log of collections on, the run sums the server's collections.
+    const r = await run('ingest.ts', ['--out', out, '--env', 'BUN_JSC_logGC=1'])
     expect(r.code, r.out).toBe(0)
     expect(r.out).toContain('accepted events/s')
     const { figures: f, machine } = read(out)
+    expect(f.server_gc.eden + f.server_gc.full).toBeGreaterThan(0)
+    expect(f.server_gc.pause_ms).toBeGreaterThan(0)
+    expect(f.server_minor_faults_per_second).toBeGreaterThan(0)
+    expect(f.server_cpu_system_share).toBeGreaterThan(0)
+    expect(f.server_cpu_system_share).toBeLessThanOrEqual(1)
     expect(machine.cores).toBeGreaterThan(0)
     expect(f.accepted).toBeGreaterThan(0)
     expect(f.statuses['200']).toBeGreaterThan(0)
