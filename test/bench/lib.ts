@@ -81,31 +81,33 @@ export function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' |
   }
 }
 
-/** CPU seconds (user + system) a process has used so far. */
-export function procCpuSeconds(pid: number): number | undefined {
+/**
+ * The fields of /proc/PID/stat after the command name (the 3rd field, the state, first), or
+ * undefined once the process is gone. Times are in clock ticks (100 a second).
+ */
+function procStatFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const ticks = Number(fields[11]) + Number(fields[12])
-    return ticks / 100
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   } catch {
     return undefined
   }
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+export function procCpuSeconds(pid: number): number | undefined {
+  const fields = procStatFields(pid)
+  return fields && (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 /**
- * A process's minor page faults and its CPU seconds in the kernel (Linux, /proc/PID/stat), or
- * undefined once it is gone. On a VM where a fault of a fresh page costs microseconds, memory a
- * process keeps giving back and touching again shows here.
+ * A process's minor page faults and its CPU seconds in the kernel so far. On a VM where a
+ * fault of a fresh page costs microseconds, memory a process keeps giving back and touching
+ * again shows here.
  */
 export function procFaultsAndSystem(pid: number): { minorFaults: number; systemSeconds: number } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return { minorFaults: Number(fields[7]), systemSeconds: Number(fields[12]) / 100 }
-  } catch {
-    return undefined
-  }
+  const fields = procStatFields(pid)
+  return fields && { minorFaults: Number(fields[7]), systemSeconds: Number(fields[12]) / 100 }
 }
 
 /** CPU seconds per thread name (comm) of a process's living threads (Linux). */
