@@ -5,6 +5,27 @@ import { createRedis, waitForRedis } from './redis.ts'
 
 export type PrivateRedis = { target: { path: string } | { url: string }; stop(): Promise<void> }
 
+/**
+ * What the edge's Redis should run with beyond its defaults: the private server's arguments,
+ * and the command of docker-compose.yml's Redis (test/compose.test.ts checks both agree).
+ */
+export const REDIS_TUNING = [
+  // Sessions' decisions expire by the thousand while most keys live for hours (session state,
+  // viewer windows, resume positions): at the default effort (1) Redis reclaims expired keys
+  // only while they are over ~10 % of the keys with a TTL it samples, which let expired
+  // decisions pile up (bench:ingest with DECISION_IDLE_MINUTES=5: no plateau in 8 minutes;
+  // at 10, level after 6; see README, Performance).
+  '--active-expire-effort', '10',
+  // A session's decisions hash gets an entry per event id, and the ingest script looks up and
+  // sets a batch's ids in it at once. Redis keeps a hash of up to 128 entries as a listpack,
+  // which it scans for each field: in bench:ingest that scan (memcmp, lpFind) was 23 % of
+  // Redis's CPU and HSET / HMGET cost 25 / 29 µs a call; as a hash table from 16 entries on,
+  // 7.9 / 7.7 µs, and Redis took 0.42 cores where it took 0.52 (see README, Performance). The
+  // price is memory: 140 bytes an entry against 83 (500,000 decisions in 5,000 hashes). The
+  // other hashes (session state) stay smaller than 16.
+  '--hash-max-listpack-entries', '16',
+]
+
 /** True when a `redis-server` binary is on the PATH. */
 export function hasRedisServer(): boolean {
   return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
@@ -40,12 +61,7 @@ export async function startPrivateRedis(opts: { dir: string; port?: number; pers
     '--appendfsync', 'everysec',
     '--daemonize', 'no',
     '--logfile', join(opts.dir, 'redis.log'),
-    // Sessions' decisions expire by the thousand while most keys live for hours (session state,
-    // viewer windows, resume positions): at the default effort (1) Redis reclaims expired keys
-    // only while they are over ~10 % of the keys with a TTL it samples, which let expired
-    // decisions pile up (bench:ingest with DECISION_IDLE_MINUTES=5: no plateau in 8 minutes;
-    // at 10, level after 6; see README, Performance).
-    '--active-expire-effort', '10',
+    ...REDIS_TUNING,
   ]
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' })
   let exited = false

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { loadSettings } from '../lib/config.ts'
+import { REDIS_TUNING } from '../lib/redis-server.ts'
 
 // No Docker engine runs here: these tests read docker-compose.yml and the Dockerfile and
 // check that what they would run exists and fits together.
@@ -49,6 +50,9 @@ describe('docker-compose.yml', () => {
     expect(compose.services.clickhouse?.image).toMatch(/^clickhouse\/clickhouse-server(:|$)/)
     expect(compose.services.redis?.image).toMatch(/^redis:7(\b|$)/)
     expect(command(compose.services.redis!)).toEqual(expect.arrayContaining(['--appendonly', 'yes']))
+    // The same tuning as the private redis-server of local mode, argument by argument.
+    const redisArgs = command(compose.services.redis!)
+    for (let i = 0; i < REDIS_TUNING.length; i += 2) expect(redisArgs.slice(redisArgs.indexOf(REDIS_TUNING[i]!), redisArgs.indexOf(REDIS_TUNING[i]!) + 2)).toEqual(REDIS_TUNING.slice(i, i + 2))
     expect(built.flatMap(([, s]) => roles(s)).sort()).toEqual(['analytics', 'ingest', 'jobs'])
     expect(command(compose.services.migrate!)).toEqual(['bun', 'migrations/cli.ts'])
   })

@@ -146,6 +146,17 @@ describe('a retried batch', () => {
     expect(left).toBeLessThan(t.s.settings.EVENT_DEDUP_DAYS * 86_400)
   })
 
+  it('keeps a session of more than 16 decisions in a hash table, not a listpack scanned for every id', async () => {
+    const video = uniq('v')
+    const sessionId = crypto.randomUUID()
+    const token = await t.token({ videoId: video, sessionId }, { now: since(60_000) })
+    const key = keys.sessionEvents(video, sessionId)
+    expect((await t.post(token, Array.from({ length: 10 }, (_, i) => ev('progress', { ts: Date.now() - 30_000 + i, watched_ms: 1 })))).status).toBe(200)
+    expect(await t.s.redis.object('ENCODING', key)).toBe('listpack')
+    expect((await t.post(token, Array.from({ length: 10 }, (_, i) => ev('progress', { ts: Date.now() - 20_000 + i, watched_ms: 1 })))).status).toBe(200)
+    expect(await t.s.redis.object('ENCODING', key)).toBe('hashtable')
+  })
+
   it('counts an id repeated inside one batch once', async () => {
     const video = uniq('v')
     const token = await t.token({ videoId: video }, { now: since(60_000) })
