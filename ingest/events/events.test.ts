@@ -185,6 +185,9 @@ describe('rejected events', () => {
       ev('pause', { ts: now - 10_000, position_ms: 60_001 }),
       'not an object',
       ev('play', { ts: 'yesterday' }),
+      ev('play', { ts: '1969-07-20T20:17:40Z' }),
+      ev('play', { ts: 0 }),
+      ev('play', { ts: 99_999_999_999 }),
     ])
     expect(res.status).toBe(200)
     const body = await res.json()
@@ -202,6 +205,9 @@ describe('rejected events', () => {
       [10, 'position_out_of_range'],
       [11, 'invalid_event'],
       [12, 'invalid_event'],
+      [13, 'too_late'],
+      [14, 'too_late'],
+      [15, 'too_late'],
     ])
     const details = Object.fromEntries(body.rejected.filter((r: { detail?: string }) => r.detail).map((r: { index: number; detail: string }) => [r.index, r.detail]))
     expect(details[1]).toMatch(/^id: /)
@@ -211,7 +217,10 @@ describe('rejected events', () => {
     expect(details[5]).toBe('ad_id: ad_id is only allowed on ad_impression events')
     expect(details[6]).toMatch(/^watched_ms: /)
     const snap = await videoSnapshot(t.s.ch, video)
-    expect(snap.raw.filter((r) => r.outcome === 'rejected').reduce((n, r) => n + Number(r.n), 0)).toBe(12)
+    expect(snap.raw.filter((r) => r.outcome === 'rejected').reduce((n, r) => n + Number(r.n), 0)).toBe(15)
+    // Stored as sent, before 1970 as 1970-01-01: times that once failed the load and every load after it.
+    const late = await rows<{ t: string }>(t.s.ch, `SELECT toString(toUnixTimestamp64Milli(event_time)) AS t FROM raw_events WHERE video_id = {v:String} AND reason = 'too_late' ORDER BY event_time`, { v: video })
+    expect(late.map((r) => Number(r.t))).toEqual([0, 0, 99_999_999_999, now - 49 * 3_600_000])
     expect(snap.day.map((d) => d.views)).toEqual([1])
     expect(snap.adDay).toEqual([])
     const kept = await rows<{ payload: string }>(t.s.ch, `SELECT payload FROM raw_events WHERE video_id = {v:String} AND reason = 'invalid_event' AND type = 'rewind'`, { v: video })

@@ -28,6 +28,9 @@ function value(r: () => number, depth = 0): unknown {
   }
 }
 
+/** Times a client may send that are valid input, however odd: each is stored, as sent or rejected for its time. */
+const EDGE_TIMES = [0, 1, 999, 1_000, 99_999_999, 99_999_999_999, 999_999_999_999, 9_999_999_999_999, 99_999_999_999_999, 8.64e15, '1969-07-20T20:17:40Z', '0001-01-01T00:00:00Z', '9999-12-31T23:59:59.999Z', '2026-02-29T00:00:00Z']
+
 /** An event that is nearly valid, with one field broken. */
 function almostEvent(r: () => number): Record<string, unknown> {
   const e: Record<string, unknown> = { id: crypto.randomUUID(), type: 'progress', ts: Date.now() - 1_000, position_ms: 1_000, watched_ms: 1_000 }
@@ -41,12 +44,13 @@ it('answers any body with 200 or a 4xx problem, never a 5xx', async () => {
   const token = await t.token({ videoId: 'fuzz', adIds: ['ad-1'] }, { now: new Date(Date.now() - 60_000) })
   const seen = new Map<number, number>()
   for (let i = 0; i < 400; i++) {
-    const kind = Math.floor(r() * 4)
+    const kind = Math.floor(r() * 5)
     const body =
       kind === 0 ? JSON.stringify(value(r))
       : kind === 1 ? JSON.stringify({ events: Array.from({ length: 1 + Math.floor(r() * 5) }, () => value(r)) })
       : kind === 2 ? JSON.stringify({ events: Array.from({ length: 1 + Math.floor(r() * 5) }, () => almostEvent(r)) })
-      : JSON.stringify({ events: [almostEvent(r)] }).slice(0, Math.floor(r() * 60)) // truncated JSON
+      : kind === 3 ? JSON.stringify({ events: [almostEvent(r)] }).slice(0, Math.floor(r() * 60)) // truncated JSON
+      : JSON.stringify({ events: [{ ...almostEvent(r), ts: EDGE_TIMES[Math.floor(r() * EDGE_TIMES.length)] }] }) // valid but for its time, maybe
     const res = await t.app.request('/v1/events', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body }, { ip: '10.9.0.1' })
     seen.set(res.status, (seen.get(res.status) ?? 0) + 1)
     expect(res.status, body).toBeLessThan(500)
@@ -62,4 +66,7 @@ it('answers any body with 200 or a 4xx problem, never a 5xx', async () => {
   // The generator reached both the envelope checks and the per-event checks.
   expect(seen.get(200)).toBeGreaterThan(50)
   expect(seen.get(400)).toBeGreaterThan(50)
+  // And every row of what it accepted or rejected loads: one that does not parse would hold
+  // back its load and every load after it (a ts of 0 once did).
+  expect(await t.edge.loader.drain(20_000)).toBe(true)
 })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { encodeRows, parseRow, rowContext, rowText } from './rows.ts'
+import { encodeRows, parseRow, rowContext, rowText, time } from './rows.ts'
 import { eventSchema } from './schema.ts'
 
 const claims = { vid: 'v"1\\', cid: 'c\n1', sub: 'viewer ☃\t', sid: 's-1', dur: 600_000, ads: ['ad "x"'], iat: 1, exp: 2 } as unknown as PlaybackClaims
@@ -36,5 +36,15 @@ describe('raw_events rows as text', () => {
     const row = parseRow(encodeRows([rowText(ctx, { kind: 'event', event: e, decision: { outcome: 'counted', reason: '', credited: Number.NaN } })], 't').slice(0, -1))
     expect(row).toMatchObject({ credited_watch_ms: 0, watched_ms: 1_000, position_ms: 5 })
     expect(encodeRows([], 'tok')).toBe('')
+  })
+
+  it('carry times as epoch seconds with three decimals, before 1970 as 0, and read older logs\' bare milliseconds back', () => {
+    expect([1_732_180_000_123, 99_999_999_999, 1_000, 999, 5, 0, -1, -14_182_940_000, Number.NaN].map(time)).toEqual([
+      '1732180000.123', '99999999.999', '1.000', '0.999', '0.005', '0.000', '0.000', '0.000', '0.000',
+    ])
+    const line = encodeRows([rowText(ctx, { kind: 'invalid', raw: {}, reason: 'invalid_event' })], 't').slice(0, -1)
+    expect(line.split('\t')[1]).toBe('1732180000.123')
+    const older = line.split('\t').map((v, i) => (i === 1 || i === 10 ? '1732180000123' : v)).join('\t')
+    expect(parseRow(older)).toMatchObject({ event_time: 1_732_180_000_123, received_at: 1_732_180_000_123 })
   })
 })

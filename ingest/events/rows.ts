@@ -7,7 +7,7 @@ import type { PlaybackEvent } from './schema.ts'
 /** One row of raw_events, as read back from the log (tests, the repair). */
 export type RawEventRow = {
   event_id: string
-  /** Epoch milliseconds: ClickHouse reads an integer as a DateTime64(3)'s own value, with no date text to build or parse. */
+  /** Epoch milliseconds (the text holds epoch seconds with three decimals: see `time`). */
   received_at: number
   event_time: number
   type: string
@@ -36,7 +36,8 @@ export const RAW_COLUMNS = [
   'event_id', 'event_time', 'type', 'outcome', 'reason', 'position_ms', 'watched_ms', 'credited_watch_ms', 'ad_id', 'payload',
   'received_at', 'video_id', 'creator_id', 'viewer_id', 'session_id', 'ip', 'video_duration_ms', 'insert_token',
 ] as const satisfies readonly (keyof RawEventRow)[]
-const NUMERIC = new Set<string>(['event_time', 'position_ms', 'watched_ms', 'credited_watch_ms', 'received_at', 'video_duration_ms'])
+const NUMERIC = new Set<string>(['position_ms', 'watched_ms', 'credited_watch_ms', 'video_duration_ms'])
+const TIMES = new Set<string>(['event_time', 'received_at'])
 const INSERT = `INSERT INTO raw_events (${RAW_COLUMNS.join(', ')}) FORMAT TabSeparated`
 
 const MAX_PAYLOAD_CHARS = 4096
@@ -58,11 +59,29 @@ export type RowContext = { shared: string; now: number }
 
 export function rowContext(ctx: { claims: PlaybackClaims; ip: string; now: number }): RowContext {
   const { claims, ip, now } = ctx
-  return { now, shared: `${now}\t${tsv(claims.vid)}\t${tsv(claims.cid)}\t${tsv(claims.sub)}\t${tsv(claims.sid)}\t${tsv(ip)}\t${int(claims.dur)}\t` }
+  return { now, shared: `${time(now)}\t${tsv(claims.vid)}\t${tsv(claims.cid)}\t${tsv(claims.sub)}\t${tsv(claims.sid)}\t${tsv(ip)}\t${int(claims.dur)}\t` }
 }
 
 /** A finite integer, or 0: a row must always parse, or its whole load would fail. */
 const int = (n: number) => (Number.isSafeInteger(n) ? n : 0)
+
+/**
+ * Epoch milliseconds as a DateTime64(3)'s text: epoch seconds with three decimals, which the
+ * raw insert reads with `date_time_input_format = 'basic'` whatever the value. Rows used to
+ * carry the bare integer, read by 'best_effort', which took only 13 digits as milliseconds:
+ * 0, 999 or 99999999999 failed the load, and with it every load after it (an event's ts of 0
+ * or before 1970 is valid input, rejected as too late and stored). Before 1970 is stored as
+ * 1970-01-01 (such a time is only ever that of a rejected event): "-0.5" would read as 0.5.
+ */
+export function time(ms: number): string {
+  const t = Math.max(0, int(ms))
+  if (t < 1000) return `0.${String(t).padStart(3, '0')}`
+  const digits = String(t)
+  return `${digits.slice(0, -3)}.${digits.slice(-3)}`
+}
+
+/** A time of a row's text back as epoch milliseconds (also the bare integers of older logs). */
+const parseTime = (text: string) => (text.includes('.') ? Math.round(Number(text) * 1000) : Number(text))
 
 /**
  * The raw_events row of an event (or of an invalid item, kept with its payload) as a
@@ -76,14 +95,14 @@ export function rowText(ctx: RowContext | { claims: PlaybackClaims; ip: string; 
     const obj = typeof src.raw === 'object' && src.raw !== null ? src.raw : {}
     const type = 'type' in obj && typeof obj.type === 'string' ? obj.type.slice(0, 32) : ''
     const payload = (JSON.stringify(src.raw) ?? 'undefined').slice(0, MAX_PAYLOAD_CHARS)
-    return `${crypto.randomUUID()}\t${now}\t${tsv(type)}\trejected\t${tsv(src.reason)}\t0\t0\t0\t\t${tsv(payload)}\t${shared}`
+    return `${crypto.randomUUID()}\t${time(now)}\t${tsv(type)}\trejected\t${tsv(src.reason)}\t0\t0\t0\t\t${tsv(payload)}\t${shared}`
   }
   const e = src.event
   const d = src.decision
   // The id is a validated UUID and the type one of six names; the rest is escaped.
   const ad = e.type === 'ad_impression' ? tsv(e.ad_id) : ''
   const watched = e.type === 'progress' ? int(e.watched_ms) : 0
-  return `${e.id}\t${int(e.ts)}\t${e.type}\t${tsv(d.outcome)}\t${tsv(d.reason)}\t${int(e.position_ms)}\t${watched}\t${int(d.credited)}\t${ad}\t\t${shared}`
+  return `${e.id}\t${time(e.ts)}\t${e.type}\t${tsv(d.outcome)}\t${tsv(d.reason)}\t${int(e.position_ms)}\t${watched}\t${int(d.credited)}\t${ad}\t\t${shared}`
 }
 
 /** One flush's rows as TabSeparated text, each ended with the flush's token: made once, logged and inserted as is. */
@@ -98,7 +117,7 @@ export function parseRow(line: string): RawEventRow {
   const values = line.split('\t')
   if (values.length !== RAW_COLUMNS.length) throw new Error(`a raw_events line has ${values.length} values, not ${RAW_COLUMNS.length}`)
   const row: Record<string, string | number> = {}
-  RAW_COLUMNS.forEach((c, i) => (row[c] = NUMERIC.has(c) ? Number(values[i]) : untsv(values[i]!)))
+  RAW_COLUMNS.forEach((c, i) => (row[c] = TIMES.has(c) ? parseTime(values[i]!) : NUMERIC.has(c) ? Number(values[i]) : untsv(values[i]!)))
   return row as RawEventRow
 }
 
@@ -118,6 +137,9 @@ export async function insertRawEvents(ch: ClickHouseClient, text: string | strin
     deduplicate_blocks_in_dependent_materialized_views: 1,
     // Above LOAD_MAX_ROWS' largest value: a load is never split into blocks.
     max_insert_block_size: '1048576',
+    // The times are epoch seconds with decimals (see `time`); older logs' bare 13-digit
+    // milliseconds read the same way under 'basic' (checked when this changed).
+    date_time_input_format: 'basic',
     // Loads run at low priority: the edge's event loop comes first (in bench:ingest, paced,
     // answers were several times faster at the tail with no load running).
     os_thread_priority: '19',

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 import { createEdge } from '../app.ts'
+import { encodeRows, insertRawEvents, rowContext, rowText } from './rows.ts'
+import { rows } from '../../test/harness/engines.ts'
+import type { PlaybackClaims } from '../tokens/playback.ts'
 import { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY } from '../../lib/aggregates-generation.ts'
 
 /**
@@ -24,6 +27,17 @@ async function loaderFailed(before: number): Promise<void> {
 const watch = (at: number) => [ev('play', { ts: at }), ev('progress', { ts: at + 1_000, watched_ms: 1_000, position_ms: 1_000 })]
 
 describe('the write-behind edge', () => {
+  it("loads an older log's rows, whose times are bare epoch milliseconds, at the same times", async () => {
+    const video = uniq()
+    const claims = { vid: video, cid: 'c-old', sub: 'w-old', sid: crypto.randomUUID(), dur: 60_000, ads: [], iat: 1, exp: 2 } as unknown as PlaybackClaims
+    const event = { id: crypto.randomUUID(), type: 'pause' as const, ts: 1_764_000_000_123, position_ms: 0 }
+    const line = rowText(rowContext({ claims, ip: '10.9.0.9', now: 1_764_000_001_456 }), { kind: 'event', event, decision: { outcome: 'stored', reason: '', credited: 0 } })
+    const older = line.split('\t').map((v, i) => (i === 1 ? '1764000000123' : i === 10 ? '1764000001456' : v)).join('\t')
+    await insertRawEvents(t.s.ch, encodeRows([older], `old-${video}`), `old-${video}`)
+    const [row] = await rows<{ e: string; r: string }>(t.s.ch, 'SELECT toString(event_time) AS e, toString(received_at) AS r FROM raw_events WHERE video_id = {v:String}', { v: video })
+    expect(row).toEqual({ e: '2025-11-24 16:00:00.123', r: '2025-11-24 16:00:01.456' })
+  })
+
   it('marks each load into ClickHouse with a new id in Redis, which ends analytics’ reuse of open-period answers', async () => {
     const token = await t.token({ videoId: uniq() })
     const lastLoad = () => t.s.redis.get(AGGREGATES_LAST_LOAD_KEY)
