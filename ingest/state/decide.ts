@@ -24,6 +24,35 @@ type ScriptedRedis = Redis & {
   csClaim(events: string, state: string, ...args: string[]): Promise<number[]>
   csMark(events: string, field: string, value: '1' | '0'): Promise<number>
 }
+/** An event's type as ingest.lua's TYPES reads it: one letter. */
+const TYPE_LETTERS: Record<EventType, string> = { play: 'p', pause: 'u', seek: 's', end: 'e', progress: 'g', ad_impression: 'a' }
+/** The fixed part of an event's record for ingest.lua: id 36, type 1, ts 16, position 10, watched 10, ad 2. */
+export const EVENT_WIDTH = 75
+
+function digits(value: number, width: number, what: string): string {
+  const text = String(value)
+  if (!Number.isSafeInteger(value) || value < 0 || text.length > width) throw new Error(`${what} ${value} does not fit ${width} digits`)
+  return text.padStart(width, '0')
+}
+
+/**
+ * A batch as ingest.lua reads it (ARGV[13+n] there): each event a fixed-width record and its
+ * pre-decided rejection reason, joined by byte 30. The fields are validated before (a UUID,
+ * a type, times and positions within their limits, at most 32 ads a token), so they fit; a ts
+ * before 1970 (an RFC 3339 time can be one) is sent as 0, which the script treats alike: such
+ * an event is rejected as too late before it gets there.
+ */
+export function packEvents(events: RuleInput[], ads: string[]): string {
+  let packed = ''
+  for (const e of events) {
+    if (e.id.length !== 36) throw new Error(`event id ${e.id} is not a UUID`)
+    const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
+    const record = `${e.id}${TYPE_LETTERS[e.type]}${digits(Math.max(0, e.ts), 16, 'ts')}${digits(e.positionMs, 10, 'position')}${digits(e.watchedMs, 10, 'watched')}${digits(ad, 2, 'ad index')}${e.preRejected}`
+    packed += packed ? `\x1e${record}` : record
+  }
+  return packed
+}
+
 /** A pipeline of the client, with the scripts it queues. */
 type ScriptedPipeline = ChainableCommander & { csMark(events: string, field: string, value: '1' | '0'): ChainableCommander }
 
@@ -127,13 +156,7 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
         keys.tokenBucket(claims.vid, claims.sid),
         ...ads.map((ad) => keys.adViewerWindow(claims.vid, ad, claims.sub)),
       ]
-      // The whole batch as one value (see ingest.lua): no field can hold a separator (ids are
-      // UUIDs, types and reasons fixed names, an ad the 1-based index of the token's ad).
-      let packed = ''
-      for (const e of events) {
-        const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
-        packed += `${packed ? '\x1e' : ''}${e.id}\x1f${e.type}\x1f${e.ts}\x1f${e.positionMs}\x1f${e.watchedMs}\x1f${e.preRejected}\x1f${ad}`
-      }
+      const packed = packEvents(events, ads)
       let looked = ''
       for (const [id, record] of lookedUp ?? []) looked += `${looked ? '\x1e' : ''}${id}\x1f${record}`
       const args = [
