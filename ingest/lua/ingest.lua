@@ -98,7 +98,7 @@ local function count_impression(ad_index)
   return 'counted', ''
 end
 
-local max, min, find, sub = math.max, math.min, string.find, string.sub
+local find, sub = string.find, string.sub
 local TYPES = { p = 'play', u = 'pause', s = 'seek', e = 'end', g = 'progress', a = 'ad_impression' }
 -- Fields per event in parallel arrays (no table per event); the rest is cut from the record
 -- (at starts[i]) where it is used. `x + 0` makes a number of a string of digits with one
@@ -135,7 +135,7 @@ if horizon then
   end
   if #cold > 0 then return {'cold', table.concat(cold, ',')} end
 end
-local mine, writes = {}, {}
+local mine, writes, n_writes, n_out = {}, {}, 0, 0
 -- Decision texts are made once per (outcome, reason, credited) of the call, each as the
 -- record kept ("<request id>|<text>") and the answer ("n|<text>"): most events of a batch
 -- share one, and making a Lua string (hashed and interned) is what costs here.
@@ -158,7 +158,8 @@ for i = 1, n do
   local id, typ, ts = ids[i], typs[i], tss[i]
   local rec = mine[id] or recorded[i]
   if rec then
-    out[#out + 1] = 'd|' .. rec
+    n_out = n_out + 1
+    out[n_out] = 'd|' .. rec
   else
     local outcome, reason, credited = 'stored', '', 0
     local pre = pres[i]
@@ -172,10 +173,15 @@ for i = 1, n do
       -- Watch time: at most twice the wall-clock time since the previous accepted event
       -- plus a second, at most the video's duration, and over the whole session at most
       -- twice the server time since the session started plus a second.
-      local since = max(0, ts - last)
-      credited = min(watched(i), since * 2 + 1000, duration)
-      local session_cap = max(0, (now - session_start) * 2 + 1000 - credited_total)
-      credited = max(0, min(credited, session_cap))
+      -- (Compared inline: a call of math.min or math.max costs as much as the rest.)
+      local since = ts - last
+      if since < 0 then since = 0 end
+      credited = watched(i)
+      if since * 2 + 1000 < credited then credited = since * 2 + 1000 end
+      if duration < credited then credited = duration end
+      local session_cap = (now - session_start) * 2 + 1000 - credited_total
+      if session_cap < credited then credited = session_cap end
+      if credited < 0 then credited = 0 end
       credited_total = credited_total + credited
       outcome = 'counted'
     end
@@ -189,17 +195,18 @@ for i = 1, n do
     local d = decision_text(outcome, reason, credited)
     local record = d[1]
     mine[id] = record
-    writes[#writes + 1] = id
-    writes[#writes + 1] = record
-    out[#out + 1] = d[2]
+    writes[n_writes + 1], writes[n_writes + 2] = id, record
+    n_writes = n_writes + 2
+    n_out = n_out + 1
+    out[n_out] = d[2]
   end
 end
 
-if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
+if n_writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
 redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
 if state_changed then
   redis.call('HSET', KEYS[2], 'last', last, 'credited', credited_total, 'viewed', viewed and '1' or '0', 'seen', now)
-elseif #writes > 0 then
+elseif n_writes > 0 then
   redis.call('HSET', KEYS[2], 'seen', now)
 end
 redis.call('EXPIRE', KEYS[2], ttl)
