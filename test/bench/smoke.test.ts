@@ -86,6 +86,16 @@ describe('benchmarks in smoke mode', () => {
     }
   }, 120_000)
 
+  it.skipIf(spawnSync('valgrind', ['--version']).status !== 0)('bench:ingest:script --callgrind counts the instructions Redis executes per ingest call', async () => {
+    const out = join(dir, 'ingest-script-callgrind.json')
+    const r = await run('ingest-script.ts', ['--callgrind', '--calls', '20', '--out', out])
+    expect(r.code, r.out).toBe(0)
+    const { figures: f } = read(out)
+    // A 30-event call is hundreds of thousands of instructions; start and stop are taken off.
+    for (const v of Object.values(f) as { instructions_per_call: number }[]) expect(v.instructions_per_call).toBeGreaterThan(100_000)
+    expect(Object.keys(f)).toHaveLength(2)
+  }, 120_000)
+
   it('bench:redis-clients times the same ingest-sized EVALSHA through ioredis and Bun.RedisClient', async () => {
     const out = join(dir, 'redis-clients.json')
     const r = await run('redis-clients.ts', ['--out', out])
