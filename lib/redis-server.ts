@@ -32,6 +32,26 @@ export function hasRedisServer(): boolean {
 }
 
 /**
+ * The arguments of a private `redis-server` (see startPrivateRedis), for a benchmark that runs
+ * it under another program (valgrind) exactly as the edge runs it.
+ */
+export function privateRedisArgs(opts: { dir: string; port?: number; persist?: boolean }): string[] {
+  return [
+    '--port', String(opts.port ?? 0),
+    '--bind', '127.0.0.1',
+    '--dir', opts.dir,
+    '--unixsocket', join(opts.dir, 'redis.sock'),
+    '--unixsocketperm', '700',
+    '--save', '',
+    '--appendonly', (opts.persist ?? true) ? 'yes' : 'no',
+    '--appendfsync', 'everysec',
+    '--daemonize', 'no',
+    '--logfile', join(opts.dir, 'redis.log'),
+    ...REDIS_TUNING,
+  ]
+}
+
+/**
  * Starts a private `redis-server` whose data (append-only file) lives in `dir`.
  * With `port` it listens on 127.0.0.1:port, otherwise only on a unix socket in `dir`,
  * so two instances with different data folders never collide. A server already
@@ -49,21 +69,7 @@ export async function startPrivateRedis(opts: { dir: string; port?: number; pers
   }
   if (!hasRedisServer())
     throw new Error('redis-server is not installed: install it (Debian: apt-get install redis-server) or set REDIS_URL')
-  const persist = opts.persist ?? true
-  const args = [
-    '--port', String(opts.port ?? 0),
-    '--bind', '127.0.0.1',
-    '--dir', opts.dir,
-    '--unixsocket', socket,
-    '--unixsocketperm', '700',
-    '--save', '',
-    '--appendonly', persist ? 'yes' : 'no',
-    '--appendfsync', 'everysec',
-    '--daemonize', 'no',
-    '--logfile', join(opts.dir, 'redis.log'),
-    ...REDIS_TUNING,
-  ]
-  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' })
+  const child: ChildProcess = spawn('redis-server', privateRedisArgs(opts), { stdio: 'ignore' })
   let exited = false
   child.once('exit', () => (exited = true))
   const deadline = Date.now() + 10_000

@@ -20,7 +20,7 @@ import { rmSync } from 'node:fs'
 import { createRules } from '../../ingest/state/decide.ts'
 import { loadSettings } from '../../lib/config.ts'
 import { createRedis, waitForRedis } from '../../lib/redis.ts'
-import { REDIS_TUNING, startPrivateRedis } from '../../lib/redis-server.ts'
+import { privateRedisArgs, startPrivateRedis } from '../../lib/redis-server.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
 import type { PlaybackClaims } from '../../ingest/tokens/playback.ts'
 import type { RuleInput } from '../../ingest/state/decide.ts'
@@ -93,7 +93,7 @@ async function measure(persist: boolean, c: Case): Promise<number> {
 async function instructions(c: Case, n: number, perSession: number): Promise<number> {
   const dir = tempDir('cs-bench-script-')
   const port = await freePort()
-  const args = ['--tool=callgrind', `--callgrind-out-file=${dir}/callgrind.out`, 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', ...REDIS_TUNING]
+  const args = ['--tool=callgrind', `--callgrind-out-file=${dir}/callgrind.out`, 'redis-server', ...privateRedisArgs({ dir, port })]
   const child = spawn('valgrind', args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''
   child.stderr.on('data', (d: Buffer) => (log += d.toString()))
