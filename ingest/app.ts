@@ -4,7 +4,8 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
-import { encodeRows, insertRawEvents } from './events/rows.ts'
+import { encodeRows } from './events/rows.ts'
+import { insertOrSetAside, keepInWal } from './set-aside.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createBunScripts } from '../lib/bun-redis.ts'
@@ -36,6 +37,9 @@ export function createEdge(services: Services) {
   const rules = createRules(redis, settings, fast)
   let accepting = true
   const wal = createWal(walDir(settings))
+  const setAside = keepInWal(wal, log, (rows) => metrics.rowsSetAside.inc(rows))
+  /** Loads whose unreadable lines could not be singled out: retried as they are (see insertOrSetAside). */
+  const fruitless = new Set<string>()
   /** Whether every edge's loads are current, for lookups of old event ids in raw_events; this edge publishes its own. */
   const loads = createLoadWatch(redis, { edgeId: wal.edgeId(), oldestUnloaded: () => wal.oldestMs(), shared: !settings.embedded })
   /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
@@ -43,7 +47,8 @@ export function createEdge(services: Services) {
     wal,
     maxRows: settings.LOAD_MAX_ROWS,
     intervalMs: settings.LOAD_INTERVAL_MS,
-    insert: (bodies, token) => insertRawEvents(ch, bodies, token),
+    // Lines the engine cannot read are set aside rather than holding every later load up.
+    insert: (bodies, token) => insertOrSetAside(ch, bodies, token, setAside, fruitless).then(() => {}),
     onLoad: (rows, seconds, oldestQueuedAt) => {
       metrics.flushRows.observe(rows)
       metrics.flushDuration.observe(seconds)
@@ -118,7 +123,7 @@ export function createEdge(services: Services) {
   let repairing: Promise<number> | undefined
   /** Finishes what the write-ahead log holds and nothing in this process is working on (one repair at a time). */
   const repair = (): Promise<number> =>
-    (repairing ??= repairWal({ ch, rules, wal, log, held })
+    (repairing ??= repairWal({ ch, rules, wal, log, held, setAside })
       .then((n) => {
         if (n > 0) lateRowsLanded('a repair')
         return n

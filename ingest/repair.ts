@@ -1,14 +1,23 @@
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
 import { storedIds } from './events/ingest.ts'
-import { insertRawEvents, parseRow, type RawEventRow } from './events/rows.ts'
+import { parseRow, type RawEventRow } from './events/rows.ts'
+import { insertOrSetAside, keepInWal, type SetAside } from './set-aside.ts'
 import type { Settings } from '../lib/config.ts'
 import type { Redis } from '../lib/redis.ts'
 import { createRules, newRequestId, type Rules } from './state/decide.ts'
 import { createWal, walDir, type Wal, type WalEntry, type WalLoad } from './wal.ts'
 import { idleIngestMigrationAppliedAt } from '../migrations/runner.ts'
 
-export type RepairDeps = { ch: ClickHouseClient; rules: Rules; wal: Wal; log: Logger; held: { has(token: string): boolean } }
+export type RepairDeps = {
+  ch: ClickHouseClient
+  rules: Rules
+  wal: Wal
+  log: Logger
+  held: { has(token: string): boolean }
+  /** Where lines the engine cannot read go (default: the log's set-aside folder, see set-aside.ts). */
+  setAside?: SetAside
+}
 
 /**
  * Finishes what the write-ahead log still holds and this process is not working on
@@ -84,11 +93,13 @@ async function repairLoad(deps: RepairDeps, load: WalLoad, rebuiltAt: number | u
       })
     }
   }
-  if (reinsert) await insertRawEvents(ch, entries.map((e) => e!.body).join(''), load.token)
+  if (reinsert) await insertOrSetAside(ch, entries.map((e) => e!.body).join(''), load.token, setAsideOf(deps))
   await Promise.all(load.entries.map((t) => wal.remove(t)))
   await wal.removeLoad(load.token)
   log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: reinsert })
 }
+
+const setAsideOf = (deps: RepairDeps): SetAside => deps.setAside ?? keepInWal(deps.wal, deps.log)
 
 /** Rows of these entries in raw_events (each row carries its entry's token). */
 async function landedRows(ch: ClickHouseClient, entries: WalEntry[]): Promise<number> {
@@ -129,7 +140,7 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
     }
   }
   // The entry's own lines (or those of them still owned), under the entry's own token.
-  if (lines.length > 0) await insertRawEvents(ch, lines.map((l) => `${l}\n`), entry.token)
+  if (lines.length > 0) await insertOrSetAside(ch, lines.map((l) => `${l}\n`), entry.token, setAsideOf(deps))
   await rules.markRequests(marks, true)
   await wal.remove(entry.token)
   log.info('repaired an unfinished flush', { token: entry.token, rows: lines.length, of: entry.lines.length, raw_already_had: landed })

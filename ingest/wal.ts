@@ -1,7 +1,8 @@
-import { closeSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { writeAll } from '../lib/write-all.ts'
+import { RAW_COLUMNS } from './events/rows.ts'
 
 /**
  * The edge's write-ahead log. Each flush of the group commit is written here (fsync)
@@ -21,6 +22,9 @@ export type WalEntry = { token: string; requests: WalRequest[]; body: string; li
 /** A load manifest; `at` (epoch ms) is when it was written (absent in manifests written before it was recorded). */
 export type WalLoad = { token: string; entries: string[]; at?: number }
 
+/** The log's folder for lines the engine refused (see setAside). */
+export const SET_ASIDE_DIR = 'set-aside'
+
 const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
 
 /** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */
@@ -30,6 +34,7 @@ export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string 
 
 export function createWal(dir: string) {
   mkdirSync(dir, { recursive: true })
+  const asideDir = join(dir, SET_ASIDE_DIR)
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
   /**
@@ -52,7 +57,7 @@ export function createWal(dir: string) {
       closeSync(fd)
     }
     renameSync(tmp, file)
-    const dirFd = openSync(dir, 'r')
+    const dirFd = openSync(dirname(file), 'r')
     try {
       await fsyncFd(dirFd)
     } finally {
@@ -87,6 +92,28 @@ export function createWal(dir: string) {
     removeLoad(token: string): Promise<void> {
       return rm(loadPath(token), { force: true })
     },
+    /** Where lines the engine refused are kept (see setAside). */
+    setAsideDir: asideDir,
+    /**
+     * Keeps lines the engine cannot read (see set-aside.ts), durably, in `set-aside/<token>.tsv`
+     * under the log's folder: a JSON line (the load's token, when, the engine's error, the
+     * columns), then the lines as they were, in raw_events' TabSeparated form. Writing the
+     * same token again replaces the file (a retried load finds the same lines).
+     */
+    async setAside(token: string, lines: string[], error: string, at = Date.now()): Promise<void> {
+      if (!existsSync(asideDir)) {
+        // Made on first use (most logs never need it), durably: the folder's own name too.
+        mkdirSync(asideDir, { recursive: true })
+        const dirFd = openSync(dir, 'r')
+        try {
+          await fsyncFd(dirFd)
+        } finally {
+          closeSync(dirFd)
+        }
+      }
+      const head = JSON.stringify({ token, at, rows: lines.length, error, columns: RAW_COLUMNS }) + '\n'
+      await writeDurably(join(asideDir, `${token}.tsv`), [head, lines.map((l) => `${l}\n`).join('')])
+    },
     /** Load manifests left behind (their insert may or may not have landed, wholly or in part). */
     loads(): WalLoad[] {
       return readdirSync(dir)
@@ -115,7 +142,7 @@ export function createWal(dir: string) {
     },
     /** Drops half-written files; only at start-up, when nothing of this process is writing. */
     removeTorn(): void {
-      for (const f of readdirSync(dir).filter((f) => f.endsWith('.tmp'))) rmSync(join(dir, f), { force: true })
+      for (const d of [dir, asideDir].filter((d) => existsSync(d))) for (const f of readdirSync(d).filter((f) => f.endsWith('.tmp'))) rmSync(join(d, f), { force: true })
     },
     has(token: string): boolean {
       return readdirSync(dir).includes(`${token}.wal`)

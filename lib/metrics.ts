@@ -28,8 +28,13 @@ export function createMetrics() {
     registers: [registry],
   })
   const flushFailures = new Counter({ name: 'cs_ingest_flush_failures_total', help: 'Failed ClickHouse inserts (after retries)', registers: [registry] })
+  const rowsSetAside = new Counter({
+    name: 'cs_ingest_rows_set_aside_total',
+    help: 'Acknowledged rows ClickHouse could not read, kept in the write-ahead log folder (set-aside/) instead of loaded; anything above 0 needs an operator',
+    registers: [registry],
+  })
   const jobRuns = new Counter({ name: 'cs_job_runs_total', help: 'Job runs by job and status', labelNames: ['job', 'status'] as const, registers: [registry] })
-  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, walFlushRows, walFlushDuration, ingestStage, flushFailures, jobRuns }
+  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, walFlushRows, walFlushDuration, ingestStage, flushFailures, rowsSetAside, jobRuns }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

@@ -126,6 +126,13 @@ export function toRow(ctx: RowContext | { claims: PlaybackClaims; ip: string; no
   return parseRow(encodeRows([rowText(ctx, src)], token).slice(0, -1))
 }
 
+/** How the raw insert reads rows' text (also used to judge lines the engine refuses, see set-aside.ts). */
+export const RAW_INPUT_SETTINGS = {
+  // The times are epoch seconds with decimals (see `time`); older logs' bare 13-digit
+  // milliseconds read the same way under 'basic' (checked when this changed).
+  date_time_input_format: 'basic',
+} as const
+
 /**
  * Inserts a flush's text (whole, or in pieces that join into it) into raw_events as one
  * block under `token`. The block-size setting keeps it one block, so a repeat with the
@@ -133,13 +140,12 @@ export function toRow(ctx: RowContext | { claims: PlaybackClaims; ip: string; no
  */
 export async function insertRawEvents(ch: ClickHouseClient, text: string | string[], token: string): Promise<void> {
   const clickhouse_settings = {
+    ...RAW_INPUT_SETTINGS,
     insert_deduplication_token: token,
     deduplicate_blocks_in_dependent_materialized_views: 1,
-    // Above LOAD_MAX_ROWS' largest value: a load is never split into blocks.
+    // Above LOAD_MAX_ROWS' largest value: a load is never split into blocks, and a block
+    // that fails to parse is never written in part (set-aside.ts relies on it).
     max_insert_block_size: '1048576',
-    // The times are epoch seconds with decimals (see `time`); older logs' bare 13-digit
-    // milliseconds read the same way under 'basic' (checked when this changed).
-    date_time_input_format: 'basic',
     // Loads run at low priority: the edge's event loop comes first (in bench:ingest, paced,
     // answers were several times faster at the tail with no load running).
     os_thread_priority: '19',
