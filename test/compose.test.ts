@@ -190,10 +190,14 @@ describe('Dockerfile', () => {
     for (const dir of ['lib', 'migrations', 'ingest']) expect(copied).toContain(dir)
   })
 
-  it('installs from the lockfile and runs on Bun as a user other than root', () => {
+  it('installs from the lockfile and runs on the Bun package.json pins, as a user other than root', () => {
     expect(instructions.some((l) => /^RUN\s.*\b(npm ci|npm install|bun install --frozen-lockfile)\b/.test(l))).toBe(true)
     const froms = instructions.filter((l) => /^FROM\s/i.test(l))
     expect(froms.at(-1)).toMatch(/^FROM\s+oven\/bun[:@\s]/)
+    // The image's Bun is the one npm installs for `npm start` and the benchmarks (a GC change between 1.3 and 1.4 alone moved the paced p99 threefold).
+    const pinned = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies.bun
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/)
+    expect(froms.at(-1)).toMatch(new RegExp(`^FROM\\s+oven/bun:${pinned!.replace(/\./g, '\\.')}-`))
     const finalStage = instructions.slice(instructions.lastIndexOf(froms.at(-1)!))
     const user = finalStage.filter((l) => /^USER\s/i.test(l)).at(-1)
     expect(user).toBeDefined()

@@ -14,7 +14,9 @@
  *                     with test/bench/ingest-wrk.lua, installed through apt-get when missing)
  *     [--server-log file]  (the server's stdout and stderr, written there once it has stopped: with
  *                     --env BUN_JSC_logGC=1, JavaScriptCore's log of each collection)
+ *     [--server-bun PATH]  (another Bun binary for the server alone, the players' unchanged: to compare runtimes)
  */
+import { spawnSync } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadSettings } from '../../lib/config.ts'
@@ -71,7 +73,9 @@ const profileDir = flags.get('profile')
 const profileArgs = profileDir ? ['--cpu-prof', '--cpu-prof-md', `--cpu-prof-dir=${profileDir}`] : []
 // --bun-args '--smol': options for the server's Bun (recorded in the results' settings).
 const serverBunArgs = (flags.get('bun-args') ?? '').split(' ').filter(Boolean)
-const server = await startServerProcess({ cmd: BUN, args: [...profileArgs, ...serverBunArgs, 'lib/main.ts'], env: serverEnv, port })
+// --server-bun PATH: another Bun binary for the server alone (the players keep this checkout's), to compare runtimes.
+const serverBun = flags.get('server-bun') ?? BUN
+const server = await startServerProcess({ cmd: serverBun, args: [...profileArgs, ...serverBunArgs, 'lib/main.ts'], env: serverEnv, port })
 const serverPid = server.proc.pid!
 const redisPid = childPids(serverPid).find((p) => processName(p).startsWith('redis'))
 const loadBefore = loadNow()
@@ -243,6 +247,8 @@ const settingsUsed = {
     ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'LOAD_MAX_ROWS', 'LOAD_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY', 'DECISION_IDLE_MINUTES'].map((k) => [k, String(settings[k as keyof typeof settings])]),
   ),
   server_bun_args: serverBunArgs.join(' '),
+  // The server's Bun when --server-bun gave another than the machine's (`bun` there).
+  server_bun: serverBun === BUN ? 'the checkout\'s' : `${serverBun} (${spawnSync(serverBun, ['--version'], { encoding: 'utf8' }).stdout.trim()})`,
   smoke,
 }
 
