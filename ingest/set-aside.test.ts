@@ -162,6 +162,7 @@ describe('the edge with a line the engine cannot read in its log', () => {
     const wal = createWal(walDir(t.s.settings))
     const entries = [await log(video, 3, [0]), await log(video, 4)]
     const load = crypto.randomUUID()
+    const counted = await setAsideRows()
     await wal.writeLoad(load, entries.map((e) => e.token))
     expect(await t.edge.repair()).toBeGreaterThanOrEqual(1)
     const once = await videoSnapshot(t.s.ch, video)
@@ -173,5 +174,7 @@ describe('the edge with a line the engine cannot read in its log', () => {
     await wal.writeLoad(load, entries.map((e) => e.token))
     await t.edge.repair()
     expect(await videoSnapshot(t.s.ch, video)).toEqual(once)
+    // The same line set aside twice is counted once.
+    expect(await setAsideRows()).toBe(counted + 1)
   })
 })

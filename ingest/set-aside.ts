@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
@@ -145,12 +147,14 @@ export async function insertOrSetAside(ch: ClickHouseClient, text: string | stri
  */
 export function keepInWal(wal: Pick<Wal, 'setAside' | 'setAsideDir'>, log: Logger, counted?: (rows: number) => void): SetAside {
   return async (token, lines, error) => {
+    // A retried load sets the same lines aside again (the same file): they are counted once.
+    const again = existsSync(join(wal.setAsideDir, `${token}.tsv`))
     await wal.setAside(token, lines, error)
-    counted?.(lines.length)
+    if (!again) counted?.(lines.length)
     log.error('ClickHouse cannot read some acknowledged rows: set aside, the rest of their load inserted', {
       token,
       rows: lines.length,
-      file: `${wal.setAsideDir}/${token}.tsv`,
+      file: join(wal.setAsideDir, `${token}.tsv`),
       // The engine's message dumps the rows it was reading: the file's first line keeps it whole.
       error: error.slice(0, 500),
     })
