@@ -192,6 +192,8 @@ const figures = {
   loaded_rows_per_second: Number.isFinite(flushes.rows) ? Math.round(flushes.rows / load.seconds) : 0,
   accepted_per_second_min_full_second: sortedSeconds[0] ?? null,
   accepted_per_second_median_full_second: sortedSeconds.length ? percentile(sortedSeconds, 50) : null,
+  /** Accepted events in each second of the run, in order (when a stall came, and how long it lasted). */
+  accepted_by_second: load.accepted_per_second,
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
   ack_latency_ms: { p50: +percentile(lat, 50).toFixed(1), p95: +percentile(lat, 95).toFixed(1), p99: +percentile(lat, 99).toFixed(1), max: +(lat.at(-1) ?? NaN).toFixed(1) },
   /** The same after the warm-up (the first warmup_seconds), and the accepted events per second then. */
