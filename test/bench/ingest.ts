@@ -25,7 +25,7 @@ import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
-import { BUN, childPids, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
+import { BUN, childPids, coresBySecond, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
 const smoke = flags.has('smoke')
@@ -87,12 +87,14 @@ const rssByTenSeconds: number[] = []
 const sampledFrom = performance.now()
 /** Redis keeps the edge's state (decisions of event ids, sessions, windows); decisions expire DECISION_IDLE_MINUTES after a session's last batch, so it levels off. */
 const redis = watchRedis(redisPid, join(settings.dataDir, 'redis', 'redis.sock'), sampledFrom)
+const cores = coresBySecond(serverPid, redisPid, sampledFrom, 'redis')
 const sampler = setInterval(() => {
   const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
   peakRssKb = Math.max(peakRssKb, rss)
   redis.sample()
   const slot = Math.floor((performance.now() - sampledFrom) / 10_000)
   rssByTenSeconds[slot] = Math.max(rssByTenSeconds[slot] ?? 0, Math.round(rss / 1024))
+  cores.sample()
 }, 250)
 
 const loadOut = join(dataDir, 'load-result.json')
@@ -194,6 +196,8 @@ const figures = {
   accepted_per_second_median_full_second: sortedSeconds.length ? percentile(sortedSeconds, 50) : null,
   /** Accepted events in each second of the run, in order (when a stall came, and how long it lasted). */
   accepted_by_second: load.accepted_per_second,
+  /** Cores used in each second by the server's threads (by name, those that used 0.05 cores or more in some second) and Redis (see coresBySecond). */
+  cores_by_second: cores.series(0.05),
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
   ack_latency_ms: { p50: +percentile(lat, 50).toFixed(1), p95: +percentile(lat, 95).toFixed(1), p99: +percentile(lat, 99).toFixed(1), max: +(lat.at(-1) ?? NaN).toFixed(1) },
   /** The same after the warm-up (the first warmup_seconds), and the accepted events per second then. */

@@ -113,6 +113,13 @@ export function procFaultsAndSystem(pid: number): { minorFaults: number; systemS
 /** CPU seconds per thread name (comm) of a process's living threads (Linux). */
 export function threadCpuSeconds(pid: number): Map<string, number> {
   const out = new Map<string, number>()
+  for (const { name, seconds } of threadCpuByTid(pid).values()) out.set(name, (out.get(name) ?? 0) + seconds)
+  return out
+}
+
+/** CPU seconds of each thread of a process by thread id, with its name now (Linux). */
+function threadCpuByTid(pid: number): Map<string, { name: string; seconds: number }> {
+  const out = new Map<string, { name: string; seconds: number }>()
   let tids: string[] = []
   try {
     tids = readdirSync(`/proc/${pid}/task`)
@@ -122,14 +129,47 @@ export function threadCpuSeconds(pid: number): Map<string, number> {
   for (const tid of tids) {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100)
+      out.set(tid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(fields[11]) + Number(fields[12])) / 100 })
     } catch {
       // the thread ended meanwhile
     }
   }
   return out
+}
+
+/**
+ * Cores each thread of a process (by name) and another process (`other`, named `otherName`, e.g. Redis) used in
+ * each second from `from` (performance.now()): what ran when a second's throughput dipped.
+ * `sample()` may be called often; it reads /proc once a second.
+ */
+export function coresBySecond(pid: number, other: number | undefined, from: number, otherName = 'other') {
+  const bySecond = new Map<string, number[]>()
+  const read = () => ({ at: performance.now(), threads: threadCpuByTid(pid), other: other ? (procCpuSeconds(other) ?? 0) : 0 })
+  let last = read()
+  return {
+    sample(): void {
+      if (performance.now() - last.at < 1000) return
+      const now = read()
+      const second = Math.floor((last.at - from) / 1000)
+      const span = (now.at - last.at) / 1000
+      const put = (name: string, used: number) => {
+        const series = bySecond.get(name) ?? []
+        series[second] = +(used / span).toFixed(2)
+        bySecond.set(name, series)
+      }
+      // By thread id, then summed under each thread's name now: the engine's pool threads rename themselves by task.
+      const used = new Map<string, number>()
+      for (const [tid, t] of now.threads) used.set(t.name, (used.get(t.name) ?? 0) + t.seconds - (last.threads.get(tid)?.seconds ?? 0))
+      for (const [name, sec] of used) put(`server ${name}`, sec)
+      if (other) put(otherName, now.other - last.other)
+      last = now
+    },
+    /** The series of the names that used at least `min` cores in some second, gaps as 0. */
+    series(min: number): Record<string, number[]> {
+      return Object.fromEntries([...bySecond].filter(([, s]) => s.some((c) => c >= min)).map(([name, s]) => [name, Array.from(s, (c) => c ?? 0)]))
+    },
+  }
 }
 
 /** Direct children of a process (Linux). */
