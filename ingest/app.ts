@@ -5,7 +5,7 @@ import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
 import { encodeRows } from './events/rows.ts'
-import { insertOrSetAside, keepInWal } from './set-aside.ts'
+import { insertingRows, keepInWal } from './set-aside.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
 import { createBunScripts } from '../lib/bun-redis.ts'
@@ -37,9 +37,8 @@ export function createEdge(services: Services) {
   const rules = createRules(redis, settings, fast)
   let accepting = true
   const wal = createWal(walDir(settings))
-  const setAside = keepInWal(wal, log, (rows) => metrics.rowsSetAside.inc(rows))
-  /** Loads whose unreadable lines could not be singled out: retried as they are (see insertOrSetAside). */
-  const fruitless = new Set<string>()
+  /** Raw inserts of the loader and the repair: lines the engine cannot read are set aside rather than holding every later load up. */
+  const insertRows = insertingRows(ch, keepInWal(wal, log, (rows) => metrics.rowsSetAside.inc(rows)))
   /** Whether every edge's loads are current, for lookups of old event ids in raw_events; this edge publishes its own. */
   const loads = createLoadWatch(redis, { edgeId: wal.edgeId(), oldestUnloaded: () => wal.oldestMs(), shared: !settings.embedded })
   /** Puts logged flushes into ClickHouse behind the answers, several per insert. */
@@ -47,8 +46,7 @@ export function createEdge(services: Services) {
     wal,
     maxRows: settings.LOAD_MAX_ROWS,
     intervalMs: settings.LOAD_INTERVAL_MS,
-    // Lines the engine cannot read are set aside rather than holding every later load up.
-    insert: (bodies, token) => insertOrSetAside(ch, bodies, token, setAside, fruitless).then(() => {}),
+    insert: (bodies, token) => insertRows(bodies, token).then(() => {}),
     onLoad: (rows, seconds, oldestQueuedAt) => {
       metrics.flushRows.observe(rows)
       metrics.flushDuration.observe(seconds)
@@ -123,7 +121,7 @@ export function createEdge(services: Services) {
   let repairing: Promise<number> | undefined
   /** Finishes what the write-ahead log holds and nothing in this process is working on (one repair at a time). */
   const repair = (): Promise<number> =>
-    (repairing ??= repairWal({ ch, rules, wal, log, held, setAside })
+    (repairing ??= repairWal({ ch, rules, wal, log, held, insertRows })
       .then((n) => {
         if (n > 0) lateRowsLanded('a repair')
         return n

@@ -2,7 +2,7 @@ import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
 import { storedIds } from './events/ingest.ts'
 import { parseRow, type RawEventRow } from './events/rows.ts'
-import { insertOrSetAside, keepInWal, type SetAside } from './set-aside.ts'
+import { insertingRows, keepInWal, type InsertRows } from './set-aside.ts'
 import type { Settings } from '../lib/config.ts'
 import type { Redis } from '../lib/redis.ts'
 import { createRules, newRequestId, type Rules } from './state/decide.ts'
@@ -15,8 +15,8 @@ export type RepairDeps = {
   wal: Wal
   log: Logger
   held: { has(token: string): boolean }
-  /** Where lines the engine cannot read go (default: the log's set-aside folder, see set-aside.ts). */
-  setAside?: SetAside
+  /** The raw insert, which sets aside lines the engine cannot read (see set-aside.ts). */
+  insertRows: InsertRows
 }
 
 /**
@@ -73,7 +73,7 @@ export async function finishWal(deps: { settings: Settings; ch: ClickHouseClient
   const { settings, ch, redis, log } = deps
   const wal = createWal(walDir(settings))
   wal.removeTorn()
-  const finished = await repairWal({ ch, rules: createRules(redis, settings), wal, log, held: { has: () => false } })
+  const finished = await repairWal({ ch, rules: createRules(redis, settings), wal, log, held: { has: () => false }, insertRows: insertingRows(ch, keepInWal(wal, log)) })
   if (finished > 0) log.warn('finished the write-ahead log before a migration that rewrites aggregate tables', { flushes: finished })
   if (wal.tokens().length > 0 || wal.loads().length > 0) throw new Error(`the write-ahead log in ${wal.dir} could not be finished; the migration waits for it`)
 }
@@ -93,13 +93,11 @@ async function repairLoad(deps: RepairDeps, load: WalLoad, rebuiltAt: number | u
       })
     }
   }
-  if (reinsert) await insertOrSetAside(ch, entries.map((e) => e!.body).join(''), load.token, setAsideOf(deps))
+  if (reinsert) await deps.insertRows(entries.map((e) => e!.body).join(''), load.token)
   await Promise.all(load.entries.map((t) => wal.remove(t)))
   await wal.removeLoad(load.token)
   log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: reinsert })
 }
-
-const setAsideOf = (deps: RepairDeps): SetAside => deps.setAside ?? keepInWal(deps.wal, deps.log)
 
 /** Rows of these entries in raw_events (each row carries its entry's token). */
 async function landedRows(ch: ClickHouseClient, entries: WalEntry[]): Promise<number> {
@@ -140,7 +138,7 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
     }
   }
   // The entry's own lines (or those of them still owned), under the entry's own token.
-  if (lines.length > 0) await insertOrSetAside(ch, lines.map((l) => `${l}\n`), entry.token, setAsideOf(deps))
+  if (lines.length > 0) await deps.insertRows(lines.map((l) => `${l}\n`), entry.token)
   await rules.markRequests(marks, true)
   await wal.remove(entry.token)
   log.info('repaired an unfinished flush', { token: entry.token, rows: lines.length, of: entry.lines.length, raw_already_had: landed })

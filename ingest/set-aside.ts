@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
@@ -143,20 +141,32 @@ export async function insertOrSetAside(ch: ClickHouseClient, text: string | stri
 /**
  * Set-aside lines kept in the write-ahead log's folder (Wal.setAside), counted and logged
  * as an error: each is an acknowledged event that is not in ClickHouse until an operator
- * loads it (README, Operations).
+ * loads it (README, Rows ClickHouse cannot read).
  */
-export function keepInWal(wal: Pick<Wal, 'setAside' | 'setAsideDir'>, log: Logger, counted?: (rows: number) => void): SetAside {
+export function keepInWal(wal: Pick<Wal, 'setAside'>, log: Logger, counted?: (rows: number) => void): SetAside {
   return async (token, lines, error) => {
+    const { file, created } = await wal.setAside(token, lines, error)
     // A retried load sets the same lines aside again (the same file): they are counted once.
-    const again = existsSync(join(wal.setAsideDir, `${token}.tsv`))
-    await wal.setAside(token, lines, error)
-    if (!again) counted?.(lines.length)
+    if (created) counted?.(lines.length)
     log.error('ClickHouse cannot read some acknowledged rows: set aside, the rest of their load inserted', {
       token,
       rows: lines.length,
-      file: join(wal.setAsideDir, `${token}.tsv`),
+      file,
       // The engine's message dumps the rows it was reading: the file's first line keeps it whole.
       error: error.slice(0, 500),
     })
   }
+}
+
+/** Inserts rows' text under a token, setting aside lines the engine cannot read (insertOrSetAside). */
+export type InsertRows = (text: string | string[], token: string) => Promise<number>
+
+/**
+ * insertOrSetAside with one memory of fruitless searches, for everything that loads one
+ * write-ahead log (the loader and the repair share it: the repair runs every
+ * WAL_REPAIR_INTERVAL_MS and would otherwise search a load it cannot mend each time).
+ */
+export function insertingRows(ch: ClickHouseClient, setAside: SetAside): InsertRows {
+  const fruitless = new Set<string>()
+  return (text, token) => insertOrSetAside(ch, text, token, setAside, fruitless)
 }

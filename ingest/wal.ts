@@ -27,6 +27,16 @@ export const SET_ASIDE_DIR = 'set-aside'
 
 const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
 
+/** Makes the names in a folder durable (a rename or a new entry survives a power cut). */
+async function fsyncDir(path: string): Promise<void> {
+  const fd = openSync(path, 'r')
+  try {
+    await fsyncFd(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */
 export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string {
   return settings.WAL_DIR ?? join(settings.dataDir, 'wal')
@@ -57,12 +67,7 @@ export function createWal(dir: string) {
       closeSync(fd)
     }
     renameSync(tmp, file)
-    const dirFd = openSync(dirname(file), 'r')
-    try {
-      await fsyncFd(dirFd)
-    } finally {
-      closeSync(dirFd)
-    }
+    await fsyncDir(dirname(file))
   }
   const parseEntry = (file: string, text: string): WalEntry | undefined => {
     const nl = text.indexOf('\n')
@@ -98,21 +103,20 @@ export function createWal(dir: string) {
      * Keeps lines the engine cannot read (see set-aside.ts), durably, in `set-aside/<token>.tsv`
      * under the log's folder: a JSON line (the load's token, when, the engine's error, the
      * columns), then the lines as they were, in raw_events' TabSeparated form. Writing the
-     * same token again replaces the file (a retried load finds the same lines).
+     * same token again replaces the file (a retried load finds the same lines): `created`
+     * says whether it is new.
      */
-    async setAside(token: string, lines: string[], error: string, at = Date.now()): Promise<void> {
+    async setAside(token: string, lines: string[], error: string, at = Date.now()): Promise<{ file: string; created: boolean }> {
       if (!existsSync(asideDir)) {
         // Made on first use (most logs never need it), durably: the folder's own name too.
         mkdirSync(asideDir, { recursive: true })
-        const dirFd = openSync(dir, 'r')
-        try {
-          await fsyncFd(dirFd)
-        } finally {
-          closeSync(dirFd)
-        }
+        await fsyncDir(dir)
       }
+      const file = join(asideDir, `${token}.tsv`)
+      const created = !existsSync(file)
       const head = JSON.stringify({ token, at, rows: lines.length, error, columns: RAW_COLUMNS }) + '\n'
-      await writeDurably(join(asideDir, `${token}.tsv`), [head, lines.map((l) => `${l}\n`).join('')])
+      await writeDurably(file, [head, lines.map((l) => `${l}\n`).join('')])
+      return { file, created }
     },
     /** Load manifests left behind (their insert may or may not have landed, wholly or in part). */
     loads(): WalLoad[] {
