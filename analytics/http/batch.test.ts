@@ -132,6 +132,21 @@ describe('gathering (on fake timers)', () => {
     stuck()
   })
 
+  it('with onTheWay, a batch whose calls were all under way goes once they have joined, without waiting gatherMs', async () => {
+    const onTheWay = arrivals()
+    const batches: number[][] = []
+    const echo = batcher(async (xs: number[]) => (batches.push(xs), xs), { gatherMs: 3, onTheWay, gatherMaxMs: 20 })
+    // A burst: every request took its ticket on arrival, then each reaches the batcher in turn.
+    const tickets = [1, 2, 3].map(() => onTheWay.take())
+    const calls = [1, 2, 3].map((x, i) => {
+      tickets[i]!()
+      return echo(x)
+    })
+    await vi.advanceTimersByTimeAsync(0)
+    expect(batches).toEqual([[1, 2, 3]])
+    expect(await Promise.all(calls)).toEqual([1, 2, 3])
+  })
+
   it('with onTheWay but nothing under way, a lone call waits gatherMs only', async () => {
     const onTheWay = arrivals()
     const batches: number[][] = []

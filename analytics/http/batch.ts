@@ -10,10 +10,11 @@
  * it: the requests of a burst reach the batcher a few milliseconds apart (each after its
  * own Redis round trips), and without the wait the first would go alone and the rest
  * queue behind it, two queries where one does. Calls made while a batch runs go as soon
- * as it ends, with no wait. With `onTheWay` too (see arrivals.ts), that batch then also
- * waits for the calls that were under way when its first call came, until at most
- * `gatherMaxMs` after it: a burst spread over longer than gatherMs still goes as one
- * batch, while a lone call waits no longer than before.
+ * as it ends, with no wait. With `onTheWay` too (see arrivals.ts), a batch whose first
+ * call finds others under way waits for those instead (until at most `gatherMaxMs` after
+ * that call), and goes as soon as they have joined: a burst spread over longer than
+ * gatherMs still goes as one batch, one that came together goes without the fixed wait,
+ * and a lone call (none under way) waits gatherMs, as without onTheWay.
  *
  * @example
  * const lookup = batcher((ids: string[]) => getVideos(ch, ids))
@@ -35,10 +36,14 @@ export function batcher<I, O>(
     // The calls under way as the first one came: later ones are not waited for (under a steady
     // load there are always some, and waiting for them would leave the engine idle).
     const before = opts.onTheWay && gatherMaxMs > gatherMs ? opts.onTheWay.settled() : undefined
-    await new Promise((r) => setTimeout(r, gatherMs))
+    // With calls under way, they are what the batch waits for, not also gatherMs: a burst's calls
+    // all took their tickets as they arrived, long before the first of them got here. gatherMs is
+    // for a call that finds none under way, whose companions may not have arrived yet.
+    const waitFixed = !before || opts.onTheWay!.out === 0
+    if (waitFixed) await new Promise((r) => setTimeout(r, gatherMs))
     if (!before) return
     let timer: ReturnType<typeof setTimeout> | undefined
-    await Promise.race([before, new Promise((r) => (timer = setTimeout(r, gatherMaxMs - gatherMs)))])
+    await Promise.race([before, new Promise((r) => (timer = setTimeout(r, gatherMaxMs - (waitFixed ? gatherMs : 0))))])
     clearTimeout(timer)
   }
 
