@@ -22,7 +22,7 @@
  */
 export function batcher<I, O>(
   run: (items: I[]) => Promise<O[]>,
-  opts: { maxItems?: number; concurrency?: number; gatherMs?: number; onTheWay?: { settled(): Promise<void> }; gatherMaxMs?: number } = {},
+  opts: { maxItems?: number; concurrency?: number; gatherMs?: number; onTheWay?: { settled(): Promise<void>; readonly out: number }; gatherMaxMs?: number } = {},
 ): (item: I) => Promise<O> {
   const maxItems = opts.maxItems ?? 256
   const concurrency = opts.concurrency ?? 1
