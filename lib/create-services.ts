@@ -7,7 +7,7 @@ import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
 import { createClickHouse, type ClickHouseClient } from './clickhouse.ts'
 import type { Settings } from './config.ts'
 import { createLogger } from './log.ts'
-import { createMetrics, trackEmbeddedEngineMemory } from './metrics.ts'
+import { createMetrics, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
 import { createRedis, waitForRedis, type Redis } from './redis.ts'
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
 import type { Services } from './services.ts'
@@ -69,6 +69,7 @@ export async function createServices(
   const ownsRedis = !opts.redis
   const ownsCh = !opts.ch
   const metrics = createMetrics()
+  const stopWatchingLoop = watchEventLoop(metrics)
   if (settings.CLICKHOUSE_URL === undefined)
     trackEmbeddedEngineMemory(metrics, async () => {
       const rs = await ch.query({ query: "SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'", format: 'JSONEachRow' })
@@ -85,6 +86,7 @@ export async function createServices(
     verifyPlaybackToken,
     migrationsApplied: applied,
     async close() {
+      stopWatchingLoop()
       if (ownsCh) await ch.close()
       if (ownsRedis) redis.disconnect()
       // The private redis-server keeps running only as long as this process does.

@@ -40,6 +40,35 @@ export function createMetrics() {
 export type Metrics = ReturnType<typeof createMetrics>
 
 /**
+ * How late a timer due every `everyMs` fires, as a histogram: while the JavaScript thread is
+ * busy or stopped (a long task, a garbage collection), requests wait that long before their
+ * handlers start, which the request latency histogram does not see. The sum grows by about
+ * the time the thread was held. (prom-client's own event-loop lag metrics read Node's
+ * monitorEventLoopDelay, which under Bun does not see a blocked loop.) Returns a stop function.
+ */
+export function watchEventLoop(metrics: Metrics, everyMs = 50): () => void {
+  const delay = new Histogram({
+    name: 'cs_event_loop_delay_seconds',
+    help: `How late a timer due every ${everyMs} ms fired: the JavaScript thread busy or stopped that long`,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [metrics.registry],
+  })
+  let due = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const arm = () => {
+    due = performance.now() + everyMs
+    timer = setTimeout(tick, everyMs)
+    timer.unref?.()
+  }
+  const tick = () => {
+    delay.observe(Math.max(0, performance.now() - due) / 1000)
+    arm()
+  }
+  arm()
+  return () => clearTimeout(timer)
+}
+
+/**
  * What the embedded engine (chDB, in this process) has allocated and tracks, read at each
  * scrape: the rest of the process's RSS beyond it and the JavaScript heap is code mapped from
  * disk and the allocators' free pages. In server mode ClickHouse reports its own.

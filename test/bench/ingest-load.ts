@@ -52,6 +52,8 @@ export type LoadResult = {
   sessions_started: number
   cpu_seconds: number
   network_errors: number
+  /** How late this process's 10 ms timer fired in each second, summed (ms): its own thread held that long, its players' answers read late. */
+  loop_held_ms_by_second?: number[]
 }
 
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '') as LoadConfig
@@ -73,6 +75,14 @@ let networkErrors = 0
 const cpu0 = process.cpuUsage()
 const t0 = performance.now()
 const deadline = t0 + cfg.seconds * 1000
+const loopHeld: number[] = []
+let due = performance.now() + 10
+const loopTimer = setInterval(() => {
+  const now = performance.now()
+  const sec = Math.floor((now - t0) / 1000)
+  loopHeld[sec] = (loopHeld[sec] ?? 0) + Math.max(0, now - due)
+  due = now + 10
+}, 10)
 const pad = (n: number, w: number) => n.toString().padStart(w, '0')
 const eventId = (slot: number, seq: number) => `${pad(slot, 8)}-b0b0-4000-8000-${pad(seq, 12)}`
 
@@ -166,6 +176,7 @@ async function player(slot: number): Promise<void> {
 }
 
 await Promise.all(Array.from({ length: cfg.sessions }, (_, i) => player(i)))
+clearInterval(loopTimer)
 const elapsed = (performance.now() - t0) / 1000
 const cpu = process.cpuUsage(cpu0)
 const result: LoadResult = {
@@ -183,6 +194,7 @@ const result: LoadResult = {
   sessions_started: sessionsStarted,
   cpu_seconds: (cpu.user + cpu.system) / 1e6,
   network_errors: networkErrors,
+  loop_held_ms_by_second: Array.from(loopHeld, (ms) => Math.round(ms ?? 0)),
 }
 writeFileSync(cfg.out, JSON.stringify(result))
 console.log(JSON.stringify({ ok: true }))

@@ -15,6 +15,8 @@
  *     [--server-log file]  (the server's stdout and stderr, written there once it has stopped: with
  *                     --env BUN_JSC_logGC=1, JavaScriptCore's log of each collection)
  *     [--server-bun PATH]  (another Bun binary for the server alone, the players' unchanged: to compare runtimes)
+ *     [--stages-by-second]  (the server's metrics read each second: its requests, stages, flushes, loads and
+ *                     event-loop delay in each second, beside the players' p99 and their own loop's delay)
  */
 import { spawnSync } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -25,6 +27,7 @@ import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
+import { p99BySecond, runQueueBySecond, stagesBySecond } from './ingest-seconds.ts'
 import { BUN, childPids, coresBySecond, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
@@ -88,7 +91,11 @@ const sampledFrom = performance.now()
 /** Redis keeps the edge's state (decisions of event ids, sessions, windows); decisions expire DECISION_IDLE_MINUTES after a session's last batch, so it levels off. */
 const redis = watchRedis(redisPid, join(settings.dataDir, 'redis', 'redis.sock'), sampledFrom)
 const cores = coresBySecond(serverPid, redisPid, sampledFrom, 'redis')
+const stages = flags.has('stages-by-second') ? stagesBySecond(server.url, sampledFrom) : undefined
+const jsWaits = runQueueBySecond(serverPid, serverPid, sampledFrom)
 const sampler = setInterval(() => {
+  stages?.sample()
+  jsWaits.sample()
   const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
   peakRssKb = Math.max(peakRssKb, rss)
   redis.sample()
@@ -198,6 +205,12 @@ const figures = {
   accepted_by_second: load.accepted_per_second,
   /** Cores used in each second by the server's threads (by name, those that used 0.05 cores or more in some second) and Redis (see coresBySecond). */
   cores_by_second: cores.series(0.05),
+  /** The players' p99 acknowledgement in each second they sent in (ms), and how late their own 10 ms timer fired in all (ms held). */
+  ack_p99_ms_by_second: p99BySecond(load.latencies_ms, load.sent_at_s),
+  generator_loop_held_ms_by_second: load.loop_held_ms_by_second ?? [],
+  /** How long the server's JavaScript thread waited for a CPU in each second (ms; schedstat run_delay). */
+  server_js_thread_cpu_wait_ms_by_second: jsWaits.series(),
+  ...(stages ? { server_by_second: stages.series() } : {}),
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
   ack_latency_ms: { p50: +percentile(lat, 50).toFixed(1), p95: +percentile(lat, 95).toFixed(1), p99: +percentile(lat, 99).toFixed(1), max: +(lat.at(-1) ?? NaN).toFixed(1) },
   /** The same after the warm-up (the first warmup_seconds), and the accepted events per second then. */
@@ -287,6 +300,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
   ['server: share of its CPU in the kernel; minor page faults per second, per accepted event', `${(figures.server_cpu_system_share * 100).toFixed(1)} %; ${figures.server_minor_faults_per_second.toLocaleString('en-US')}, ${figures.server_minor_faults_per_accepted_event}`],
+  ['server JavaScript thread: waited for a CPU, ms per second, mean / max', `${Math.round(figures.server_js_thread_cpu_wait_ms_by_second.reduce((a, b) => a + b, 0) / Math.max(1, figures.server_js_thread_cpu_wait_ms_by_second.length))} / ${Math.max(0, ...figures.server_js_thread_cpu_wait_ms_by_second)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
   ...(gc ? [['server GC over its life (--env BUN_JSC_logGC=1): collections eden / full; pauses; cycles', `${gc.eden} / ${gc.full}; ${(gc.pause_ms / 1000).toFixed(2)} s in ${gc.pauses}; ${(gc.cycle_ms / 1000).toFixed(2)} s`] as [string, string]] : []),
   ['server cores by thread (top 6)', Object.entries(figures.server_cpu_cores_by_thread).slice(0, 6).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')],

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest'
+import { createMetrics, watchEventLoop } from './metrics.ts'
+
+/** The histogram's sum, count and count in the bucket `le`, from the registry's text. */
+async function delays(metrics: ReturnType<typeof createMetrics>, le: string) {
+  const text = await metrics.registry.metrics()
+  const v = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN)
+  return {
+    sum: v(/^cs_event_loop_delay_seconds_sum ([0-9.e+-]+)$/m),
+    count: v(/^cs_event_loop_delay_seconds_count ([0-9.e+-]+)$/m),
+    within: v(new RegExp(`^cs_event_loop_delay_seconds_bucket\\{le="${le}"\\} ([0-9.e+-]+)$`, 'm')),
+  }
+}
+
+describe('watchEventLoop', () => {
+  it('records how long the JavaScript thread was held past the timer', async () => {
+    const metrics = createMetrics()
+    const stop = watchEventLoop(metrics, 10)
+    try {
+      await new Promise((r) => setTimeout(r, 60))
+      const calm = await delays(metrics, '0.1')
+      expect(calm.count).toBeGreaterThan(0)
+      expect(calm.within).toBe(calm.count) // no tick was 100 ms late
+      const until = performance.now() + 150
+      while (performance.now() < until) {
+        // the thread held for 150 ms
+      }
+      await new Promise((r) => setTimeout(r, 30))
+      const held = await delays(metrics, '0.1')
+      expect(held.count - held.within).toBe(1) // one tick more than 100 ms late
+      expect(held.sum - calm.sum).toBeGreaterThanOrEqual(0.13)
+    } finally {
+      stop()
+    }
+  })
+})
