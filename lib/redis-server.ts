@@ -24,6 +24,17 @@ export const REDIS_TUNING = [
   // price is memory: 140 bytes an entry against 83 (500,000 decisions in 5,000 hashes). The
   // other hashes (session state) stay smaller than 16.
   '--hash-max-listpack-entries', '16',
+  // Rewriting the append-only file forks Redis, and the child reads the whole dataset and writes
+  // it out: on a machine Redis shares with the edge (the embedded mode's two cores), each rewrite
+  // held the edge's thread for 0.3-0.6 s and a log flush's fsync for 200-270 ms, players' p99
+  // 0.8-1.5 s at 28k events/s against 140 ms with no rewrite (bench:ingest --stages-by-second,
+  // README, Performance). At the defaults (64 MB, then each time the file doubles) the file is
+  // rewritten every 20-30 s at that rate (130 bytes an event); none before it holds 1 GB (about
+  // 4.5 minutes there, replayed in seconds at a restart), then each time it has grown by twice
+  // the dataset it was rewritten from: half as many rewrites as the default once the dataset is
+  // large, for a file up to three times the dataset.
+  '--auto-aof-rewrite-min-size', '1gb',
+  '--auto-aof-rewrite-percentage', '200',
 ]
 
 /** True when a `redis-server` binary is on the PATH. */
