@@ -30,9 +30,10 @@ export const REDIS_TUNING = [
   // 0.8-1.5 s at 28k events/s against 140 ms with no rewrite (bench:ingest --stages-by-second,
   // README, Performance). At the defaults (64 MB, then each time the file doubles) the file is
   // rewritten every 20-30 s at that rate (130 bytes an event); none before it holds 1 GB (about
-  // 4.5 minutes there, replayed in seconds at a restart), then each time it has grown by twice
+  // 4.5 minutes there, replayed in about 30 s at a restart), then each time it has grown by twice
   // the dataset it was rewritten from: half as many rewrites as the default once the dataset is
-  // large, for a file up to three times the dataset.
+  // large (each of a 632 MB base took 17 s and held the edge as long), for a file up to three
+  // times the dataset and a restart that replays up to twice it.
   '--auto-aof-rewrite-min-size', '1gb',
   '--auto-aof-rewrite-percentage', '200',
 ]
