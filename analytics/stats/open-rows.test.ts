@@ -310,6 +310,32 @@ describe('rows of open periods kept by blocks', () => {
   })
 })
 
+describe('prepare', () => {
+  it("reads the table's parts ahead of the read, which then reads them no more", async () => {
+    await ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
+    await insertEvents(ch, playsBy('pa', 'cp', '2026-03-05', ids('p', 0, 3)))
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    await markAggregatesLoad(redis.client)
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const { client, calls } = counting(ch)
+    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 1_000, openRowsMax: 1000 })
+    read.prepare('day')
+    await vi.waitFor(() => expect(calls.parts).toBe(1))
+    const { rows } = await read({ videoId: 'pa', creatorId: 'cp', grain: 'day', from: '2026-03-04', to: '2026-03-05' })
+    expect({ views: rows.map((r) => r.views), parts: calls.parts, stats: calls.stats }).toEqual({ views: [0, 3], parts: 1, stats: 1 })
+    // A load since: the read lists the parts again.
+    await markAggregatesLoad(redis.client)
+    await read({ videoId: 'pa', creatorId: 'cp', grain: 'day', from: '2026-03-04', to: '2026-03-05' })
+    expect(calls.parts).toBe(2)
+    // Years are read without kept rows: nothing to prepare.
+    read.prepare('year')
+    await new Promise((r) => setTimeout(r, 20))
+    expect(calls.parts).toBe(2)
+  })
+})
+
 describe('a burst of stats reads', () => {
   it('goes as one query when its reads hand back their tickets as they join, though spread over more than the gather', async () => {
     await ch.command({ query: 'TRUNCATE TABLE raw_events' })

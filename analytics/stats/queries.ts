@@ -273,6 +273,9 @@ async function statsOfOneGrain(ch: ClickHouseClient, grain: Grain, qs: StatsQuer
   return qs.map((q) => periodsBetween(grain, q.from, q.to).map((p) => found.get(rowKey(q.creatorId, q.videoId, p)) ?? zeroRow(p)))
 }
 
+/** The table a grain's open periods are read from (years are never open: see openPeriods). */
+export const openPeriodsTable = (grain: Exclude<Grain, 'year'>): string => SOURCES[grain].table
+
 /**
  * The batch's figures where some periods are open: the rows kept by blocks (see
  * open-rows.ts) for queries of open periods only whose every key is known over the

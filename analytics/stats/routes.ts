@@ -60,9 +60,11 @@ export function statsRoutes(deps: AnalyticsDeps) {
     v('param', videoIdParam),
     v('query', rangeQuery),
     async (c) => {
+      const q = c.req.valid('query')
+      // The table's part list (nobody's data) is read while the video is looked up.
+      readStats.prepare(q.grain)
       // Ownership first: the cache is reached only by callers who may see the video.
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
-      const q = c.req.valid('query')
       const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }, c.get('joined'))
       deps.aggregateCache.count('stats', outcome)
       c.header('cache-status', cacheStatus(outcome, stored))
