@@ -17,7 +17,7 @@ export function p99BySecond(latencies: number[], sentAt: number[]): number[] {
 /** Cumulative figures of one reading of /metrics. */
 type Reading = { at: number; values: Map<string, number> }
 
-/** The series kept, each from the sum and count of a histogram (or a count alone). */
+/** The series kept, each from the sum and count of a histogram of the server (several label sets summed). */
 const SERIES = {
   /** POST /v1/events answered (any status) and their mean time in the server, handler start to response (ms). */
   requests: { histogram: 'cs_http_request_duration_seconds', labels: 'method="POST",route="/v1/events"' },
