@@ -311,20 +311,23 @@ describe('rows of open periods kept by blocks', () => {
 })
 
 describe('prepare', () => {
-  it("reads the table's parts ahead of the read, which then reads them no more", async () => {
+  it("reads the versions and the table's parts ahead of the read, which then reads them no more", async () => {
     await ch.command({ query: 'TRUNCATE TABLE raw_events' })
     for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
     await insertEvents(ch, playsBy('pa', 'cp', '2026-03-05', ids('p', 0, 3)))
     const settings = loadSettings({ DATA_DIR: engine.dataDir })
-    const cache = createAggregateCache(redis.client)
+    const inner = createAggregateCache(redis.client)
+    let versionReads = 0
+    const cache = { ...inner, versions: () => (versionReads++, inner.versions()) }
     await markAggregatesLoad(redis.client)
     const now = () => new Date('2026-03-06T03:00:00Z')
     const { client, calls } = counting(ch)
     const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 1_000, openRowsMax: 1000 })
-    read.prepare('day')
+    const prepared = read.prepare('day')
     await vi.waitFor(() => expect(calls.parts).toBe(1))
-    const { rows } = await read({ videoId: 'pa', creatorId: 'cp', grain: 'day', from: '2026-03-04', to: '2026-03-05' })
-    expect({ views: rows.map((r) => r.views), parts: calls.parts, stats: calls.stats }).toEqual({ views: [0, 3], parts: 1, stats: 1 })
+    const { rows } = await read({ videoId: 'pa', creatorId: 'cp', grain: 'day', from: '2026-03-04', to: '2026-03-05' }, undefined, prepared)
+    // The read used the versions prepare read: one round trip for both.
+    expect({ views: rows.map((r) => r.views), parts: calls.parts, stats: calls.stats, versionReads }).toEqual({ views: [0, 3], parts: 1, stats: 1, versionReads: 1 })
     // A load since: the read lists the parts again.
     await markAggregatesLoad(redis.client)
     await read({ videoId: 'pa', creatorId: 'cp', grain: 'day', from: '2026-03-04', to: '2026-03-05' })

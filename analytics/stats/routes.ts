@@ -61,11 +61,11 @@ export function statsRoutes(deps: AnalyticsDeps) {
     v('query', rangeQuery),
     async (c) => {
       const q = c.req.valid('query')
-      // The table's part list (nobody's data) is read while the video is looked up.
-      readStats.prepare(q.grain)
+      // The versions and the table's part list (nobody's data) are read while the video is looked up.
+      const prepared = readStats.prepare(q.grain)
       // Ownership first: the cache is reached only by callers who may see the video.
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
-      const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }, c.get('joined'))
+      const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }, c.get('joined'), prepared)
       deps.aggregateCache.count('stats', outcome)
       c.header('cache-status', cacheStatus(outcome, stored))
       return table(c, { format: q.format, columns: statsColumns, rows, meta: { video_id: video.video_id, grain: q.grain, from: q.from, to: q.to }, filename: `stats-${video.video_id}` })
