@@ -4,7 +4,6 @@
  * server's Prometheus metrics read once a second, and the differences between two
  * readings put in the second the first was read in.
  */
-import { readFileSync } from 'node:fs'
 import { percentile } from './lib.ts'
 
 /** The 99th percentile of the latencies (ms) of the requests sent in each second (`sentAt`, seconds from the start). */
@@ -89,37 +88,6 @@ export function stagesBySecond(url: string, from: number) {
     },
     series(): StagesBySecond {
       return Object.fromEntries(Object.entries(bySecond).map(([k, s]) => [k, Array.from(s, (v) => v ?? 0)])) as StagesBySecond
-    },
-  }
-}
-
-/**
- * How long a thread waited for a CPU in each second (ms): runnable, not running (the
- * kernel's schedstat run_delay of /proc/<pid>/task/<tid>/schedstat). For the server's
- * JavaScript thread (tid = pid) it tells a thread that was ready but not given a core
- * from one that had nothing to do. Sampled at most once a second.
- */
-export function runQueueBySecond(pid: number, tid: number, from: number) {
-  const read = () => {
-    try {
-      const [, waited] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number)
-      return { at: performance.now(), waited: waited ?? 0 }
-    } catch {
-      return undefined
-    }
-  }
-  let last = read()
-  const bySecond: number[] = []
-  return {
-    sample(): void {
-      if (!last || performance.now() - last.at < 1000) return
-      const now = read()
-      if (!now) return
-      bySecond[Math.floor((last.at - from) / 1000)] = Math.round((now.waited - last.waited) / 1e6 / ((now.at - last.at) / 1000))
-      last = now
-    },
-    series(): number[] {
-      return Array.from(bySecond, (v) => v ?? 0)
     },
   }
 }

@@ -27,7 +27,7 @@ import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
-import { p99BySecond, runQueueBySecond, stagesBySecond } from './ingest-seconds.ts'
+import { p99BySecond, stagesBySecond } from './ingest-seconds.ts'
 import { BUN, childPids, coresBySecond, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
@@ -92,10 +92,8 @@ const sampledFrom = performance.now()
 const redis = watchRedis(redisPid, join(settings.dataDir, 'redis', 'redis.sock'), sampledFrom)
 const cores = coresBySecond(serverPid, redisPid, sampledFrom, 'redis')
 const stages = flags.has('stages-by-second') ? stagesBySecond(server.url, sampledFrom) : undefined
-const jsWaits = runQueueBySecond(serverPid, serverPid, sampledFrom)
 const sampler = setInterval(() => {
   stages?.sample()
-  jsWaits.sample()
   const rss = procStatusKb(serverPid, 'VmRSS') ?? 0
   peakRssKb = Math.max(peakRssKb, rss)
   redis.sample()
@@ -209,7 +207,7 @@ const figures = {
   ack_p99_ms_by_second: p99BySecond(load.latencies_ms, load.sent_at_s),
   generator_loop_held_ms_by_second: load.loop_held_ms_by_second ?? [],
   /** How long the server's JavaScript thread waited for a CPU in each second (ms; schedstat run_delay). */
-  server_js_thread_cpu_wait_ms_by_second: jsWaits.series(),
+  server_js_thread_cpu_wait_ms_by_second: cores.mainWaits(),
   ...(stages ? { server_by_second: stages.series() } : {}),
   requests_per_second: Math.round((load.statuses['200'] ?? 0) / load.seconds),
   ack_latency_ms: { p50: +percentile(lat, 50).toFixed(1), p95: +percentile(lat, 95).toFixed(1), p99: +percentile(lat, 99).toFixed(1), max: +(lat.at(-1) ?? NaN).toFixed(1) },

@@ -138,14 +138,25 @@ function threadCpuByTid(pid: number): Map<string, { name: string; seconds: numbe
   return out
 }
 
+/** Nanoseconds a thread has waited for a CPU, ready to run (the kernel's schedstat run delay; 0 where unreadable). */
+function runDelayNs(pid: number, tid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/)[1] ?? 0)
+  } catch {
+    return 0
+  }
+}
+
 /**
  * Cores each thread of a process (by name) and another process (`other`, named `otherName`, e.g. Redis) used in
- * each second from `from` (performance.now()): what ran when a second's throughput dipped.
+ * each second from `from` (performance.now()): what ran when a second's throughput dipped; and how long the
+ * process's main thread (its JavaScript thread) waited for a CPU in each second, in ms (`mainWaits()`).
  * `sample()` may be called often; it reads /proc once a second.
  */
 export function coresBySecond(pid: number, other: number | undefined, from: number, otherName = 'other') {
   const bySecond = new Map<string, number[]>()
-  const read = () => ({ at: performance.now(), threads: threadCpuByTid(pid), other: other ? (procCpuSeconds(other) ?? 0) : 0 })
+  const mainWaited: number[] = []
+  const read = () => ({ at: performance.now(), threads: threadCpuByTid(pid), other: other ? (procCpuSeconds(other) ?? 0) : 0, mainWaitNs: runDelayNs(pid, pid) })
   let last = read()
   return {
     sample(): void {
@@ -163,7 +174,12 @@ export function coresBySecond(pid: number, other: number | undefined, from: numb
       for (const [tid, t] of now.threads) used.set(t.name, (used.get(t.name) ?? 0) + t.seconds - (last.threads.get(tid)?.seconds ?? 0))
       for (const [name, sec] of used) put(`server ${name}`, sec)
       if (other) put(otherName, now.other - last.other)
+      mainWaited[second] = Math.round((now.mainWaitNs - last.mainWaitNs) / 1e6 / span)
       last = now
+    },
+    /** Ms the main thread waited for a CPU in each second, gaps as 0. */
+    mainWaits(): number[] {
+      return Array.from(mainWaited, (ms) => ms ?? 0)
     },
     /** The series of the names that used at least `min` cores in some second, gaps as 0. */
     series(min: number): Record<string, number[]> {
