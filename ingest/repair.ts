@@ -5,7 +5,7 @@ import { parseRow, type RawEventRow } from './events/rows.ts'
 import { insertingRows, keepInWal, type InsertRows } from './set-aside.ts'
 import type { Settings } from '../lib/config.ts'
 import type { Redis } from '../lib/redis.ts'
-import { createRules, newRequestId, type Rules } from './state/decide.ts'
+import { createRules, decisionRecord, newRequestId, type Outcome, type Rules } from './state/decide.ts'
 import { createWal, walDir, type Wal, type WalEntry, type WalLoad } from './wal.ts'
 import { idleIngestMigrationAppliedAt } from '../migrations/runner.ts'
 
@@ -128,12 +128,12 @@ async function repairEntry(deps: RepairDeps, entry: WalEntry): Promise<void> {
         else decided.push({ line, row })
       }
       offset += req.rows
-      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ row: r }) => ({ id: r.event_id, record: `${req.requestId}|${r.outcome}|${r.reason}|${r.credited_watch_ms}` })), req.exp)
+      const owned = await rules.claim(req.videoId, req.sessionId, replayId, decided.map(({ row: r }) => ({ id: r.event_id, record: decisionRecord(req.requestId, { outcome: r.outcome as Outcome, reason: r.reason, credited: Number(r.credited_watch_ms) }) })), req.exp)
       // Records forgotten with the session's expired token: no retry can come any more, so
       // what ClickHouse lacks of them (a takeover before they expired stored the rest) is stored.
       const forgotten = decided.filter((_, i) => owned[i] === 'forgotten')
       const stored = await storedIds(ch, req.videoId, req.sessionId, forgotten.map((d) => d.row.event_id))
-      lines.push(...invalid, ...decided.filter((d, i) => owned[i] === 'mine' || (owned[i] === 'forgotten' && !stored.has(d.row.event_id))).map((d) => d.line))
+      lines.push(...invalid, ...decided.filter((d, i) => owned[i] === 'mine' || (owned[i] === 'forgotten' && !stored.has(d.row.event_id.toLowerCase()))).map((d) => d.line))
       marks.push({ ...req, requestId: replayId })
     }
   }

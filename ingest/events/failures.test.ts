@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startPrivateRedis } from '../../lib/redis-server.ts'
-import { createRules, newRequestId, type Decided } from '../state/decide.ts'
+import { createRules, decisionRecord, eventField, newRequestId, type Decided } from '../state/decide.ts'
 import { keys } from '../state/keys.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
@@ -25,6 +25,9 @@ async function decideDirectly(...args: Parameters<ReturnType<typeof createRules>
   if (!Array.isArray(out)) throw new Error('unexpectedly rate limited')
   return out
 }
+
+/** A play event as the rules take it. */
+const input = (e: Record<string, unknown>) => ({ id: e.id as string, type: 'play' as const, ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' })
 
 describe('when ClickHouse fails', () => {
   it('acknowledges from the write-ahead log, answers a retry with duplicates, and loads the batch once when ClickHouse is back', async () => {
@@ -52,7 +55,6 @@ describe('when ClickHouse fails', () => {
 })
 
 describe("a request's mark (its events reached ClickHouse)", () => {
-  const input = (e: Record<string, unknown>) => ({ id: e.id as string, type: 'play' as const, ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' })
 
   it("is kept in the session's decisions hash, and a retry right after is answered from it", async () => {
     const video = uniq()
@@ -61,7 +63,7 @@ describe("a request's mark (its events reached ClickHouse)", () => {
     const e = ev('play', { ts: Date.now() - 10_000 })
     expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
     const hash = await t.s.redis.hgetall(keys.sessionEvents(video, claims.sid))
-    const [requestId] = (hash[e.id as string] ?? '').split('|')
+    const [requestId] = (hash[eventField(e.id as string)] ?? '').split('|')
     expect(hash[`c:${requestId}`]).toBe('1')
     expect(await t.s.redis.keys(`${keys.legacyMark(video, '')}*`)).toEqual([])
     // Within the request's lease only the mark tells a stored request from one still in flight (503).
@@ -159,6 +161,79 @@ describe('a retry of events an earlier attempt decided but did not finish', () =
     const ok = a.status === 200 ? a : b
     expect(await ok.json()).toEqual({ accepted: 20, duplicates: 0, rejected: [] })
     expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 20, ids: 20 }])
+  })
+})
+
+describe('an event id in capitals (as Swift writes a UUID)', () => {
+  it('is the same event as in lowercase, and a takeover finds it in raw_events (which keeps it lowercase)', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { id: crypto.randomUUID().toUpperCase(), ts: Date.now() - 10_000 })
+    // The edge that decided it stored it, and died before marking its request.
+    const [decided] = await decideDirectly(newRequestId(Date.now() - 60_000), claims, '10.0.0.1', Date.now(), [input(e)])
+    if (decided?.kind !== 'new') throw new Error('expected a new decision')
+    const row = toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: decided.decision })
+    await t.s.ch.insert({ table: 'raw_events', values: [row], format: 'JSONEachRow' })
+    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+    expect(await (await t.post(token, [{ ...e, id: (e.id as string).toLowerCase() }])).json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 1, ids: 1 }])
+  })
+})
+
+describe('decisions recorded before 6 December (the id as text, the outcome a word)', () => {
+  /** What an edge of before 6 December left: a session that played, its decision recorded under the id as the client sent it. */
+  async function legacySession(id: string, opts: { marked: boolean }) {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { id, ts: Date.now() - 20_000 })
+    const requestId = `${(Date.now() - 60_000).toString(36)}-${crypto.randomUUID().slice(0, 13)}` // 22 characters, its lease run out
+    await t.s.redis.hset(keys.sessionState(video, claims.sid), 'last', e.ts as number, 'credited', 0, 'viewed', '1', 'seen', Date.now() - 20_000)
+    await t.s.redis.hset(keys.sessionEvents(video, claims.sid), id, `${requestId}|counted||0`, ...(opts.marked ? [`c:${requestId}`, '1'] : []))
+    await t.s.redis.expire(keys.sessionEvents(video, claims.sid), 600)
+    if (opts.marked) {
+      const row = toRow({ claims, ip: '10.0.0.1', now: Date.now() }, { kind: 'event', event: eventSchema.parse(e), decision: { outcome: 'counted', reason: '', credited: 0 } })
+      await t.s.ch.insert({ table: 'raw_events', values: [row], format: 'JSONEachRow' })
+    }
+    return { video, token, claims, e, requestId }
+  }
+
+  it.each([['lowercase', crypto.randomUUID()], ['capitals', crypto.randomUUID().toUpperCase()]])('are found for a retry of an id sent in %s, beside new events of the batch', async (_, id) => {
+    const { video, token, claims, e } = await legacySession(id, { marked: true })
+    const next = ev('pause', { ts: Date.now() - 5_000 })
+    expect(await (await t.post(token, [e, next])).json()).toEqual({ accepted: 1, duplicates: 1, rejected: [] })
+    const snap = await videoSnapshot(t.s.ch, video)
+    expect(snap.rawIds).toEqual([{ n: 2, ids: 2 }])
+    expect(snap.day[0]?.views).toBe(1)
+    // The hash still holds the old record: the session stays one whose ids are looked for as text too.
+    expect(await t.s.redis.hget(keys.sessionState(video, claims.sid), 'z')).toBeNull()
+    expect(await (await t.post(token, [e, next])).json()).toEqual({ accepted: 0, duplicates: 2, rejected: [] })
+  })
+
+  it('are taken over when their request died, the record compared whatever the form of its outcome', async () => {
+    const id = crypto.randomUUID()
+    const { video, claims, requestId } = await legacySession(id, { marked: false })
+    const rules = createRules(t.s.redis, t.s.settings)
+    const replay = newRequestId()
+    // ingest/repair.ts rebuilds the record from its log, with the outcome as a letter.
+    const rebuilt = decisionRecord(requestId, { outcome: 'counted', reason: '', credited: 0 })
+    expect(await rules.claim(video, claims.sid, replay, [{ id, record: rebuilt }])).toEqual(['mine'])
+    expect(await t.s.redis.hget(keys.sessionEvents(video, claims.sid), id)).toBe(`${replay}|counted||0`)
+    expect(await rules.claim(video, claims.sid, newRequestId(), [{ id, record: rebuilt }])).toEqual(['taken'])
+  })
+
+  it('are not looked for in a hash made since, which holds every id by its field', async () => {
+    const video = uniq()
+    const token = await session(video)
+    const claims = await claimsOf(token)
+    const e = ev('play', { ts: Date.now() - 10_000 })
+    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    expect(await t.s.redis.hget(keys.sessionState(video, claims.sid), 'z')).toBe('1')
+    const fields = await t.s.redis.hkeys(keys.sessionEvents(video, claims.sid))
+    expect(fields.filter((f) => !f.startsWith('c:'))).toEqual([eventField(e.id as string)])
+    const record = await t.s.redis.hget(keys.sessionEvents(video, claims.sid), eventField(e.id as string))
+    expect(record).toMatch(/^[0-9a-z]{8}-[0-9a-z]{5}\|c\|\|0$/)
   })
 })
 

@@ -1,7 +1,7 @@
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import type { Settings } from '../../lib/config.ts'
 import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
-import { newRequestId, requestStartedAt, STORED_IN_CLICKHOUSE } from '../state/decide.ts'
+import { decisionRecord, newRequestId, requestStartedAt, STORED_IN_CLICKHOUSE, type Outcome } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import { rowContext, rowText } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
@@ -125,6 +125,8 @@ export async function ingestBatch(
     })
 
     let inFlightUntil = 0
+    /** Events this request took over and found in raw_events: its records name it now. */
+    let tookOverStored = false
     if (earlier.length > 0) {
       const states = await rules.requestStates(claims.vid, claims.sid, [...new Set(earlier.map((e) => e.d.requestId))])
       const abandoned: typeof earlier = []
@@ -145,6 +147,7 @@ export async function ingestBatch(
           const isMine = owned[abandoned.indexOf(e)] === 'mine'
           if (!isMine) inFlightUntil = Math.max(inFlightUntil, now + 1000)
           else if (stored.has(e.c.event.id)) {
+            tookOverStored = true
             if (e.d.decision.outcome === 'rejected') rejected.push({ index: e.c.index, reason: e.d.decision.reason })
             else duplicates++
           } else take(e.c, e.d.decision)
@@ -158,6 +161,9 @@ export async function ingestBatch(
     const decidedAt = performance.now()
     deps.onStage?.('decide', (decidedAt - startedAt) / 1000)
     await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp })
+    // A flush marks its requests; one with no rows has none, yet what it took over is stored:
+    // marked here, so that a retry is answered at once instead of waiting out its lease.
+    if (rows.length === 0 && tookOverStored) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], true)
     deps.onStage?.('commit', (performance.now() - decidedAt) / 1000)
     if (inFlightUntil > 0) return { kind: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil((inFlightUntil - now) / 1000)) }
     rejected.sort((a, b) => a.index - b.index)
@@ -182,12 +188,16 @@ async function storedDecisions(ch: ClickHouseClient, videoId: string, sessionId:
     format: 'JSONEachRow',
   })
   const rows = (await rs.json()) as { id: string; outcome: string; reason: string; credited: string | number }[]
-  return new Map(rows.map((r) => [r.id, `${STORED_IN_CLICKHOUSE}|${r.outcome}|${r.reason}|${Number(r.credited)}`]))
+  return new Map(rows.map((r) => [r.id, decisionRecord(STORED_IN_CLICKHOUSE, { outcome: r.outcome as Outcome, reason: r.reason, credited: Number(r.credited) })]))
 }
 
-/** Event ids of this session already in raw_events (for takeovers after a crash or failed insert). */
-export async function storedIds(ch: ClickHouseClient, videoId: string, sessionId: string, ids: string[]): Promise<Set<string>> {
-  if (ids.length === 0) return new Set()
+/**
+ * Event ids of this session already in raw_events (for takeovers after a crash or failed
+ * insert), as lowercase text: ids logged before 6 December keep the case their client sent.
+ */
+export async function storedIds(ch: ClickHouseClient, videoId: string, sessionId: string, given: string[]): Promise<Set<string>> {
+  if (given.length === 0) return new Set()
+  const ids = given.map((id) => id.toLowerCase())
   // Ids are bound as strings: chDB 3.4 silently matches nothing for UUID-typed parameters.
   const rs = await ch.query({
     query: `SELECT DISTINCT toString(event_id) AS id FROM raw_events

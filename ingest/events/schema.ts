@@ -11,7 +11,9 @@ const clientTime = z.union([
 const ms = z.number().int().min(0).max(7 * 24 * 3600 * 1000)
 const notHere = (what: string) => z.undefined({ error: `${what} is only allowed on ${what === 'ad_id' ? 'ad_impression' : 'progress'} events` }).optional()
 
-const common = { id: z.uuid(), ts: clientTime, position_ms: ms, watched_ms: notHere('watched_ms'), ad_id: notHere('ad_id') }
+/** An event id: a UUID, either case; kept lowercase, as raw_events (a UUID column) gives it back. */
+const eventId = z.uuid().transform((id) => id.toLowerCase())
+const common = { id: eventId, ts: clientTime, position_ms: ms, watched_ms: notHere('watched_ms'), ad_id: notHere('ad_id') }
 
 /** One playback event. Video, viewer and session come from the token, never from here. */
 export const eventSchema = z.discriminatedUnion('type', [

@@ -3,12 +3,16 @@
 -- Each event id gets exactly one decision, recorded with the request that took it:
 -- a retried id returns the recorded decision instead of a new one.
 --
--- KEYS[1]  session events hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>";
+-- KEYS[1]  session events hash: event field (the id's 16 bytes in Z85, 20 characters: see
+--          eventField in decide.ts) -> "<request id>|<outcome letter>|<reason>|<credited ms>";
 --          kept while the session is active (ARGV[15+n] after its last batch): then it expires
---          whole, and ids the session may send again are looked up in ClickHouse (see below)
+--          whole, and ids the session may send again are looked up in ClickHouse (see below).
+--          Decisions taken before 6 December are kept under the id's text, with the outcome's
+--          word: while a hash may hold them (`legacy` below), an id not found is looked for so.
 -- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1),
 --          seen (ms: the last call that recorded events), horizon (ms: the latest `seen` at
---          which the events hash was found expired; ids decided up to then may lack a record)
+--          which the events hash was found expired; ids decided up to then may lack a record),
+--          z ('1': the events hash was made after 6 December and holds no id as text)
 -- KEYS[3]  live view counter of the video
 -- KEYS[4]  the viewer's resume position on the video: "<event ms>:<position ms>" (expires)
 -- KEYS[5]  viewer window key of the video (counted view within the dedup window)
@@ -21,10 +25,10 @@
 -- ARGV[12] n = number of ads in the token                ARGV[13..12+n] ad ids
 -- ARGV[13+n] the events, joined by the record separator (byte 30), each a fixed-width
 --   record (see EVENT_WIDTH in decide.ts) and then its pre-decided rejection reason (or
---   nothing): at 1 the id (a UUID, 36), at 37 the type's letter (TYPES below), at 38 ts
---   (ms, 16 digits), at 54 position (ms, 10), at 64 watched (ms, 10), at 74 for an
+--   nothing): at 1 the id's field (20), at 21 the type's letter (TYPES below), at 22 ts
+--   (ms, 16 digits), at 38 position (ms, 10), at 48 watched (ms, 10), at 58 for an
 --   ad_impression the 1-based index of its ad among the token's ads (2; 0: not one of
---   them), from 76 the reason. Numbers are zero-padded. One value for the whole batch
+--   them), from 60 the reason. Numbers are zero-padded. One value for the whole batch
 --   keeps the call cheap to encode at the edge; fixed offsets keep it cheap to read here
 --   (fields cut with string.sub: by callgrind, cutting 30 events by a pattern with a
 --   capture per field took 600,000 instructions, 43 % of the call).
@@ -33,16 +37,16 @@
 -- ARGV[16+n] ms added to `horizon`: an event decided at time t has ts <= t + this (the future
 --            tolerance), so an event with a later ts cannot have been decided before the horizon
 -- ARGV[17+n] '' for a first call; else the ids the edge looked up in ClickHouse after a
---            "cold" answer, each as "<id>\31<record or ''>", joined by byte 30: found ones are
+--            "cold" answer, each as "<field>\31<record or ''>", joined by byte 30: found ones are
 --            recorded (HSETNX) as the decisions ClickHouse holds, the rest are new. Such a call
 --            takes nothing from the token bucket (its first call did).
 -- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched);
 -- {"cold", indexes}: 1-based indexes (comma-separated) of events without a record whose ts is
 -- not after the horizon (+ ARGV[16+n]): the edge looks them up in raw_events and calls again
 -- with ARGV[17+n] (nothing is decided meanwhile); else
--- {"ok", decisions}: one per event, in order, joined by byte 30: "n|<outcome>|<reason>|<credited>"
--- for a new decision, or "d|<recorded request id>|<outcome>|<reason>|<credited>" for an id
--- already decided (earlier, or by an earlier event of this same batch).
+-- {"ok", decisions}: one per event, in order, joined by byte 30: "n|<outcome letter>|<reason>|<credited>"
+-- for a new decision, or "d|<record>" for an id already decided (earlier, or by an earlier
+-- event of this same batch).
 
 local req, now = ARGV[1], tonumber(ARGV[2])
 local viewer, creator = ARGV[3], ARGV[4]
@@ -54,14 +58,19 @@ if looked_up == '' then
   local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
   if wait > 0 then return {'rl', wait} end
 end
-local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon')
+local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon', 'z')
 local last = tonumber(st[1]) or session_start
 local credited_total = tonumber(st[2]) or 0
 local viewed = st[3] == '1'
 local horizon = tonumber(st[5])
+local fresh = st[6] == '1'
+local exists = nil
+if st[4] or not fresh then exists = redis.call('EXISTS', KEYS[1]) == 1 end
+-- A hash made before 6 December may hold ids as text; one made since never does (`z`).
+local legacy = not fresh and exists
 -- Events were recorded before, and their records are gone: the session sat idle past the
 -- events hash's lifetime. Whatever was decided up to then is in ClickHouse, not here.
-if st[4] and redis.call('EXISTS', KEYS[1]) == 0 then
+if st[4] and not exists then
   local seen = tonumber(st[4])
   if horizon == nil or seen > horizon then
     horizon = seen
@@ -108,14 +117,14 @@ local ids, typs, tss, pres, starts = {}, {}, {}, {}, {}
 local n, at, size = 0, 1, #packed
 while at <= size do
   n = n + 1
-  local stop = find(packed, '\30', at + 75, true) or size + 1
-  ids[n], typs[n], tss[n], starts[n] = sub(packed, at, at + 35), TYPES[sub(packed, at + 36, at + 36)], sub(packed, at + 37, at + 52) + 0, at
-  pres[n] = stop > at + 75 and sub(packed, at + 75, stop - 1) or ''
+  local stop = find(packed, '\30', at + 59, true) or size + 1
+  ids[n], typs[n], tss[n], starts[n] = sub(packed, at, at + 19), TYPES[sub(packed, at + 20, at + 20)], sub(packed, at + 21, at + 36) + 0, at
+  pres[n] = stop > at + 59 and sub(packed, at + 59, stop - 1) or ''
   at = stop + 1
 end
-local function position(i) return sub(packed, starts[i] + 53, starts[i] + 62) + 0 end
-local function watched(i) return sub(packed, starts[i] + 63, starts[i] + 72) + 0 end
-local function ad_index(i) return sub(packed, starts[i] + 73, starts[i] + 74) + 0 end
+local function position(i) return sub(packed, starts[i] + 37, starts[i] + 46) + 0 end
+local function watched(i) return sub(packed, starts[i] + 47, starts[i] + 56) + 0 end
+local function ad_index(i) return sub(packed, starts[i] + 57, starts[i] + 58) + 0 end
 -- What ClickHouse holds of the ids looked up: recorded as they were decided then.
 local checked = {}
 if looked_up ~= '' then
@@ -128,6 +137,32 @@ if looked_up ~= '' then
 end
 -- The records of every id at once; those decided by this call are kept in `mine`.
 local recorded = n > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
+if legacy then
+  -- Ids not found by field may have been decided before 6 December, under their text as the
+  -- client sent it: lowercase, or uppercase as Swift's UUID writes it.
+  local Z85 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
+  local digit = {}
+  for k = 1, 85 do digit[string.byte(Z85, k)] = k - 1 end
+  local missing, texts = {}, {}
+  for i = 1, n do
+    if not recorded[i] then
+      local hex = ''
+      for w = 0, 15, 5 do
+        local value = 0
+        for k = 1, 5 do value = value * 85 + digit[string.byte(ids[i], w + k)] end
+        hex = hex .. string.format('%08x', value)
+      end
+      local text = sub(hex, 1, 8) .. '-' .. sub(hex, 9, 12) .. '-' .. sub(hex, 13, 16) .. '-' .. sub(hex, 17, 20) .. '-' .. sub(hex, 21, 32)
+      missing[#missing + 1] = i
+      texts[#texts + 1] = text
+      texts[#texts + 1] = string.upper(text)
+    end
+  end
+  if #missing > 0 then
+    local found = redis.call('HMGET', KEYS[1], unpack(texts))
+    for k, i in ipairs(missing) do recorded[i] = found[2 * k - 1] or found[2 * k] end
+  end
+end
 if horizon then
   local cold, limit = {}, horizon + tonumber(ARGV[16 + n_ads])
   for i = 1, n do
@@ -136,6 +171,7 @@ if horizon then
   if #cold > 0 then return {'cold', table.concat(cold, ',')} end
 end
 local mine, writes, n_writes, n_out = {}, {}, 0, 0
+local LETTERS = { counted = 'c', stored = 's', excluded = 'x', rejected = 'r' }
 -- Decision texts are made once per (outcome, reason, credited) of the call, each as the
 -- record kept ("<request id>|<text>") and the answer ("n|<text>"): most events of a batch
 -- share one, and making a Lua string (hashed and interned) is what costs here.
@@ -147,7 +183,7 @@ local function decision_text(outcome, reason, credited)
   if not by_credit then by_credit = {} by_reason[reason] = by_credit end
   local d = by_credit[credited]
   if not d then
-    local text = outcome .. '|' .. reason .. '|' .. credited
+    local text = LETTERS[outcome] .. '|' .. reason .. '|' .. credited
     d = { req .. '|' .. text, 'n|' .. text }
     by_credit[credited] = d
   end
@@ -209,6 +245,8 @@ if state_changed then
 elseif n_writes > 0 then
   redis.call('HSET', KEYS[2], 'seen', now)
 end
+-- This call made the events hash: it holds no id as text, until it expires.
+if not exists and not fresh and (n_writes > 0 or looked_up ~= '') then redis.call('HSET', KEYS[2], 'z', '1') end
 redis.call('EXPIRE', KEYS[2], ttl)
 if resume_ts then
   local resume_pos = typs[resume_i] == 'end' and 0 or position(resume_i)

@@ -26,8 +26,35 @@ type ScriptedRedis = Redis & {
 }
 /** An event's type as ingest.lua's TYPES reads it: one letter. */
 const TYPE_LETTERS: Record<EventType, string> = { play: 'p', pause: 'u', seek: 's', end: 'e', progress: 'g', ad_impression: 'a' }
-/** The fixed part of an event's record for ingest.lua: id 36, type 1, ts 16, position 10, watched 10, ad 2. */
-export const EVENT_WIDTH = 75
+/** The fixed part of an event's record for ingest.lua: id field 20, type 1, ts 16, position 10, watched 10, ad 2. */
+export const EVENT_WIDTH = 59
+
+/** Z85 (ZeroMQ RFC 32): 85 printable characters, none of them `|`, a space, a quote or a control byte. */
+const Z85 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * An event id as the field of its decision in the session's events hash: the UUID's 16 bytes
+ * in Z85, 20 characters where the text takes 36 (Redis allocates 24 bytes for the field
+ * instead of 40, and the append-only file writes 16 fewer an event). Either case of the
+ * hex digits gives the same field, as the same UUID in raw_events. Fields of decisions taken
+ * before 6 December are the id's text (see ingest.lua's `legacy`).
+ */
+export function eventField(id: string): string {
+  if (!UUID.test(id)) throw new Error(`event id ${id} is not a UUID`)
+  const hex = id.replace(/-/g, '')
+  let field = ''
+  for (let at = 0; at < 32; at += 8) {
+    let word = parseInt(hex.slice(at, at + 8), 16)
+    let chunk = ''
+    for (let i = 0; i < 5; i++) {
+      chunk = Z85[word % 85]! + chunk
+      word = Math.floor(word / 85)
+    }
+    field += chunk
+  }
+  return field
+}
 
 const ZEROS = Array.from({ length: 17 }, (_, n) => '0'.repeat(n))
 /** `value` zero-padded to `width` digits (by a kept run of zeros: with padStart a batch took 2.5 times as long to pack). */
@@ -47,12 +74,23 @@ function digits(value: number, width: number, what: string): string {
 export function packEvents(events: RuleInput[], ads: string[]): string {
   let packed = ''
   for (const e of events) {
-    if (e.id.length !== 36) throw new Error(`event id ${e.id} is not a UUID`)
     const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
-    const record = `${e.id}${TYPE_LETTERS[e.type]}${digits(Math.max(0, e.ts), 16, 'ts')}${digits(e.positionMs, 10, 'position')}${digits(e.watchedMs, 10, 'watched')}${digits(ad, 2, 'ad index')}${e.preRejected}`
+    const record = `${eventField(e.id)}${TYPE_LETTERS[e.type]}${digits(Math.max(0, e.ts), 16, 'ts')}${digits(e.positionMs, 10, 'position')}${digits(e.watchedMs, 10, 'watched')}${digits(ad, 2, 'ad index')}${e.preRejected}`
     packed += packed ? `\x1e${record}` : record
   }
   return packed
+}
+
+/** An outcome as records and answers carry it: one letter (records before 6 December: the word). */
+const OUTCOME_LETTERS: Record<Outcome, string> = { counted: 'c', stored: 's', excluded: 'x', rejected: 'r' }
+const OUTCOMES: Record<string, Outcome> = { c: 'counted', s: 'stored', x: 'excluded', r: 'rejected', counted: 'counted', stored: 'stored', excluded: 'excluded', rejected: 'rejected' }
+
+/**
+ * The record of a decision in the session's events hash, as ingest.lua writes it:
+ * "<request id>|<outcome letter>|<reason>|<credited ms>".
+ */
+export function decisionRecord(requestId: string, d: Decision): string {
+  return `${requestId}|${OUTCOME_LETTERS[d.outcome]}|${d.reason}|${d.credited}`
 }
 
 /** A pipeline of the client, with the scripts it queues. */
@@ -67,9 +105,17 @@ const markField = (requestId: string) => `c:${requestId}`
  */
 export const STORED_IN_CLICKHOUSE = 'ch'
 
-/** A request id carries its start time, so anyone can tell when its lease has run out. */
+/**
+ * A request id carries its start time, so anyone can tell when its lease has run out, then 5
+ * random base-36 characters: request ids are compared within one session only (its records
+ * and marks), where two requests would have to start in the same millisecond and draw the same
+ * of 60 million to clash. 14 characters (22 before 6 December, both read): a record "<request
+ * id>|s||0" fits Redis's 24-byte allocation. A mark's field ("c:" and the id) is never 20
+ * characters long, so it cannot be an event's field.
+ */
 export function newRequestId(now = Date.now()): string {
-  return `${now.toString(36)}-${crypto.randomUUID().slice(0, 13)}`
+  const random = crypto.getRandomValues(new Uint32Array(1))[0]! % 60_466_176 // 36^5
+  return `${now.toString(36)}-${random.toString(36).padStart(5, '0')}`
 }
 
 export function requestStartedAt(requestId: string): number {
@@ -77,8 +123,11 @@ export function requestStartedAt(requestId: string): number {
   return Number.isFinite(t) ? t : 0
 }
 
+/** "<outcome>|<reason>|<credited>" split; the outcome a letter, or (records before 6 December) a word. */
 function parseDecision(parts: string[]): Decision {
-  return { outcome: parts[0] as Outcome, reason: parts[1] ?? '', credited: Number(parts[2] ?? 0) }
+  const outcome = OUTCOMES[parts[0]!]
+  if (!outcome) throw new Error(`unknown outcome ${parts[0]} in a decision record`)
+  return { outcome, reason: parts[1] ?? '', credited: Number(parts[2] ?? 0) }
 }
 
 /**
@@ -160,7 +209,7 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
       ]
       const packed = packEvents(events, ads)
       let looked = ''
-      for (const [id, record] of lookedUp ?? []) looked += `${looked ? '\x1e' : ''}${id}\x1f${record}`
+      for (const [id, record] of lookedUp ?? []) looked += `${looked ? '\x1e' : ''}${eventField(id)}\x1f${record}`
       const args = [
         ...keyList,
         requestId, String(now), claims.sub, claims.cid, String(claims.iat * 1000), String(claims.dur), String(windowMs), String(settings.MAX_VIEWS_PER_IP), String(keepSeconds(claims.exp, now)),
@@ -231,7 +280,7 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
      */
     async claim(videoId: string, sessionId: string, requestId: string, seen: { id: string; record: string }[], exp?: number): Promise<('mine' | 'taken' | 'forgotten')[]> {
       if (seen.length === 0) return []
-      const out = await r.csClaim(keys.sessionEvents(videoId, sessionId), keys.sessionState(videoId, sessionId), requestId, ...seen.flatMap((s) => [s.id, s.record]))
+      const out = await r.csClaim(keys.sessionEvents(videoId, sessionId), keys.sessionState(videoId, sessionId), requestId, ...seen.flatMap((s) => [eventField(s.id), s.id.toLowerCase(), s.record]))
       const expired = exp !== undefined && Date.now() / 1000 > exp + settings.CLOCK_TOLERANCE_SECONDS
       return out.map((v) => (v === 1 ? 'mine' : v === 2 || (v === 3 && expired) ? 'forgotten' : 'taken'))
     },

@@ -1,23 +1,44 @@
 import { describe, expect, it } from 'vitest'
-import { EVENT_WIDTH, packEvents, type RuleInput } from './decide.ts'
+import { EVENT_WIDTH, eventField, packEvents, type RuleInput } from './decide.ts'
 
 const id = '0190a3c4-5e6f-7a8b-9c0d-1e2f3a4b5c6d'
 const event = (fields: Partial<RuleInput>): RuleInput => ({ id, type: 'progress', ts: 1_764_000_000_123, positionMs: 30_000, watchedMs: 1_000, adId: '', preRejected: '', ...fields })
+
+describe('eventField (an event id as the field of its decision)', () => {
+  it("is the UUID's 16 bytes in Z85: RFC 32's test vector, twice", () => {
+    // RFC 32: the bytes 86 4F D2 6F B5 59 F7 5B encode as "HelloWorld".
+    expect(eventField('864fd26f-b559-f75b-864f-d26fb559f75b')).toBe('HelloWorldHelloWorld')
+    expect(eventField('00000000-0000-0000-0000-000000000000')).toBe('0'.repeat(20))
+    expect(eventField('ffffffff-ffff-ffff-ffff-ffffffffffff')).toBe('%nSc0'.repeat(4))
+  })
+
+  it('gives one field for either case of the hex digits, and distinct fields for distinct ids', () => {
+    expect(eventField(id.toUpperCase())).toBe(eventField(id))
+    const fields = new Set(Array.from({ length: 10_000 }, () => eventField(crypto.randomUUID())))
+    expect(fields.size).toBe(10_000)
+    for (const f of fields) expect(f).toMatch(/^[^|\x1e\x1f\s'"]{20}$/)
+  })
+
+  it('refuses what is not a UUID', () => {
+    expect(() => eventField('not-a-uuid')).toThrow(/not a UUID/)
+    expect(() => eventField(`${id.slice(0, 35)}g`)).toThrow(/not a UUID/)
+  })
+})
 
 describe('packEvents (the batch as ingest.lua reads it)', () => {
   it('puts each field at the offset the script cuts it from, zero-padded, the reason after the fixed part', () => {
     const packed = packEvents([event({}), event({ type: 'ad_impression', adId: 'ad-2', positionMs: 0, watchedMs: 0, preRejected: 'too_late' })], ['ad-1', 'ad-2'])
     const [progress, ad] = packed.split('\x1e')
-    // ingest.lua: id at 1 (36), type at 37, ts at 38 (16), position at 54 (10), watched at 64 (10), ad at 74 (2), reason from 76.
-    expect(progress).toBe(`${id}g${"0001764000000123"}${"0000030000"}${"0000001000"}00`)
+    // ingest.lua: id's field at 1 (20), type at 21, ts at 22 (16), position at 38 (10), watched at 48 (10), ad at 58 (2), reason from 60.
+    expect(progress).toBe(`${eventField(id)}g${'0001764000000123'}${'0000030000'}${'0000001000'}00`)
     expect(progress).toHaveLength(EVENT_WIDTH)
-    expect(ad!.slice(36, 37)).toBe('a')
-    expect(ad!.slice(73, 75)).toBe('02')
+    expect(ad!.slice(20, 21)).toBe('a')
+    expect(ad!.slice(57, 59)).toBe('02')
     expect(ad!.slice(EVENT_WIDTH)).toBe('too_late')
   })
 
   it('sends a ts before 1970 as 0 (such an event is rejected as too late before the script)', () => {
-    expect(packEvents([event({ ts: -14_182_940_000 })], []).slice(37, 53)).toBe('0'.repeat(16))
+    expect(packEvents([event({ ts: -14_182_940_000 })], []).slice(21, 37)).toBe('0'.repeat(16))
   })
 
   it('refuses what cannot fit, rather than sending a record the script would misread', () => {

@@ -58,6 +58,8 @@ export function watchRedis(pid: number | undefined, socket: string, startedAt: n
   }
 
   let usedAtEndMib: number | undefined
+  let usedAtEndBytes: number | undefined
+  let aofAtEndBytes: number | undefined
   let keysAtEnd: RedisKeyCensus | undefined
   return {
     /** Takes Redis's RSS now (the bench's sampler calls it every 250 ms). */
@@ -71,6 +73,10 @@ export function watchRedis(pid: number | undefined, socket: string, startedAt: n
     /** After the load, with the server still up: used_memory and the census of keys. */
     async atEnd(): Promise<void> {
       usedAtEndMib = await usedMib()
+      const info = await client?.info().catch(() => undefined)
+      const field = (name: string) => Number(info?.match(new RegExp(`^${name}:(\\d+)`, 'm'))?.[1] ?? NaN)
+      usedAtEndBytes = field('used_memory') - field('used_memory_startup')
+      aofAtEndBytes = field('aof_current_size')
       keysAtEnd = await census()
     },
     stop(): void {
@@ -87,6 +93,10 @@ export function watchRedis(pid: number | undefined, socket: string, startedAt: n
         redis_keys_at_end: keysAtEnd ?? null,
         /** What Redis grew by per acknowledged event: the state it keeps for each (see DECISION_IDLE_MINUTES). */
         redis_rss_bytes_per_accepted_event: accepted > 0 ? Math.round(((peakRssKb - rssStartKb) * 1024) / accepted) : null,
+        /** used_memory above what Redis takes empty, per acknowledged event, at the end (before any record expired). */
+        redis_used_bytes_per_accepted_event: accepted > 0 && Number.isFinite(usedAtEndBytes) ? Math.round(usedAtEndBytes! / accepted) : null,
+        /** The append-only file's size at the end per acknowledged event (what a rewrite starts from is the file since the last one). */
+        redis_aof_bytes_per_accepted_event: accepted > 0 && Number.isFinite(aofAtEndBytes) ? Math.round(aofAtEndBytes! / accepted) : null,
       }
     },
   }

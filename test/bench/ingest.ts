@@ -288,6 +288,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ],
   ['server RSS, largest in each 10 s (MiB)', figures.server_rss_mib_by_10s.join(' ')],
   ['Redis peak RSS (MiB); grown per accepted event (bytes)', `${figures.redis_peak_rss_mib}; ${figures.redis_rss_bytes_per_accepted_event}`],
+  ['Redis used memory, append-only file per accepted event (bytes)', `${figures.redis_used_bytes_per_accepted_event}, ${figures.redis_aof_bytes_per_accepted_event}`],
   ['Redis RSS, largest in each 10 s (MiB)', figures.redis_rss_mib_by_10s.join(' ')],
   ['Redis used_memory at 10 s, 20 s, ... (MiB)', figures.redis_used_memory_mib_by_10s.join(' ')],
   [
