@@ -30,30 +30,51 @@ const TYPE_LETTERS: Record<EventType, string> = { play: 'p', pause: 'u', seek: '
 export const EVENT_WIDTH = 59
 
 /** Z85 (ZeroMQ RFC 32): 85 printable characters, none of them `|`, a space, a quote or a control byte. */
-const Z85 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const Z85 = Uint8Array.from('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#', (c) => c.charCodeAt(0))
+const HEX_VALUES = new Int8Array(128).fill(-1)
+for (let i = 0; i < 16; i++) {
+  HEX_VALUES['0123456789abcdef'.charCodeAt(i)] = i
+  HEX_VALUES['0123456789ABCDEF'.charCodeAt(i)] = i
+}
+/** The number written by the hex digits of `text` from `at` to `end`, or -1 when one is not a hex digit. */
+function hexValue(text: string, at: number, end: number): number {
+  let value = 0
+  for (let k = at; k < end; k++) {
+    const c = text.charCodeAt(k)
+    const digit = c < 128 ? HEX_VALUES[c]! : -1
+    if (digit < 0) return -1
+    value = value * 16 + digit
+  }
+  return value
+}
+const fieldBytes = Buffer.alloc(20)
+/** Writes `word` (32 bits) as 5 Z85 digits at `at` of fieldBytes (by division: `%` of a double past 2^31 costs tens of ns). */
+function putZ85(word: number, at: number): void {
+  for (let k = at + 4; k > at; k--) {
+    const q = Math.floor(word / 85)
+    fieldBytes[k] = Z85[word - q * 85]!
+    word = q
+  }
+  fieldBytes[at] = Z85[word]!
+}
 
 /**
  * An event id as the field of its decision in the session's events hash: the UUID's 16 bytes
  * in Z85, 20 characters where the text takes 36 (Redis allocates 24 bytes for the field
  * instead of 40, and the append-only file writes 16 fewer an event). Either case of the
  * hex digits gives the same field, as the same UUID in raw_events. Fields of decisions taken
- * before 6 December are the id's text (see ingest.lua's `legacy`).
+ * before 6 December are the id's text (see ingest.lua's `legacy`). About 0.2 µs in Bun, most
+ * of it making the string (single characters joined took 0.4–0.6 µs).
  */
 export function eventField(id: string): string {
-  if (!UUID.test(id)) throw new Error(`event id ${id} is not a UUID`)
-  const hex = id.replace(/-/g, '')
-  let field = ''
-  for (let at = 0; at < 32; at += 8) {
-    let word = parseInt(hex.slice(at, at + 8), 16)
-    let chunk = ''
-    for (let i = 0; i < 5; i++) {
-      chunk = Z85[word % 85]! + chunk
-      word = Math.floor(word / 85)
-    }
-    field += chunk
-  }
-  return field
+  const dashes = id.length === 36 && id.charCodeAt(8) === 45 && id.charCodeAt(13) === 45 && id.charCodeAt(18) === 45 && id.charCodeAt(23) === 45
+  const w0 = hexValue(id, 0, 8), a = hexValue(id, 9, 13), b = hexValue(id, 14, 18), c = hexValue(id, 19, 23), d = hexValue(id, 24, 28), w3 = hexValue(id, 28, 36)
+  if (!dashes || w0 < 0 || a < 0 || b < 0 || c < 0 || d < 0 || w3 < 0) throw new Error(`event id ${id} is not a UUID`)
+  putZ85(w0, 0)
+  putZ85(a * 65536 + b, 5)
+  putZ85(c * 65536 + d, 10)
+  putZ85(w3, 15)
+  return fieldBytes.toString('latin1', 0, 20)
 }
 
 const ZEROS = Array.from({ length: 17 }, (_, n) => '0'.repeat(n))

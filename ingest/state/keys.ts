@@ -15,8 +15,10 @@ export const keys = {
   /** String counter: counted views of the video since the last reconciliation. */
   liveViews: (videoId: string) => `${v(videoId)}:views`,
   /**
-   * Hash: event id -> "<request id>|<outcome>|<reason>|<credited ms>" (the decision taken for
-   * it), and "c:<request id>" -> '1' / '0': the request reached ClickHouse / failed (mark.lua).
+   * Hash: event field (the id's 16 bytes in Z85, see eventField) -> "<request id>|<outcome
+   * letter>|<reason>|<credited ms>" (the decision taken for it; before 6 December the id's text
+   * and the outcome's word), and "c:<request id>" -> '1' / '0': the request reached ClickHouse
+   * / failed (mark.lua).
    */
   sessionEvents: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:ev`,
   /** Hash: the session's counting state (last event time, credited watch time, viewed flag, ads seen). */
