@@ -181,8 +181,8 @@ describe('an event id in capitals (as Swift writes a UUID)', () => {
   })
 })
 
-describe('decisions recorded before 6 December (the id as text, the outcome a word)', () => {
-  /** What an edge of before 6 December left: a session that played, its decision recorded under the id as the client sent it. */
+describe('decisions recorded until 5 December (the id as text, the outcome a word)', () => {
+  /** What an edge left until 5 December: a session that played, its decision recorded under the id as the client sent it. */
   async function legacySession(id: string, opts: { marked: boolean }) {
     const video = uniq()
     const token = await session(video)

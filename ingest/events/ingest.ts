@@ -193,7 +193,7 @@ async function storedDecisions(ch: ClickHouseClient, videoId: string, sessionId:
 
 /**
  * Event ids of this session already in raw_events (for takeovers after a crash or failed
- * insert), as lowercase text: ids logged before 6 December keep the case their client sent.
+ * insert), as lowercase text: ids logged until 5 December keep the case their client sent.
  */
 export async function storedIds(ch: ClickHouseClient, videoId: string, sessionId: string, given: string[]): Promise<Set<string>> {
   if (given.length === 0) return new Set()

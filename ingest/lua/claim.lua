@@ -4,14 +4,14 @@
 -- KEYS[2]  session state hash (see ingest.lua)
 -- ARGV[1]  new request id
 -- ARGV[2..] triples: the event's field (Z85 of its id), its id as lowercase text (the field of
---          decisions taken before 6 December, as the client sent it: lowercase, or uppercase as
+--          decisions taken until 5 December, as the client sent it: lowercase, or uppercase as
 --          Swift's UUID writes it), the record the caller saw
 -- Returns  one integer per triple: 1 when the event now belongs to the new request, 0 when
 --          another request holds it, 2 when no record of it is kept any more but the session's
 --          state is (its events hash expired after the session sat idle: retries of it are
 --          looked up in ClickHouse), 3 when neither is kept (expired with the session's token,
 --          or lost).
--- A record is compared with its outcome as a letter: one written before 6 December holds the
+-- A record is compared with its outcome as a letter: one written until 5 December holds the
 -- word, and a caller that rebuilds a record (ingest/repair.ts) writes the letter.
 local LETTERS = { counted = 'c', stored = 's', excluded = 'x', rejected = 'r' }
 local function same(a, b)

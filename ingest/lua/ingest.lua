@@ -7,12 +7,12 @@
 --          eventField in decide.ts) -> "<request id>|<outcome letter>|<reason>|<credited ms>";
 --          kept while the session is active (ARGV[15+n] after its last batch): then it expires
 --          whole, and ids the session may send again are looked up in ClickHouse (see below).
---          Decisions taken before 6 December are kept under the id's text, with the outcome's
+--          Decisions taken until 5 December are kept under the id's text, with the outcome's
 --          word: while a hash may hold them (`legacy` below), an id not found is looked for so.
 -- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1),
 --          seen (ms: the last call that recorded events), horizon (ms: the latest `seen` at
 --          which the events hash was found expired; ids decided up to then may lack a record),
---          z ('1': the events hash was made after 6 December and holds no id as text)
+--          z ('1': the events hash was made since 5 December and holds no id as text)
 -- KEYS[3]  live view counter of the video
 -- KEYS[4]  the viewer's resume position on the video: "<event ms>:<position ms>" (expires)
 -- KEYS[5]  viewer window key of the video (counted view within the dedup window)
@@ -66,7 +66,7 @@ local horizon = tonumber(st[5])
 local fresh = st[6] == '1'
 local exists = nil
 if st[4] or not fresh then exists = redis.call('EXISTS', KEYS[1]) == 1 end
--- A hash made before 6 December may hold ids as text; one made since never does (`z`).
+-- A hash made until 5 December may hold ids as text; one made since never does (`z`).
 local legacy = not fresh and exists
 -- Events were recorded before, and their records are gone: the session sat idle past the
 -- events hash's lifetime. Whatever was decided up to then is in ClickHouse, not here.
@@ -138,7 +138,7 @@ end
 -- The records of every id at once; those decided by this call are kept in `mine`.
 local recorded = n > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
 if legacy then
-  -- Ids not found by field may have been decided before 6 December, under their text as the
+  -- Ids not found by field may have been decided until 5 December, under their text as the
   -- client sent it: lowercase, or uppercase as Swift's UUID writes it.
   local Z85 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#'
   local digit = {}

@@ -63,7 +63,7 @@ function putZ85(word: number, at: number): void {
  * in Z85, 20 characters where the text takes 36 (Redis allocates 24 bytes for the field
  * instead of 40, and the append-only file writes 16 fewer an event). Either case of the
  * hex digits gives the same field, as the same UUID in raw_events. Fields of decisions taken
- * before 6 December are the id's text (see ingest.lua's `legacy`). About 0.2 µs in Bun, most
+ * until 5 December are the id's text (see ingest.lua's `legacy`). About 0.2 µs in Bun, most
  * of it making the string (single characters joined took 0.4–0.6 µs).
  */
 export function eventField(id: string): string {
@@ -102,7 +102,7 @@ export function packEvents(events: RuleInput[], ads: string[]): string {
   return packed
 }
 
-/** An outcome as records and answers carry it: one letter (records before 6 December: the word). */
+/** An outcome as records and answers carry it: one letter (records until 5 December: the word). */
 const OUTCOME_LETTERS: Record<Outcome, string> = { counted: 'c', stored: 's', excluded: 'x', rejected: 'r' }
 const OUTCOMES: Record<string, Outcome> = { c: 'counted', s: 'stored', x: 'excluded', r: 'rejected', counted: 'counted', stored: 'stored', excluded: 'excluded', rejected: 'rejected' }
 
@@ -130,7 +130,7 @@ export const STORED_IN_CLICKHOUSE = 'ch'
  * A request id carries its start time, so anyone can tell when its lease has run out, then 5
  * random base-36 characters: request ids are compared within one session only (its records
  * and marks), where two requests would have to start in the same millisecond and draw the same
- * of 60 million to clash. 14 characters (22 before 6 December, both read): a record "<request
+ * of 60 million to clash. 14 characters (22 until 5 December, both read): a record "<request
  * id>|s||0" fits Redis's 24-byte allocation. A mark's field ("c:" and the id) is never 20
  * characters long, so it cannot be an event's field.
  */
@@ -144,7 +144,7 @@ export function requestStartedAt(requestId: string): number {
   return Number.isFinite(t) ? t : 0
 }
 
-/** "<outcome>|<reason>|<credited>" split; the outcome a letter, or (records before 6 December) a word. */
+/** "<outcome>|<reason>|<credited>" split; the outcome a letter, or (records until 5 December) a word. */
 function parseDecision(parts: string[]): Decision {
   const outcome = OUTCOMES[parts[0]!]
   if (!outcome) throw new Error(`unknown outcome ${parts[0]} in a decision record`)

@@ -16,7 +16,7 @@ export const keys = {
   liveViews: (videoId: string) => `${v(videoId)}:views`,
   /**
    * Hash: event field (the id's 16 bytes in Z85, see eventField) -> "<request id>|<outcome
-   * letter>|<reason>|<credited ms>" (the decision taken for it; before 6 December the id's text
+   * letter>|<reason>|<credited ms>" (the decision taken for it; until 5 December the id's text
    * and the outcome's word), and "c:<request id>" -> '1' / '0': the request reached ClickHouse
    * / failed (mark.lua).
    */
