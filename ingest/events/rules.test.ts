@@ -1,6 +1,7 @@
 // The abuse rules of SPEC §5 at the edge: counting exclusions, watch-time clamps, rate limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { keys } from '../state/keys.ts'
+import { eventField } from '../state/decide.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { rows } from '../../test/harness/engines.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
@@ -124,7 +125,7 @@ describe('rate limits', () => {
     expect((await third.json()).code).toBe('RATE_LIMITED')
     // Refused before any decision: the event was not recorded, nor counted as a view.
     const claims = await t.s.verifyPlaybackToken(token)
-    expect(await t.s.redis.hexists(keys.sessionEvents(claims.vid, claims.sid), refused.id as string)).toBe(0)
+    expect(await t.s.redis.hexists(keys.sessionEvents(claims.vid, claims.sid), eventField(refused.id as string))).toBe(0)
     expect(await t.s.redis.get(keys.liveViews(claims.vid))).toBeNull()
     await edge.flush()
   })
