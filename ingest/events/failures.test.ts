@@ -128,7 +128,7 @@ describe('a retry of events an earlier attempt decided but did not finish', () =
     expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
   })
 
-  it('does not store them again when the dead edge had stored them but not marked them', async () => {
+  it('does not store them again when the dead edge had stored them but not marked them, and answers the next retry at once', async () => {
     const video = uniq()
     const token = await session(video)
     const claims = await claimsOf(token)
@@ -146,6 +146,8 @@ describe('a retry of events an earlier attempt decided but did not finish', () =
     const snap = await videoSnapshot(t.s.ch, video)
     expect(snap.rawIds).toEqual([{ n: 1, ids: 1 }])
     expect(snap.day[0]?.views).toBe(1)
+    // The takeover's request, which stored nothing, is marked: the next retry is not told to wait out its lease.
+    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 0, duplicates: 1, rejected: [] })
   })
 
   it('lets exactly one of two concurrent retries take the events over', async () => {
