@@ -26,6 +26,15 @@ async function decideDirectly(...args: Parameters<ReturnType<typeof createRules>
   return out
 }
 
+/** A new session whose first batch, one play, was accepted. */
+async function playedOnce() {
+  const video = uniq()
+  const token = await session(video)
+  const claims = await claimsOf(token)
+  const e = ev('play', { ts: Date.now() - 10_000 })
+  expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+  return { video, token, claims, e }
+}
 /** A play event as the rules take it. */
 const input = (e: Record<string, unknown>) => ({ id: e.id as string, type: 'play' as const, ts: e.ts as number, positionMs: 0, watchedMs: 0, adId: '', preRejected: '' })
 
@@ -55,13 +64,8 @@ describe('when ClickHouse fails', () => {
 })
 
 describe("a request's mark (its events reached ClickHouse)", () => {
-
   it("is kept in the session's decisions hash, and a retry right after is answered from it", async () => {
-    const video = uniq()
-    const token = await session(video)
-    const claims = await claimsOf(token)
-    const e = ev('play', { ts: Date.now() - 10_000 })
-    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    const { video, token, claims, e } = await playedOnce()
     const hash = await t.s.redis.hgetall(keys.sessionEvents(video, claims.sid))
     const [requestId] = (hash[eventField(e.id as string)] ?? '').split('|')
     expect(hash[`c:${requestId}`]).toBe('1')
@@ -226,11 +230,7 @@ describe('decisions recorded until 5 December (the id as text, the outcome a wor
   })
 
   it('are not looked for in a hash made since, which holds every id by its field', async () => {
-    const video = uniq()
-    const token = await session(video)
-    const claims = await claimsOf(token)
-    const e = ev('play', { ts: Date.now() - 10_000 })
-    expect(await (await t.post(token, [e])).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    const { video, claims, e } = await playedOnce()
     expect(await t.s.redis.hget(keys.sessionState(video, claims.sid), 'z')).toBe('1')
     const record = await t.s.redis.hget(keys.sessionEvents(video, claims.sid), eventField(e.id as string))
     expect(record).toMatch(/^[0-9a-z]{8}-[0-9a-z]{5}\|c\|\|0$/)
