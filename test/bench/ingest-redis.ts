@@ -30,11 +30,10 @@ export function watchRedis(pid: number | undefined, socket: string, startedAt: n
   const rssByTenSeconds: number[] = []
   const usedByTenSeconds: number[] = []
   const client = pid ? new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 1 }) : undefined
-  const usedMib = async (): Promise<number | undefined> => {
-    const info = await client?.info('memory').catch(() => undefined)
-    const used = info?.match(/^used_memory:(\d+)/m)?.[1]
-    return used === undefined ? undefined : Math.round(Number(used) / 1024 / 1024)
-  }
+  /** A numeric field of an INFO answer (NaN when absent). */
+  const infoField = (info: string | undefined, name: string) => Number(info?.match(new RegExp(`^${name}:(\\d+)`, 'm'))?.[1] ?? NaN)
+  const toMib = (bytes: number) => (Number.isFinite(bytes) ? Math.round(bytes / 1024 / 1024) : undefined)
+  const usedMib = async (): Promise<number | undefined> => toMib(infoField(await client?.info('memory').catch(() => undefined), 'used_memory'))
   const usedSampler = setInterval(() => {
     const slot = Math.round((performance.now() - startedAt) / 10_000) - 1 // taken at 10 s, 20 s, ...
     void usedMib().then((mib) => {
@@ -72,11 +71,11 @@ export function watchRedis(pid: number | undefined, socket: string, startedAt: n
     },
     /** After the load, with the server still up: used_memory and the census of keys. */
     async atEnd(): Promise<void> {
-      usedAtEndMib = await usedMib()
+      // One INFO for every figure (memory and persistence).
       const info = await client?.info().catch(() => undefined)
-      const field = (name: string) => Number(info?.match(new RegExp(`^${name}:(\\d+)`, 'm'))?.[1] ?? NaN)
-      usedAtEndBytes = field('used_memory') - field('used_memory_startup')
-      aofAtEndBytes = field('aof_current_size')
+      usedAtEndMib = toMib(infoField(info, 'used_memory'))
+      usedAtEndBytes = infoField(info, 'used_memory') - infoField(info, 'used_memory_startup')
+      aofAtEndBytes = infoField(info, 'aof_current_size')
       keysAtEnd = await census()
     },
     stop(): void {
