@@ -17,11 +17,15 @@ WORKDIR /app
 # Malloc=1: JavaScriptCore's allocator hands its allocations to the system malloc, as
 # `npm start` does (SYSTEM_MALLOC in lib/bootstrap.mjs and the README's Settings). Bun reads
 # it at start whatever its value; to run without it: `env -u Malloc bun lib/main.ts`.
+# MIMALLOC_*: Bun's allocator keeps freed pages 15 s and leaves the holes of pages in use,
+# as `npm start` does (lib/bootstrap.mjs and the README's Settings).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     DATA_DIR=/app/data \
-    Malloc=1
+    Malloc=1 \
+    MIMALLOC_PURGE_DELAY=15000 \
+    MIMALLOC_PURGE_HOLES=0
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json bunfig.toml tsconfig.json ./
 COPY lib ./lib

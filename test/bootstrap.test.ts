@@ -20,3 +20,16 @@ it('starts Bun with Malloc=1 (JavaScriptCore allocating through the system mallo
   expect(bad.status).toBe(2)
   expect(bad.stderr).toContain('SYSTEM_MALLOC must be 0 or 1, not yes')
 }, 120_000)
+
+it("starts Bun with its allocator keeping freed pages 15 s and the holes of pages in use, as Bun's mimalloc reads them, unless set otherwise", () => {
+  const base: Record<string, string | undefined> = { ...process.env, MIMALLOC_PURGE_DELAY: undefined, MIMALLOC_PURGE_HOLES: undefined, MIMALLOC_VERBOSE: '1' }
+  // mimalloc prints its options at start when MIMALLOC_VERBOSE is set: what Bun's allocator runs with, not just the variables.
+  const option = (stderr: string, name: string) => new RegExp(`option '${name}': (-?\\d+)`).exec(stderr)?.[1]
+  const defaults = bootstrapRun('1', base)
+  expect(defaults.status).toBe(0)
+  expect(option(defaults.stderr, 'purge_delay')).toBe('15000')
+  expect(option(defaults.stderr, 'purge_holes')).toBe('0')
+  const own = bootstrapRun('1', { ...base, MIMALLOC_PURGE_DELAY: '100', MIMALLOC_PURGE_HOLES: '1' })
+  expect(option(own.stderr, 'purge_delay')).toBe('100')
+  expect(option(own.stderr, 'purge_holes')).toBe('1')
+}, 120_000)
