@@ -11,7 +11,7 @@ COPY package.json package-lock.json ./
 # npm install, not npm ci: see lib/bootstrap.mjs (chdb's optional per-platform packages).
 RUN npm install --omit=dev --no-audit --no-fund
 
-# The Bun package.json pins (the one the benchmarks measured): see the README's Performance.
+# The Bun package.json pins (the one the benchmarks measured): see test/bench/HISTORY.md.
 FROM oven/bun:1.4.5-debian
 WORKDIR /app
 # Malloc=1: JavaScriptCore's allocator hands its allocations to the system malloc, as

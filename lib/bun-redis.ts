@@ -22,7 +22,7 @@ export function scriptOf(lua: string): { lua: string; sha: string } {
 
 /**
  * The edge's per-request Redis scripts through Bun's own Redis client, which costs about
- * 0.8 µs of CPU a command where ioredis costs 12–14 µs under Bun (README, Performance).
+ * 0.8 µs of CPU a command where ioredis costs 12–14 µs under Bun (test/bench/HISTORY.md).
  * It behaves as createRedis's ioredis client does where the edge relies on it: a command
  * sent while disconnected fails at once (no offline queue: the edge answers 503), the
  * connection is made again for as long as the process runs (Bun's client gives up after

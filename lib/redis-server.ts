@@ -14,13 +14,13 @@ export const REDIS_TUNING = [
   // viewer windows, resume positions): at the default effort (1) Redis reclaims expired keys
   // only while they are over ~10 % of the keys with a TTL it samples, which let expired
   // decisions pile up (bench:ingest with DECISION_IDLE_MINUTES=5: no plateau in 8 minutes;
-  // at 10, level after 6; see README, Performance).
+  // at 10, level after 6; see test/bench/HISTORY.md).
   '--active-expire-effort', '10',
   // A session's decisions hash gets an entry per event id, and the ingest script looks up and
   // sets a batch's ids in it at once. Redis keeps a hash of up to 128 entries as a listpack,
   // which it scans for each field: in bench:ingest that scan (memcmp, lpFind) was 23 % of
   // Redis's CPU and HSET / HMGET cost 25 / 29 µs a call; as a hash table from 16 entries on,
-  // 7.9 / 7.7 µs, and Redis took 0.42 cores where it took 0.52 (see README, Performance). The
+  // 7.9 / 7.7 µs, and Redis took 0.42 cores where it took 0.52 (see test/bench/HISTORY.md). The
   // price is memory: 140 bytes an entry against 83 (500,000 decisions in 5,000 hashes). The
   // other hashes (session state) stay smaller than 16.
   '--hash-max-listpack-entries', '16',
@@ -28,7 +28,7 @@ export const REDIS_TUNING = [
   // it out: on a machine Redis shares with the edge (the embedded mode's two cores), each rewrite
   // held the edge's thread for 0.3-0.6 s and a log flush's fsync for 200-270 ms, players' p99
   // 0.8-1.5 s at 28k events/s against 140 ms with no rewrite (bench:ingest --stages-by-second,
-  // README, Performance). At the defaults (64 MB, then each time the file doubles) the file is
+  // test/bench/HISTORY.md). At the defaults (64 MB, then each time the file doubles) the file is
   // rewritten every 20-30 s at that rate (130 bytes an event); none before it holds 1 GB (about
   // 4.5 minutes there, replayed in about 30 s at a restart), then each time it has grown by twice
   // the dataset it was rewritten from: half as many rewrites as the default once the dataset is
