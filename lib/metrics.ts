@@ -69,15 +69,22 @@ export function watchEventLoop(metrics: Metrics, everyMs = 50): () => void {
 }
 
 /**
- * What the embedded engine (chDB, in this process) has allocated and tracks, read at each
- * scrape: the rest of the process's RSS beyond it and the JavaScript heap is code mapped from
- * disk and the allocators' free pages. In server mode ClickHouse reports its own.
+ * What the embedded engine (chDB, in this process) has allocated and tracks, and what its
+ * allocator (jemalloc) holds resident (the tracked memory, its free pages not yet given back
+ * and its own bookkeeping), read at each scrape. The rest of the process's RSS beyond these and
+ * the JavaScript heap is code mapped from disk and Bun's allocator. In server mode ClickHouse
+ * reports its own.
  */
-export function trackEmbeddedEngineMemory(metrics: Metrics, read: () => Promise<number>): void {
+export function trackEmbeddedEngineMemory(metrics: Metrics, read: { tracked: () => Promise<number>; resident: () => Promise<number> }): void {
+  gaugeRead(metrics, 'cs_clickhouse_embedded_memory_tracked_bytes', 'Memory the embedded ClickHouse engine tracks (system.metrics MemoryTracking)', read.tracked)
+  gaugeRead(metrics, 'cs_clickhouse_embedded_memory_resident_bytes', "Memory the embedded engine's allocator holds resident (jemalloc's resident, system.jemalloc_stats)", read.resident)
+}
+
+function gaugeRead(metrics: Metrics, name: string, help: string, read: () => Promise<number>): void {
   let last = 0
   new Gauge({
-    name: 'cs_clickhouse_embedded_memory_tracked_bytes',
-    help: "Memory the embedded ClickHouse engine tracks (system.metrics MemoryTracking)",
+    name,
+    help,
     registers: [metrics.registry],
     async collect() {
       // A failed read (the engine busy closing) keeps the last value rather than failing the scrape.

@@ -56,6 +56,8 @@ it('serves through npm start, takes a batch with a token from npm run token, and
   expect(metrics).toMatch(/cs_ingest_events_total\{outcome="duplicate",reason=""\} 4/)
   // the embedded engine's tracked memory, read from it at the scrape
   expect(Number(/^cs_clickhouse_embedded_memory_tracked_bytes (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0)
+  // and what its allocator holds resident, from jemalloc's own statistics
+  expect(Number(/^cs_clickhouse_embedded_memory_resident_bytes (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(1 << 20)
 
   // Ctrl-C in the terminal: the whole group gets SIGINT; the server flushes and stops,
   // and stops its private redis-server with it.

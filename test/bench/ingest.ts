@@ -121,7 +121,7 @@ const loadCfg: LoadConfig = {
   out: loadOut,
 }
 let load: LoadResult
-let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverFaults = { minorFaults: 0, systemSeconds: 0 }
@@ -225,7 +225,7 @@ const figures = {
   sessions_started: load.sessions_started,
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
   server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
-  server_rss_at_end: { ...serverRssAtEnd, js_heap_mib: flushes.js_heap_mib, engine_tracked_mib: flushes.engine_tracked_mib },
+  server_rss_at_end: { ...serverRssAtEnd, js_heap_mib: flushes.js_heap_mib, engine_tracked_mib: flushes.engine_tracked_mib, engine_resident_mib: flushes.engine_resident_mib },
   ...redis.figures(load.accepted),
   server_cpu_cores: +(cpuServer / load.seconds).toFixed(2),
   /** Of the server's CPU, the share spent in the kernel (system calls, page faults). */
@@ -283,8 +283,8 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
   ['server peak RSS (MiB)', figures.server_peak_rss_mib],
   [
-    'server RSS at the end (MiB): anonymous (JS heap, engine tracked) + files',
-    `${serverRssAtEnd.anonymous_mib} (${flushes.js_heap_mib}, ${flushes.engine_tracked_mib}) + ${serverRssAtEnd.file_mib}`,
+    'server RSS at the end (MiB): anonymous (JS heap, engine tracked / resident) + files',
+    `${serverRssAtEnd.anonymous_mib} (${flushes.js_heap_mib}, ${flushes.engine_tracked_mib} / ${flushes.engine_resident_mib}) + ${serverRssAtEnd.file_mib}`,
   ],
   ['server RSS, largest in each 10 s (MiB)', figures.server_rss_mib_by_10s.join(' ')],
   ['Redis peak RSS (MiB); grown per accepted event (bytes)', `${figures.redis_peak_rss_mib}; ${figures.redis_rss_bytes_per_accepted_event}`],
@@ -330,6 +330,8 @@ type ServerMetrics = {
   js_heap_mib: number
   /** What the embedded engine tracks as allocated (MemoryTracking) at the end of the run. */
   engine_tracked_mib: number
+  /** What the embedded engine's allocator (jemalloc) holds resident at the end of the run. */
+  engine_resident_mib: number
   server_side_latency: Record<string, number>
 }
 
@@ -351,10 +353,10 @@ async function flushMetrics(url: string): Promise<ServerMetrics> {
       decide: v('cs_ingest_stage_duration_seconds_sum{stage="decide"}') / v('cs_ingest_stage_duration_seconds_count{stage="decide"}'),
       commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
     },
-    // The JavaScript heap and the engine's tracked memory at the end of the run; the rest of
-    // the RSS is code mapped from disk and the allocators' free pages.
+    // At the end of the run: the JavaScript heap, the engine's tracked memory and its allocator's resident.
     js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
     engine_tracked_mib: Math.round(v('cs_clickhouse_embedded_memory_tracked_bytes') / 1048576),
+    engine_resident_mib: Math.round(v('cs_clickhouse_embedded_memory_resident_bytes') / 1048576),
     server_side_latency: serverLatency(text),
   }
 }
