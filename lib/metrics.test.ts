@@ -1,3 +1,4 @@
+import v8 from 'node:v8'
 import { describe, expect, it, vi } from 'vitest'
 import { createMetrics, watchEventLoop } from './metrics.ts'
 
@@ -11,6 +12,22 @@ async function delays(metrics: ReturnType<typeof createMetrics>, le: string) {
     within: v(new RegExp(`^cs_event_loop_delay_seconds_bucket\\{le="${le}"\\} ([0-9.e+-]+)$`, 'm')),
   }
 }
+
+describe('createMetrics', () => {
+  it('scrapes without walking the JavaScript heap', async () => {
+    const metrics = createMetrics()
+    const spaces = vi.spyOn(v8, 'getHeapSpaceStatistics')
+    try {
+      const text = await metrics.registry.metrics()
+      expect(spaces).not.toHaveBeenCalled()
+      expect(text).not.toContain('cs_nodejs_heap_space_size')
+      // the heap's size is still there, read the cheap way (process.memoryUsage)
+      expect(Number(/^cs_nodejs_heap_size_total_bytes (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0)
+    } finally {
+      spaces.mockRestore()
+    }
+  })
+})
 
 describe('watchEventLoop', () => {
   it('records how long the JavaScript thread was held past the timer', async () => {
