@@ -7,7 +7,7 @@ import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
 import { createClickHouse, type ClickHouseClient } from './clickhouse.ts'
 import type { Settings } from './config.ts'
 import { createLogger } from './log.ts'
-import { createMetrics, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
+import { createMetrics, gaugeRead, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
 import { createRedis, waitForRedis, type Redis } from './redis.ts'
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
 import type { Services } from './services.ts'
@@ -70,6 +70,7 @@ export async function createServices(
   const ownsCh = !opts.ch
   const metrics = createMetrics()
   const stopWatchingLoop = watchEventLoop(metrics)
+  gaugeRead(metrics, 'cs_ingest_playback_tokens_kept', 'Playback tokens kept verified in memory (until they expire, their session ends or the cap)', verifyPlaybackToken.kept)
   if (settings.CLICKHOUSE_URL === undefined)
     trackEmbeddedEngineMemory(metrics, {
       async tracked() {

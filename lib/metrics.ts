@@ -84,15 +84,17 @@ export function trackEmbeddedEngineMemory(metrics: Metrics, read: { tracked: () 
   gaugeRead(metrics, 'cs_clickhouse_embedded_memory_resident_bytes', "Memory the embedded engine's allocator holds resident (jemalloc's resident, system.jemalloc_stats)", read.resident)
 }
 
-function gaugeRead(metrics: Metrics, name: string, help: string, read: () => Promise<number>): void {
+/** A gauge whose value is read at each scrape; a failed read (the engine busy closing, say) keeps the last value rather than failing the scrape. */
+export function gaugeRead(metrics: Metrics, name: string, help: string, read: () => number | Promise<number>): void {
   let last = 0
   new Gauge({
     name,
     help,
     registers: [metrics.registry],
     async collect() {
-      // A failed read (the engine busy closing) keeps the last value rather than failing the scrape.
-      last = await read().catch(() => last)
+      last = await Promise.resolve()
+        .then(read)
+        .catch(() => last)
       this.set(last)
     },
   })

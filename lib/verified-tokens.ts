@@ -23,6 +23,14 @@ export function verifiedTokens<T>(max: number) {
       if (kept.size >= max) kept.delete(kept.keys().next().value as string)
       kept.set(token, { value, until })
     },
+    /** Drops the token: a later use of it is verified again. */
+    forget(token: string): void {
+      kept.delete(token)
+    },
+    /** How many tokens are kept. */
+    get size(): number {
+      return kept.size
+    },
   }
 }
 

@@ -77,6 +77,34 @@ describe('a valid batch', () => {
   })
 })
 
+describe("a session's end", () => {
+  it('drops its token from the verified tokens kept in memory; a retry of the last batch is verified again and counted once', async () => {
+    const video = uniq('v')
+    const verifier = t.s.verifyPlaybackToken
+    const token = await t.token({ videoId: video, viewerId: 'w-gone' }, { now: since(60_000) })
+    const base = Date.now()
+    const kept = verifier.kept()
+    expect((await t.post(token, [ev('play', { ts: base - 20_000, position_ms: 0 })])).status).toBe(200)
+    expect(verifier.kept()).toBe(kept + 1)
+    const last = [ev('progress', { ts: base - 15_000, position_ms: 5_000, watched_ms: 5_000 }), ev('end', { ts: base - 10_000, position_ms: 5_000 })]
+    expect(await (await t.post(token, last)).json()).toEqual({ accepted: 2, duplicates: 0, rejected: [] })
+    expect(verifier.kept()).toBe(kept)
+    // the player missed the answer and sends its last batch again
+    expect(await (await t.post(token, last)).json()).toEqual({ accepted: 0, duplicates: 2, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).day).toMatchObject([{ views: 1, watch_ms: 5_000 }])
+  })
+
+  it('is counted in the metrics of tokens kept', async () => {
+    const metric = async () => Number(/^cs_ingest_playback_tokens_kept (\d+)$/m.exec(await t.s.metrics.registry.metrics())?.[1])
+    const token = await t.token({ videoId: uniq('v'), viewerId: 'w-metric' }, { now: since(60_000) })
+    const before = await metric()
+    expect((await t.post(token, [ev('play', { ts: Date.now() - 5_000 })])).status).toBe(200)
+    expect(await metric()).toBe(before + 1)
+    expect((await t.post(token, [ev('end', { ts: Date.now() - 1_000 })])).status).toBe(200)
+    expect(await metric()).toBe(before)
+  })
+})
+
 describe('a retried batch', () => {
   it('is counted once in the raw table and every aggregate', async () => {
     const video = uniq('v')

@@ -139,6 +139,21 @@ describe('playback tokens: attacks', () => {
     expect((err as Error).message).toMatch(/token expired/)
   })
 
+  it('verifies a forgotten token again, and counts the tokens it keeps', async () => {
+    const known = { ...keys, verifiers: new Map(keys.verifiers) }
+    const verify = verifier(known)
+    const token = await sign(keys, { ttlSeconds: 60 })
+    await verify(token, NOW.getTime())
+    expect(verify.kept()).toBe(1)
+    // its key withdrawn: answered from memory while kept, verified in full once forgotten
+    known.verifiers.clear()
+    expect((await verify(token, NOW.getTime())).sub).toBeTruthy()
+    verify.forget(token)
+    expect(verify.kept()).toBe(0)
+    await expect(verify(token, NOW.getTime())).rejects.toThrow(/unknown key id/)
+    expect(verify.kept()).toBe(0)
+  })
+
   it('rejects a token for another audience', async () => {
     await expectRejected(await signRaw(claims({ aud: 'analytics' })), /claim aud is not valid/)
   })

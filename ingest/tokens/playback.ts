@@ -56,7 +56,8 @@ export class PlaybackTokenError extends Error {
  * Verifies playback tokens: algorithm pinned to ES256, key chosen by `kid` among
  * the configured set, `iss`, `aud`, `exp` checked with a small clock tolerance.
  * Verified tokens are cached (bounded) until they expire, since a session sends
- * many batches with the same token.
+ * many batches with the same token; `forget` drops one whose session has ended,
+ * `kept` counts them.
  */
 export function createPlaybackVerifier(keys: PlaybackKeys, opts: { issuer: string; clockToleranceSeconds: number; cacheSize?: number }) {
   const verified = verifiedTokens<PlaybackClaims>(opts.cacheSize ?? 50_000)
@@ -67,7 +68,7 @@ export function createPlaybackVerifier(keys: PlaybackKeys, opts: { issuer: strin
     if (!key) throw new PlaybackTokenError(`unknown key id ${header.kid}`)
     return key
   }
-  return async function verifyPlaybackToken(token: string, now = Date.now()): Promise<PlaybackClaims> {
+  const verifyPlaybackToken = async (token: string, now = Date.now()): Promise<PlaybackClaims> => {
     const hit = verified.get(token, now)
     if (hit) return hit
     let payload: unknown
@@ -92,6 +93,10 @@ export function createPlaybackVerifier(keys: PlaybackKeys, opts: { issuer: strin
     verified.keep(token, claims.data, (claims.data.exp + opts.clockToleranceSeconds) * 1000)
     return claims.data
   }
+  return Object.assign(verifyPlaybackToken, {
+    forget: (token: string) => verified.forget(token),
+    kept: () => verified.size,
+  })
 }
 
 export type PlaybackVerifier = ReturnType<typeof createPlaybackVerifier>
