@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { writeAll } from '../lib/write-all.ts'
+import { writeAllText } from '../lib/write-all.ts'
 import { RAW_COLUMNS } from './events/rows.ts'
 
 /**
@@ -61,7 +61,7 @@ export function createWal(dir: string) {
     const fd = openSync(tmp, 'w', 0o600)
     try {
       // In parts, so that a flush's body is not copied into one more string first.
-      for (const part of parts) writeAll(fd, Buffer.from(part))
+      for (const part of parts) writeAllText(fd, part)
       await fsyncFd(fd)
     } finally {
       closeSync(fd)

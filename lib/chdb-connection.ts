@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
-import { writeAll } from './write-all.ts'
+import { writeAll, writeAllText } from './write-all.ts'
 
 /**
  * chDB's connection for `@clickhouse/client`, with one fix: chdb 3.4 applies a
@@ -76,9 +76,11 @@ async function writeValues(file: string, values: Values): Promise<number> {
   let bytes = 0
   const put = (chunk: unknown) => {
     if (typeof chunk !== 'string' && !(chunk instanceof Uint8Array)) throw new Error(`unsupported insert chunk type: ${typeof chunk}`)
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-    writeAll(fd, buf)
-    bytes += buf.length
+    if (typeof chunk === 'string') bytes += writeAllText(fd, chunk)
+    else {
+      writeAll(fd, chunk)
+      bytes += chunk.length
+    }
   }
   try {
     if (typeof values === 'string' || values instanceof Uint8Array) put(values)
