@@ -47,7 +47,7 @@ const SPECIAL = /[\t\n\r\\\0\b\f\v]/
 const SPECIAL_ALL = /[\t\n\r\\\0\b\f\v]/g
 const ESCAPE: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '\\': '\\\\', '\0': '\\0', '\b': '\\b', '\f': '\\f', '\v': '\\v' }
 const UNESCAPE: Record<string, string> = { t: '\t', n: '\n', r: '\r', '\\': '\\', '0': '\0', b: '\b', f: '\f', v: '\v', "'": "'" }
-const tsv = (s: string) => (SPECIAL.test(s) ? s.replace(SPECIAL_ALL, (c) => ESCAPE[c]!) : s)
+const tsv = (s: string) => (s === '' || !SPECIAL.test(s) ? s : s.replace(SPECIAL_ALL, (c) => ESCAPE[c]!))
 const untsv = (s: string) => (s.includes('\\') ? s.replace(/\\(.)/gs, (_, c: string) => UNESCAPE[c] ?? c) : s)
 
 type Source =
@@ -99,10 +99,10 @@ export function rowText(ctx: RowContext | { claims: PlaybackClaims; ip: string; 
   }
   const e = src.event
   const d = src.decision
-  // The id is a validated UUID and the type one of six names; the rest is escaped.
+  // The id is a validated UUID, the type one of six names, the outcome one of four words; the rest is escaped.
   const ad = e.type === 'ad_impression' ? tsv(e.ad_id) : ''
   const watched = e.type === 'progress' ? int(e.watched_ms) : 0
-  return `${e.id}\t${time(e.ts)}\t${e.type}\t${tsv(d.outcome)}\t${tsv(d.reason)}\t${int(e.position_ms)}\t${watched}\t${int(d.credited)}\t${ad}\t\t${shared}`
+  return `${e.id}\t${time(e.ts)}\t${e.type}\t${d.outcome}\t${tsv(d.reason)}\t${int(e.position_ms)}\t${watched}\t${int(d.credited)}\t${ad}\t\t${shared}`
 }
 
 /** One flush's rows as TabSeparated text, each ended with the flush's token: made once, logged and inserted as is. */
