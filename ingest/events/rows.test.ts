@@ -42,6 +42,15 @@ describe('raw_events rows as text', () => {
     expect([1_732_180_000_123, 99_999_999_999, 1_000, 999, 5, 0, -1, -14_182_940_000, Number.NaN].map(time)).toEqual([
       '1732180000.123', '99999999.999', '1.000', '0.999', '0.005', '0.000', '0.000', '0.000', '0.000',
     ])
+    // Where t / 1000 rounds (near 2^53), and times one after another in and across seconds.
+    expect([8.64e15, 8_639_999_999_999_999, Number.MAX_SAFE_INTEGER, 1_732_180_000_999, 1_732_180_001_000, 1_732_180_000_999].map(time)).toEqual([
+      '8640000000000.000', '8639999999999.999', '9007199254740.991', '1732180000.999', '1732180001.000', '1732180000.999',
+    ])
+    for (let i = 0; i < 10_000; i++) {
+      const t = Math.floor(Math.random() * 2 ** (Math.random() * 53))
+      const text = String(t).padStart(4, '0')
+      expect(time(t), String(t)).toBe(`${text.slice(0, -3)}.${text.slice(-3)}`)
+    }
     const line = encodeRows([rowText(ctx, { kind: 'invalid', raw: {}, reason: 'invalid_event' })], 't').slice(0, -1)
     expect(line.split('\t')[1]).toBe('1732180000.123')
     const older = line.split('\t').map((v, i) => (i === 1 || i === 10 ? '1732180000123' : v)).join('\t')
