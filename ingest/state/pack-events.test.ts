@@ -37,6 +37,32 @@ describe('packEvents (the batch as ingest.lua reads it)', () => {
     expect(ad!.slice(EVENT_WIDTH)).toBe('too_late')
   })
 
+  it('packs any batch as the records written out field by field, one after another (and past its first buffer)', () => {
+    const ads = ['ad-1', 'ad-2', 'ad-3']
+    const types = ['play', 'pause', 'seek', 'end', 'progress', 'ad_impression'] as const
+    const reasons = ['', '', 'too_late', 'future_timestamp', 'position_out_of_range']
+    const pad = (n: number, w: number) => String(n).padStart(w, '0')
+    for (const size of [1, 30, 500, 3_000]) {
+      const batch = Array.from({ length: size }, (_, i) =>
+        event({
+          id: crypto.randomUUID(),
+          type: types[i % types.length],
+          ts: Math.floor(Math.random() * 8.64e15),
+          positionMs: Math.floor(Math.random() * 604_800_000),
+          watchedMs: i % 3 === 0 ? 0 : Math.floor(Math.random() * 9_999_999_999),
+          adId: ads[i % 4] ?? 'not-served',
+          preRejected: reasons[i % reasons.length],
+        }),
+      )
+      const expected = batch.map((e) => {
+        const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
+        return `${eventField(e.id)}${{ play: 'p', pause: 'u', seek: 's', end: 'e', progress: 'g', ad_impression: 'a' }[e.type]}${pad(e.ts, 16)}${pad(e.positionMs, 10)}${pad(e.watchedMs, 10)}${pad(ad, 2)}${e.preRejected}`
+      })
+      expect(packEvents(batch, ads)).toBe(expected.join('\x1e'))
+    }
+    expect(packEvents([], ads)).toBe('')
+  })
+
   it('sends a ts before 1970 as 0 (such an event is rejected as too late before the script)', () => {
     expect(packEvents([event({ ts: -14_182_940_000 })], []).slice(21, 37)).toBe('0'.repeat(16))
   })
@@ -45,5 +71,7 @@ describe('packEvents (the batch as ingest.lua reads it)', () => {
     expect(() => packEvents([event({ id: 'not-a-uuid' })], [])).toThrow(/not a UUID/)
     expect(() => packEvents([event({ positionMs: 10_000_000_000 })], [])).toThrow(/position/)
     expect(() => packEvents([event({ watchedMs: 1.5 })], [])).toThrow(/watched/)
+    expect(() => packEvents([event({ ts: 1e16 })], [])).toThrow(/ts 10000000000000000 does not fit 16 digits/)
+    expect(() => packEvents([event({ positionMs: Number.NaN })], [])).toThrow(/position/)
   })
 })
