@@ -15,8 +15,9 @@ export function writeAll(fd: number, buf: Uint8Array): void {
 /**
  * Writes all of `text` to `fd` as UTF-8; returns its bytes. The string goes to the write
  * as it is: made into a Buffer first, a flush's megabytes of text were a JavaScript
- * allocation each, ~10 % of the edge's JavaScript thread in a profile of bench:ingest
- * (the collections they set off counted in; test/bench/HISTORY.md, 5 December, evening).
+ * allocation each; those Buffers were 8.8 % of the edge's JavaScript thread in a profile of
+ * bench:ingest (the collections they set off counted in; test/bench/HISTORY.md, 5 December,
+ * evening).
  * A short write (rare: a full disk, a signal) has the rest written from its bytes.
  */
 export function writeAllText(fd: number, text: string): number {
