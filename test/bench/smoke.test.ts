@@ -186,12 +186,21 @@ describe('benchmarks in smoke mode', () => {
     const ingestOut = join(dir, 'ingest-ab.json')
     const ingest = await run('ingest-ab.ts', ['--against', 'HEAD', '--pairs', '1', '--out', ingestOut, '--', '--smoke'])
     expect(ingest.code, ingest.out).toBe(0)
-    const i = JSON.parse(readFileSync(ingestOut, 'utf8')) as { runs: { side: string; cpu_us_per_event: number; figures: { accepted_events_per_second: number } }[] }
+    const i = JSON.parse(readFileSync(ingestOut, 'utf8')) as {
+      runs: { side: string; cpu_us_per_event: number; cpu_us_per_event_by_part: Record<string, number>; figures: { accepted_events_per_second: number } }[]
+    }
     expect(i.runs.map((r) => r.side)).toEqual(['before', 'after'])
     for (const r of i.runs) {
       expect(r.figures.accepted_events_per_second).toBeGreaterThan(0)
       expect(r.cpu_us_per_event).toBeGreaterThan(0)
+      // The JavaScript thread's share is part of the server's, which is part of the whole.
+      const part = r.cpu_us_per_event_by_part
+      expect(part.js_thread).toBeGreaterThan(0)
+      expect(part.js_thread).toBeLessThanOrEqual(part.server!)
+      expect(part.server! + part.redis! + part.generator!).toBeCloseTo(part.all!, 1)
     }
+    expect(ingest.out).toMatch(/^before\s+mean of 1: [\d,]+ events\/s/m)
+    expect(ingest.out).toMatch(/^after\s+mean of 1: [\d,]+ events\/s/m)
     // The temporary worktrees are gone.
     expect(spawnSync('git', ['worktree', 'list'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim().split('\n')).toHaveLength(1)
   }, 240_000)
