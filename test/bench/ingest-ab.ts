@@ -30,10 +30,10 @@ const { sides, runs } = await runInAlternation<Figures>({
 })
 
 /**
- * CPU per accepted event (µs): all of it (server, Redis, generator), and by part. The edge's
- * JavaScript thread (the server's thread named bun) bounds it, and its share per event varies
- * far less from run to run than events/s, which the host's noise and the other parts move
- * (HISTORY.md, 5 December, evening): a change to the edge's code shows there first.
+ * CPU per accepted event (µs): all of it (server, Redis, generator), and by part, the edge's
+ * JavaScript thread (the server's thread named bun) among them: a change to the edge's code
+ * is seen in the part it changes, apart from the others' shares, which vary from run to run
+ * (HISTORY.md, 5 December, evening).
  */
 const perEvent = (cores: number, f: Figures) => +((cores * 1e6) / f.accepted_events_per_second).toFixed(2)
 const cpu = (f: Figures) => ({
