@@ -10,13 +10,13 @@ const id = '6f1c1a8e-4a8e-4b8e-8a8e-1a8e4a8e4b8e'
 describe('raw_events rows as text', () => {
   it('are one TabSeparated line each, every value escaped, ended with the flush token', () => {
     const ad = eventSchema.parse({ id, type: 'ad_impression', ts: 1_732_179_999_000, position_ms: 0, ad_id: 'ad "x"\n\\\t\r\0' })
-    const text = encodeRows(
-      [
-        rowText(ctx, { kind: 'event', event: ad, decision: { outcome: 'counted', reason: '', credited: 0 } }),
-        rowText(ctx, { kind: 'invalid', raw: { type: 'pl\tay', note: 'tab\there\u2028\\' }, reason: 'invalid_event' }),
-      ],
-      'tok-1',
-    )
+    const rows = [
+      rowText(ctx, { kind: 'event', event: ad, decision: { outcome: 'counted', reason: '', credited: 0 } }),
+      rowText(ctx, { kind: 'invalid', raw: { type: 'pl\tay', note: 'tab\there\u2028\\' }, reason: 'invalid_event' }),
+    ]
+    const given = [...rows]
+    const text = encodeRows(rows, 'tok-1')
+    expect(rows).toEqual(given) // the flush's rows are left as they were
     const lines = text.split('\n')
     expect(lines).toHaveLength(3)
     expect(lines.at(-1)).toBe('')
