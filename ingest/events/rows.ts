@@ -121,12 +121,7 @@ export function encodeRows(rows: string[], token: string): string {
   // One join with an empty last row ends the text with the tail: `join(tail) + tail` made a
   // rope, which the log's write then copied flat again (timed alone in Bun, 8,700 rows:
   // joined and written in 1.16–1.23 ms against 1.94–3.14).
-  rows.push('')
-  try {
-    return rows.join(tail)
-  } finally {
-    rows.pop()
-  }
+  return rows.concat('').join(tail)
 }
 
 /** A line of a flush's text back as a row. */
