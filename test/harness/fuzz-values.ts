@@ -1,10 +1,7 @@
 /** Seeded random input for fuzz tests: odd JSON values and nearly valid playback events. */
 
-/** A small seeded generator, so a failure can be replayed. */
-export function rng(seed: number) {
-  let s = seed >>> 0
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32)
-}
+/** The benchmarks' seeded generator, so a failure can be replayed. */
+export { rng } from '../bench/lib.ts'
 
 /** Any JSON-like value, weighted towards the shapes and names of playback events. */
 export function value(r: () => number, depth = 0): unknown {
