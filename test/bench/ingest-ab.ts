@@ -61,5 +61,8 @@ printTable(`bench:ingest:ab — ${sides.before} (before) and ${sides.after} (aft
   ['before', summary('before')] as [string, string],
   ['after', summary('after')] as [string, string],
 ])
-const file = writeResult('ingest-ab', { command: `npm run bench:ingest:ab -- ${argv.join(' ')}`, commits: sides, runs: runs.map((r) => ({ ...r, cpu_us_per_event: cpu(r.figures).all, cpu_us_per_event_by_part: cpu(r.figures) })) }, flags.get('out'))
+const file = writeResult('ingest-ab', { command: `npm run bench:ingest:ab -- ${argv.join(' ')}`, commits: sides, runs: runs.map((r) => {
+    const c = cpu(r.figures)
+    return { ...r, cpu_us_per_event: c.all, cpu_us_per_event_by_part: c }
+  }) }, flags.get('out'))
 console.log(`\nwritten ${file}`)
