@@ -43,7 +43,7 @@ export async function startLivePlayers(opts: {
     seed: opts.seed,
     out,
   }
-  const running = runJsonChild(BUN, ['test/bench/ingest-load.ts'], { ...process.env, BENCH_LOAD: JSON.stringify(cfg), BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.max(256, cfg.sessions * 2)) })
+  const running = runJsonChild(BUN, ['test/bench/ingest-load.ts'], { ...process.env, BENCH_LOAD: JSON.stringify(cfg) })
   await sleep(3000)
   return {
     async done() {

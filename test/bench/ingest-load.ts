@@ -12,6 +12,7 @@
  * Config: JSON in BENCH_LOAD (see LoadConfig); result: JSON written to `out`.
  */
 import { writeFileSync } from 'node:fs'
+import { keepAliveConnection, type KeepAliveConnection } from './keep-alive.ts'
 import { sessionMaker } from './ingest-sessions.ts'
 
 export type LoadConfig = {
@@ -52,6 +53,8 @@ export type LoadResult = {
   sessions_started: number
   cpu_seconds: number
   network_errors: number
+  /** TCP connections the players opened (one each, again only after the server closed one or it failed). */
+  connections_opened?: number
   /** How late this process's 10 ms timer fired in each second, summed (ms): its own thread held that long, its players' answers read late. */
   loop_held_ms_by_second?: number[]
 }
@@ -59,7 +62,10 @@ export type LoadResult = {
 const cfg = JSON.parse(process.env.BENCH_LOAD ?? '') as LoadConfig
 const sessions = await sessionMaker(cfg)
 const random = sessions.random
-const endpoint = `${cfg.url}/v1/events`
+const target = new URL(cfg.url)
+const targetPort = Number(target.port || 80)
+/** Each player's own connection, kept open between its batches (see keep-alive.ts). */
+const connections: KeepAliveConnection[] = []
 
 const statuses: Record<string, number> = {}
 const rejected: Record<string, number> = {}
@@ -88,22 +94,17 @@ const eventId = (slot: number, seq: number) => `${pad(slot, 8)}-b0b0-4000-8000-$
 
 type Sent = { status: number; body?: { accepted: number; duplicates: number; rejected: { reason: string }[] }; retryAfter: number }
 
-async function post(token: string, ip: string, body: string): Promise<Sent> {
+async function post(conn: KeepAliveConnection, token: string, ip: string, body: string): Promise<Sent> {
   const started = performance.now()
   requests++
   try {
-    const res = await fetch(endpoint, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-forwarded-for': ip },
-      body,
-    })
-    const text = await res.text()
+    const res = await conn.request('POST', '/v1/events', { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-forwarded-for': ip }, body)
     statuses[res.status] = (statuses[res.status] ?? 0) + 1
-    if (res.status !== 200) return { status: res.status, retryAfter: Number(res.headers.get('retry-after') ?? 1) }
+    if (res.status !== 200) return { status: res.status, retryAfter: Number(res.headers['retry-after'] ?? 1) }
     const now = performance.now()
     latencies.push(now - started)
     sentAt.push(+((started - t0) / 1000).toFixed(3))
-    return { status: 200, body: JSON.parse(text), retryAfter: 0 }
+    return { status: 200, body: JSON.parse(res.body), retryAfter: 0 }
   } catch {
     networkErrors++
     return { status: 0, retryAfter: 1 }
@@ -128,6 +129,7 @@ function spoil(token: string): string {
 
 async function player(slot: number): Promise<void> {
   let seq = 0
+  const conn = (connections[slot] = keepAliveConnection(target.hostname, targetPort))
   // Paced players press play at random moments over the first think time, not all at once.
   if (cfg.thinkMs > 0) await new Promise((r) => setTimeout(r, cfg.thinkMs * random()))
   while (performance.now() < deadline) {
@@ -152,9 +154,9 @@ async function player(slot: number): Promise<void> {
         }
       }
       const body = `{"events":[${parts.join(',')}]}`
-      if (random() < cfg.badTokenShare) await post(spoil(token), ip, body)
+      if (random() < cfg.badTokenShare) await post(conn, spoil(token), ip, body)
       for (;;) {
-        const sent = await post(token, ip, body)
+        const sent = await post(conn, token, ip, body)
         if (sent.status === 200) {
           count(sent)
           seq += n
@@ -166,7 +168,7 @@ async function player(slot: number): Promise<void> {
       }
       // A player that missed the answer sends the same batch again: nothing may change.
       if (random() < cfg.repeatShare) {
-        const again = await post(token, ip, body)
+        const again = await post(conn, token, ip, body)
         if (again.status === 200) count(again)
       }
       // Real players send a batch every few seconds; jittered so sessions do not march in step.
@@ -176,6 +178,7 @@ async function player(slot: number): Promise<void> {
 }
 
 await Promise.all(Array.from({ length: cfg.sessions }, (_, i) => player(i)))
+for (const c of connections) c.close()
 clearInterval(loopTimer)
 const elapsed = (performance.now() - t0) / 1000
 const cpu = process.cpuUsage(cpu0)
@@ -194,6 +197,7 @@ const result: LoadResult = {
   sessions_started: sessionsStarted,
   cpu_seconds: (cpu.user + cpu.system) / 1e6,
   network_errors: networkErrors,
+  connections_opened: connections.reduce((n, c) => n + c.opened, 0),
   loop_held_ms_by_second: Array.from(loopHeld, (ms) => Math.round(ms ?? 0)),
 }
 writeFileSync(cfg.out, JSON.stringify(result))

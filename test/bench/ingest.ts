@@ -10,7 +10,7 @@
  *     [--ceiling-block 100000] [--profile DIR] [--smoke] [--out file.json] [--keep]
  *     [--think-ms 0]  (pause between a player's batches; 0 = closed loop, to find saturation)
  *     [--warmup S]    (latency after the first S seconds is reported apart; default min(seconds/4, 5 + 1.5 think times))
- *     [--generator bun|wrk]  (the players: bun, the default: ingest-load.ts, fetch from a Bun process; wrk: wrk
+ *     [--generator bun|wrk]  (the players: bun, the default: ingest-load.ts, a Bun process, each player on a connection of its own kept open (keep-alive.ts); wrk: wrk
  *                     with test/bench/ingest-wrk.lua, installed through apt-get when missing)
  *     [--server-log file]  (the server's stdout and stderr, written there once it has stopped: with
  *                     --env BUN_JSC_logGC=1, JavaScriptCore's log of each collection)
@@ -133,8 +133,6 @@ try {
   await runJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], {
     ...process.env,
     BENCH_LOAD: JSON.stringify(loadCfg),
-    // Bun's fetch caps simultaneous requests per process at 256 unless told otherwise.
-    BUN_CONFIG_MAX_HTTP_REQUESTS: String(Math.min(65_000, Math.max(256, sessions * 2))),
   })
   load = JSON.parse(readFileSync(loadOut, 'utf8')) as LoadResult
   flushes = await flushMetrics(server.url)
@@ -223,6 +221,7 @@ const figures = {
   duplicates: load.duplicates,
   rejected_by_reason: load.rejected,
   sessions_started: load.sessions_started,
+  connections_opened: load.connections_opened ?? null,
   server_peak_rss_mib: Math.round(Math.max(serverHwmKb, peakRssKb) / 1024),
   server_rss_mib_by_10s: Array.from(rssByTenSeconds, (v) => v ?? 0),
   server_rss_at_end: { ...serverRssAtEnd, js_heap_mib: flushes.js_heap_mib, engine_tracked_mib: flushes.engine_tracked_mib, engine_resident_mib: flushes.engine_resident_mib },
@@ -278,7 +277,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['ack latency p50 / p95 / p99 / max (ms)', `${figures.ack_latency_ms.p50} / ${figures.ack_latency_ms.p95} / ${figures.ack_latency_ms.p99} / ${figures.ack_latency_ms.max}`],
   [`after the first ${warmupSeconds} s: accepted/s; ack p50 / p95 / p99 / max (ms)`, `${fmtN(figures.steady_state.accepted_events_per_second)}; ${figures.steady_state.ack_latency_ms.p50} / ${figures.steady_state.ack_latency_ms.p95} / ${figures.steady_state.ack_latency_ms.p99} / ${figures.steady_state.ack_latency_ms.max}`],
   ['responses by status', JSON.stringify(load.statuses) + (load.network_errors ? `, network errors ${load.network_errors}` : '')],
-  ['accepted / duplicates', `${load.accepted} / ${load.duplicates}`],
+  ['accepted / duplicates; connections the players opened', `${load.accepted} / ${load.duplicates}; ${load.connections_opened ?? 'not counted (wrk)'}`],
   ['rejected by reason', JSON.stringify(load.rejected)],
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
   ['server peak RSS (MiB)', figures.server_peak_rss_mib],

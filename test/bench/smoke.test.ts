@@ -35,7 +35,10 @@ describe('benchmarks in smoke mode', () => {
     const r = await run('ingest.ts', ['--out', out, '--env', 'BUN_JSC_logGC=1'])
     expect(r.code, r.out).toBe(0)
     expect(r.out).toContain('accepted events/s')
-    const { figures: f, machine } = read(out)
+    const { figures: f, machine, settings } = read(out)
+    // Each player on its own connection, kept open: a new one only after a failure.
+    expect(f.connections_opened).toBeGreaterThanOrEqual(settings.sessions as number)
+    expect(f.connections_opened).toBeLessThanOrEqual((settings.sessions as number) + f.network_errors)
     expect(f.server_gc.eden + f.server_gc.full).toBeGreaterThan(0)
     expect(f.server_gc.pause_ms).toBeGreaterThan(0)
     expect(f.server_minor_faults_per_second).toBeGreaterThan(0)
