@@ -70,6 +70,8 @@ it('serves through npm start, takes a batch with a token from npm run token, and
   try {
     const snap = await videoSnapshot(ch, 'video-e2e')
     expect(snap.rawIds).toEqual([{ n: 4, ids: 4 }])
+    // No trusted proxy: the client's address is the socket's, read from Bun's server when asked for.
+    expect(await rows(ch, 'SELECT DISTINCT ip FROM raw_events WHERE video_id = {v:String}', { v: 'video-e2e' })).toEqual([{ ip: '127.0.0.1' }])
     const day = dateIn(now, 'Asia/Seoul')
     expect(snap.day).toEqual([{ period: day, views: 1, watch_ms: 1_000, ad_impressions: 1, self_view: 0, duplicate_viewer: 0, duplicate_ip: 0, unique_viewers: 1 }])
     expect(snap.adDay).toEqual([{ period: day, ad_id: 'ad-e2e', impressions: 1 }])
