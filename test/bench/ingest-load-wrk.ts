@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { sessionMaker } from './ingest-sessions.ts'
-import { addCounts, ensureWrk, ROOT } from './lib.ts'
+import { addCounts, CLOCK_STARTED, ensureWrk, ROOT } from './lib.ts'
 
 type WrkThread = {
   statuses: Record<string, number>
@@ -54,6 +54,8 @@ rmSync(outFile, { force: true })
 const args = ['-t', String(threads), '-c', String(cfg.sessions), '-d', `${cfg.seconds}s`, '--timeout', '30s', '-s', join(ROOT, 'test/bench/ingest-wrk.lua'), cfg.url, '--']
 args.push(sessionsFile, outFile, String(threads), String(perThread), String(cfg.repeatShare), String(cfg.badTokenShare), String(cfg.thinkMs), String(cfg.seed))
 // wrk's own summary goes to stderr with the rest of the progress.
+// bench:ingest starts measuring the server when this line comes (after the tokens' signing).
+console.log(CLOCK_STARTED)
 const code = await new Promise<number | null>((res) => spawn('wrk', args, { stdio: ['ignore', 2, 'inherit'], env: { ...process.env, CS_WRK_THINK_MS: String(cfg.thinkMs) } }).on('exit', res))
 if (code !== 0) throw new Error(`wrk exited with ${code}`)
 const out = JSON.parse(readFileSync(outFile, 'utf8')) as WrkOut

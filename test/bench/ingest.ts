@@ -28,7 +28,7 @@ import { startServerProcess } from '../harness/process.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
 import { p99BySecond, stagesBySecond } from './ingest-seconds.ts'
-import { BUN, childPids, coresBySecond, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, writeResult } from './lib.ts'
+import { BUN, childPids, coresBySecond, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, startJsonChild, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
 const smoke = flags.has('smoke')
@@ -82,6 +82,27 @@ const server = await startServerProcess({ cmd: serverBun, args: [...profileArgs,
 const serverPid = server.proc.pid!
 const redisPid = childPids(serverPid).find((p) => processName(p).startsWith('redis'))
 const loadBefore = loadNow()
+const loadOut = join(dataDir, 'load-result.json')
+const loadCfg: LoadConfig = {
+  url: server.url,
+  jwksFile,
+  issuer: settings.PLAYBACK_TOKEN_ISSUER,
+  sessions,
+  seconds,
+  videos,
+  creators: Math.max(1, Math.floor(videos / 20)),
+  zipfS: num(flags, 'zipf', 1.0),
+  ips: num(flags, 'ips', smoke ? 500 : 50_000),
+  selfViewShare: num(flags, 'self-view-share', 0.02),
+  repeatShare: num(flags, 'repeat-share', 0.02),
+  badTokenShare: num(flags, 'bad-token-share', 0.01),
+  thinkMs: num(flags, 'think-ms', 0),
+  seed: num(flags, 'seed', 42),
+  out: loadOut,
+}
+// The players sign their tokens first; the server is measured from when their clock starts.
+const players = await startJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], { ...process.env, BENCH_LOAD: JSON.stringify(loadCfg) })
+await players.started.catch((err: unknown) => (server.kill('SIGTERM'), Promise.reject(err)))
 const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid), faults: procFaultsAndSystem(serverPid) }
 
 let peakRssKb = 0
@@ -102,24 +123,6 @@ const sampler = setInterval(() => {
   cores.sample()
 }, 250)
 
-const loadOut = join(dataDir, 'load-result.json')
-const loadCfg: LoadConfig = {
-  url: server.url,
-  jwksFile,
-  issuer: settings.PLAYBACK_TOKEN_ISSUER,
-  sessions,
-  seconds,
-  videos,
-  creators: Math.max(1, Math.floor(videos / 20)),
-  zipfS: num(flags, 'zipf', 1.0),
-  ips: num(flags, 'ips', smoke ? 500 : 50_000),
-  selfViewShare: num(flags, 'self-view-share', 0.02),
-  repeatShare: num(flags, 'repeat-share', 0.02),
-  badTokenShare: num(flags, 'bad-token-share', 0.01),
-  thinkMs: num(flags, 'think-ms', 0),
-  seed: num(flags, 'seed', 42),
-  out: loadOut,
-}
 let load: LoadResult
 let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
 let cpuServer = 0
@@ -130,10 +133,7 @@ let serverHwmKb = 0
 let serverRssAtEnd = { anonymous_mib: 0, file_mib: 0 }
 const serverThreads: Record<string, number> = {}
 try {
-  await runJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], {
-    ...process.env,
-    BENCH_LOAD: JSON.stringify(loadCfg),
-  })
+  await players.result
   load = JSON.parse(readFileSync(loadOut, 'utf8')) as LoadResult
   flushes = await flushMetrics(server.url)
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server

@@ -300,12 +300,30 @@ export async function runChild(cmd: string, args: string[], cwd = ROOT): Promise
 
 /** Runs a child and resolves with its stdout's last JSON line; rejects on a non-zero exit. */
 export async function runJsonChild<T>(cmd: string, args: string[], env: Record<string, string | undefined> = process.env): Promise<T> {
+  return (await startJsonChild<T>(cmd, args, env)).result
+}
+
+/** The line a load generator prints when its clock starts (after its own setup: signing the players' tokens). */
+export const CLOCK_STARTED = '{"clock":"started"}'
+
+/**
+ * Starts a child: `started` resolves when it prints CLOCK_STARTED (rejects if it exits first),
+ * `result` with its stdout's last JSON line (rejects on a non-zero exit).
+ */
+export async function startJsonChild<T>(cmd: string, args: string[], env: Record<string, string | undefined> = process.env): Promise<{ started: Promise<void>; result: Promise<T> }> {
   const { spawn } = await import('node:child_process')
-  return new Promise<T>((res, rej) => {
+  let markStarted!: () => void
+  let failStart!: (err: Error) => void
+  const started = new Promise<void>((res, rej) => ((markStarted = res), (failStart = rej)))
+  const result = new Promise<T>((res, rej) => {
     const p = spawn(cmd, args, { cwd: ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
-    p.stdout.on('data', (d) => (out += d))
+    p.stdout.on('data', (d) => {
+      out += d
+      if (out.includes(CLOCK_STARTED)) markStarted()
+    })
     p.on('exit', (code) => {
+      failStart(new Error(`${args.join(' ')} exited (${code}) before its clock started:\n${out.slice(-2000)}`))
       if (code !== 0) return rej(new Error(`${args.join(' ')} exited with ${code}:\n${out.slice(-2000)}`))
       const line = out.trim().split('\n').at(-1) ?? ''
       try {
@@ -315,4 +333,8 @@ export async function runJsonChild<T>(cmd: string, args: string[], env: Record<s
       }
     })
   })
+  // Each is observed by whoever awaits it; neither goes unhandled when only the other is awaited.
+  started.catch(() => {})
+  result.catch(() => {})
+  return { started, result }
 }
