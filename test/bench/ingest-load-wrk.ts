@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
-import { sessionMaker } from './ingest-sessions.ts'
+import { sessionMaker, sessionsFor } from './ingest-sessions.ts'
 import { addCounts, CLOCK_STARTED, ensureWrk, ROOT } from './lib.ts'
 
 type WrkThread = {
@@ -36,10 +36,8 @@ const sessions = await sessionMaker(cfg)
 // connections, so that a free connection finds a player with no batch in flight and none waiting out a Retry-After.
 const threads = Math.max(1, Math.min(2, cfg.sessions))
 const perThread = Math.ceil((3 * cfg.sessions) / threads) + 1
-// Enough sessions for 250k events/s (a session: 3-12 batches of 10-50 events); past that they are reused.
-const closedLoop = cfg.thinkMs === 0
-const ratePerSecond = closedLoop ? 250_000 : (cfg.sessions / (cfg.thinkMs / 1000)) * 30 * 1.5
-const sessionCount = Math.max(threads * 50, Math.ceil((ratePerSecond * (cfg.seconds + 5)) / (30 * 7.5)))
+// Enough sessions for 250k events/s; past that they are reused.
+const sessionCount = Math.max(threads * 50, sessionsFor(cfg, 250_000))
 const lines: string[] = []
 for (let i = 0; i < sessionCount; i++) {
   const { token, videoId, creatorId, adId, ip } = await sessions.next()

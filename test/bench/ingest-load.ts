@@ -13,7 +13,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { keepAliveConnection, type KeepAliveConnection } from './keep-alive.ts'
-import { sessionMaker, type Session } from './ingest-sessions.ts'
+import { sessionMaker, sessionsFor, type Session } from './ingest-sessions.ts'
 import { CLOCK_STARTED } from './lib.ts'
 
 export type LoadConfig = {
@@ -65,11 +65,10 @@ const sessions = await sessionMaker(cfg)
 const random = sessions.random
 // Players get their tokens from the platform's token service, not from their own machines: the
 // tokens are signed before the clock starts (as the wrk generator does), enough for 120,000
-// events/s closed loop (a session: 3-12 batches of 10-50 events); past that, as players need them.
-// Signing during the run cost the generator ~100 µs a session (15 % of its CPU in a profile).
-const expectedRate = cfg.thinkMs === 0 ? 120_000 : (cfg.sessions / (cfg.thinkMs / 1000)) * 30 * 1.5
+// events/s closed loop; past that, as players need them. Signing during the run cost the
+// generator ~100 µs a session (15 % of its CPU in a profile).
 const presigned: Session[] = []
-for (let i = 0, n = Math.ceil((expectedRate * (cfg.seconds + 5)) / (30 * 7.5)); i < n; i++) presigned.push(await sessions.next())
+for (let i = 0, n = sessionsFor(cfg, 120_000); i < n; i++) presigned.push(await sessions.next())
 let nextPresigned = 0
 const nextSession = (): Promise<Session> | Session => (nextPresigned < presigned.length ? presigned[nextPresigned++]! : sessions.next())
 const target = new URL(cfg.url)

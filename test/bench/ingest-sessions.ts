@@ -29,3 +29,13 @@ export async function sessionMaker(cfg: LoadConfig): Promise<{ random: () => num
   }
   return { random, next }
 }
+
+/**
+ * How many sessions a run needs when the players send `closedLoopRate` events/s in a closed
+ * loop, or (paced) what their think time allows with half again for room, over the run and 5 s
+ * more: a session is 3-12 batches of 10-50 events, 7.5 of 30 on average.
+ */
+export function sessionsFor(cfg: LoadConfig, closedLoopRate: number): number {
+  const rate = cfg.thinkMs === 0 ? closedLoopRate : (cfg.sessions / (cfg.thinkMs / 1000)) * 30 * 1.5
+  return Math.ceil((rate * (cfg.seconds + 5)) / (30 * 7.5))
+}

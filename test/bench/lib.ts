@@ -318,9 +318,11 @@ export async function startJsonChild<T>(cmd: string, args: string[], env: Record
   const result = new Promise<T>((res, rej) => {
     const p = spawn(cmd, args, { cwd: ROOT, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
+    let clockSeen = false
     p.stdout.on('data', (d) => {
       out += d
-      if (out.includes(CLOCK_STARTED)) markStarted()
+      // Looked for until seen, not in the whole output again with every chunk after.
+      if (!clockSeen && out.includes(CLOCK_STARTED)) (clockSeen = true), markStarted()
     })
     p.on('exit', (code) => {
       failStart(new Error(`${args.join(' ')} exited (${code}) before its clock started:\n${out.slice(-2000)}`))
