@@ -107,6 +107,51 @@ describe('counting rules', () => {
     expect(total).toBeGreaterThanOrEqual(1_000)
     expect(total).toBeLessThan(10_000)
   })
+  it('decides a long batch event by event: rejections past the ninth event and ids repeated in it', async () => {
+    const video = uniq('v')
+    const start = Date.now() - 600_000
+    const token = await t.token({ videoId: video, durationMs: 3_600_000 }, { now: new Date(start) })
+    const events = Array.from({ length: 30 }, (_, i) => ev(i === 0 ? 'play' : 'progress', { ts: start + 1_000 * (i + 1), position_ms: 1_000 * i, ...(i === 0 ? {} : { watched_ms: 1_000 }) }))
+    const future = Date.now() + 3_600_000
+    events[2] = { ...events[2], ts: future } // the script reads the reasons by index: 3, 12 and 26 (1-based)
+    events[11] = { ...events[11], ts: future }
+    events[25] = { ...events[25], ts: Date.now() - 40 * 86_400_000 }
+    events[20] = { ...events[5] } // repeats a counted event
+    events[28] = { ...events[11] } // repeats a rejected one
+    const res = await t.post(token, events)
+    expect(await res.json()).toEqual({
+      accepted: 25,
+      duplicates: 2,
+      rejected: [
+        { index: 2, reason: 'future_timestamp' },
+        { index: 11, reason: 'future_timestamp' },
+        { index: 25, reason: 'too_late' },
+      ],
+    })
+    const stored = await rows<{ id: string; outcome: string; reason: string; credited: string }>(
+      t.s.ch,
+      'SELECT toString(event_id) AS id, outcome, reason, toString(credited_watch_ms) AS credited FROM raw_events WHERE video_id = {v:String} ORDER BY event_time, id',
+      { v: video },
+    )
+    expect(stored).toHaveLength(28)
+    expect(new Set(stored.map((r) => r.id)).size).toBe(28)
+    const byId = new Map(stored.map((r) => [r.id, r]))
+    expect(byId.get(events[0]!.id as string)).toMatchObject({ outcome: 'counted', reason: '' })
+    expect(byId.get(events[5]!.id as string)).toMatchObject({ outcome: 'counted', credited: '1000' })
+    for (const [i, reason] of [[2, 'future_timestamp'], [11, 'future_timestamp'], [25, 'too_late']] as const) expect(byId.get(events[i]!.id as string)).toMatchObject({ outcome: 'rejected', reason })
+    // Sent again, every id is one an earlier request decided: duplicates, or the rejection it got.
+    expect(await (await t.post(token, events)).json()).toEqual({
+      accepted: 0,
+      duplicates: 26,
+      rejected: [
+        { index: 2, reason: 'future_timestamp' },
+        { index: 11, reason: 'future_timestamp' },
+        { index: 25, reason: 'too_late' },
+        { index: 28, reason: 'future_timestamp' },
+      ],
+    })
+    expect(await rows(t.s.ch, 'SELECT count() AS n FROM raw_events WHERE video_id = {v:String}', { v: video })).toEqual([{ n: '28' }])
+  })
 })
 
 describe('rate limits', () => {

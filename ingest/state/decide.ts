@@ -87,20 +87,27 @@ function digits(value: number, width: number, what: string): string {
 }
 
 /**
- * A batch as ingest.lua reads it (ARGV[13+n] there): each event a fixed-width record and its
- * pre-decided rejection reason, joined by byte 30. The fields are validated before (a UUID,
- * a type, times and positions within their limits, at most 32 ads a token), so they fit; a ts
- * before 1970 (an RFC 3339 time can be one) is sent as 0, which the script treats alike: such
- * an event is rejected as too late before it gets there.
+ * A batch as ingest.lua reads it (ARGV[13+n] there): each event a fixed-width record (EVENT_WIDTH),
+ * one after another; then "\x1e*" when an id appears more than once (only then does the script
+ * keep this call's decisions by id), then "\x1e<1-based index>\x1f<reason>" for each event
+ * with a pre-decided rejection reason. The fields are validated before (a UUID, a type, times
+ * and positions within their limits, at most 32 ads a token), so they fit; a ts before 1970 (an
+ * RFC 3339 time can be one) is sent as 0, which the script treats alike: such an event is
+ * rejected as too late before it gets there.
  */
 export function packEvents(events: RuleInput[], ads: string[]): string {
   let packed = ''
-  for (const e of events) {
+  let reasons = ''
+  const fields = new Set<string>()
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i]!
     const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
-    const record = `${eventField(e.id)}${TYPE_LETTERS[e.type]}${digits(Math.max(0, e.ts), 16, 'ts')}${digits(e.positionMs, 10, 'position')}${digits(e.watchedMs, 10, 'watched')}${digits(ad, 2, 'ad index')}${e.preRejected}`
-    packed += packed ? `\x1e${record}` : record
+    const field = eventField(e.id)
+    fields.add(field)
+    packed += `${field}${TYPE_LETTERS[e.type]}${digits(Math.max(0, e.ts), 16, 'ts')}${digits(e.positionMs, 10, 'position')}${digits(e.watchedMs, 10, 'watched')}${digits(ad, 2, 'ad index')}`
+    if (e.preRejected) reasons += `\x1e${i + 1}\x1f${e.preRejected}`
   }
-  return packed
+  return `${packed}${fields.size < events.length ? '\x1e*' : ''}${reasons}`
 }
 
 /** An outcome as records and answers carry it: one letter (records until 5 December: the word). */

@@ -26,15 +26,23 @@ describe('eventField (an event id as the field of its decision)', () => {
 })
 
 describe('packEvents (the batch as ingest.lua reads it)', () => {
-  it('puts each field at the offset the script cuts it from, zero-padded, the reason after the fixed part', () => {
-    const packed = packEvents([event({}), event({ type: 'ad_impression', adId: 'ad-2', positionMs: 0, watchedMs: 0, preRejected: 'too_late' })], ['ad-1', 'ad-2'])
-    const [progress, ad] = packed.split('\x1e')
-    // ingest.lua: id's field at 1 (20), type at 21, ts at 22 (16), position at 38 (10), watched at 48 (10), ad at 58 (2), reason from 60.
+  it('puts each field at the offset the script cuts it from, zero-padded, the reasons after the records', () => {
+    const packed = packEvents([event({}), event({ id: crypto.randomUUID(), type: 'ad_impression', adId: 'ad-2', positionMs: 0, watchedMs: 0, preRejected: 'too_late' })], ['ad-1', 'ad-2'])
+    const [progress, ad] = [packed.slice(0, EVENT_WIDTH), packed.slice(EVENT_WIDTH, 2 * EVENT_WIDTH)]
+    // ingest.lua: id's field at 1 (20), type at 21, ts at 22 (16), position at 38 (10), watched at 48 (10), ad at 58 (2).
     expect(progress).toBe(`${eventField(id)}g${'0001764000000123'}${'0000030000'}${'0000001000'}00`)
-    expect(progress).toHaveLength(EVENT_WIDTH)
     expect(ad!.slice(20, 21)).toBe('a')
     expect(ad!.slice(57, 59)).toBe('02')
-    expect(ad!.slice(EVENT_WIDTH)).toBe('too_late')
+    expect(packed.slice(2 * EVENT_WIDTH)).toBe('\x1e2\x1ftoo_late')
+  })
+
+  it('marks a batch that repeats an id (the script keeps its decisions by id only then)', () => {
+    const other = event({ id: crypto.randomUUID() })
+    const plain = packEvents([event({}), other], [])
+    expect(plain).toHaveLength(2 * EVENT_WIDTH)
+    // The same UUID in either case is the same id.
+    const repeated = packEvents([event({}), other, event({ id: id.toUpperCase(), preRejected: 'future_timestamp' })], [])
+    expect(repeated.slice(3 * EVENT_WIDTH)).toBe('\x1e*\x1e3\x1ffuture_timestamp')
   })
 
   it('packs any batch as the records written out field by field, one after another (and past its first buffer)', () => {
@@ -54,11 +62,12 @@ describe('packEvents (the batch as ingest.lua reads it)', () => {
           preRejected: reasons[i % reasons.length],
         }),
       )
-      const expected = batch.map((e) => {
+      const records = batch.map((e) => {
         const ad = e.type === 'ad_impression' ? ads.indexOf(e.adId) + 1 : 0
-        return `${eventField(e.id)}${{ play: 'p', pause: 'u', seek: 's', end: 'e', progress: 'g', ad_impression: 'a' }[e.type]}${pad(e.ts, 16)}${pad(e.positionMs, 10)}${pad(e.watchedMs, 10)}${pad(ad, 2)}${e.preRejected}`
+        return `${eventField(e.id)}${{ play: 'p', pause: 'u', seek: 's', end: 'e', progress: 'g', ad_impression: 'a' }[e.type]}${pad(e.ts, 16)}${pad(e.positionMs, 10)}${pad(e.watchedMs, 10)}${pad(ad, 2)}`
       })
-      expect(packEvents(batch, ads)).toBe(expected.join('\x1e'))
+      const listed = batch.map((e, i) => (e.preRejected ? `\x1e${i + 1}\x1f${e.preRejected}` : ''))
+      expect(packEvents(batch, ads)).toBe(records.join('') + listed.join(''))
     }
     expect(packEvents([], ads)).toBe('')
   })
