@@ -173,6 +173,10 @@ describe('rate limits', () => {
     const claims = await t.s.verifyPlaybackToken(token)
     expect(await t.s.redis.hexists(keys.sessionEvents(claims.vid, claims.sid), eventField(refused.id as string))).toBe(0)
     expect(await t.s.redis.get(keys.liveViews(claims.vid))).toBeNull()
+    // The bucket is kept in the session's state hash (two requests taken: none left, refilled at the second).
+    const [left, at] = await t.s.redis.hmget(keys.sessionState(claims.vid, claims.sid), 't', 'at')
+    expect(Number(left)).toBeLessThan(1)
+    expect(Number(at)).toBeGreaterThan(Date.now() - 60_000)
     await edge.flush()
   })
 

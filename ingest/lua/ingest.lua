@@ -1,5 +1,8 @@
 -- Takes the request from the session's token bucket, then decides every event of it,
--- atomically (bucket.lua is included before this text).
+-- atomically (bucket.lua is included before this text). The session's keys are read once and
+-- written once a call: its state hash holds its bucket too (until 5 December a key of its own,
+-- `...:rl`, which expired seconds after its last use: an edge of before and one of since, side
+-- by side during an upgrade, each keep a bucket of their own for a session they both take).
 -- Each event id gets exactly one decision, recorded with the request that took it:
 -- a retried id returns the recorded decision instead of a new one.
 --
@@ -12,13 +15,13 @@
 -- KEYS[2]  session state hash: last (ms), credited (ms), viewed (0/1), a:<ad id> (1),
 --          seen (ms: the last call that recorded events), horizon (ms: the latest `seen` at
 --          which the events hash was found expired; ids decided up to then may lack a record),
---          z ('1': the events hash was made since 5 December and holds no id as text)
+--          z ('1': the events hash was made since 5 December and holds no id as text),
+--          t and at (the session's token bucket: tokens left, last refill ms; see bucket.lua)
 -- KEYS[3]  live view counter of the video
 -- KEYS[4]  the viewer's resume position on the video: "<event ms>:<position ms>" (expires)
 -- KEYS[5]  viewer window key of the video (counted view within the dedup window)
 -- KEYS[6]  IP window sorted set of the video (counted views from this IP)
--- KEYS[7]  token bucket of the session (see bucket.lua)
--- KEYS[8..7+n] viewer window key of each ad listed in the token (same order as the ad ids)
+-- KEYS[7..6+n] viewer window key of each ad listed in the token (same order as the ad ids)
 -- ARGV[1]  request id         ARGV[2] now (ms)        ARGV[3] viewer id     ARGV[4] creator id
 -- ARGV[5]  session start (ms) ARGV[6] duration (ms)   ARGV[7] window (ms)   ARGV[8] max counted views per IP
 -- ARGV[9]  TTL of session keys (s)   ARGV[10] requests per second per token   ARGV[11] burst per token
@@ -41,7 +44,7 @@
 --            "cold" answer, each as "<field>\31<record or ''>", joined by byte 30: found ones are
 --            recorded (HSETNX) as the decisions ClickHouse holds, the rest are new. Such a call
 --            takes nothing from the token bucket (its first call did).
--- Returns {"rl", ms to wait} when the token's bucket is empty (nothing else is touched);
+-- Returns {"rl", ms to wait} when the session's bucket is empty (nothing is touched);
 -- {"cold", indexes}: 1-based indexes (comma-separated) of events without a record whose ts is
 -- not after the horizon (+ ARGV[16+n]): the edge looks them up in raw_events and calls again
 -- with ARGV[17+n] (nothing is decided meanwhile); else
@@ -55,11 +58,18 @@ local session_start, duration = tonumber(ARGV[5]), tonumber(ARGV[6])
 local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local n_ads = tonumber(ARGV[12])
 local looked_up = ARGV[17 + n_ads]
+local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon', 'z', 't', 'at')
+-- The state's fields to write, written in one HSET on the way out (`keep_state`).
+local sw, n_sw = {}, 0
 if looked_up == '' then
-  local wait = take_tokens(KEYS[7], now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+  local wait, tokens, at = refill(tonumber(st[7]), tonumber(st[8]), now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
   if wait > 0 then return {'rl', wait} end
+  sw[1], sw[2], sw[3], sw[4], n_sw = 't', tokens, 'at', at, 4
 end
-local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon', 'z')
+local function keep_state()
+  if n_sw > 0 then redis.call('HSET', KEYS[2], unpack(sw, 1, n_sw)) end
+  redis.call('EXPIRE', KEYS[2], ARGV[9])
+end
 local last = tonumber(st[1]) or session_start
 local credited_total = tonumber(st[2]) or 0
 local viewed = st[3] == '1'
@@ -75,7 +85,7 @@ if st[4] and not exists then
   local seen = tonumber(st[4])
   if horizon == nil or seen > horizon then
     horizon = seen
-    redis.call('HSET', KEYS[2], 'horizon', horizon)
+    sw[n_sw + 1], sw[n_sw + 2], n_sw = 'horizon', st[4], n_sw + 2
   end
 end
 local state_changed = false
@@ -102,7 +112,7 @@ local function count_impression(ad_index)
   if ad_index < 1 or ad_index > n_ads then return 'rejected', 'ad_not_served' end
   if redis.call('HSETNX', KEYS[2], 'a:' .. ARGV[12 + ad_index], '1') == 0 then return 'excluded', 'duplicate_impression' end
   if self then return 'excluded', 'self_view' end
-  local wkey = KEYS[7 + ad_index]
+  local wkey = KEYS[6 + ad_index]
   if redis.call('EXISTS', wkey) == 1 then return 'excluded', 'duplicate_viewer' end
   redis.call('SET', wkey, '1', 'PX', window)
   return 'counted', ''
@@ -174,7 +184,10 @@ if horizon then
   for i = 1, n do
     if not recorded[i] and not checked[ids[i]] and tss[i] <= limit then cold[#cold + 1] = i end
   end
-  if #cold > 0 then return {'cold', table.concat(cold, ',')} end
+  if #cold > 0 then
+    keep_state()
+    return {'cold', table.concat(cold, ',')}
+  end
 end
 local writes, n_writes, n_out = {}, 0, 0
 local LETTERS = { counted = 'c', stored = 's', excluded = 'x', rejected = 'r' }
@@ -254,13 +267,14 @@ end
 if n_writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
 redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
 if state_changed then
-  redis.call('HSET', KEYS[2], 'last', last, 'credited', credited_total, 'viewed', viewed and '1' or '0', 'seen', now)
+  sw[n_sw + 1], sw[n_sw + 2], sw[n_sw + 3], sw[n_sw + 4] = 'last', last, 'credited', credited_total
+  sw[n_sw + 5], sw[n_sw + 6], sw[n_sw + 7], sw[n_sw + 8], n_sw = 'viewed', viewed and '1' or '0', 'seen', ARGV[2], n_sw + 8
 elseif n_writes > 0 then
-  redis.call('HSET', KEYS[2], 'seen', now)
+  sw[n_sw + 1], sw[n_sw + 2], n_sw = 'seen', ARGV[2], n_sw + 2
 end
 -- This call made the events hash: it holds no id as text, until it expires.
-if not exists and not fresh and (n_writes > 0 or looked_up ~= '') then redis.call('HSET', KEYS[2], 'z', '1') end
-redis.call('EXPIRE', KEYS[2], ttl)
+if not exists and not fresh and (n_writes > 0 or looked_up ~= '') then sw[n_sw + 1], sw[n_sw + 2], n_sw = 'z', '1', n_sw + 2 end
+keep_state()
 if resume_ts then
   local resume_pos = typs[resume_i] == 'end' and 0 or position(resume_i)
   local prev = redis.call('GET', KEYS[4])

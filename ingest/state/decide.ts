@@ -236,7 +236,6 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
         keys.resume(claims.vid, claims.sub),
         keys.viewerWindow(claims.vid, claims.sub),
         keys.ipWindow(claims.vid, ip),
-        keys.tokenBucket(claims.vid, claims.sid),
         ...ads.map((ad) => keys.adViewerWindow(claims.vid, ad, claims.sub)),
       ]
       const packed = packEvents(events, ads)

@@ -29,8 +29,6 @@ export const keys = {
   ipWindow: (videoId: string, ip: string) => `${v(videoId)}:ip:${ip}`,
   /** String with TTL: the viewer had a counted impression of the ad on the video within the window. */
   adViewerWindow: (videoId: string, adId: string, viewerId: string) => `${v(videoId)}:aw:${adId}:${viewerId}`,
-  /** Token bucket of one playback session (token). */
-  tokenBucket: (videoId: string, sessionId: string) => `${v(videoId)}:s:${sessionId}:rl`,
   /**
    * String: a request's events reached ClickHouse, as marked until 3 December (kept until the
    * token expired, hours after the records naming the request). Now a field of sessionEvents;
