@@ -16,7 +16,7 @@
 export type HttpAnswer = { status: number; headers: Record<string, string>; body: string }
 
 type Waiter = { resolve(a: HttpAnswer): void; reject(err: Error): void }
-type Socket = { write(data: Uint8Array): number; end(): void }
+type Socket = { write(data: Uint8Array | string): number; end(): void }
 
 const HEAD_END = Buffer.from('\r\n\r\n')
 const EMPTY: Buffer = Buffer.alloc(0)
