@@ -87,7 +87,7 @@ function putDigits(out: Buffer, value: number, width: number, at: number, what: 
   if (!(value >= 0) || !Number.isSafeInteger(value) || value >= 10 ** width) throw new Error(`${what} ${value} does not fit ${width} digits`)
   for (let k = at + width - 1; k >= at; k--) {
     const q = Math.floor(value / 10)
-    out[k] = 48 + value - q * 10
+    out[k] = 48 + (value - q * 10)
     value = q
   }
 }

@@ -74,6 +74,8 @@ describe('packEvents (the batch as ingest.lua reads it)', () => {
 
   it('sends a ts before 1970 as 0 (such an event is rejected as too late before the script)', () => {
     expect(packEvents([event({ ts: -14_182_940_000 })], []).slice(21, 37)).toBe('0'.repeat(16))
+    // The largest ts that fits keeps its last digit (48 + value would round past 2^53).
+    expect(packEvents([event({ ts: Number.MAX_SAFE_INTEGER })], []).slice(21, 37)).toBe('9007199254740991')
   })
 
   it('refuses what cannot fit, rather than sending a record the script would misread', () => {
