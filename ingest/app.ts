@@ -4,7 +4,7 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
-import { fillTokens, type RowChunk } from './events/rows.ts'
+import { encodeRows } from './events/rows.ts'
 import { insertingRows, keepInWal } from './set-aside.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
@@ -65,16 +65,16 @@ export function createEdge(services: Services) {
   /**
    * Flushes this process is logging, from before their file can appear until the loader
    * has them (or they failed): the repair must leave them alone, or it would store an
-   * entry the loader stores too. Token -> the entry's TabSeparated text (its requests' chunks) once it is written.
+   * entry the loader stores too. Token -> the entry's TabSeparated text once it is written.
    */
-  const logging = new Map<string, Buffer[] | undefined>()
+  const logging = new Map<string, string | undefined>()
   /**
    * Group commit into the write-ahead log: a request is answered once its rows are on
    * disk (fsync) and its events marked stored in Redis; the loader inserts them behind.
    * Rows waiting for the loader count against BUFFER_MAX_ROWS, so a slow or absent
    * ClickHouse turns into 503s with Retry-After, never into unbounded memory.
    */
-  const writer = createGroupCommit<RowChunk, CommitMeta>({
+  const writer = createGroupCommit<string, CommitMeta>({
     maxRows: settings.FLUSH_MAX_ROWS,
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
@@ -85,7 +85,7 @@ export function createEdge(services: Services) {
     },
     insert: async (rows, token, metas) => {
       if (logging.get(token) !== undefined) return // written by an earlier attempt
-      const body = fillTokens(rows, token)
+      const body = encodeRows(rows, token)
       logging.set(token, undefined)
       await wal.write(token, metas, body)
       logging.set(token, body)

@@ -33,8 +33,7 @@ export type GroupCommitOptions<Row, Meta> = {
   onFlush?(rows: number, seconds: number, ok: boolean): void
 }
 
-/** `rows`: the rows a request counts for (limits, the buffer); `items`: its entries in `pending`. */
-type Waiter<Meta> = { rows: number; items: number; meta: Meta; resolve(): void; reject(err: unknown): void }
+type Waiter<Meta> = { rows: number; meta: Meta; resolve(): void; reject(err: unknown): void }
 
 export class FlushError extends Error {
   override name = 'FlushError'
@@ -42,15 +41,13 @@ export class FlushError extends Error {
 
 export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>) {
   let pending: Row[] = []
-  /** Rows of `pending` (an entry may hold several: see submit). */
-  let pendingRows = 0
   let waiters: Waiter<Meta>[] = []
   /** Rows reserved and not yet settled: pending, in flight, or still being decided. */
   let reserved = 0
   let timer: ReturnType<typeof setTimeout> | undefined
   const attempts = opts.attempts ?? 3
 
-  async function writeBatch(rows: Row[], count: number, batch: Waiter<Meta>[]): Promise<void> {
+  async function writeBatch(rows: Row[], batch: Waiter<Meta>[]): Promise<void> {
     const token = crypto.randomUUID()
     const started = performance.now()
     let lastError: unknown
@@ -62,7 +59,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
         } catch {
           // The rows are stored; a retry finds them in ClickHouse even without the mark.
         }
-        opts.onFlush?.(count, (performance.now() - started) / 1000, true)
+        opts.onFlush?.(rows.length, (performance.now() - started) / 1000, true)
         for (const w of batch) w.resolve()
         return
       } catch (err) {
@@ -70,7 +67,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
         if (attempt < attempts) await new Promise((r) => setTimeout(r, 50 * attempt))
       }
     }
-    opts.onFlush?.(count, (performance.now() - started) / 1000, false)
+    opts.onFlush?.(rows.length, (performance.now() - started) / 1000, false)
     try {
       await opts.afterFailure?.(batch.map((w) => w.meta), lastError, token)
     } catch {
@@ -80,20 +77,16 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     for (const w of batch) w.reject(error)
   }
 
-  function takeBatch(): { rows: Row[]; count: number; batch: Waiter<Meta>[] } {
+  function takeBatch(): { rows: Row[]; batch: Waiter<Meta>[] } {
     // Whole requests only, so that a request's rows share one insert and one outcome.
     let count = 0
-    let items = 0
     let n = 0
-    while (n < waiters.length && (n === 0 || count + waiters[n]!.rows <= opts.maxRows)) {
-      count += waiters[n]!.rows
-      items += waiters[n++]!.items
-    }
+    while (n < waiters.length && (n === 0 || count + waiters[n]!.rows <= opts.maxRows)) count += waiters[n++]!.rows
     const batch = waiters.slice(0, n)
     waiters = waiters.slice(n)
-    const rows = pending.slice(0, items)
-    pending = pending.slice(items)
-    return { rows, count, batch }
+    const rows = pending.slice(0, count)
+    pending = pending.slice(count)
+    return { rows, batch }
   }
 
   const maxInFlight = opts.maxInFlight ?? 1
@@ -105,16 +98,15 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
 
   /** Starts batches while slots are free: full ones always, a partial one when `force`d. */
   function start(force: boolean): void {
-    while (active < maxInFlight && waiters.length > 0 && (force || pendingRows >= opts.maxRows)) {
+    while (active < maxInFlight && waiters.length > 0 && (force || pending.length >= opts.maxRows)) {
       if (timer) clearTimeout(timer)
       timer = undefined
       overdue = false
-      const { rows, count, batch } = takeBatch()
-      pendingRows -= count
+      const { rows, batch } = takeBatch()
       active++
-      void writeBatch(rows, count, batch).finally(() => {
+      void writeBatch(rows, batch).finally(() => {
         active--
-        reserved -= count
+        reserved -= rows.length
         const wake = settled
         settled = []
         for (const w of wake) w()
@@ -141,16 +133,12 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     release(rows: number): void {
       reserved -= rows
     },
-    /**
-     * Queues reserved rows; resolves once they are stored. Rows must have been reserved.
-     * `count`: the rows they are, when an entry of `rows` holds several (a request's rows as one chunk).
-     */
-    submit(rows: Row[], meta: Meta, count = rows.length): Promise<void> {
-      if (count === 0) return Promise.resolve()
+    /** Queues reserved rows; resolves once they are stored. Rows must have been reserved. */
+    submit(rows: Row[], meta: Meta): Promise<void> {
+      if (rows.length === 0) return Promise.resolve()
       return new Promise<void>((resolve, reject) => {
         pending.push(...rows)
-        pendingRows += count
-        waiters.push({ rows: count, items: rows.length, meta, resolve, reject })
+        waiters.push({ rows: rows.length, meta, resolve, reject })
         start(false)
       })
     },

@@ -21,8 +21,8 @@ export type LoaderOptions = {
   wal: Pick<Wal, 'writeLoad' | 'removeLoad' | 'remove'>
   maxRows: number
   intervalMs: number
-  /** Inserts the entries' texts (TabSeparated rows, whole or in chunks of bytes), in order, as one block under the dedup token. */
-  insert(bodies: (string | Uint8Array)[], token: string): Promise<void>
+  /** Inserts the entries' texts (TabSeparated rows), in order, as one block under the dedup token. */
+  insert(bodies: string[], token: string): Promise<void>
   /** After a load: its rows, its duration, and when the oldest of its entries was queued (epoch ms). */
   onLoad?(rows: number, seconds: number, oldestQueuedAt: number): void
   onError?(error: unknown, attempt: number): void
@@ -30,7 +30,7 @@ export type LoaderOptions = {
   backoffMs?(attempt: number): number
 }
 
-export type LoaderEntry = { token: string; body: string | Uint8Array[]; rows: number; queuedAt?: number }
+export type LoaderEntry = { token: string; body: string; rows: number; queuedAt?: number }
 
 export function createLoader(opts: LoaderOptions) {
   const queue: LoaderEntry[] = []
@@ -83,7 +83,7 @@ export function createLoader(opts: LoaderOptions) {
     const tokens = batch.map((e) => e.token)
     for (const t of [...tokens, token]) loading.add(t)
     try {
-      const bodies = batch.flatMap((e): (string | Uint8Array)[] => (typeof e.body === 'string' ? [e.body] : e.body))
+      const bodies = batch.map((e) => e.body)
       let manifest = false
       for (let attempt = 1; ; attempt++) {
         try {

@@ -107,9 +107,6 @@ export async function unreadableLines(ch: ClickHouseClient, lines: string[], max
 
 class SearchTooLong extends Error {}
 
-/** Rows' text (see insertRawEvents): whole, or in pieces (strings, or chunks of bytes ending on whole lines) that join into it. */
-export type RowsText = string | (string | Uint8Array)[]
-
 export type SetAside = (token: string, lines: string[], error: string) => Promise<void>
 
 /**
@@ -120,14 +117,13 @@ export type SetAside = (token: string, lines: string[], error: string) => Promis
  * `fruitless`: tokens whose search found nothing to set aside, not searched again (the
  * loader retries such a load every few seconds, and a search reads it many times over).
  */
-export async function insertOrSetAside(ch: ClickHouseClient, text: RowsText, token: string, setAside: SetAside, fruitless?: Set<string>): Promise<number> {
+export async function insertOrSetAside(ch: ClickHouseClient, text: string | string[], token: string, setAside: SetAside, fruitless?: Set<string>): Promise<number> {
   try {
     await insertRawEvents(ch, text, token)
     return 0
   } catch (err) {
     if (!isDataError(err) || fruitless?.has(token)) throw err
-    // Chunks of bytes end on whole lines: each is text on its own.
-    const lines = (typeof text === 'string' ? text : text.map((t) => (typeof t === 'string' ? t : Buffer.from(t.buffer, t.byteOffset, t.length).toString('utf8'))).join('')).split('\n')
+    const lines = (typeof text === 'string' ? text : text.join('')).split('\n')
     if (lines.at(-1) === '') lines.pop()
     const bad = await unreadableLines(ch, lines)
     if (!bad) {
@@ -163,7 +159,7 @@ export function keepInWal(wal: Pick<Wal, 'setAside'>, log: Logger, counted?: (ro
 }
 
 /** Inserts rows' text under a token, setting aside lines the engine cannot read (insertOrSetAside). */
-export type InsertRows = (text: RowsText, token: string) => Promise<number>
+export type InsertRows = (text: string | string[], token: string) => Promise<number>
 
 /**
  * insertOrSetAside with one memory of fruitless searches, for everything that loads one

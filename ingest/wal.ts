@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { writeAllText, writeAllv } from '../lib/write-all.ts'
+import { writeAllText } from '../lib/write-all.ts'
 import { RAW_COLUMNS } from './events/rows.ts'
 
 /**
@@ -56,12 +56,12 @@ export function createWal(dir: string) {
    * every call awaited (nine turns) a flush took 161 ms on average in bench:ingest for
    * about 3 ms of work measured alone.
    */
-  const writeDurably = async (file: string, parts: (string | Uint8Array[])[]) => {
+  const writeDurably = async (file: string, parts: string[]) => {
     const tmp = `${file}.tmp`
     const fd = openSync(tmp, 'w', 0o600)
     try {
       // In parts, so that a flush's body is not copied into one more string first.
-      for (const part of parts) typeof part === 'string' ? writeAllText(fd, part) : writeAllv(fd, part)
+      for (const part of parts) writeAllText(fd, part)
       await fsyncFd(fd)
     } finally {
       closeSync(fd)
@@ -83,8 +83,8 @@ export function createWal(dir: string) {
   }
   return {
     dir,
-    /** Writes the entry durably; `body` is its rows' text, a line each (see encodeRows, fillTokens), whole or in chunks of bytes. */
-    write(token: string, requests: WalRequest[], body: string | Uint8Array[]): Promise<void> {
+    /** Writes the entry durably; `body` is its rows' text, a line each (see encodeRows). */
+    write(token: string, requests: WalRequest[], body: string): Promise<void> {
       return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
     },
     remove(token: string): Promise<void> {

@@ -3,7 +3,7 @@ import type { Settings } from '../../lib/config.ts'
 import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
 import { decisionRecord, newRequestId, requestStartedAt, STORED_IN_CLICKHOUSE, type Outcome } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { putRow, rowChunk, rowContext, type RowChunk } from './rows.ts'
+import { rowContext, rowText } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
 
 export type Rejection = { index: number; reason: string; detail?: string }
@@ -26,8 +26,7 @@ export type IngestDeps = {
   writer: {
     reserve(rows: number): boolean
     release(rows: number): void
-    /** `rows`: the request's rows as one chunk (see putRow); `count`: how many. */
-    submit(rows: RowChunk[], meta: CommitMeta, count: number): Promise<void>
+    submit(rows: string[], meta: CommitMeta): Promise<void>
   }
   /** Whether every edge's loads into ClickHouse are current (see LoadWatch); absent: this edge's alone count, and they are. */
   loadsCurrent?(): Promise<boolean>
@@ -74,8 +73,7 @@ export async function ingestBatch(
   const requestId = newRequestId(now)
   let submitted = false
   try {
-    const chunk = rowChunk(checked.length)
-    let rows = 0
+    const rows: string[] = []
     const rejected: Rejection[] = []
     let accepted = 0
     let duplicates = 0
@@ -84,8 +82,7 @@ export async function ingestBatch(
     for (const c of checked) {
       if (c.valid) continue
       rejected.push({ index: c.index, reason: 'invalid_event', detail: c.detail })
-      putRow(chunk, ctx, { kind: 'invalid', raw: c.raw, reason: 'invalid_event' })
-      rows++
+      rows.push(rowText(ctx, { kind: 'invalid', raw: c.raw, reason: 'invalid_event' }))
     }
 
     const valid = checked.filter((c): c is Extract<Checked, { valid: true }> => c.valid)
@@ -115,8 +112,7 @@ export async function ingestBatch(
     const decided: Decided[] = decision
 
     const take = (c: (typeof valid)[number], d: Decision) => {
-      putRow(chunk, ctx, { kind: 'event', event: c.event, decision: d })
-      rows++
+      rows.push(rowText(ctx, { kind: 'event', event: c.event, decision: d }))
       if (d.outcome === 'rejected') rejected.push({ index: c.index, reason: d.reason })
       else accepted++
     }
@@ -159,15 +155,15 @@ export async function ingestBatch(
       }
     }
 
-    writer.release(reserved - rows)
+    writer.release(reserved - rows.length)
     reserved = 0
     submitted = true
     const decidedAt = performance.now()
     deps.onStage?.('decide', (decidedAt - startedAt) / 1000)
-    await writer.submit([chunk], { videoId: claims.vid, sessionId: claims.sid, requestId, rows, exp: claims.exp }, rows)
+    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp })
     // A flush marks its requests; one with no rows has none, yet what it took over is stored:
     // marked here, so that a retry is answered at once instead of waiting out its lease.
-    if (rows === 0 && tookOverStored) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], true)
+    if (rows.length === 0 && tookOverStored) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], true)
     deps.onStage?.('commit', (performance.now() - decidedAt) / 1000)
     if (inFlightUntil > 0) return { kind: 'in_flight', retryAfterSeconds: Math.max(1, Math.ceil((inFlightUntil - now) / 1000)) }
     rejected.sort((a, b) => a.index - b.index)

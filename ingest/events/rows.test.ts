@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { encodeRows, fillTokens, parseRow, putRow, rowChunk, rowContext, rowText, time, type RowChunk } from './rows.ts'
+import { encodeRows, parseRow, rowContext, rowText, time } from './rows.ts'
 import { eventSchema } from './schema.ts'
 
 const claims = { vid: 'v"1\\', cid: 'c\n1', sub: 'viewer ☃\t', sid: 's-1', dur: 600_000, ads: ['ad "x"'], iat: 1, exp: 2 } as unknown as PlaybackClaims
@@ -56,43 +56,4 @@ describe('raw_events rows as text', () => {
     const older = line.split('\t').map((v, i) => (i === 1 || i === 10 ? '1732180000123' : v)).join('\t')
     expect(parseRow(older)).toMatchObject({ event_time: 1_732_180_000_123, received_at: 1_732_180_000_123 })
   })
-
-  it('as bytes (putRow, fillTokens) are the very bytes of the text, whatever the values', () => {
-    const odd = ['', 'a', 'tab\there', 'line\nbreak', 'back\\slash', 'nul\0', '☃ snow', '漢字', 'emoji 🎬', '\r\f\v\b', 'é']
-    const pick = <T,>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!
-    const nums = [0, 1, 9, 10, 99, 100, 12_345, 1_000_000_007, Number.MAX_SAFE_INTEGER, -1, -250, 1.5, Number.NaN, Number.POSITIVE_INFINITY]
-    const types = ['play', 'progress', 'pause', 'seek', 'end', 'ad_impression'] as const
-    const outcomes = ['counted', 'stored', 'excluded', 'rejected'] as const
-    for (let round = 0; round < 300; round++) {
-      const requests = Array.from({ length: 1 + Math.floor(Math.random() * 4) }, () => {
-        const c = { vid: pick(odd) + 'v', cid: pick(odd), sub: pick(odd), sid: pick(odd), dur: pick(nums), ads: [], iat: 1, exp: 2 } as unknown as PlaybackClaims
-        const rctx = rowContext({ claims: c, ip: pick(['10.0.0.1', '::1', '']), now: Math.floor(Math.random() * 2e12) })
-        const chunk: RowChunk = rowChunk(Math.floor(Math.random() * 3))
-        const texts: string[] = []
-        for (let r = Math.floor(Math.random() * 40); r > 0; r--) {
-          const src =
-            Math.random() < 0.1
-              ? ({ kind: 'invalid', raw: { type: pick(odd), x: pick(odd) }, reason: 'invalid_event' } as const)
-              : ({
-                  kind: 'event',
-                  event: { id: Math.random() < 0.05 ? pick(odd) : crypto.randomUUID(), type: pick([...types]), ts: pick(nums) === 0 ? 0 : Math.floor(Math.random() * 2e12), position_ms: pick(nums), watched_ms: pick(nums), ad_id: pick(odd) } as never,
-                  decision: { outcome: pick([...outcomes]), reason: pick(['', 'self_view', 'too_late', ...odd]), credited: pick(nums) },
-                } as const)
-          texts.push(rowText(rctx, src))
-          putRow(chunk, rctx, src)
-        }
-        return { chunk, texts }
-      })
-      const token = crypto.randomUUID()
-      const bytes = Buffer.concat(fillTokens(requests.map((q) => q.chunk), token))
-      // An invalid item's row gets a random id each time it is made.
-      const sameIds = (text: string) => text.split('\n').map((l) => (l.includes('\trejected\tinvalid_event\t') ? `${'x'.repeat(36)}${l.slice(36)}` : l))
-      expect(sameIds(bytes.toString('utf8')), `round ${round}`).toEqual(sameIds(encodeRows(requests.flatMap((q) => q.texts), token)))
-      expect(bytes.length).toBe(Buffer.byteLength(encodeRows(requests.flatMap((q) => q.texts), token)))
-      // A retried flush fills the same holes again.
-      expect(Buffer.concat(fillTokens(requests.map((q) => q.chunk), token)).equals(bytes)).toBe(true)
-    }
-    expect(() => fillTokens([rowChunk(1)], 'short')).toThrow(/token/)
-  })
 })
-

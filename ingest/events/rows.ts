@@ -55,7 +55,7 @@ type Source =
   | { kind: 'invalid'; raw: unknown; reason: string }
 
 /** What every row of one request shares, as text, built once per request. */
-export type RowContext = { shared: string; now: number; sharedBytes?: Buffer }
+export type RowContext = { shared: string; now: number }
 
 export function rowContext(ctx: { claims: PlaybackClaims; ip: string; now: number }): RowContext {
   const { claims, ip, now } = ctx
@@ -124,119 +124,6 @@ export function encodeRows(rows: string[], token: string): string {
   return rows.concat('').join(tail)
 }
 
-/**
- * One request's rows as UTF-8 bytes, the same text as rowText's lines, each ended by a hole of
- * TOKEN_BYTES for its flush's token and a newline (filled by fillTokens when the flush is
- * formed); the log writes a flush's chunks with one writev and the loader inserts them as they
- * are. Made of template strings, each row was a rope of a dozen pieces that the flush's join
- * flattened read cold: 1.0 µs of the edge's JavaScript thread an event, and a flush's text
- * one more string of megabytes for the collector (test/bench/HISTORY.md, sixteenth session).
- * Written byte by byte here: native copies (Buffer's write, Uint8Array's set) of a few dozen
- * bytes each cost more than these loops.
- */
-export type RowChunk = { bytes: Buffer; used: number; holes: number[] }
-/** A flush's token: a UUID's text. */
-export const TOKEN_BYTES = 36
-
-/** An empty chunk, with room for about `rows` rows. */
-export function rowChunk(rows: number): RowChunk {
-  return { bytes: Buffer.allocUnsafe(512 + rows * 320), used: 0, holes: [] }
-}
-
-function room(c: RowChunk, bytes: number): Buffer {
-  if (c.used + bytes > c.bytes.length) {
-    const grown = Buffer.allocUnsafe(Math.max(c.bytes.length * 2, c.used + bytes))
-    c.bytes.copy(grown, 0, 0, c.used)
-    c.bytes = grown
-  }
-  return c.bytes
-}
-
-/** Appends `text` (escaped already where it needs to be) as UTF-8. */
-function put(c: RowChunk, text: string): void {
-  const n = text.length
-  const b = room(c, n * 3)
-  let at = c.used
-  for (let i = 0; i < n; i++) {
-    const code = text.charCodeAt(i)
-    if (code >= 128) {
-      c.used = at + b.write(text.slice(i), at, 'utf8')
-      return
-    }
-    b[at++] = code
-  }
-  c.used = at
-}
-
-/** Appends a byte (a tab). */
-function putByte(c: RowChunk, byte: number): void {
-  room(c, 1)[c.used++] = byte
-}
-
-/** Appends an integer's digits, as rowText writes it (int() has made it a safe integer). */
-function putInt(c: RowChunk, n: number): void {
-  if (n < 0) return put(c, String(n))
-  if (n < 10) return putByte(c, 48 + n)
-  let digits = 1
-  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++
-  const b = room(c, digits)
-  for (let k = c.used + digits - 1; k >= c.used; k--) {
-    const q = Math.floor(n / 10)
-    b[k] = 48 + (n - q * 10)
-    n = q
-  }
-  c.used += digits
-}
-
-const TAB = 9
-/** Row `src` appended to `chunk`: rowText's line, then the hole for the flush's token, then a newline. */
-export function putRow(chunk: RowChunk, ctx: RowContext, src: Source): void {
-  if (src.kind === 'invalid') put(chunk, rowText(ctx, src))
-  else {
-    const e = src.event
-    const d = src.decision
-    put(chunk, e.id)
-    putByte(chunk, TAB)
-    put(chunk, time(e.ts))
-    putByte(chunk, TAB)
-    put(chunk, e.type)
-    putByte(chunk, TAB)
-    put(chunk, d.outcome)
-    putByte(chunk, TAB)
-    put(chunk, tsv(d.reason))
-    putByte(chunk, TAB)
-    putInt(chunk, int(e.position_ms))
-    putByte(chunk, TAB)
-    putInt(chunk, e.type === 'progress' ? int(e.watched_ms) : 0)
-    putByte(chunk, TAB)
-    putInt(chunk, int(d.credited))
-    putByte(chunk, TAB)
-    if (e.type === 'ad_impression') put(chunk, tsv(e.ad_id))
-    putByte(chunk, TAB)
-    putByte(chunk, TAB)
-    // What the request's rows share, encoded once a request.
-    const shared = (ctx.sharedBytes ??= Buffer.from(ctx.shared))
-    const b = room(chunk, shared.length)
-    let at = chunk.used
-    for (let i = 0; i < shared.length; i++) b[at++] = shared[i]!
-    chunk.used = at
-  }
-  const b = room(chunk, TOKEN_BYTES + 1)
-  chunk.holes.push(chunk.used)
-  chunk.used += TOKEN_BYTES
-  b[chunk.used++] = 10
-}
-
-/** Writes the flush's token into every hole of its chunks; returns their bytes, in order. */
-export function fillTokens(chunks: RowChunk[], token: string): Buffer[] {
-  if (token.length !== TOKEN_BYTES || Buffer.byteLength(token) !== TOKEN_BYTES || SPECIAL.test(token)) throw new Error(`a flush token must be ${TOKEN_BYTES} plain characters: ${token}`)
-  const tokenBytes = Buffer.from(token, 'latin1')
-  return chunks.map((c) => {
-    for (const at of c.holes) tokenBytes.copy(c.bytes, at)
-    return c.bytes.subarray(0, c.used)
-  })
-}
-
 /** A line of a flush's text back as a row. */
 export function parseRow(line: string): RawEventRow {
   const values = line.split('\t')
@@ -263,7 +150,7 @@ export const RAW_INPUT_SETTINGS = {
  * block under `token`. The block-size setting keeps it one block, so a repeat with the
  * same token is recognised as a whole.
  */
-export async function insertRawEvents(ch: ClickHouseClient, text: string | (string | Uint8Array)[], token: string): Promise<void> {
+export async function insertRawEvents(ch: ClickHouseClient, text: string | string[], token: string): Promise<void> {
   const clickhouse_settings = {
     ...RAW_INPUT_SETTINGS,
     insert_deduplication_token: token,
