@@ -118,16 +118,9 @@ describe('counting rules', () => {
     events[25] = { ...events[25], ts: Date.now() - 40 * 86_400_000 }
     events[20] = { ...events[5] } // repeats a counted event
     events[28] = { ...events[11] } // repeats a rejected one
-    const res = await t.post(token, events)
-    expect(await res.json()).toEqual({
-      accepted: 25,
-      duplicates: 2,
-      rejected: [
-        { index: 2, reason: 'future_timestamp' },
-        { index: 11, reason: 'future_timestamp' },
-        { index: 25, reason: 'too_late' },
-      ],
-    })
+    const rejections = [[2, 'future_timestamp'], [11, 'future_timestamp'], [25, 'too_late']] as const
+    const rejected = (more: (readonly [number, string])[] = []) => [...rejections, ...more].map(([index, reason]) => ({ index, reason }))
+    expect(await (await t.post(token, events)).json()).toEqual({ accepted: 25, duplicates: 2, rejected: rejected() })
     const stored = await rows<{ id: string; outcome: string; reason: string; credited: string }>(
       t.s.ch,
       'SELECT toString(event_id) AS id, outcome, reason, toString(credited_watch_ms) AS credited FROM raw_events WHERE video_id = {v:String} ORDER BY event_time, id',
@@ -138,18 +131,9 @@ describe('counting rules', () => {
     const byId = new Map(stored.map((r) => [r.id, r]))
     expect(byId.get(events[0]!.id as string)).toMatchObject({ outcome: 'counted', reason: '' })
     expect(byId.get(events[5]!.id as string)).toMatchObject({ outcome: 'counted', credited: '1000' })
-    for (const [i, reason] of [[2, 'future_timestamp'], [11, 'future_timestamp'], [25, 'too_late']] as const) expect(byId.get(events[i]!.id as string)).toMatchObject({ outcome: 'rejected', reason })
+    for (const [i, reason] of rejections) expect(byId.get(events[i]!.id as string)).toMatchObject({ outcome: 'rejected', reason })
     // Sent again, every id is one an earlier request decided: duplicates, or the rejection it got.
-    expect(await (await t.post(token, events)).json()).toEqual({
-      accepted: 0,
-      duplicates: 26,
-      rejected: [
-        { index: 2, reason: 'future_timestamp' },
-        { index: 11, reason: 'future_timestamp' },
-        { index: 25, reason: 'too_late' },
-        { index: 28, reason: 'future_timestamp' },
-      ],
-    })
+    expect(await (await t.post(token, events)).json()).toEqual({ accepted: 0, duplicates: 26, rejected: rejected([[28, 'future_timestamp']]) })
     expect(await rows(t.s.ch, 'SELECT count() AS n FROM raw_events WHERE video_id = {v:String}', { v: video })).toEqual([{ n: '28' }])
   })
 })
