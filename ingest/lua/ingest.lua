@@ -1,6 +1,6 @@
 -- Takes the request from the session's token bucket, then decides every event of it,
 -- atomically (bucket.lua is included before this text). The session's keys are read once and
--- written once a call: its state hash holds its bucket too (until 5 December a key of its own,
+-- written once a call: its state hash holds its bucket too (until the evening of 5 December a key of its own,
 -- `...:rl`, which expired seconds after its last use: an edge of before and one of since, side
 -- by side during an upgrade, each keep a bucket of their own for a session they both take).
 -- Each event id gets exactly one decision, recorded with the request that took it:

@@ -104,11 +104,11 @@ let recordBytes = Buffer.alloc(EVENT_WIDTH * 64)
  * and positions within their limits, at most 32 ads a token), so they fit; a ts before 1970 (an
  * RFC 3339 time can be one) is sent as 0, which the script treats alike: such an event is
  * rejected as too late before it gets there. The records are written as bytes into one buffer
- * and read back as one flat string. Built from strings, each record was a rope of a dozen
- * pieces that Redis's client flattened again: by the edge's CPU profile under bench:ingest
- * (30 s closed loop, two runs each), packEvents took 0.36–0.40 µs of the JavaScript thread an
- * event against 0.61–0.79 and the client's send 0.44–0.45 against 0.54–0.65; timed alone in
- * Bun the two ways cost the same (0.3 µs an event): what the strings cost is their garbage.
+ * and read back as one flat string (built from strings, each record was a rope of a dozen
+ * pieces that Redis's client flattened again). By the edge's CPU profile under bench:ingest
+ * packEvents took 0.36–0.40 µs of the JavaScript thread an event against 0.61–0.79 and the
+ * client's send 0.44–0.45 against 0.54–0.65; timed alone in Bun, and in alternation without
+ * the profiler, the two ways cost the same (test/bench/HISTORY.md, sixteenth session).
  */
 export function packEvents(events: RuleInput[], ads: string[]): string {
   const n = events.length
