@@ -59,16 +59,22 @@ local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(A
 local n_ads = tonumber(ARGV[12])
 local looked_up = ARGV[17 + n_ads]
 local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon', 'z', 't', 'at')
--- The state's fields to write, written in one HSET on the way out (`keep_state`).
+-- The state's fields to write (`keep`), written in one HSET on the way out (`keep_state`).
 local sw, n_sw = {}, 0
-if looked_up == '' then
-  local wait, tokens, at = refill(tonumber(st[7]), tonumber(st[8]), now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
-  if wait > 0 then return {'rl', wait} end
-  sw[1], sw[2], sw[3], sw[4], n_sw = 't', tokens, 'at', at, 4
+local function keep(field, value)
+  n_sw = n_sw + 2
+  sw[n_sw - 1], sw[n_sw] = field, value
 end
 local function keep_state()
   if n_sw > 0 then redis.call('HSET', KEYS[2], unpack(sw, 1, n_sw)) end
+  -- ARGV[9] as sent: a number would be formatted back to text for Redis.
   redis.call('EXPIRE', KEYS[2], ARGV[9])
+end
+if looked_up == '' then
+  local wait, tokens, at = refill(tonumber(st[7]), tonumber(st[8]), now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+  if wait > 0 then return {'rl', wait} end
+  keep('t', tokens)
+  keep('at', at)
 end
 local last = tonumber(st[1]) or session_start
 local credited_total = tonumber(st[2]) or 0
@@ -85,7 +91,7 @@ if st[4] and not exists then
   local seen = tonumber(st[4])
   if horizon == nil or seen > horizon then
     horizon = seen
-    sw[n_sw + 1], sw[n_sw + 2], n_sw = 'horizon', st[4], n_sw + 2
+    keep('horizon', st[4])
   end
 end
 local state_changed = false
@@ -267,13 +273,13 @@ end
 if n_writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
 redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
 if state_changed then
-  sw[n_sw + 1], sw[n_sw + 2], sw[n_sw + 3], sw[n_sw + 4] = 'last', last, 'credited', credited_total
-  sw[n_sw + 5], sw[n_sw + 6], sw[n_sw + 7], sw[n_sw + 8], n_sw = 'viewed', viewed and '1' or '0', 'seen', ARGV[2], n_sw + 8
-elseif n_writes > 0 then
-  sw[n_sw + 1], sw[n_sw + 2], n_sw = 'seen', ARGV[2], n_sw + 2
+  keep('last', last)
+  keep('credited', credited_total)
+  keep('viewed', viewed and '1' or '0')
 end
+if state_changed or n_writes > 0 then keep('seen', ARGV[2]) end
 -- This call made the events hash: it holds no id as text, until it expires.
-if not exists and not fresh and (n_writes > 0 or looked_up ~= '') then sw[n_sw + 1], sw[n_sw + 2], n_sw = 'z', '1', n_sw + 2 end
+if not exists and not fresh and (n_writes > 0 or looked_up ~= '') then keep('z', '1') end
 keep_state()
 if resume_ts then
   local resume_pos = typs[resume_i] == 'end' and 0 or position(resume_i)

@@ -129,7 +129,8 @@ export function packEvents(events: RuleInput[], ads: string[]): string {
     if (e.preRejected) reasons += `\x1e${i + 1}\x1f${e.preRejected}`
   }
   const records = out.toString('latin1', 0, n * EVENT_WIDTH)
-  return ids.size < n || reasons ? `${records}${ids.size < n ? '\x1e*' : ''}${reasons}` : records
+  const repeats = ids.size < n ? '\x1e*' : ''
+  return repeats || reasons ? records + repeats + reasons : records
 }
 
 /** An outcome as records and answers carry it: one letter (records until 5 December: the word). */
