@@ -33,7 +33,7 @@ describe('loadSettings', () => {
       TRUST_PROXY: false,
       FLUSH_MAX_ROWS: 20_000,
       FLUSH_INTERVAL_MS: 10,
-      LOAD_MAX_ROWS: 100_000,
+      LOAD_MAX_ROWS: 50_000,
       LOAD_INTERVAL_MS: 500,
       BUFFER_MAX_ROWS: 200_000,
       PLAYBACK_TOKEN_ISSUER: 'creator-settlement',

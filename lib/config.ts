@@ -67,13 +67,8 @@ export const settingsSchema = z.object({
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),
-  /**
-   * Most rows the loader puts into ClickHouse in one insert (one block: at most 1,000,000). Below
-   * saturation a load takes what LOAD_INTERVAL_MS gathered; at saturation loads run back to back
-   * and grow to this, and a larger load costs the engine less a row (its views write one row per
-   * video of the load, and a part per table whatever its size): see README, Settings.
-   */
-  LOAD_MAX_ROWS: int(1, 1_000_000).default(100_000),
+  /** Most rows the loader puts into ClickHouse in one insert (one block: at most 1,000,000). */
+  LOAD_MAX_ROWS: int(1, 1_000_000).default(50_000),
   /** Least time between the starts of two loads, so that inserts are few and large. */
   LOAD_INTERVAL_MS: int(1, 60_000).default(500),
   INSERT_TIMEOUT_MS: int(100, 120_000).default(10_000),
