@@ -128,7 +128,7 @@ export function createEdge(services: Services) {
       })
       .finally(() => (repairing = undefined)))
 
-  const onStage = (stage: 'decide' | 'commit', seconds: number) => metrics.ingestStage.observe({ stage }, seconds)
+  const onStage = (stage: 'room' | 'decide' | 'commit', seconds: number) => metrics.ingestStage.observe({ stage }, seconds)
 
   const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
     const header = c.req.header('authorization') ?? ''

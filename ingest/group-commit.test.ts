@@ -101,6 +101,59 @@ describe('createGroupCommit', () => {
     expect(gc.reserve(10)).toBe(true)
   })
 
+  it('holds requests for room in order of arrival, and gives it to them as rows settle or the backlog shrinks', async () => {
+    const s = store()
+    let backlog = 0
+    const gc = groupCommit(s, { maxBufferedRows: 10, backlogRows: () => backlog })
+    expect(gc.reserve(8)).toBe(true)
+    const order: string[] = []
+    const first = gc.waitForRoom(5, 5_000).then((ok) => (order.push('first'), ok))
+    const second = gc.waitForRoom(2, 5_000).then((ok) => (order.push('second'), ok))
+    // Room for 2 is there, but not ahead of the requests already waiting.
+    expect(gc.reserve(1)).toBe(false)
+    gc.release(8)
+    expect(await first).toBe(true)
+    expect(await second).toBe(true)
+    expect(order).toEqual(['first', 'second'])
+    expect(gc.bufferedRows).toBe(7)
+    // Rows held downstream (the loader's backlog) count too; room comes back as it shrinks.
+    backlog = 3
+    const third = gc.waitForRoom(1, 5_000)
+    let settled = false
+    void third.then(() => (settled = true))
+    await new Promise((r) => setImmediate(r))
+    expect(settled).toBe(false)
+    backlog = 0
+    expect(await third).toBe(true)
+    expect(gc.bufferedRows).toBe(8)
+    // Submitted rows give their room back once their batch is stored.
+    gc.release(8)
+    expect(gc.reserve(10)).toBe(true)
+    const fourth = gc.waitForRoom(4, 5_000)
+    await gc.submit(request('a', 10), 'a')
+    expect(await fourth).toBe(true)
+    expect(gc.bufferedRows).toBe(4)
+  })
+
+  it('refuses a request whose wait ran out, and at once one that could never fit or may not wait', async () => {
+    const s = store()
+    const gc = groupCommit(s, { maxBufferedRows: 10 })
+    const never = gc.waitForRoom(11, 5_000)
+    // Not queued: it holds nobody up.
+    expect(gc.reserve(1)).toBe(true)
+    expect(await never).toBe(false)
+    gc.release(1)
+    expect(gc.reserve(10)).toBe(true)
+    expect(await gc.waitForRoom(1, 0)).toBe(false)
+    const started = performance.now()
+    expect(await gc.waitForRoom(1, 30)).toBe(false)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(29)
+    // Nobody waits any more, and nothing was claimed by those refused.
+    gc.release(10)
+    expect(gc.bufferedRows).toBe(0)
+    expect(gc.reserve(10)).toBe(true)
+  })
+
   it('retries a failing insert with the same token, then rejects every waiter of the batch with FlushError', async () => {
     const s = store({ failures: Infinity })
     const failures: { metas: string[]; error: unknown }[] = []

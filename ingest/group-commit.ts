@@ -2,11 +2,12 @@
  * Group commit: rows from concurrent requests are written as one insert per
  * `maxRows` rows or `intervalMs`, and each request's promise settles only once
  * its rows are stored (or their insert failed for good). Memory is bounded:
- * `reserve` refuses rows beyond `maxBufferedRows` instead of queueing them.
+ * `reserve` refuses rows beyond `maxBufferedRows` instead of queueing them, and
+ * `waitForRoom` waits a while for room, in order of arrival, before it refuses.
  *
  * @example
  * const gc = createGroupCommit({ maxRows: 10_000, intervalMs: 50, maxBufferedRows: 100_000, insert })
- * if (!gc.reserve(rows.length)) return overloaded()
+ * if (!gc.reserve(rows.length) && !(await gc.waitForRoom(rows.length, 1_000))) return overloaded()
  * await gc.submit(rows, meta)
  */
 export type GroupCommitOptions<Row, Meta> = {
@@ -31,6 +32,11 @@ export type GroupCommitOptions<Row, Meta> = {
   maxInFlight?: number
   /** After each batch settles: its rows, its duration (insert and afterCommit), whether it was stored. */
   onFlush?(rows: number, seconds: number, ok: boolean): void
+  /**
+   * How often room is looked for while requests wait for it (default 5 ms): the backlog
+   * downstream (`backlogRows`) shrinks without telling.
+   */
+  roomCheckMs?: number
 }
 
 type Waiter<Meta> = { rows: number; meta: Meta; resolve(): void; reject(err: unknown): void }
@@ -46,6 +52,26 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
   let reserved = 0
   let timer: ReturnType<typeof setTimeout> | undefined
   const attempts = opts.attempts ?? 3
+  /** Requests waiting for room, first come first served; each until its deadline (performance.now() ms). */
+  let roomWaiters: { rows: number; until: number; done(ok: boolean): void }[] = []
+  let roomTimer: ReturnType<typeof setTimeout> | undefined
+  const fits = (rows: number) => reserved + (opts.backlogRows?.() ?? 0) + rows <= opts.maxBufferedRows
+
+  /** Gives room to the waiters at the head while it lasts; refuses those whose time ran out. */
+  function admit(): void {
+    while (roomWaiters.length > 0 && fits(roomWaiters[0]!.rows)) {
+      const w = roomWaiters.shift()!
+      reserved += w.rows
+      w.done(true)
+    }
+    const now = performance.now()
+    if (roomWaiters.some((w) => w.until <= now)) roomWaiters = roomWaiters.filter((w) => w.until > now || (w.done(false), false))
+    if (roomWaiters.length > 0 && !roomTimer)
+      roomTimer = setTimeout(() => {
+        roomTimer = undefined
+        admit()
+      }, opts.roomCheckMs ?? 5)
+  }
 
   async function writeBatch(rows: Row[], batch: Waiter<Meta>[]): Promise<void> {
     const token = crypto.randomUUID()
@@ -107,6 +133,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
       void writeBatch(rows, batch).finally(() => {
         active--
         reserved -= rows.length
+        if (roomWaiters.length > 0) admit()
         const wake = settled
         settled = []
         for (const w of wake) w()
@@ -125,13 +152,26 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
   return {
     /** Claims room for `rows` rows; false when the buffer is full. Pair with submit or release. */
     reserve(rows: number): boolean {
-      if (reserved + (opts.backlogRows?.() ?? 0) + rows > opts.maxBufferedRows) return false
+      // Not ahead of requests already waiting for room.
+      if (roomWaiters.length > 0 || !fits(rows)) return false
       reserved += rows
       return true
+    },
+    /**
+     * Waits up to `ms` for room for `rows` rows, behind the requests already waiting, and
+     * claims it (true), or gives up (false). Rows that could never fit are refused at once.
+     */
+    waitForRoom(rows: number, ms: number): Promise<boolean> {
+      if (ms <= 0 || rows > opts.maxBufferedRows) return Promise.resolve(false)
+      return new Promise<boolean>((done) => {
+        roomWaiters.push({ rows, until: performance.now() + ms, done })
+        admit()
+      })
     },
     /** Gives back room reserved for rows that will not be submitted. */
     release(rows: number): void {
       reserved -= rows
+      if (roomWaiters.length > 0) admit()
     },
     /** Queues reserved rows; resolves once they are stored. Rows must have been reserved. */
     submit(rows: Row[], meta: Meta): Promise<void> {
@@ -151,6 +191,10 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     },
     get bufferedRows(): number {
       return reserved
+    },
+    /** Requests waiting for room now. */
+    get waitingForRoom(): number {
+      return roomWaiters.length
     },
   }
 }

@@ -64,6 +64,8 @@ export const settingsSchema = z.object({
   FLUSH_MAX_ROWS: int(1, 1_000_000).default(20_000),
   FLUSH_INTERVAL_MS: int(1, 60_000).default(10),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(200_000),
+  /** How long a batch waits for room in a full buffer, in order of arrival, before it gets 503 (0: at once). */
+  BUFFER_WAIT_MS: int(0, 30_000).default(1_000),
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),

@@ -25,13 +25,14 @@ export type IngestDeps = {
   rules: Rules
   writer: {
     reserve(rows: number): boolean
+    waitForRoom(rows: number, ms: number): Promise<boolean>
     release(rows: number): void
     submit(rows: string[], meta: CommitMeta): Promise<void>
   }
   /** Whether every edge's loads into ClickHouse are current (see LoadWatch); absent: this edge's alone count, and they are. */
   loadsCurrent?(): Promise<boolean>
-  /** Seconds spent deciding (validation and the Redis rules) and waiting for the commit. */
-  onStage?(stage: 'decide' | 'commit', seconds: number): void
+  /** Seconds spent waiting for room in a full buffer (only when it waited), deciding (validation and the Redis rules), and waiting for the commit. */
+  onStage?(stage: 'room' | 'decide' | 'commit', seconds: number): void
 }
 
 type Checked =
@@ -66,9 +67,17 @@ export async function ingestBatch(
   const { settings, rules, writer } = deps
   const { claims, ip } = input
   const now = input.now ?? Date.now()
-  const startedAt = performance.now()
+  let startedAt = performance.now()
   const checked = checkEvents(input.events, claims, settings, now)
-  if (!writer.reserve(checked.length)) return { kind: 'overloaded' }
+  if (!writer.reserve(checked.length)) {
+    // A full buffer holds the batch a while (nothing of it decided yet) rather than sending it
+    // away at once for a second's Retry-After: room comes back with each load.
+    const waitedFrom = performance.now()
+    const room = await writer.waitForRoom(checked.length, settings.BUFFER_WAIT_MS)
+    startedAt = performance.now()
+    if (settings.BUFFER_WAIT_MS > 0) deps.onStage?.('room', (startedAt - waitedFrom) / 1000)
+    if (!room) return { kind: 'overloaded' }
+  }
   let reserved = checked.length
   const requestId = newRequestId(now)
   let submitted = false

@@ -14,7 +14,7 @@ import { AGGREGATES_GENERATION_KEY, AGGREGATES_LAST_LOAD_KEY } from '../../lib/a
  */
 let t: TestEdge
 beforeAll(async () => {
-  t = await startTestEdge({ BUFFER_MAX_ROWS: '6', FLUSH_MAX_ROWS: '6' })
+  t = await startTestEdge({ BUFFER_MAX_ROWS: '6', FLUSH_MAX_ROWS: '6', BUFFER_WAIT_MS: '1500' })
 })
 afterAll(() => t.stop())
 
@@ -53,7 +53,7 @@ describe('the write-behind edge', () => {
     expect([...seen].slice(1).every((id) => /^[0-9a-f-]{36}$/.test(id ?? ''))).toBe(true)
   })
 
-  it('refuses batches with 503 once the rows not yet in ClickHouse reach BUFFER_MAX_ROWS, and takes them again once loaded', async () => {
+  it('refuses batches with 503 once the rows not yet in ClickHouse reach BUFFER_MAX_ROWS and no room comes within BUFFER_WAIT_MS, and takes them again once loaded', async () => {
     const video = uniq()
     const token = await t.token({ videoId: video })
     const before = await failures()
@@ -73,6 +73,33 @@ describe('the write-behind edge', () => {
     const again = await t.post(token, [ev('pause'), ev('pause'), ev('pause')])
     expect(await again.json()).toMatchObject({ accepted: 3 })
     expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 7, ids: 7 }])
+  })
+
+  it('holds a batch that finds the buffer full until a load makes room, then takes it', async () => {
+    const video = uniq()
+    const token = await t.token({ videoId: video })
+    const before = await failures()
+    const roomWaits = async () => (await t.s.metrics.ingestStage.get()).values.find((v) => v.labels.stage === 'room' && v.metricName?.endsWith('_count'))?.value ?? 0
+    const waitsBefore = await roomWaits()
+    await t.s.ch.command({ query: 'DETACH TABLE raw_events' })
+    let held: Promise<Response>
+    try {
+      const first = await t.post(token, [ev('pause'), ev('pause'), ev('pause'), ev('pause')], { load: false })
+      expect(await first.json()).toMatchObject({ accepted: 4 })
+      await loaderFailed(before)
+      // 4 rows wait for ClickHouse: 3 more do not fit in 6, so this batch waits for room.
+      held = t.post(token, [ev('pause'), ev('pause'), ev('pause')], { load: false })
+      while (t.edge.writer.waitingForRoom === 0) await new Promise((r) => setImmediate(r))
+    } finally {
+      await t.s.ch.command({ query: 'ATTACH TABLE raw_events' })
+    }
+    // The loader's retry stores the 4; the held batch then gets their room, within BUFFER_WAIT_MS.
+    const res = await held
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ accepted: 3 })
+    await t.edge.loader.drain()
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 7, ids: 7 }])
+    expect(await roomWaits()).toBe(waitsBefore + 1)
   })
 
   it('keeps what it acknowledged when it stops before loading, and the next edge on the same log loads it once', async () => {
