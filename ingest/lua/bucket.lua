@@ -19,9 +19,10 @@ end
 -- returns the milliseconds to wait until `cost` tokens are there.
 local function take_tokens(key, now, rate, burst, cost)
   local state = redis.call('HMGET', key, 't', 'at')
-  local wait, tokens, at = refill(tonumber(state[1]), tonumber(state[2]), now, rate, burst, cost)
+  local wait, tokens, at = refill(state[1] and state[1] + 0 or nil, state[2] and state[2] + 0 or nil, now, rate, burst, cost)
   if wait > 0 then return wait end
-  redis.call('HSET', key, 't', tokens, 'at', at)
-  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+  -- Whole numbers as '%d' text (a Lua number is formatted with '%.14g': see ingest.lua's int).
+  redis.call('HSET', key, 't', tokens, 'at', string.format('%d', at))
+  redis.call('PEXPIRE', key, string.format('%d', math.ceil(burst * 1000 / rate) + 1000))
   return 0
 end

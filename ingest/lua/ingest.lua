@@ -52,11 +52,20 @@
 -- for a new decision, or "d|<record>" for an id already decided (earlier, or by an earlier
 -- event of this same batch).
 
-local req, now = ARGV[1], tonumber(ARGV[2])
+local req, now = ARGV[1], ARGV[2] + 0
+-- Whole numbers go to Redis as '%d' text: a Lua number passed as it is is formatted with
+-- '%.14g' (printf's floating-point path: by callgrind a few thousand instructions each).
+-- Numbers are read with `x + 0`, one conversion, where tonumber makes two (`num`: a field
+-- that may be absent, which HMGET gives as false: nil then, as tonumber gave).
+local format = string.format
+local function int(n) return format('%d', n) end
+local function num(x) if x then return x + 0 end end
 local viewer, creator = ARGV[3], ARGV[4]
-local session_start, duration = tonumber(ARGV[5]), tonumber(ARGV[6])
-local window, max_per_ip, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local n_ads = tonumber(ARGV[12])
+local session_start, duration = ARGV[5] + 0, ARGV[6] + 0
+local window, max_per_ip, ttl = ARGV[7] + 0, ARGV[8] + 0, ARGV[9] + 0
+local n_ads = ARGV[12] + 0
+-- The events hash's lifetime from each batch (ARGV[15+n], not past ARGV[9]).
+local events_ttl = int(math.min(ttl, ARGV[15 + n_ads] + 0))
 local looked_up = ARGV[17 + n_ads]
 local st = redis.call('HMGET', KEYS[2], 'last', 'credited', 'viewed', 'seen', 'horizon', 'z', 't', 'at')
 -- The state's fields to write (`keep`), written in one HSET on the way out (`keep_state`).
@@ -71,15 +80,15 @@ local function keep_state()
   redis.call('EXPIRE', KEYS[2], ARGV[9])
 end
 if looked_up == '' then
-  local wait, tokens, at = refill(tonumber(st[7]), tonumber(st[8]), now, tonumber(ARGV[10]), tonumber(ARGV[11]), 1)
+  local wait, tokens, at = refill(num(st[7]), num(st[8]), now, ARGV[10] + 0, ARGV[11] + 0, 1)
   if wait > 0 then return {'rl', wait} end
   keep('t', tokens)
-  keep('at', at)
+  keep('at', int(at))
 end
-local last = tonumber(st[1]) or session_start
-local credited_total = tonumber(st[2]) or 0
+local last = num(st[1]) or session_start
+local credited_total = num(st[2]) or 0
 local viewed = st[3] == '1'
-local horizon = tonumber(st[5])
+local horizon = num(st[5])
 local fresh = st[6] == '1'
 local exists = nil
 if st[4] or not fresh then exists = redis.call('EXISTS', KEYS[1]) == 1 end
@@ -88,7 +97,7 @@ local legacy = not fresh and exists
 -- Events were recorded before, and their records are gone: the session sat idle past the
 -- events hash's lifetime. Whatever was decided up to then is in ClickHouse, not here.
 if st[4] and not exists then
-  local seen = tonumber(st[4])
+  local seen = st[4] + 0
   if horizon == nil or seen > horizon then
     horizon = seen
     keep('horizon', st[4])
@@ -105,11 +114,11 @@ local function count_view()
   state_changed = true
   if self then return 'excluded', 'self_view' end
   if redis.call('EXISTS', KEYS[5]) == 1 then return 'excluded', 'duplicate_viewer' end
-  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', int(now - window))
   if redis.call('ZCARD', KEYS[6]) >= max_per_ip then return 'excluded', 'duplicate_ip' end
-  redis.call('SET', KEYS[5], '1', 'PX', window)
-  redis.call('ZADD', KEYS[6], now, req .. ':' .. viewer)
-  redis.call('PEXPIRE', KEYS[6], window)
+  redis.call('SET', KEYS[5], '1', 'PX', ARGV[7])
+  redis.call('ZADD', KEYS[6], ARGV[2], req .. ':' .. viewer)
+  redis.call('PEXPIRE', KEYS[6], ARGV[7])
   redis.call('INCR', KEYS[3])
   return 'counted', ''
 end
@@ -120,7 +129,7 @@ local function count_impression(ad_index)
   if self then return 'excluded', 'self_view' end
   local wkey = KEYS[6 + ad_index]
   if redis.call('EXISTS', wkey) == 1 then return 'excluded', 'duplicate_viewer' end
-  redis.call('SET', wkey, '1', 'PX', window)
+  redis.call('SET', wkey, '1', 'PX', ARGV[7])
   return 'counted', ''
 end
 
@@ -128,8 +137,7 @@ local find, sub, byte = string.find, string.sub, string.byte
 -- An event's type by its letter's byte (p, u, s, e, g, a): no string is made to read it.
 local TYPES = { [112] = 'play', [117] = 'pause', [115] = 'seek', [101] = 'end', [103] = 'progress', [97] = 'ad_impression' }
 -- Fields per event in parallel arrays (no table per event); the rest is cut from the record
--- (event i's starts at 59 * i - 58) where it is used. `x + 0` makes a number of a string of
--- digits with one conversion, where tonumber makes two.
+-- (event i's starts at 59 * i - 58) where it is used.
 local packed = ARGV[13 + n_ads]
 local tail = find(packed, '\30', 1, true)
 local n = ((tail or #packed + 1) - 1) / 59
@@ -155,7 +163,7 @@ if looked_up ~= '' then
     if record ~= '' then redis.call('HSETNX', KEYS[1], id, record) end
   end
   -- Expiring from now, whatever this call returns.
-  redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
+  redis.call('EXPIRE', KEYS[1], events_ttl)
 end
 -- The records of every id at once (and in `mine`, for a repeated id, what this call decided).
 local recorded = n > 0 and redis.call('HMGET', KEYS[1], unpack(ids)) or {}
@@ -186,7 +194,7 @@ if legacy then
   end
 end
 if horizon then
-  local cold, limit = {}, horizon + tonumber(ARGV[16 + n_ads])
+  local cold, limit = {}, horizon + ARGV[16 + n_ads]
   for i = 1, n do
     if not recorded[i] and not checked[ids[i]] and tss[i] <= limit then cold[#cold + 1] = i end
   end
@@ -208,7 +216,7 @@ local function decision_text(outcome, reason, credited)
   if not by_credit then by_credit = {} by_reason[reason] = by_credit end
   local d = by_credit[credited]
   if not d then
-    local text = LETTERS[outcome] .. '|' .. reason .. '|' .. credited
+    local text = LETTERS[outcome] .. '|' .. reason .. '|' .. int(credited)
     d = { req .. '|' .. text, 'n|' .. text }
     by_credit[credited] = d
   end
@@ -271,10 +279,10 @@ for i = 1, n do
 end
 
 if n_writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
-redis.call('EXPIRE', KEYS[1], math.min(ttl, tonumber(ARGV[15 + n_ads])))
+redis.call('EXPIRE', KEYS[1], events_ttl)
 if state_changed then
-  keep('last', last)
-  keep('credited', credited_total)
+  keep('last', int(last))
+  keep('credited', int(credited_total))
   keep('viewed', viewed and '1' or '0')
 end
 if state_changed or n_writes > 0 then keep('seen', ARGV[2]) end
@@ -286,7 +294,7 @@ if resume_ts then
   local prev = redis.call('GET', KEYS[4])
   local prev_ts = prev and tonumber(string.match(prev, '^(%-?%d+):')) or nil
   if prev_ts == nil or resume_ts >= prev_ts then
-    redis.call('SET', KEYS[4], resume_ts .. ':' .. resume_pos, 'EX', ARGV[14 + n_ads])
+    redis.call('SET', KEYS[4], int(resume_ts) .. ':' .. int(resume_pos), 'EX', ARGV[14 + n_ads])
   end
 end
 return {'ok', table.concat(out, '\30')}

@@ -2,4 +2,5 @@
 -- KEYS[1]  bucket hash {t = tokens left, at = last refill ms}
 -- ARGV[1]  now (ms)   ARGV[2] refill rate (tokens per second)   ARGV[3] burst (capacity)   ARGV[4] cost
 -- Returns  0 when allowed, else the milliseconds to wait before `cost` tokens are there.
-return take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+-- `x + 0`: one conversion a number, where tonumber makes two.
+return take_tokens(KEYS[1], ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0, ARGV[4] + 0)
