@@ -1,4 +1,5 @@
--- Token bucket, shared by the scripts that include this file before their own text.
+-- Token bucket, shared by the scripts that include this file before their own text (after
+-- numbers.lua).
 -- refill(tokens, at, now ms, rate per second, burst, cost): the bucket {tokens left (nil: full),
 -- at = last refill ms (nil: now)} after taking `cost` tokens: returns 0 and the tokens left and
 -- refill time to keep, or the milliseconds to wait until `cost` tokens are there (and nothing to keep).
@@ -19,10 +20,9 @@ end
 -- returns the milliseconds to wait until `cost` tokens are there.
 local function take_tokens(key, now, rate, burst, cost)
   local state = redis.call('HMGET', key, 't', 'at')
-  local wait, tokens, at = refill(state[1] and state[1] + 0 or nil, state[2] and state[2] + 0 or nil, now, rate, burst, cost)
+  local wait, tokens, at = refill(num(state[1]), num(state[2]), now, rate, burst, cost)
   if wait > 0 then return wait end
-  -- Whole numbers as '%d' text (a Lua number is formatted with '%.14g': see ingest.lua's int).
-  redis.call('HSET', key, 't', tokens, 'at', string.format('%d', at))
-  redis.call('PEXPIRE', key, string.format('%d', math.ceil(burst * 1000 / rate) + 1000))
+  redis.call('HSET', key, 't', tokens, 'at', int(at))
+  redis.call('PEXPIRE', key, int(math.ceil(burst * 1000 / rate) + 1000))
   return 0
 end

@@ -1,5 +1,5 @@
 -- Takes the request from the session's token bucket, then decides every event of it,
--- atomically (bucket.lua is included before this text). The session's keys are read once and
+-- atomically (numbers.lua and bucket.lua are included before this text). The session's keys are read once and
 -- written once a call: its state hash holds its bucket too (until the evening of 5 December a key of its own,
 -- `...:rl`, which expired seconds after its last use: an edge of before and one of since, side
 -- by side during an upgrade, each keep a bucket of their own for a session they both take).
@@ -52,14 +52,8 @@
 -- for a new decision, or "d|<record>" for an id already decided (earlier, or by an earlier
 -- event of this same batch).
 
+-- Whole numbers go to Redis as int(n), numbers are read with `x + 0` or num(x) (numbers.lua).
 local req, now = ARGV[1], ARGV[2] + 0
--- Whole numbers go to Redis as '%d' text: a Lua number passed as it is is formatted with
--- '%.14g' (printf's floating-point path: by callgrind a few thousand instructions each).
--- Numbers are read with `x + 0`, one conversion, where tonumber makes two (`num`: a field
--- that may be absent, which HMGET gives as false: nil then, as tonumber gave).
-local format = string.format
-local function int(n) return format('%d', n) end
-local function num(x) if x then return x + 0 end end
 local viewer, creator = ARGV[3], ARGV[4]
 local session_start, duration = ARGV[5] + 0, ARGV[6] + 0
 local window, max_per_ip, ttl = ARGV[7] + 0, ARGV[8] + 0, ARGV[9] + 0

@@ -194,9 +194,9 @@ function parseDecision(parts: string[]): Decision {
  */
 export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunner) {
   const specs = {
-    csRateLimit: { file: script('ratelimit'), include: [script('bucket')], numberOfKeys: 1 },
+    csRateLimit: { file: script('ratelimit'), include: [script('numbers'), script('bucket')], numberOfKeys: 1 },
     // The key count varies with the ads in the token, so it is passed first on each call.
-    csIngest: { file: script('ingest'), include: [script('bucket')] },
+    csIngest: { file: script('ingest'), include: [script('numbers'), script('bucket')] },
     csClaim: { file: script('claim'), numberOfKeys: 2 },
     csMark: { file: script('mark'), numberOfKeys: 1 },
   }
