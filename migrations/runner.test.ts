@@ -200,6 +200,12 @@ describe('the schema the migrations create', () => {
     expect(uncommented.map((c) => `${c.table}.${c.name}`)).toEqual([])
   })
 
+  it('merges raw_events in steps of 20 parts (merge_selector_base), the view tables in the engine default steps', async () => {
+    const engines = await rows<{ name: string; engine_full: string }>(ch, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree'")
+    const wide = engines.filter((t) => /merge_selector_base = 20\b/.test(t.engine_full)).map((t) => t.name)
+    expect(wide).toEqual(['raw_events'])
+  })
+
   it('has every materialized view write TO a table of its own, so no hidden inner table goes uncommented', async () => {
     const views = await rows<{ name: string; create_table_query: string }>(ch, "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
     expect(views.length).toBeGreaterThan(0)

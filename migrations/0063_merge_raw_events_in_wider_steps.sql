@@ -1,0 +1,11 @@
+-- raw_events merges its parts in wider steps: `merge_selector_base` 20 instead of the engine's 5.
+-- The engine merges a run of parts once they add up to about `base` times the largest of them, so
+-- a row is rewritten about once per power of `base` between a load's part (~44,000 rows) and the
+-- partition's largest. Loading 8.8 million edge rows in 44,000-row blocks into one process (merges
+-- running): 3.6 rows merged in all tables per row inserted with 5, 2.1 with 20, and the engine's
+-- merge threads 2.17-2.24 us of CPU per row inserted against 1.51-1.58 (test/bench/HISTORY.md,
+-- eighteenth session). A month's partition (billions of rows) saves more: each row goes through
+-- about half as many merges. The price is more parts at a time (22 against 12 after those loads;
+-- a query looks each one's index up), far below the 1,000 at which the engine delays inserts.
+-- The view tables keep the engine's default: their parts are small, and the API reads them.
+ALTER TABLE raw_events MODIFY SETTING merge_selector_base = 20
