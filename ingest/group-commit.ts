@@ -65,7 +65,14 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
       w.done(true)
     }
     const now = performance.now()
-    if (roomWaiters.some((w) => w.until <= now)) roomWaiters = roomWaiters.filter((w) => w.until > now || (w.done(false), false))
+    if (roomWaiters.some((w) => w.until <= now)) {
+      const still: typeof roomWaiters = []
+      for (const w of roomWaiters) {
+        if (w.until > now) still.push(w)
+        else w.done(false)
+      }
+      roomWaiters = still
+    }
     if (roomWaiters.length > 0 && !roomTimer)
       roomTimer = setTimeout(() => {
         roomTimer = undefined
