@@ -16,9 +16,13 @@ it("runs scripts through Bun's client as the edge needs: loads a missing script,
   // The first call finds no script on the server (NOSCRIPT), loads it and runs it; the second runs it.
   expect(report.first).toMatchObject({ ok: true, value: ['cs:test:n', 'a', 1] })
   expect(report.second).toMatchObject({ ok: true, value: ['cs:test:n', 'b', 2] })
+  // Calls sent at the end of the turn (runSoon) reach Redis after one sent at once later in that turn, in their order.
+  expect(report.soon).toMatchObject({ ok: true, value: [['cs:test:n', 's1', 4], ['cs:test:n', 's2', 5], ['cs:test:n', 'now', 3]] })
   // Redis down: an error at once (the edge answers 503), not a command queued until it is back.
   expect(report.down.ok).toBe(false)
   expect(report.down.ms).toBeLessThan(900)
+  expect(report.down_soon.ok).toBe(false)
+  expect(report.down_soon.ms).toBeLessThan(900)
   // A new, empty Redis on the same address: the client is back and loads the script again.
   expect(report.back).toMatchObject({ ok: true, value: ['cs:test:n', 'd', 1] })
   // A Redis that stops answering: the command fails after the timeout (1 s here).

@@ -4,6 +4,15 @@ import type { RedisTarget } from './redis.ts'
 /** Runs a Lua script (EVALSHA, loading it where the server lacks it) with string arguments. */
 export type ScriptRunner = {
   run(script: { lua: string; sha: string }, numberOfKeys: number, args: string[]): Promise<unknown>
+  /**
+   * As `run`, sent at the end of this turn of the event loop (setImmediate) with the other calls
+   * made for it in the turn, in the order made. Bun's client writes the calls of one tick together;
+   * each HTTP request's handler runs in a tick of its own, so its first call would go alone: one
+   * write, and on Redis's side one read and one reply, a call. Measured with the IP bucket's script
+   * from 400 connections (a probe, 6 December, alternating every 5 s): Redis 7.6–8.9 µs of CPU a call
+   * against 11.3–15.0 sent at once, the calling process 26–34 µs a request against 30–40.
+   */
+  runSoon(script: { lua: string; sha: string }, numberOfKeys: number, args: string[]): Promise<unknown>
   close(): void
 }
 
@@ -95,16 +104,31 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
       )
     })
 
+  const run: ScriptRunner['run'] = async (script, numberOfKeys, args) => {
+    const argv = [String(numberOfKeys), ...args]
+    try {
+      return await send('EVALSHA', [script.sha, ...argv])
+    } catch (err) {
+      if (!(err instanceof Error && /NOSCRIPT/.test(err.message))) throw err
+      await send('SCRIPT', ['LOAD', script.lua])
+      return await send('EVALSHA', [script.sha, ...argv])
+    }
+  }
+  /** Calls made with runSoon in this turn, sent at its end. */
+  let soon: (() => void)[] = []
+  const sendSoon = () => {
+    const calls = soon
+    soon = []
+    for (const call of calls) call()
+  }
+
   return {
-    async run(script, numberOfKeys, args) {
-      const argv = [String(numberOfKeys), ...args]
-      try {
-        return await send('EVALSHA', [script.sha, ...argv])
-      } catch (err) {
-        if (!(err instanceof Error && /NOSCRIPT/.test(err.message))) throw err
-        await send('SCRIPT', ['LOAD', script.lua])
-        return await send('EVALSHA', [script.sha, ...argv])
-      }
+    run,
+    runSoon(script, numberOfKeys, args) {
+      return new Promise((resolve, reject) => {
+        if (soon.length === 0) setImmediate(sendSoon)
+        soon.push(() => void run(script, numberOfKeys, args).then(resolve, reject))
+      })
     },
     close() {
       closed = true
