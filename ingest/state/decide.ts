@@ -271,7 +271,9 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
         String(settings.RATE_LIMIT_TOKEN_PER_SECOND), String(settings.RATE_LIMIT_TOKEN_BURST), String(ads.length), ...ads, packed, String(settings.RESUME_CACHE_HOURS * 3600),
         String(settings.DECISION_IDLE_MINUTES * 60), String(decidedTsMarginMs), looked,
       ]
-      const [status, out] = (viaBun ? await viaBun.runner.run(viaBun.ingest, keyList.length, args) : await r.csIngest(keyList.length, ...args)) as [string, string | number]
+      // Sent with the other requests' calls of this turn (runSoon): each request gets here in a
+      // microtask of its own, and Bun's client wrote each such call in a send of its own (strace).
+      const [status, out] = (viaBun ? await viaBun.runner.runSoon(viaBun.ingest, keyList.length, args) : await r.csIngest(keyList.length, ...args)) as [string, string | number]
       if (status === 'rl') return { rateLimitedMs: Number(out) }
       if (status === 'cold') return { cold: String(out).split(',').map((i) => Number(i) - 1) }
       if (events.length === 0) return []
