@@ -28,4 +28,6 @@ it("runs scripts through Bun's client as the edge needs: loads a missing script,
   // A Redis that stops answering: the command fails after the timeout (1 s here).
   expect(report.paused.ok).toBe(false)
   expect(report.paused.error).toMatch(/timed out/)
+  // A call waiting for the end of its turn when the runner closes is refused.
+  expect(report.closed_soon).toMatchObject({ ok: false, error: 'Redis client closed' })
 }, 90_000)

@@ -114,12 +114,16 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
       return await send('EVALSHA', [script.sha, ...argv])
     }
   }
-  /** Calls made with runSoon in this turn, sent at its end. */
-  let soon: (() => void)[] = []
+  type SoonCall = { script: { lua: string; sha: string }; numberOfKeys: number; args: string[]; resolve(v: unknown): void; reject(err: Error): void }
+  /** Calls made with runSoon in this turn, sent at its end (refused if the runner was closed meanwhile). */
+  let soon: SoonCall[] = []
   const sendSoon = () => {
     const calls = soon
     soon = []
-    for (const call of calls) call()
+    for (const c of calls) {
+      if (closed) c.reject(new Error('Redis client closed'))
+      else run(c.script, c.numberOfKeys, c.args).then(c.resolve, c.reject)
+    }
   }
 
   return {
@@ -127,7 +131,7 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
     runSoon(script, numberOfKeys, args) {
       return new Promise((resolve, reject) => {
         if (soon.length === 0) setImmediate(sendSoon)
-        soon.push(() => void run(script, numberOfKeys, args).then(resolve, reject))
+        soon.push({ script, numberOfKeys, args, resolve, reject })
       })
     },
     close() {

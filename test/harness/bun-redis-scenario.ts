@@ -61,7 +61,10 @@ report.back = { ...back, after_ms: Math.round(performance.now() - since) }
 server.kill('SIGSTOP')
 report.paused = await timed(() => fast.run(script, 1, ['cs:test:n', 'e']))
 server.kill('SIGCONT')
+// A call still waiting for the end of its turn when the runner is closed is refused, not left hanging.
+const late = fast.runSoon(script, 1, ['cs:test:n', 'f'])
 fast.close()
+report.closed_soon = await timed(() => late)
 await stop(server)
 console.log(JSON.stringify(report))
 process.exit(0)
