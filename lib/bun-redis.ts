@@ -5,12 +5,15 @@ import type { RedisTarget } from './redis.ts'
 export type ScriptRunner = {
   run(script: { lua: string; sha: string }, numberOfKeys: number, args: string[]): Promise<unknown>
   /**
-   * As `run`, sent at the end of this turn of the event loop (setImmediate) with the other calls
-   * made for it in the turn, in the order made. Bun's client writes the calls of one tick together;
-   * each HTTP request's handler runs in a tick of its own, so its first call would go alone: one
-   * write, and on Redis's side one read and one reply, a call. Measured with the IP bucket's script
-   * from 400 connections (a probe, 6 December, alternating every 5 s): Redis 7.6–8.9 µs of CPU a call
-   * against 11.3–15.0 sent at once, the calling process 26–34 µs a request against 30–40.
+   * As `run`, but while other calls are waiting for Redis's answer, sent at the end of this turn of
+   * the event loop (setImmediate) with the other calls made for it in the turn, in the order made;
+   * with none waiting, at once (Nagle's rule: a busy edge batches, an idle one does not wait).
+   * Bun's client writes the calls of one tick together; each HTTP request's handler runs in a tick
+   * of its own, so its first call would go alone: one write, and on Redis's side one read and one
+   * reply, a call. Measured with the IP bucket's script from 400 connections (a probe, 6 December,
+   * alternating every 5 s): Redis 7.6–8.9 µs of CPU a call against 11.3–15.0 sent at once, the
+   * calling process 26–34 µs a request against 30–40. Always deferred, 3,000 paced players' p99
+   * rose (test/bench/HISTORY.md, nineteenth session).
    */
   runSoon(script: { lua: string; sha: string }, numberOfKeys: number, args: string[]): Promise<unknown>
   close(): void
@@ -129,6 +132,7 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
   return {
     run,
     runSoon(script, numberOfKeys, args) {
+      if (pending.size === 0 && soon.length === 0) return run(script, numberOfKeys, args)
       return new Promise((resolve, reject) => {
         if (soon.length === 0) setImmediate(sendSoon)
         soon.push({ script, numberOfKeys, args, resolve, reject })

@@ -40,8 +40,9 @@ const fast = createBunScripts({ url: `redis://127.0.0.1:${port}` }, { timeoutMs:
 const report: Record<string, unknown> = {}
 report.first = await timed(() => fast.run(script, 1, ['cs:test:n', 'a'])) // the server lacks the script: loaded, then run
 report.second = await timed(() => fast.run(script, 1, ['cs:test:n', 'b']))
-// runSoon sends at the end of the turn, in the order of the calls: after a call made at once later in it.
-const soon = [fast.runSoon(script, 1, ['cs:test:n', 's1']), fast.runSoon(script, 1, ['cs:test:n', 's2'])]
+// runSoon with nothing waiting for Redis sends at once; with a call waiting (s1), at the end of the
+// turn, in the order of the calls: after a call made at once later in it.
+const soon = [fast.runSoon(script, 1, ['cs:test:n', 's1']), fast.runSoon(script, 1, ['cs:test:n', 's2']), fast.runSoon(script, 1, ['cs:test:n', 's3'])]
 report.soon = await timed(() => Promise.all([...soon, fast.run(script, 1, ['cs:test:n', 'now'])]))
 await stop(server)
 report.down = await timed(() => fast.run(script, 1, ['cs:test:n', 'c']))
