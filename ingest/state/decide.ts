@@ -227,7 +227,8 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
     async rateLimit(ip: string, now: number): Promise<number> {
       const key = keys.ipBucket(ip)
       const { RATE_LIMIT_IP_PER_SECOND: rate, RATE_LIMIT_IP_BURST: burst } = settings
-      // A request's first call, made from a tick of its own: sent with the other requests' of this turn (runSoon).
+      // A request's first call, made from a tick of its own: while earlier calls wait for Redis, sent with
+      // the other requests' calls of this turn (runSoon).
       if (viaBun) return Number(await viaBun.runner.runSoon(viaBun.rateLimit, 1, [key, String(now), String(rate), String(burst), '1']))
       return await r.csRateLimit(key, now, rate, burst, 1)
     },
@@ -271,8 +272,8 @@ export function createRules(redis: Redis, settings: Settings, fast?: ScriptRunne
         String(settings.RATE_LIMIT_TOKEN_PER_SECOND), String(settings.RATE_LIMIT_TOKEN_BURST), String(ads.length), ...ads, packed, String(settings.RESUME_CACHE_HOURS * 3600),
         String(settings.DECISION_IDLE_MINUTES * 60), String(decidedTsMarginMs), looked,
       ]
-      // Sent with the other requests' calls of this turn (runSoon): each request gets here in a
-      // microtask of its own, and Bun's client wrote each such call in a send of its own (strace).
+      // Each request gets here in a microtask of its own, and Bun's client wrote each such call in a
+      // send of its own (strace): while earlier calls wait for Redis, sent with the turn's (runSoon).
       const [status, out] = (viaBun ? await viaBun.runner.runSoon(viaBun.ingest, keyList.length, args) : await r.csIngest(keyList.length, ...args)) as [string, string | number]
       if (status === 'rl') return { rateLimitedMs: Number(out) }
       if (status === 'cold') return { cold: String(out).split(',').map((i) => Number(i) - 1) }
