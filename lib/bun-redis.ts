@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto'
 import type { RedisTarget } from './redis.ts'
 
+/** A script's text and its SHA1, as EVALSHA names it (see scriptOf). */
+export type Script = { lua: string; sha: string }
+
 /** Runs a Lua script (EVALSHA, loading it where the server lacks it) with string arguments. */
 export type ScriptRunner = {
-  run(script: { lua: string; sha: string }, numberOfKeys: number, args: string[]): Promise<unknown>
+  run(script: Script, numberOfKeys: number, args: string[]): Promise<unknown>
   /**
    * As `run`, but while other calls are waiting for Redis's answer, sent at the end of this turn of
    * the event loop (setImmediate) with the other calls made for it in the turn, in the order made;
@@ -15,7 +18,7 @@ export type ScriptRunner = {
    * calling process 26–34 µs a request against 30–40. Always deferred, 3,000 paced players' p99
    * rose (test/bench/HISTORY.md, nineteenth session).
    */
-  runSoon(script: { lua: string; sha: string }, numberOfKeys: number, args: string[]): Promise<unknown>
+  runSoon(script: Script, numberOfKeys: number, args: string[]): Promise<unknown>
   close(): void
 }
 
@@ -27,8 +30,8 @@ type BunRedis = {
   onclose: ((err: Error) => void) | null
 }
 
-/** A script's text and its SHA1, as EVALSHA names it. */
-export function scriptOf(lua: string): { lua: string; sha: string } {
+/** A script of this text. */
+export function scriptOf(lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
@@ -117,7 +120,7 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
       return await send('EVALSHA', [script.sha, ...argv])
     }
   }
-  type SoonCall = { script: { lua: string; sha: string }; numberOfKeys: number; args: string[]; resolve(v: unknown): void; reject(err: Error): void }
+  type SoonCall = { script: Script; numberOfKeys: number; args: string[]; resolve(v: unknown): void; reject(err: Error): void }
   /** Calls made with runSoon in this turn, sent at its end (refused if the runner was closed meanwhile). */
   let soon: SoonCall[] = []
   const sendSoon = () => {
