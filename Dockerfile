@@ -19,16 +19,13 @@ WORKDIR /app
 # it at start whatever its value; to run without it: `env -u Malloc bun lib/main.ts`.
 # MIMALLOC_*: Bun's allocator keeps freed pages 15 s and leaves the holes of pages in use,
 # as `npm start` does (lib/bootstrap.mjs and the README's Settings).
-# JE_MALLOC_CONF: the embedded engine's jemalloc keeps freed pages 60 s, as `npm start` does
-# (it matters only when the edge runs chDB in process, without CLICKHOUSE_URL).
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
     DATA_DIR=/app/data \
     Malloc=1 \
     MIMALLOC_PURGE_DELAY=15000 \
-    MIMALLOC_PURGE_HOLES=0 \
-    JE_MALLOC_CONF=dirty_decay_ms:60000
+    MIMALLOC_PURGE_HOLES=0
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json bunfig.toml tsconfig.json ./
 COPY lib ./lib

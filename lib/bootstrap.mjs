@@ -91,14 +91,6 @@ else delete env.Malloc
 // are left as they are.
 env.MIMALLOC_PURGE_DELAY ??= '15000'
 env.MIMALLOC_PURGE_HOLES ??= '0'
-// The embedded engine (chDB) allocates through a jemalloc of its own, which reads JE_MALLOC_CONF
-// when the library loads. Built with dirty_decay_ms 5000, it gives freed pages back to the
-// kernel over 5 s, and the loads' and merges' threads fault the same memory in again; kept
-// 60 s: in alternation, 60 s closed loop, 0.085-0.101 faults an accepted event against
-// 0.121-0.163 (lower in every pair of four), the engine's threads 6.96 against 7.44 µs an
-// event, peak RSS no higher (README, Settings; test/bench/HISTORY.md). A value already set is
-// left as it is.
-env.JE_MALLOC_CONF ??= 'dirty_decay_ms:60000'
 // The real command is a child: pass it the signals we get (a plain SIGTERM to npm must
 // still let the server flush and stop), and leave with its status.
 const [cmd, args] = commands[mode]

@@ -33,11 +33,3 @@ it("starts Bun with its allocator keeping freed pages 15 s and the holes of page
   expect(option(own.stderr, 'purge_delay')).toBe('100')
   expect(option(own.stderr, 'purge_holes')).toBe('1')
 }, 120_000)
-
-it("starts Bun with the embedded engine's jemalloc keeping freed pages 60 s, as chDB's jemalloc reads it, unless set otherwise", () => {
-  const base: Record<string, string | undefined> = { ...process.env, JE_MALLOC_CONF: undefined }
-  // jemalloc's statistics list the options it runs with: what the engine got, not just the variable.
-  const decay = "const { query } = require('chdb'); console.log(/opt\\.dirty_decay_ms: (-?\\d+)/.exec(query('SELECT * FROM system.jemalloc_stats', 'TSVRaw'))?.[1] ?? null)"
-  expect(bootstrapRun(decay, base)).toMatchObject({ status: 0, stdout: '60000' })
-  expect(bootstrapRun(decay, { ...base, JE_MALLOC_CONF: 'dirty_decay_ms:5000' })).toMatchObject({ status: 0, stdout: '5000' })
-}, 120_000)
