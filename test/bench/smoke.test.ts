@@ -1,9 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { tempDir } from '../harness/engines.ts'
 import { BUN, ROOT } from '../harness/process.ts'
+import { RAW_COLUMNS } from '../../ingest/events/rows.ts'
 
 /**
  * Each benchmark in its smoke mode (tiny sizes, a few seconds): it completes, prints
@@ -31,8 +32,10 @@ const gitCheckout = spawnSync('git', ['rev-parse', '--verify', 'HEAD'], { cwd: R
 describe('benchmarks in smoke mode', () => {
   it('bench:ingest drives the real server, stores every acknowledged event once and measures the ceiling', async () => {
     const out = join(dir, 'ingest.json')
-    // With JavaScriptCore's log of collections on, the run sums the server's collections.
-    const r = await run('ingest.ts', ['--out', out, '--env', 'BUN_JSC_logGC=1'])
+    // With JavaScriptCore's log of collections on, the run sums the server's collections; its data folder kept for the ceiling's rows.
+    const r = await run('ingest.ts', ['--out', out, '--env', 'BUN_JSC_logGC=1', '--keep'])
+    const dataDir = /\[bench:ingest\] data (\S+);/.exec(r.out)?.[1]
+    if (dataDir) onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }))
     expect(r.code, r.out).toBe(0)
     expect(r.out).toContain('accepted events/s')
     const { figures: f, machine, settings } = read(out)
@@ -56,6 +59,12 @@ describe('benchmarks in smoke mode', () => {
     expect(f.server_peak_rss_mib).toBeGreaterThan(0)
     expect(f.ceiling.stored).toBe(f.ceiling.rows)
     expect(f.ceiling_rows_per_second).toBeGreaterThan(0)
+    // The ceiling inserts the rows in the order the edge received them (not as raw_events stores them, by video).
+    expect(settings.ceiling_order).toBe('arrival')
+    const receivedAt = RAW_COLUMNS.indexOf('received_at')
+    const times = readFileSync(join(dataDir!, 'rows.tsv'), 'utf8').trimEnd().split('\n').map((l) => Number(l.split('\t')[receivedAt]))
+    expect(times.length).toBe(f.ceiling.rows)
+    expect(times.every((t, i) => t > 0 && (i === 0 || t >= times[i - 1]!))).toBe(true)
   }, 180_000)
 
   it('bench:ingest --generator wrk drives the same players from wrk, and every acknowledged event is stored once', async () => {
