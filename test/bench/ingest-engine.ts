@@ -6,7 +6,7 @@
  *     after the server stopped: every acknowledged id stored exactly once, no id twice,
  *     aggregates equal to the raw table; exports up to <exportRows> stored rows, the first the
  *     edge received, in that order (arrival, the default), or as raw_events stores them (storage:
- *     sorted by video, which the engine inserts 15-30 % faster than the same rows as they arrive,
+ *     sorted by video, which the engine inserted ~10 % faster than the same rows as they arrived,
  *     6 December, HISTORY.md; the ceiling's order until then).
  *   bun test/bench/ingest-engine.ts ceiling <exportFile> <blockRows>
  *     the same rows inserted straight into a fresh engine (raw_events and its views)
