@@ -6,6 +6,7 @@
  *
  *   npm run bench:redis-clients [-- --calls 20000 --rounds 4 --in-flight 200] [--smoke] [--out file.json]
  */
+import { rmSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { startPrivateRedis } from '../../lib/redis-server.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
@@ -17,7 +18,8 @@ const calls = num(flags, 'calls', smoke ? 500 : 20_000)
 const rounds = num(flags, 'rounds', smoke ? 1 : 4)
 const inFlight = num(flags, 'in-flight', 200)
 const port = await freePort()
-const server = await startPrivateRedis({ dir: tempDir('cs-bench-redis-clients-'), port, persist: false })
+const redisDir = tempDir('cs-bench-redis-clients-')
+const server = await startPrivateRedis({ dir: redisDir, port, persist: false })
 const lua = "redis.call('HSET', KEYS[1], 'x', ARGV[1]); return {'ok', 'n|counted||1000'}"
 const io = new Redis({ port })
 const sha = (await io.script('LOAD', lua)) as string
@@ -55,6 +57,7 @@ try {
   io.disconnect()
   bun.close()
   await server.stop()
+  rmSync(redisDir, { recursive: true, force: true })
 }
 printTable(
   `bench:redis-clients — EVALSHA of an ingest call, ${calls} calls, ${inFlight} in flight`,
