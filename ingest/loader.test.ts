@@ -1,6 +1,6 @@
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
 import { createLoader, type LoaderOptions } from './loader.ts'
 import { createWal } from './wal.ts'
@@ -9,7 +9,9 @@ type Insert = { body: string; token: string }
 
 /** A real write-ahead log in a temp folder and an in-memory store that can fail on demand. */
 function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
-  const wal = createWal(tempDir('cs-loader-'))
+  const dir = tempDir('cs-loader-')
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+  const wal = createWal(dir)
   const inserts: Insert[] = []
   const attempts: Insert[] = []
   let failures = opts.failures ?? 0

@@ -23,7 +23,7 @@ function bun(args: string[]): Promise<{ code: number | null; out: string; err: s
  * was killed first).
  */
 const PREPARE = `
-import { cpSync, mkdtempSync, readdirSync } from 'node:fs'
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadSettings } from './lib/config.ts'
@@ -36,6 +36,7 @@ const ch = createClickHouse(settings)
 const sqlOnly = mkdtempSync(join(tmpdir(), 'cs-sql-only-'))
 for (const f of readdirSync('migrations').filter((f) => /^\\d{4}_.*\\.sql$/.test(f))) cpSync(join('migrations', f), join(sqlOnly, f))
 await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, { dir: sqlOnly })
+rmSync(sqlOnly, { recursive: true, force: true })
 await ch.close()
 const claims = { sub: 'w1', vid: 'v-cli', cid: 'c1', sid: 's1', ads: [], dur: 600000, iat: 0, exp: 0 }
 const ts = Date.now() - 60000
