@@ -62,10 +62,13 @@ report.back = { ...back, after_ms: Math.round(performance.now() - since) }
 server.kill('SIGSTOP')
 report.paused = await timed(() => fast.run(script, 1, ['cs:test:n', 'e']))
 server.kill('SIGCONT')
-// A call still waiting for the end of its turn when the runner is closed is refused, not left hanging.
-const late = fast.runSoon(script, 1, ['cs:test:n', 'f'])
+// A call still waiting for the end of its turn when the runner is closed is refused, not left hanging
+// (queued: another call waits for Redis meanwhile; with none, runSoon would send it at once).
+const waiting = fast.run(script, 1, ['cs:test:n', 'f']).catch(() => {})
+const late = fast.runSoon(script, 1, ['cs:test:n', 'g'])
 fast.close()
 report.closed_soon = await timed(() => late)
+await waiting
 await stop(server)
 console.log(JSON.stringify(report))
 process.exit(0)
