@@ -88,6 +88,8 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
   sweeper.unref?.()
 
   const send = async (command: string, args: string[]): Promise<unknown> => {
+    // After close(), every call is refused alike: sent at once, or queued for the end of its turn.
+    if (closed) throw new Error('Redis client closed')
     if (!client.connected) await connecting
     return sendNow(command, args)
   }
@@ -120,16 +122,12 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
       return await send('EVALSHA', [script.sha, ...argv])
     }
   }
-  type SoonCall = { script: Script; numberOfKeys: number; args: string[]; resolve(v: unknown): void; reject(err: Error): void }
-  /** Calls made with runSoon in this turn, sent at its end (refused if the runner was closed meanwhile). */
-  let soon: SoonCall[] = []
+  /** Calls made with runSoon in this turn, sent at its end. */
+  let soon: (() => void)[] = []
   const sendSoon = () => {
     const calls = soon
     soon = []
-    for (const c of calls) {
-      if (closed) c.reject(new Error('Redis client closed'))
-      else run(c.script, c.numberOfKeys, c.args).then(c.resolve, c.reject)
-    }
+    for (const call of calls) call()
   }
 
   return {
@@ -138,7 +136,7 @@ export function createBunScripts(target: RedisTarget, opts: { timeoutMs?: number
       if (pending.size === 0 && soon.length === 0) return run(script, numberOfKeys, args)
       return new Promise((resolve, reject) => {
         if (soon.length === 0) setImmediate(sendSoon)
-        soon.push({ script, numberOfKeys, args, resolve, reject })
+        soon.push(() => void run(script, numberOfKeys, args).then(resolve, reject))
       })
     },
     close() {
