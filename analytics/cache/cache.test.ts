@@ -253,6 +253,35 @@ describe('writes to the cache', () => {
     expect((await again.stats({ videoId: b, creatorId: other.userId, grain: 'month', from: '2026-02-01', to: '2026-02-01' })).outcome).toBe('hit')
     expect((await again.top({ metric: 'watch_time', grain: 'week', date: '2026-02-23', limit: 5 })).outcome).toBe('hit')
   })
+
+  it('of stats rows go after the answers of their turn: the answers one batch query resolves are all given before the first write is built', async () => {
+    const order: string[] = []
+    // The real client, noting when a write of rows (an HSET in a MULTI; the versions are read in one too) is built.
+    const bound = <T extends object>(t: T, key: string | symbol) => {
+      const v = Reflect.get(t, key, t) as unknown
+      return typeof v === 'function' ? v.bind(t) : v
+    }
+    const noting = new Proxy(api.s.redis, {
+      get: (t, key) =>
+        key !== 'multi'
+          ? bound(t, key)
+          : () => new Proxy(t.multi(), { get: (m, k) => (k === 'hset' ? (...args: Parameters<typeof m.hset>) => (order.push('write'), m.hset(...args)) : bound(m, k)) }),
+    })
+    const readStats = createStatsReader({ ch: api.s.ch, cache: createAggregateCache(noting), rules: api.s.settings, now: () => clock, closedTtlSeconds: 600, batchGatherMs: 50 })
+    // Closed ranges of three hashes no test here has asked for: one batch, three misses, three writes.
+    const asked = [
+      { videoId: a, creatorId: creator.userId, grain: 'week', from: '2026-02-16', to: '2026-02-23' },
+      { videoId: b, creatorId: other.userId, grain: 'week', from: '2026-02-16', to: '2026-02-23' },
+      { videoId: b, creatorId: other.userId, grain: 'day', from: '2026-02-27', to: '2026-02-28' },
+    ] as const
+    const answers = await Promise.all(asked.map((q) => readStats(q).then((x) => (order.push('answer'), x))))
+    expect(answers.map((x) => x.outcome)).toEqual(['miss', 'miss', 'miss'])
+    expect(answers[1]!.rows.map((r) => [r.period, r.views])).toEqual([['2026-02-16', 0], ['2026-02-23', 5]])
+    await vi.waitFor(() => expect(order).toEqual(['answer', 'answer', 'answer', 'write', 'write', 'write']))
+    // The writes landed: another reader of its own finds them in Redis.
+    const again = createStatsReader({ ch: api.s.ch, cache: createAggregateCache(api.s.redis), rules: api.s.settings, now: () => clock, closedTtlSeconds: 600 })
+    await vi.waitFor(async () => expect((await Promise.all(asked.map((q) => again(q)))).map((x) => x.outcome)).toEqual(['hit', 'hit', 'hit']))
+  })
 })
 
 describe('the cache and who may see what', () => {
