@@ -91,10 +91,10 @@ export function createAggregateCache(redis: Redis, registry?: Registry) {
     /**
      * Adds fields to a hash; the hash expires `ttlSeconds` after it was created, so no field
      * outlives that. Not waited for (see `set`), and sent only once the current turn of the
-     * event loop is over: building the MULTI of a range's rows takes 0.1–0.2 ms, and the 32
-     * answers of a cold burst, which one batch query resolves in the same turn, all waited for
-     * the 32 writes (3.5–6.7 ms a burst in a trace of bench:api, 6 December). A read of the
-     * same hash in that turn misses and queries; this process's readers keep the rows anyway.
+     * event loop is over: the 32 answers of a cold burst, which one batch query resolves in the
+     * same turn, all waited for the 32 MULTIs to be built and sent (in a trace of bench:api on
+     * 6 December, the batch query's end to the last answer 6.7 ms a burst, 1.4 deferred). A read
+     * of the same hash in that turn misses and queries; this process's readers keep the rows anyway.
      */
     setFields(key: string, values: Record<string, string>, ttlSeconds: number): void {
       if (Object.keys(values).length === 0) return
