@@ -40,8 +40,18 @@ export type RowViewers = { viewers: Uint64Set; ranges: BlockRanges; live?: boole
  * here is as fresh as a query made when the request saw that load version: what the
  * open-answer cache promises.
  *
+ * A row is kept only by a read that listed the parts before it. A read of keys never read
+ * under the generation, with no list at hand (read, or being read, under the same load
+ * version and fresh), lists nothing: it notes its keys, and their next read lists the
+ * parts and keeps their rows. In embedded chDB, which runs one query at a time, the list
+ * is a query before the rows' (4-5 ms), and a burst of videos nobody has read (the first
+ * after a start or a rewrite of the tables) mostly holds keys read once; under steady
+ * reads the list is at hand, and a key is kept on its first read.
+ *
  * @example
  * const rows = openRows<StatsRow>({ maxKeys: 100_000 })
+ * // Keys never read and no list at hand: query their rows alone, then rows.note(gen, table, key) each.
+ * const lists = rows.listed(gen, table, loads) || keys.some((k) => rows.readBefore(gen, table, k))
  * const parts = await rows.parts(gen, table, loads, () => activeParts(ch, table, openFrom))
  * const known = await rows.lookup(gen, table, keys, parts, (names) => rowsOfParts(names))
  * rows.record(gen, table, key, row, seenBlocks(listed, parts.map((p) => p.name)), viewers)
@@ -64,6 +74,10 @@ export function openRows<R>(opts: {
   let generation: string | null = null
   /** Per `table|key`, least recently used first; `owned`: a set of this store's, counted in `held.viewers`. */
   const answers = new Map<string, { row: R; seen: BlockRanges; viewers?: RowViewers; owned?: boolean }>()
+  /** Per `table|key` read once and not kept (see note), oldest first, at most maxKeys. */
+  const noted = new Set<string>()
+  /** Tables with a key read under this generation. */
+  const readTables = new Set<string>()
   const lists = new Map<string, { loads: string | null; at: number; parts: Promise<TablePart[]> }>()
   /** Per `table|part`, the rows the part holds, by key. */
   const partRows = new Map<string, Map<string, PartRow>>()
@@ -110,6 +124,8 @@ export function openRows<R>(opts: {
   const use = (gen: string) => {
     if (gen === generation) return
     answers.clear()
+    noted.clear()
+    readTables.clear()
     lists.clear()
     partRows.clear()
     retired.clear()
@@ -252,6 +268,8 @@ export function openRows<R>(opts: {
      */
     record(gen: string, table: string, key: string, row: R, seen: BlockRanges, viewers?: RowViewers, own = true): void {
       use(gen)
+      readTables.add(table)
+      noted.delete(`${table}|${key}`)
       const old = answers.get(`${table}|${key}`)
       if (old) {
         dropViewers(old)
@@ -278,6 +296,34 @@ export function openRows<R>(opts: {
       return answers.has(`${table}|${key}`)
     },
 
+    /** Whether `key` was read before under this generation: its row kept, or the read noted. */
+    readBefore(gen: string, table: string, key: string): boolean {
+      use(gen)
+      return answers.has(`${table}|${key}`) || noted.has(`${table}|${key}`)
+    },
+
+    /** Notes a read of `key` whose row is not kept (a key's first read, made without the table's list of parts). */
+    note(gen: string, table: string, key: string): void {
+      use(gen)
+      const k = `${table}|${key}`
+      readTables.add(table)
+      noted.delete(k)
+      noted.add(k)
+      if (noted.size > opts.maxKeys) noted.delete(noted.values().next().value as string)
+    },
+
+    /** Whether the table's list of parts is at hand (read or being read, under load version `loads` and fresh): a read may use it at no cost. */
+    listed(gen: string, table: string, loads: string | null): boolean {
+      use(gen)
+      const cached = lists.get(table)
+      return cached !== undefined && cached.loads === loads && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000)
+    },
+
+    /** Whether any key of `table` was read under this generation (kept or noted): then a read will likely list its parts. */
+    holds(gen: string, table: string): boolean {
+      return gen === generation && readTables.has(table)
+    },
+
     /** Whether rows keep their unique viewers as sets (then a read should bring the states along). */
     keepsViewers(): boolean {
       return maxViewers > 0
@@ -291,3 +337,18 @@ export function openRows<R>(opts: {
 }
 
 export type OpenRows<R> = ReturnType<typeof openRows<R>>
+
+/**
+ * A kept row's own viewer set: the merged state of the parts it was read from (none for
+ * a key without rows), or nothing when the read did not take the state along or the state
+ * does not hold the row's `uniqueViewers`.
+ */
+export function ownViewers(state: Uint8Array | undefined, uniqueViewers: number, parts: string[]): RowViewers | undefined {
+  if (state === undefined && (parts.length > 0 || uniqueViewers > 0)) return undefined
+  const viewers = new Uint64Set()
+  if (state) addUniqExactState(state, viewers)
+  if (viewers.size !== uniqueViewers) return undefined
+  const ranges = new BlockRanges()
+  for (const p of parts) ranges.add(p)
+  return { viewers, ranges }
+}

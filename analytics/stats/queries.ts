@@ -2,9 +2,9 @@ import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { addDays, periodStart, periodsBetween, type Grain } from '../http/dates.ts'
-import { activeParts, BlockRanges, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
-import type { OpenRows, PartRow, RowViewers } from './open-rows.ts'
-import { addUniqExactState, readVarUInt, Uint64Set, type ViewerSets } from './viewer-sets.ts'
+import { activeParts, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
+import { ownViewers, type OpenRows, type PartRow, type RowViewers } from './open-rows.ts'
+import { readVarUInt, type ViewerSets } from './viewer-sets.ts'
 
 /**
  * Where each grain is read from: the aggregate table and its period column. A year
@@ -280,7 +280,8 @@ export const openPeriodsTable = (grain: Exclude<Grain, 'year'>): string => SOURC
  * The batch's figures where some periods are open: the rows kept by blocks (see
  * open-rows.ts) for queries of open periods only whose every key is known over the
  * table's active parts; for the rest, closed periods merged in the engine and open ones
- * through the viewer sets (busy keys) or merged too, each open row then kept.
+ * through the viewer sets (busy keys) or merged too, each open row then kept (or, in a
+ * read that did not list the parts, noted).
  */
 async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, qs: StatsQuery[], open: OpenViewers): Promise<Found> {
   const { table } = SOURCES[grain]
@@ -293,11 +294,17 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   // None where system.parts may not be read: then every read is a query, and no block counts as read without a row.
   // Only the open periods' partitions (0062): the ended ones hold no open key, and one part a period would otherwise add up.
   const read = () => activeParts(ch, table, open.from)
-  const parts: TablePart[] = open.rows ? await open.rows.parts(open.generation, table, open.loads, read) : await read().catch(() => [])
+  const wanted = (q: StatsQuery) => open.sets !== undefined && openKeys(q).some((k) => open.sets!.wanted(open.generation, `${table}|${k}`))
+  const readBefore = (q: StatsQuery) => open.rows !== undefined && openKeys(q).some((k) => open.rows!.readBefore(open.generation, table, k))
+  // Listed when the list is at hand, or some key was read before (its row kept or to be kept) or
+  // goes through a viewer set; else the keys are only noted (see open-rows.ts): a cold burst's
+  // list would be a query before its rows' in chDB.
+  const lists = (open.rows?.listed(open.generation, table, open.loads) ?? false) || qs.some((q) => readBefore(q) || wanted(q))
+  const parts: TablePart[] = !lists ? [] : open.rows ? await open.rows.parts(open.generation, table, open.loads, read) : await read().catch(() => [])
   const before = parts.map((p) => p.name)
   const found: Found = new Map()
   let pending = qs
-  if (open.rows) {
+  if (open.rows && lists) {
     const known = await open.rows.lookup(open.generation, table, qs.filter(allOpen).flatMap(openKeys), parts, (names) => rowsOfParts(ch, grain, names))
     for (const [k, row] of known) found.set(k, row)
     // A query of open periods only is read from its first period not known on (under live
@@ -321,19 +328,19 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
   const viaSets: StatsQuery[] = []
   const merged: StatsQuery[] = []
-  for (const q of pending) (open.sets && openKeys(q).some((k) => open.sets!.wanted(open.generation, `${table}|${k}`)) ? viaSets : merged).push(q)
+  for (const q of pending) (wanted(q) ? viaSets : merged).push(q)
   if (merged.length > 0) {
     // A key's first read takes no state along: most keys read once are never advanced (each of
     // the states costs the engine a copy of its set and the reader its decoding: 32 against 53
     // ms for a batch of 32 of the day's 100th-130th most watched videos, alone in chDB). A key
     // read again, its kept row not advanced by the loads since, takes its state along, so that
     // later loads advance it.
-    const again = states ? merged.filter((q) => openKeys(q).some((k) => open.rows!.kept(open.generation, table, k))) : []
+    const again = states && lists ? merged.filter(readBefore) : []
     const first = merged.filter((q) => !again.includes(q))
     const read = async (group: StatsQuery[], withStates?: StatesOut): Promise<Found> => {
       if (group.length === 0) return new Map()
       const m = span(grain, group)
-      return mergedStats(ch, grain, group, m.from, m.to, listed, withStates)
+      return mergedStats(ch, grain, group, m.from, m.to, lists ? listed : undefined, withStates)
     }
     for (const rows of await Promise.all([read(first), read(again, states)])) for (const [k, row] of rows) found.set(k, row)
   }
@@ -350,26 +357,16 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
       const row = found.get(k) ?? zeroRow((JSON.parse(k) as string[])[2]!)
       open.sets?.note(open.generation, `${table}|${k}`, row.unique_viewers)
       if (!open.rows) continue
+      if (!lists) {
+        open.rows.note(open.generation, table, k)
+        continue
+      }
       const parts = listed.get(k) ?? []
       const viewers = shared.get(k)
       if (viewers) open.rows.record(open.generation, table, k, row, seenBlocks(parts, before), viewers, false)
-      else open.rows.record(open.generation, table, k, row, seenBlocks(parts, before), states && ownViewers(states.into.get(k), row, parts))
+      else open.rows.record(open.generation, table, k, row, seenBlocks(parts, before), states && ownViewers(states.into.get(k), row.unique_viewers, parts))
     }
   return found
-}
-
-/**
- * A kept row's own viewer set: the merged state of the parts it was read from (none for
- * a key without rows), or nothing when the read did not take the state along.
- */
-function ownViewers(state: Uint8Array | undefined, row: StatsRow, parts: string[]): RowViewers | undefined {
-  if (state === undefined && (parts.length > 0 || row.unique_viewers > 0)) return undefined
-  const viewers = new Uint64Set()
-  if (state) addUniqExactState(state, viewers)
-  if (viewers.size !== row.unique_viewers) return undefined
-  const ranges = new BlockRanges()
-  for (const p of parts) ranges.add(p)
-  return { viewers, ranges }
 }
 
 /**

@@ -108,7 +108,7 @@ export function createStatsReader(deps: {
    * as the read needs, and one round trip instead of two), and with kept rows starts reading
    * the table's active parts, so that chDB, which runs one query at a time, runs that query
    * while the lookup gathers instead of between the lookup and the read (a cold burst of 32:
-   * about 4 ms).
+   * about 4 ms), once a key of the table was read under the aggregates generation.
    */
   /** The start of the first period of `grain` with an open day (the open rows' partitions from there on). */
   const openFrom = (grain: StatsQuery['grain'], lastClosed: string) => periodStart(grain, addDays(lastClosed, 1))
@@ -118,7 +118,10 @@ export function createStatsReader(deps: {
       const from = openFrom(grain, lastClosedDay(deps.rules, deps.now()))
       const table = openPeriodsTable(grain)
       // The same list and key as openPeriods reads (a load since makes it read again); the list is the table's, nobody's data.
-      void versions.then((v) => v && kept.parts(v.ns, table, v.data, () => activeParts(deps.ch, table, from)))
+      // Not before any key of the table was read under the generation: that read lists nothing (see open-rows.ts).
+      void versions.then((v) => {
+        if (v && kept.holds(v.ns, table)) void kept.parts(v.ns, table, v.data, () => activeParts(deps.ch, table, from))
+      })
     }
     return { versions }
   }

@@ -1,0 +1,154 @@
+import { Registry } from 'prom-client'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
+import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { loadSettings } from '../../lib/config.ts'
+import { countingQueries as counting } from '../../test/analytics/counting.ts'
+import { ids, insertEvents, playsBy } from '../../test/analytics/events.ts'
+import type { TestClickHouse, TestRedis } from '../../test/harness/engines.ts'
+import { withTestEngines } from '../../test/harness/test-engines.ts'
+import { bumpAggregatesGeneration, createAggregateCache, markAggregatesLoad } from '../cache/aggregate-cache.ts'
+import { arrivals, type Arrivals } from '../http/arrivals.ts'
+import { createStatsReader, type Prepared } from './reader.ts'
+
+let engine: TestClickHouse
+let redis: TestRedis
+let ch: ClickHouseClient
+withTestEngines((e, r) => ([engine, redis, ch] = [e, r, e.ch]))
+
+beforeEach(async () => {
+    await ch.command({ query: 'TRUNCATE TABLE raw_events' })
+    for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
+})
+
+describe('the stats reader with rows of open periods kept', () => {
+  it('serve the stats reader as fresh as the load marks', async () => {
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const { client, calls } = counting(ch)
+    const registry = new Registry()
+    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0, openRowsMax: 1000, openRowsViewersMax: 1000, registry })
+    const ask = async () => (await read({ videoId: 'vs', creatorId: 'cs', grain: 'day', from: '2026-03-04', to: '2026-03-05' })).rows.map((r) => r.views)
+    await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 0, 4)))
+    await markAggregatesLoad(redis.client)
+    // The first read only notes the keys; the second keeps their rows, the last day's with its
+    // unique-viewer state (taken along by a key's second read); the third queries nothing.
+    expect(await ask()).toEqual([0, 4])
+    expect(await ask()).toEqual([0, 4])
+    const queried = calls.stats
+    expect(queried).toBe(2)
+    expect(await ask()).toEqual([0, 4])
+    expect(calls.stats).toBe(queried)
+    // The edge marks each load once it has landed: the next read sees it, the day the load
+    // touched advanced by the new part, as is the next load's.
+    await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 10, 13)))
+    await markAggregatesLoad(redis.client)
+    expect(await ask()).toEqual([0, 7])
+    await insertEvents(ch, playsBy('vs', 'cs', '2026-03-05', ids('s', 2, 6)))
+    await markAggregatesLoad(redis.client)
+    expect(await ask()).toEqual([0, 11])
+    expect(calls.stats).toBe(queried)
+    // Two open days a read: the first read looked nothing up, the second missed both, the third
+    // found both, the fourth and fifth found one as kept and advanced the other.
+    const metric = async (name: string) => (await registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels.outcome ?? '', v.value])
+    expect(await metric('cs_stats_open_rows')).toEqual([['', 2]])
+    expect(await metric('cs_stats_open_rows_viewers')).toEqual([['', 9]])
+    expect(await metric('cs_stats_open_rows_answers_total')).toEqual([['hit', 4], ['advanced', 2], ['miss', 2]])
+    await bumpAggregatesGeneration(redis.client)
+    expect(await ask()).toEqual([0, 11])
+  })
+})
+
+describe('prepare', () => {
+  it("reads the versions, and the table's parts once a key of it was read, ahead of the read, which then reads them no more", async () => {
+    await insertEvents(ch, playsBy('pa', 'cp', '2026-03-05', ids('p', 0, 3)))
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const inner = createAggregateCache(redis.client)
+    let versionReads = 0
+    const cache = { ...inner, versions: () => (versionReads++, inner.versions()) }
+    await markAggregatesLoad(redis.client)
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const { client, calls } = counting(ch)
+    const read = createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 1_000, openRowsMax: 1000 })
+    const ask = async (prepared?: Prepared, from = '2026-03-04') => (await read({ videoId: 'pa', creatorId: 'cp', grain: 'day', from, to: '2026-03-05' }, undefined, prepared)).rows.map((r) => r.views)
+    const seen = () => ({ parts: calls.parts, stats: calls.stats, versionReads })
+    // No key of the table read yet under this generation (a start, or a rewrite of the tables):
+    // nothing is listed ahead, and the read queries the rows alone. (What prepare starts runs as
+    // its versions arrive, before this test's own wait on them resumes.)
+    const cold = read.prepare('day')
+    await cold.versions
+    expect(calls.parts).toBe(0)
+    expect({ views: await ask(cold), ...seen() }).toEqual({ views: [0, 3], parts: 0, stats: 1, versionReads: 1 })
+    // Read before: the parts are listed ahead, and the read (of another range: not the answer
+    // just queried, reused) uses that list and the versions prepare read (one round trip for both).
+    const prepared = read.prepare('day')
+    await vi.waitFor(() => expect(calls.parts).toBe(1))
+    expect({ views: await ask(prepared, '2026-03-05'), ...seen() }).toEqual({ views: [3], parts: 1, stats: 2, versionReads: 2 })
+    // A load since: the read lists the parts again.
+    await markAggregatesLoad(redis.client)
+    await ask()
+    expect(calls.parts).toBe(2)
+    // Years are read without kept rows: nothing to prepare.
+    await read.prepare('year').versions
+    expect(calls.parts).toBe(2)
+    // A new generation (a rewrite of the tables): nothing read under it yet, nothing listed ahead.
+    await bumpAggregatesGeneration(redis.client)
+    await read.prepare('day').versions
+    expect(calls.parts).toBe(2)
+  })
+})
+
+describe('a burst of stats reads', () => {
+  it('goes as one query when its reads hand back their tickets as they join, though spread over more than the gather', async () => {
+    await insertEvents(ch, [...playsBy('ba', 'cb', '2026-03-05', ids('a', 0, 3)), ...playsBy('bb', 'cb', '2026-03-05', ids('b', 0, 2)), ...playsBy('bc', 'cb', '2026-03-05', ids('c', 0, 1))])
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const cache = createAggregateCache(redis.client)
+    const now = () => new Date('2026-03-06T03:00:00Z')
+    const reader = (client: ClickHouseClient, onTheWay?: Arrivals) =>
+      createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 0, openMaxAgeMs: 0, batchGatherMs: 3, onTheWay, batchGatherMaxMs: 1_000 })
+    const videos = ['ba', 'bb', 'bc']
+    const ask = (read: ReturnType<typeof reader>, video: string, joined?: () => void) =>
+      read({ videoId: video, creatorId: 'cb', grain: 'day', from: '2026-03-04', to: '2026-03-05' }, joined).then(({ rows }) => rows.map((r) => r.views))
+
+    // Without tickets, each read starting once the query before it has started: three queries.
+    const alone = counting(ch)
+    const readAlone = reader(alone.client)
+    const answers = await Promise.all(
+      videos.map(async (video, i) => {
+        await vi.waitFor(() => expect(alone.calls.stats).toBeGreaterThanOrEqual(i))
+        return ask(readAlone, video)
+      }),
+    )
+    expect({ answers, queries: alone.calls.stats }).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 3 })
+
+    // With a ticket each, taken at once, each read starting once the one before has joined the
+    // batch and the batch's 3 ms gather has run out (the timers faked: no time passes but what
+    // the test moves on): one query.
+    const onTheWay = arrivals()
+    const together = counting(ch)
+    const read = reader(together.client, onTheWay)
+    const tickets = videos.map(() => onTheWay.take())
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const asked: Promise<number[]>[] = []
+      for (const [i, video] of videos.entries()) {
+        await new Promise<void>((joined) =>
+          asked.push(
+            ask(read, video, () => {
+              tickets[i]!()
+              joined()
+            }),
+          ),
+        )
+        // Once the reactions queued as it joined have run (its batch's gather timer set), the gather
+        // runs out, and what follows from that runs before the next read starts.
+        await new Promise((r) => setImmediate(r))
+        vi.advanceTimersByTime(3)
+        await new Promise((r) => setImmediate(r))
+      }
+      expect({ answers: await Promise.all(asked), queries: together.calls.stats, out: onTheWay.out }).toEqual({ answers: [[0, 3], [0, 2], [0, 1]], queries: 1, out: 0 })
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+})
