@@ -7,6 +7,15 @@ import type { Settings } from './config.ts'
 export type { ClickHouseClient }
 
 /**
+ * Settings for a read of a few rows spread over many granules, such as a batch of videos'
+ * rows holding large unique-viewer states (a 64 KiB granule then holds a few rows): the
+ * engine reads below 163,840 rows or 24 MiB in one stream, and these split it over its
+ * threads whatever it holds (a batch of the day's 98th–129th most watched videos over the
+ * 100M-event day, alone in chDB on 2 cores: 32.9 → 23.4 ms, medians of 10).
+ */
+export const SPLIT_SMALL_READS = { merge_tree_min_rows_for_concurrent_read: '1', merge_tree_min_bytes_for_concurrent_read: '1' } as const
+
+/**
  * The one ClickHouse client factory: embedded chDB under `DATA_DIR/clickhouse`
  * when `CLICKHOUSE_URL` is unset, a ClickHouse server over HTTP otherwise. Callers
  * get the same `@clickhouse/client` API in both modes.

@@ -1,6 +1,6 @@
 import { TupleParam } from '@clickhouse/client'
 import { z } from 'zod'
-import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { SPLIT_SMALL_READS, type ClickHouseClient } from '../../lib/clickhouse.ts'
 import { addDays, periodStart, periodsBetween, type Grain } from '../http/dates.ts'
 import { activeParts, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
 import { ownViewers, type OpenRows, type PartRow, type RowViewers } from './open-rows.ts'
@@ -115,6 +115,7 @@ async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[],
       ...(states ? { statesFrom: states.from, stateMax: STATE_MAX_VIEWERS } : {}),
     },
     format: 'JSONEachRow',
+    clickhouse_settings: SPLIT_SMALL_READS,
   })
   const found: Found = new Map()
   for (const r of (await rs.json()) as Record<string, unknown>[]) {
