@@ -334,8 +334,8 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
     // A key's first read takes no state along: most keys read once are never advanced (each of
     // the states costs the engine a copy of its set and the reader its decoding: 32 against 53
     // ms for a batch of 32 of the day's 100th-130th most watched videos, alone in chDB). A key
-    // read again, its kept row not advanced by the loads since, takes its state along, so that
-    // later loads advance it.
+    // read again (noted, or its kept row not advanced by the loads since) takes its state
+    // along, so that later loads advance it.
     const again = states && lists ? merged.filter(readBefore) : []
     const first = merged.filter((q) => !again.includes(q))
     const read = async (group: StatsQuery[], withStates?: StatesOut): Promise<Found> => {
