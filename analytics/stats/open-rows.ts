@@ -290,6 +290,12 @@ export function openRows<R>(opts: {
       }
     },
 
+    /** Whether a row of `key` is kept (read before under this generation), whether or not it can still be answered. */
+    kept(gen: string, table: string, key: string): boolean {
+      use(gen)
+      return answers.has(`${table}|${key}`)
+    },
+
     /** Whether `key` was read before under this generation: its row kept, or the read noted. */
     readBefore(gen: string, table: string, key: string): boolean {
       use(gen)

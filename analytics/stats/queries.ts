@@ -333,10 +333,10 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   if (merged.length > 0) {
     // A key's first read takes no state along: most keys read once are never advanced (each of
     // the states costs the engine a copy of its set and the reader its decoding: 32 against 53
-    // ms for a batch of 32 of the day's 100th-130th most watched videos, alone in chDB). A key
-    // read again (noted, or its kept row not advanced by the loads since) takes its state
-    // along, so that later loads advance it.
-    const again = states && lists ? merged.filter(readBefore) : []
+    // ms for a batch of 32 of the day's 100th-130th most watched videos, alone in chDB), nor
+    // does a noted key's second read. A key whose kept row the loads since did not advance
+    // takes its state along, so that later loads advance it.
+    const again = states && lists ? merged.filter((q) => openKeys(q).some((k) => open.rows!.kept(open.generation, table, k))) : []
     const first = merged.filter((q) => !again.includes(q))
     const read = async (group: StatsQuery[], withStates?: StatesOut): Promise<Found> => {
       if (group.length === 0) return new Map()
