@@ -326,17 +326,19 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
   const last = pending.map((q) => periodStart(grain, q.to)).reduce((x, y) => (x < y ? x : y))
   const states = open.rows?.keepsViewers() ? { from: last > open.from ? last : open.from, into: new Map<string, Uint8Array>() } : undefined
   const shared = new Map<string, RowViewers>()
-  // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the engine.
+  // Videos with a set worth keeping for an open period go through the sets; the rest are merged in the
+  // engine, as are keys only noted so far: their second read keeps their rows as a first read would.
+  const kept = (q: StatsQuery) => open.rows !== undefined && openKeys(q).some((k) => open.rows!.kept(open.generation, table, k))
   const viaSets: StatsQuery[] = []
   const merged: StatsQuery[] = []
-  for (const q of pending) (wanted(q) ? viaSets : merged).push(q)
+  for (const q of pending) (wanted(q) && (kept(q) || !readBefore(q)) ? viaSets : merged).push(q)
   if (merged.length > 0) {
     // A key's first read takes no state along: most keys read once are never advanced (each of
     // the states costs the engine a copy of its set and the reader its decoding: 32 against 53
     // ms for a batch of 32 of the day's 100th-130th most watched videos, alone in chDB), nor
     // does a noted key's second read. A key whose kept row the loads since did not advance
     // takes its state along, so that later loads advance it.
-    const again = states && lists ? merged.filter((q) => openKeys(q).some((k) => open.rows!.kept(open.generation, table, k))) : []
+    const again = states && lists ? merged.filter(kept) : []
     const first = merged.filter((q) => !again.includes(q))
     const read = async (group: StatsQuery[], withStates?: StatesOut): Promise<Found> => {
       if (group.length === 0) return new Map()
