@@ -88,6 +88,23 @@ describe('rows of open periods kept by blocks', () => {
     expect(rows.held()).toMatchObject({ keys: 6 })
   })
 
+  it("keep a busy key on its second read without building its viewer set, built once a load touches the kept row", async () => {
+    const rows = openRows<StatsRow>({ maxKeys: 1000, advance: advanceStatsRow })
+    const sets = viewerSets({ maxViewers: 1_000_000, minViewers: 20 })
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 0, 30)))
+    const read = (loads: string) => videoStatsMany(ch, [q('vbusy', 'cb', loads)], sets, rows)
+    // First read: noted (30 viewers, at least minViewers); second: merged and kept, no set built.
+    await readTwice(ch, [q('vbusy', 'cb', 'l1')], sets, rows)
+    expect({ kept: rows.held().keys, sets: sets.held().sets }).toEqual({ kept: 3, sets: 0 })
+    // A load touches the kept row: read through a viewer set, then advanced by the next load.
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 25, 35)))
+    expect((await read('l2'))[0]![2]).toMatchObject({ views: 40, unique_viewers: 35 })
+    expect(sets.held()).toMatchObject({ sets: 1, viewers: 35 })
+    await insertEvents(ch, playsBy('vbusy', 'cb', '2026-03-03', ids('b', 30, 40)))
+    expect((await read('l3'))[0]![2]).toMatchObject({ views: 50, unique_viewers: 40 })
+    expect(rows.held().advanced).toBe(1)
+  })
+
   it("list the open periods' partitions only: a load into an ended day reads nothing for a kept row", async () => {
     const rows = openRows<StatsRow>({ maxKeys: 1000 })
     const { client, calls } = counting(ch)

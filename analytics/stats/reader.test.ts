@@ -16,8 +16,8 @@ let ch: ClickHouseClient
 withTestEngines((e, r) => ([engine, redis, ch] = [e, r, e.ch]))
 
 beforeEach(async () => {
-    await ch.command({ query: 'TRUNCATE TABLE raw_events' })
-    for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
+  await ch.command({ query: 'TRUNCATE TABLE raw_events' })
+  for (const t of ['video_stats_per_day', 'video_stats_per_week', 'video_stats_per_month']) await ch.command({ query: `TRUNCATE TABLE ${t}` })
 })
 
 describe('the stats reader with rows of open periods kept', () => {
