@@ -79,6 +79,11 @@ export function openRows<R>(opts: {
   /** Tables with a key read under this generation. */
   const readTables = new Set<string>()
   const lists = new Map<string, { loads: string | null; at: number; parts: Promise<TablePart[]> }>()
+  /** The table's list of parts, read or being read under load version `loads` within partsMaxAgeMs, or undefined. */
+  const freshList = (table: string, loads: string | null) => {
+    const cached = lists.get(table)
+    return cached && cached.loads === loads && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000) ? cached : undefined
+  }
   /** Per `table|part`, the rows the part holds, by key. */
   const partRows = new Map<string, Map<string, PartRow>>()
   /** The same for parts since merged away, oldest first, at most retiredMaxRows rows in all. */
@@ -189,8 +194,8 @@ export function openRows<R>(opts: {
      */
     parts(gen: string, table: string, loads: string | null, read: () => Promise<TablePart[]>): Promise<TablePart[]> {
       use(gen)
-      const cached = lists.get(table)
-      if (cached && cached.loads === loads && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000)) return cached.parts
+      const cached = freshList(table, loads)
+      if (cached) return cached.parts
       const parts = read().then(
         (list) => {
           const active = new Set(list.map((p) => `${table}|${p.name}`))
@@ -315,8 +320,7 @@ export function openRows<R>(opts: {
     /** Whether the table's list of parts is at hand (read or being read, under load version `loads` and fresh): a read may use it at no cost. */
     listed(gen: string, table: string, loads: string | null): boolean {
       use(gen)
-      const cached = lists.get(table)
-      return cached !== undefined && cached.loads === loads && now() - cached.at < (opts.partsMaxAgeMs ?? 1_000)
+      return freshList(table, loads) !== undefined
     },
 
     /** Whether any key of `table` was read under this generation (kept or noted): then a read will likely list its parts. */

@@ -338,7 +338,7 @@ async function openPeriods(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, 
     // ms for a batch of 32 of the day's 100th-130th most watched videos, alone in chDB), nor
     // does a noted key's second read. A key whose kept row the loads since did not advance
     // takes its state along, so that later loads advance it.
-    const again = states && lists ? merged.filter(kept) : []
+    const again = states ? merged.filter(kept) : []
     const first = merged.filter((q) => !again.includes(q))
     const read = async (group: StatsQuery[], withStates?: StatesOut): Promise<Found> => {
       if (group.length === 0) return new Map()
