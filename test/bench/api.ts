@@ -79,7 +79,7 @@ if (!existsSync(join(dataDir, 'clickhouse'))) {
   })
   if (r.status !== 0) throw new Error('generating the data failed')
 }
-type Prepared = { day: string; active_videos: number; creator_videos: string[]; top_videos: string[]; settings: { videos: number; creators: number; creator0: string } }
+type Prepared = { day: string; active_videos: number; creator_videos: string[]; top_videos: string[]; registered: number; settings: { videos: number; creators: number; creator0: string } }
 const prep = await runJsonChild<Prepared>(BUN, ['test/bench/api-prepare.ts', dataDir])
 
 const port = await freePort()
@@ -384,7 +384,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, live_events: liveEvents, stats_to: statsToDay, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, smoke },
+        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, live_events: liveEvents, stats_to: statsToDay, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, videos_registered: prep.registered, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
       },
       flags.get('out'),

@@ -167,6 +167,9 @@ describe('benchmarks in smoke mode', () => {
     expect(r.code, r.out).toBe(0)
     const { figures: f, settings } = read(out)
     expect(settings.generator).toBe('bun')
+    // The first run registered the videos; this one adds no copy of them (each copy a part the lookups read).
+    expect(read(join(dir, 'api.json')).settings.videos_registered).toBeGreaterThan(0)
+    expect(settings.videos_registered).toBe(0)
     expect(f.endpoints.map((e: { name: string }) => e.name)).toEqual(['stats of one video (creator, 30 days)'])
     expect(f.endpoints[0].errors).toEqual({})
     expect(f.endpoints[0].warm.requests).toBeGreaterThan(0)
