@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
+import { BACKGROUND_QUERY_PREFIX, engineTurns, type EngineTurns } from './engine-turns.ts'
 import { writeAll, writeAllText } from './write-all.ts'
 
 /**
@@ -92,8 +93,18 @@ async function writeValues(file: string, values: Values): Promise<number> {
   return bytes
 }
 
-export function createScopedChdbConnection(path: string) {
+/**
+ * Loads (statements whose query_id starts with BACKGROUND_QUERY_PREFIX) take their turn in
+ * the engine after the reads under way (see engine-turns.ts): at most 200 ms later, less than
+ * half the loader's interval, after 2 ms without a read.
+ */
+const TURNS = { quietMs: 2, maxWaitMs: 200 }
+
+export function createScopedChdbConnection(path: string, opts: { turns?: EngineTurns } = {}) {
   const inner: Inner = createChdbConnection({ path })
+  const turns = opts.turns ?? engineTurns(TURNS)
+  const turn = <R>(p: { query_id?: string }, run: () => Promise<R>): Promise<R> =>
+    p.query_id?.startsWith(BACKGROUND_QUERY_PREFIX) ? turns.background(run) : turns.read(run)
   const insertsDir = join(path, INSERTS_DIR)
   // Left by a process that died mid-insert: nothing reads them (the write-ahead log keeps the rows).
   rmSync(insertsDir, { recursive: true, force: true })
@@ -122,11 +133,11 @@ export function createScopedChdbConnection(path: string) {
   }
   return {
     ping: (p: Parameters<Inner['ping']>[0]) => inner.ping(p),
-    query: (p: Parameters<Inner['query']>[0]) => inner.query(rewrite(p)),
-    command: (p: Parameters<Inner['command']>[0]) => inner.command(rewrite(p)),
-    exec: (p: Parameters<Inner['exec']>[0]) => fromFile(p, (q) => inner.exec(q)),
+    query: (p: Parameters<Inner['query']>[0]) => turn(p, () => inner.query(rewrite(p))),
+    command: (p: Parameters<Inner['command']>[0]) => turn(p, () => inner.command(rewrite(p))),
+    exec: (p: Parameters<Inner['exec']>[0]) => fromFile(p, (q) => turn(q, () => inner.exec(q))),
     insert: (p: Parameters<Inner['insert']>[0]) =>
-      fromFile(p, (q) => (q.values === undefined ? inner.command(q) : inner.insert(q))) as ReturnType<Inner['insert']>,
+      fromFile(p, (q) => turn(q, () => (q.values === undefined ? inner.command(q) : inner.insert(q)))) as ReturnType<Inner['insert']>,
     close: () => inner.close(),
   }
 }

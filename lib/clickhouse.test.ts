@@ -2,7 +2,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { randomUUID } from 'node:crypto'
 import { INSERTS_DIR } from './chdb-connection.ts'
+import { BACKGROUND_QUERY_PREFIX } from './engine-turns.ts'
 import { rows, startTestClickHouse, type TestClickHouse } from '../test/harness/engines.ts'
 
 let e: TestClickHouse
@@ -77,4 +79,28 @@ it("reads an insert's data from a file in embedded mode, and leaves no file behi
   expect(await rows(e.ch, 'SELECT count() AS n FROM from_file')).toEqual([{ n: '3' }])
   // Each file is removed after its insert, landed or not.
   expect(readdirSync(dir)).toEqual([])
+})
+
+it('runs a load after the reads sent before it ends, in embedded mode (the engine runs one statement at a time)', async () => {
+  await e.ch.command({ query: 'CREATE TABLE turns (x UInt32) ENGINE = MergeTree ORDER BY x' })
+  const count = () => rows<{ n: string }>(e.ch, 'SELECT count() AS n FROM turns')
+  // A read under way for 300 ms, then a load, then a read sent while the load waits.
+  const slow = rows(e.ch, 'SELECT sleep(0.3) AS s')
+  await new Promise((r) => setTimeout(r, 30))
+  const load = e.ch
+    .exec({ query: 'INSERT INTO turns FORMAT TabSeparated', query_id: `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`, values: Readable.from(['1\n'], { objectMode: true }) })
+    .then((r) => r.stream.destroy())
+  await new Promise((r) => setTimeout(r, 30))
+  // Sent after the load: in the engine's own order it would run after it and count its row.
+  const during = count()
+  expect(await during).toEqual([{ n: '0' }])
+  await Promise.all([slow, load])
+  expect(await count()).toEqual([{ n: '1' }])
+  // A statement not marked as a load is a read: an insert without the prefix goes in order.
+  const slow2 = rows(e.ch, 'SELECT sleep(0.2) AS s')
+  await new Promise((r) => setTimeout(r, 30))
+  const plain = e.ch.exec({ query: 'INSERT INTO turns FORMAT TabSeparated', values: Readable.from(['2\n'], { objectMode: true }) }).then((r) => r.stream.destroy())
+  await new Promise((r) => setTimeout(r, 30))
+  expect(await count()).toEqual([{ n: '2' }])
+  await Promise.all([slow2, plain])
 })

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { rows as select, startTestClickHouse, type TestClickHouse } from '../../test/harness/engines.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { encodeRows, parseRow, rowContext, rowText, time } from './rows.ts'
+import { encodeRows, insertRawEvents, parseRow, rowContext, rowText, time } from './rows.ts'
 import { eventSchema } from './schema.ts'
 
 const claims = { vid: 'v"1\\', cid: 'c\n1', sub: 'viewer ☃\t', sid: 's-1', dur: 600_000, ads: ['ad "x"'], iat: 1, exp: 2 } as unknown as PlaybackClaims
@@ -55,5 +56,27 @@ describe('raw_events rows as text', () => {
     expect(line.split('\t')[1]).toBe('1732180000.123')
     const older = line.split('\t').map((v, i) => (i === 1 || i === 10 ? '1732180000123' : v)).join('\t')
     expect(parseRow(older)).toMatchObject({ event_time: 1_732_180_000_123, received_at: 1_732_180_000_123 })
+  })
+})
+
+describe('a load into raw_events (embedded)', () => {
+  let e: TestClickHouse
+  beforeAll(async () => (e = await startTestClickHouse()))
+  afterAll(() => e.stop())
+
+  it('takes its turn in the engine after the reads under way: a read sent while it waits runs first', async () => {
+    const video = `v-${crypto.randomUUID()}`
+    const at = rowContext({ claims: { ...claims, vid: video } as PlaybackClaims, ip: '10.0.0.1', now: Date.now() })
+    const play = eventSchema.parse({ id: crypto.randomUUID(), type: 'play', ts: Date.now() - 30_000, position_ms: 0 })
+    const token = crypto.randomUUID()
+    const stored = () => select(e.ch, 'SELECT count() AS n FROM raw_events WHERE video_id = {v:String}', { v: video })
+    const slow = select(e.ch, 'SELECT sleep(0.3) AS s')
+    await new Promise((r) => setTimeout(r, 30))
+    const load = insertRawEvents(e.ch, encodeRows([rowText(at, { kind: 'event', event: play, decision: { outcome: 'counted', reason: '', credited: 0 } })], token), token)
+    await new Promise((r) => setTimeout(r, 30))
+    // In the engine's own order this read would come after the load and find its row.
+    expect(await stored()).toEqual([{ n: '0' }])
+    await Promise.all([slow, load])
+    expect(await stored()).toEqual([{ n: '1' }])
   })
 })

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { BACKGROUND_QUERY_PREFIX } from '../../lib/engine-turns.ts'
 import type { Decision } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import type { PlaybackEvent } from './schema.ts'
@@ -164,6 +166,8 @@ export async function insertRawEvents(ch: ClickHouseClient, text: string | strin
   } as const
   // The stream carries the strings themselves (object mode): in byte mode each is turned
   // into a Buffer that chDB's connection turns back into a string.
-  const result = await ch.exec({ query: INSERT, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings })
+  // A load: embedded, it takes its turn after the reads under way (see lib/engine-turns.ts).
+  const query_id = `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`
+  const result = await ch.exec({ query: INSERT, query_id, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings })
   result.stream.destroy()
 }
