@@ -139,5 +139,7 @@ export function createScopedChdbConnection(path: string, opts: { turns?: EngineT
     insert: (p: Parameters<Inner['insert']>[0]) =>
       fromFile(p, (q) => turn(q, () => (q.values === undefined ? inner.command(q) : inner.insert(q)))) as ReturnType<Inner['insert']>,
     close: () => inner.close(),
+    /** The engine's turns between reads and loads (see engine-turns.ts). */
+    turns,
   }
 }

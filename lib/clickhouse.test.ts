@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { INSERTS_DIR } from './chdb-connection.ts'
+import { engineTurnsOf } from './clickhouse.ts'
 import { BACKGROUND_QUERY_PREFIX } from './engine-turns.ts'
 import { rows, startTestClickHouse, type TestClickHouse } from '../test/harness/engines.ts'
 
@@ -84,13 +85,16 @@ it("reads an insert's data from a file in embedded mode, and leaves no file behi
 it('runs a load after the reads sent before it ends, in embedded mode (the engine runs one statement at a time)', async () => {
   await e.ch.command({ query: 'CREATE TABLE turns (x UInt32) ENGINE = MergeTree ORDER BY x' })
   const count = () => rows<{ n: string }>(e.ch, 'SELECT count() AS n FROM turns')
-  // A read under way for 300 ms, then a load, then a read sent while the load waits.
-  const slow = rows(e.ch, 'SELECT sleep(0.3) AS s')
+  // A read under way for 150 ms, then a load, then a read sent while the load waits. The read lasts
+  // less than the 200 ms a load waits at most: statements waiting together for the engine go in the
+  // order of its lock, not the order sent, so only a load still held by its turn surely goes after.
+  const slow = rows(e.ch, 'SELECT sleep(0.15) AS s')
   await new Promise((r) => setTimeout(r, 30))
   const load = e.ch
     .exec({ query: 'INSERT INTO turns FORMAT TabSeparated', query_id: `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`, values: Readable.from(['1\n'], { objectMode: true }) })
     .then((r) => r.stream.destroy())
-  await new Promise((r) => setTimeout(r, 30))
+  // Held by its turn, not sent to the engine (fails without the turns: nothing ever waits).
+  await vi.waitFor(() => expect(engineTurnsOf(e.ch)!.state).toEqual({ reads: 1, waiting: 1 }), { interval: 1, timeout: 5_000 })
   // Sent after the load: in the engine's own order it would run after it and count its row.
   const during = count()
   expect(await during).toEqual([{ n: '0' }])

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { createClient, type ClickHouseClient } from '@clickhouse/client'
 import { createScopedChdbConnection } from './chdb-connection.ts'
 import type { Settings } from './config.ts'
+import type { EngineTurns } from './engine-turns.ts'
 
 export type { ClickHouseClient }
 
@@ -14,6 +15,10 @@ export type { ClickHouseClient }
  * 100M-event day, alone in chDB on 2 cores: 32.9 → 23.4 ms, medians of 10).
  */
 export const SPLIT_SMALL_READS = { merge_tree_min_rows_for_concurrent_read: '1', merge_tree_min_bytes_for_concurrent_read: '1' } as const
+
+const turnsOf = new WeakMap<ClickHouseClient, EngineTurns>()
+/** The turns of an embedded client's engine between reads and loads (none for a server: it runs them side by side). */
+export const engineTurnsOf = (ch: ClickHouseClient): EngineTurns | undefined => turnsOf.get(ch)
 
 /**
  * The one ClickHouse client factory: embedded chDB under `DATA_DIR/clickhouse`
@@ -43,15 +48,19 @@ export function createClickHouse(
     // its own copy of the same interface; the shapes are identical at run time.
     // Settings are scoped per statement there (see chdb-connection.ts).
     let connection: NonNullable<Parameters<typeof createClient>[0]>['connection']
+    let scoped: ReturnType<typeof createScopedChdbConnection>
     try {
-      connection = createScopedChdbConnection(path) as unknown as typeof connection
+      scoped = createScopedChdbConnection(path)
+      connection = scoped as unknown as typeof connection
     } catch (err) {
       throw new Error(
         `cannot open the embedded ClickHouse data folder ${path}: another process (a running server?) owns it. ` +
           `Stop it, use another DATA_DIR, or set CLICKHOUSE_URL. (${err instanceof Error ? err.message : String(err)})`,
       )
     }
-    return createClient({ ...common, connection })
+    const client = createClient({ ...common, connection })
+    turnsOf.set(client, scoped.turns)
+    return client
   }
   return createClient({
     ...common,

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { engineTurnsOf } from '../../lib/clickhouse.ts'
 import { rows as select, startTestClickHouse, type TestClickHouse } from '../../test/harness/engines.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
 import { encodeRows, insertRawEvents, parseRow, rowContext, rowText, time } from './rows.ts'
@@ -70,10 +71,14 @@ describe('a load into raw_events (embedded)', () => {
     const play = eventSchema.parse({ id: crypto.randomUUID(), type: 'play', ts: Date.now() - 30_000, position_ms: 0 })
     const token = crypto.randomUUID()
     const stored = () => select(e.ch, 'SELECT count() AS n FROM raw_events WHERE video_id = {v:String}', { v: video })
-    const slow = select(e.ch, 'SELECT sleep(0.3) AS s')
+    // A read under way for 150 ms: less than the 200 ms a load waits at most, so the load is still
+    // held when the read sent below is answered (a statement released to the engine meanwhile would
+    // wait for it beside that read, and which of them goes first is the engine's lock's choice).
+    const slow = select(e.ch, 'SELECT sleep(0.15) AS s')
     await new Promise((r) => setTimeout(r, 30))
     const load = insertRawEvents(e.ch, encodeRows([rowText(at, { kind: 'event', event: play, decision: { outcome: 'counted', reason: '', credited: 0 } })], token), token)
-    await new Promise((r) => setTimeout(r, 30))
+    // Held by its turn, not sent to the engine (fails without the turns: nothing ever waits).
+    await vi.waitFor(() => expect(engineTurnsOf(e.ch)!.state).toEqual({ reads: 1, waiting: 1 }), { interval: 1, timeout: 5_000 })
     // In the engine's own order this read would come after the load and find its row.
     expect(await stored()).toEqual([{ n: '0' }])
     await Promise.all([slow, load])
