@@ -2,7 +2,7 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
-import { BACKGROUND_QUERY_PREFIX, engineTurns, type EngineTurns } from './engine-turns.ts'
+import { BACKGROUND_QUERY_PREFIX, engineTurns } from './engine-turns.ts'
 import { writeAll, writeAllText } from './write-all.ts'
 
 /**
@@ -100,9 +100,9 @@ async function writeValues(file: string, values: Values): Promise<number> {
  */
 const TURNS = { quietMs: 2, maxWaitMs: 200 }
 
-export function createScopedChdbConnection(path: string, opts: { turns?: EngineTurns } = {}) {
+export function createScopedChdbConnection(path: string) {
   const inner: Inner = createChdbConnection({ path })
-  const turns = opts.turns ?? engineTurns(TURNS)
+  const turns = engineTurns(TURNS)
   const turn = <R>(p: { query_id?: string }, run: () => Promise<R>): Promise<R> =>
     p.query_id?.startsWith(BACKGROUND_QUERY_PREFIX) ? turns.background(run) : turns.read(run)
   const insertsDir = join(path, INSERTS_DIR)
