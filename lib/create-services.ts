@@ -4,7 +4,7 @@ import { bumpAggregatesGeneration } from './aggregates-generation.ts'
 import { finishWal } from '../ingest/repair.ts'
 import { loadPlaybackKeys } from '../ingest/tokens/keys.ts'
 import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
-import { createClickHouse, type ClickHouseClient } from './clickhouse.ts'
+import { createClickHouse, engineTurnsOf, type ClickHouseClient } from './clickhouse.ts'
 import type { Settings } from './config.ts'
 import { createLogger } from './log.ts'
 import { createMetrics, gaugeRead, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
@@ -71,6 +71,12 @@ export async function createServices(
   const metrics = createMetrics()
   const stopWatchingLoop = watchEventLoop(metrics)
   gaugeRead(metrics, 'cs_ingest_playback_tokens_kept', 'Playback tokens kept verified in memory (until they expire, their session ends or the cap)', verifyPlaybackToken.kept)
+  const turns = engineTurnsOf(ch)
+  if (turns) {
+    // Counters read at each scrape (see engine-turns.ts: a load waits for the reads under way).
+    gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held', 'Loads of events that waited for the reads under way in the embedded engine, since start', () => turns.held.loads)
+    gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held_seconds', 'Time those loads waited in all, since start', () => turns.held.ms / 1000)
+  }
   if (settings.CLICKHOUSE_URL === undefined)
     trackEmbeddedEngineMemory(metrics, {
       async tracked() {

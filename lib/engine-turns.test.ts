@@ -16,6 +16,7 @@ describe('engineTurns', () => {
     // Called before the first await: no wait at all.
     expect(run).toHaveBeenCalledTimes(1)
     expect(await load).toBe('loaded')
+    expect(turns.held).toEqual({ loads: 0, ms: 0 })
   })
 
   it('holds a load while a read is under way, and lets it go once the reads have been quiet', async () => {
@@ -36,6 +37,9 @@ describe('engineTurns', () => {
     expect(order).toEqual(['read answered', 'load ran'])
     // Not before quietMs without a read (timers may fire a millisecond early).
     expect(performance.now() - answeredAt).toBeGreaterThanOrEqual(19)
+    // Counted: one load held, at least the 50 ms the read went on plus the quiet time.
+    expect(turns.held.loads).toBe(1)
+    expect(turns.held.ms).toBeGreaterThanOrEqual(68)
     expect(turns.state).toEqual({ reads: 0, waiting: 0 })
   })
 

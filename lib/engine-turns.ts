@@ -20,6 +20,8 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
   let lastAnswered = -Infinity
   const waiting = new Set<() => void>()
   let check: ReturnType<typeof setTimeout> | undefined
+  /** Loads that waited for their turn, and how long in all (ms). */
+  const held = { loads: 0, ms: 0 }
 
   const clear = () => reads === 0 && now() - lastAnswered >= opts.quietMs
   /** Lets the waiting loads go once the reads have been quiet for quietMs. */
@@ -49,6 +51,7 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
     /** Runs a load once no read is under way or has just been answered, or after maxWaitMs. */
     async background<T>(run: () => Promise<T>): Promise<T> {
       if (!clear()) {
+        const since = now()
         await new Promise<void>((resolve) => {
           const timer = setTimeout(go, opts.maxWaitMs)
           function go() {
@@ -59,12 +62,18 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
           waiting.add(go)
           if (reads === 0) schedule(opts.quietMs - (now() - lastAnswered))
         })
+        held.loads++
+        held.ms += now() - since
       }
       return run()
     },
     /** Reads under way and loads waiting for their turn (for tests and metrics). */
     get state() {
       return { reads, waiting: waiting.size }
+    },
+    /** Loads that waited for their turn so far, and how long in all (ms). */
+    get held() {
+      return { ...held }
     },
   }
 }

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BACKGROUND_QUERY_PREFIX } from '../../lib/engine-turns.ts'
 import { keys } from '../state/keys.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { rows } from '../../test/harness/engines.ts'
@@ -102,6 +103,19 @@ describe("a session's end", () => {
     expect(await metric()).toBe(before + 1)
     expect((await t.post(token, [ev('end', { ts: Date.now() - 1_000 })])).status).toBe(200)
     expect(await metric()).toBe(before)
+  })
+})
+
+describe("the edge's loads", () => {
+  it('are counted in the metrics when they wait for the reads under way in the embedded engine', async () => {
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await t.s.metrics.registry.metrics())?.[1])
+    const before = { loads: await metric('cs_clickhouse_embedded_loads_held'), seconds: await metric('cs_clickhouse_embedded_loads_held_seconds') }
+    const slow = rows(t.s.ch, 'SELECT sleep(0.1) AS s')
+    await new Promise((r) => setTimeout(r, 20))
+    // A statement marked as a load, sent while the read is under way.
+    await Promise.all([slow, t.s.ch.command({ query: 'SELECT 1', query_id: `${BACKGROUND_QUERY_PREFIX}${crypto.randomUUID()}` })])
+    expect(await metric('cs_clickhouse_embedded_loads_held')).toBeGreaterThanOrEqual(before.loads + 1)
+    expect(await metric('cs_clickhouse_embedded_loads_held_seconds')).toBeGreaterThan(before.seconds)
   })
 })
 
