@@ -88,23 +88,24 @@ it('runs a load after the reads sent before it ends, in embedded mode (the engin
   // A read under way for 150 ms, then a load, then a read sent while the load waits. The read lasts
   // less than the 200 ms a load waits at most: statements waiting together for the engine go in the
   // order of its lock, not the order sent, so only a load still held by its turn surely goes after.
+  const turns = engineTurnsOf(e.ch)!
   const slow = rows(e.ch, 'SELECT sleep(0.15) AS s')
-  await new Promise((r) => setTimeout(r, 30))
+  await vi.waitFor(() => expect(turns.state).toEqual({ reads: 1, waiting: 0 }), { interval: 1, timeout: 5_000 })
   const load = e.ch
     .exec({ query: 'INSERT INTO turns FORMAT TabSeparated', query_id: `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`, values: Readable.from(['1\n'], { objectMode: true }) })
     .then((r) => r.stream.destroy())
   // Held by its turn, not sent to the engine (fails without the turns: nothing ever waits).
-  await vi.waitFor(() => expect(engineTurnsOf(e.ch)!.state).toEqual({ reads: 1, waiting: 1 }), { interval: 1, timeout: 5_000 })
+  await vi.waitFor(() => expect(turns.state).toEqual({ reads: 1, waiting: 1 }), { interval: 1, timeout: 5_000 })
   // Sent after the load: in the engine's own order it would run after it and count its row.
   const during = count()
   expect(await during).toEqual([{ n: '0' }])
   await Promise.all([slow, load])
   expect(await count()).toEqual([{ n: '1' }])
-  // A statement not marked as a load is a read: an insert without the prefix goes in order.
+  // A statement not marked as a load is a read: an insert without the prefix goes to the engine at once.
   const slow2 = rows(e.ch, 'SELECT sleep(0.2) AS s')
-  await new Promise((r) => setTimeout(r, 30))
+  await vi.waitFor(() => expect(turns.state).toEqual({ reads: 1, waiting: 0 }), { interval: 1, timeout: 5_000 })
   const plain = e.ch.exec({ query: 'INSERT INTO turns FORMAT TabSeparated', values: Readable.from(['2\n'], { objectMode: true }) }).then((r) => r.stream.destroy())
-  await new Promise((r) => setTimeout(r, 30))
-  expect(await count()).toEqual([{ n: '2' }])
+  await vi.waitFor(() => expect(turns.state).toEqual({ reads: 2, waiting: 0 }), { interval: 1, timeout: 5_000 })
   await Promise.all([slow2, plain])
+  expect(await count()).toEqual([{ n: '2' }])
 })

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { engineTurnsOf } from '../../lib/clickhouse.ts'
 import { BACKGROUND_QUERY_PREFIX } from '../../lib/engine-turns.ts'
 import { keys } from '../state/keys.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
@@ -111,7 +112,7 @@ describe("the edge's loads", () => {
     const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await t.s.metrics.registry.metrics())?.[1])
     const before = { loads: await metric('cs_clickhouse_embedded_loads_held'), seconds: await metric('cs_clickhouse_embedded_loads_held_seconds') }
     const slow = rows(t.s.ch, 'SELECT sleep(0.1) AS s')
-    await new Promise((r) => setTimeout(r, 20))
+    await vi.waitFor(() => expect(engineTurnsOf(t.s.ch)!.state.reads).toBeGreaterThan(0), { interval: 1, timeout: 5_000 })
     // A statement marked as a load, sent while the read is under way.
     await Promise.all([slow, t.s.ch.command({ query: 'SELECT 1', query_id: `${BACKGROUND_QUERY_PREFIX}${crypto.randomUUID()}` })])
     expect(await metric('cs_clickhouse_embedded_loads_held')).toBeGreaterThanOrEqual(before.loads + 1)

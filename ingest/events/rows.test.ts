@@ -74,11 +74,12 @@ describe('a load into raw_events (embedded)', () => {
     // A read under way for 150 ms: less than the 200 ms a load waits at most, so the load is still
     // held when the read sent below is answered (a statement released to the engine meanwhile would
     // wait for it beside that read, and which of them goes first is the engine's lock's choice).
+    const turns = engineTurnsOf(e.ch)!
     const slow = select(e.ch, 'SELECT sleep(0.15) AS s')
-    await new Promise((r) => setTimeout(r, 30))
+    await vi.waitFor(() => expect(turns.state).toEqual({ reads: 1, waiting: 0 }), { interval: 1, timeout: 5_000 })
     const load = insertRawEvents(e.ch, encodeRows([rowText(at, { kind: 'event', event: play, decision: { outcome: 'counted', reason: '', credited: 0 } })], token), token)
     // Held by its turn, not sent to the engine (fails without the turns: nothing ever waits).
-    await vi.waitFor(() => expect(engineTurnsOf(e.ch)!.state).toEqual({ reads: 1, waiting: 1 }), { interval: 1, timeout: 5_000 })
+    await vi.waitFor(() => expect(turns.state).toEqual({ reads: 1, waiting: 1 }), { interval: 1, timeout: 5_000 })
     // In the engine's own order this read would come after the load and find its row.
     expect(await stored()).toEqual([{ n: '0' }])
     await Promise.all([slow, load])
