@@ -23,17 +23,17 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
   /** Loads that waited for their turn, and how long in all (ms). */
   const held = { loads: 0, ms: 0 }
 
-  const clear = () => reads === 0 && now() - lastAnswered >= opts.quietMs
-  /** Lets the waiting loads go once the reads have been quiet for quietMs. */
-  const schedule = (inMs: number) => {
-    if (check !== undefined || waiting.size === 0) return
+  /** How long until the reads have been quiet for quietMs (0 or less: they have). */
+  const quietLeft = () => opts.quietMs - (now() - lastAnswered)
+  /** Lets the waiting loads go once no read is under way and the reads have been quiet for quietMs. */
+  const schedule = () => {
+    if (check !== undefined || waiting.size === 0 || reads > 0) return
     check = setTimeout(() => {
       check = undefined
-      if (reads > 0) return
-      const left = opts.quietMs - (now() - lastAnswered)
-      if (left > 0) return schedule(left)
+      if (reads > 0) return // the read's end schedules again
+      if (quietLeft() > 0) return schedule()
       for (const go of waiting) go()
-    }, Math.max(0, inMs))
+    }, Math.max(0, quietLeft()))
   }
 
   return {
@@ -45,12 +45,12 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
       } finally {
         reads--
         lastAnswered = now()
-        if (reads === 0) schedule(opts.quietMs)
+        schedule()
       }
     },
     /** Runs a load once no read is under way or has just been answered, or after maxWaitMs. */
     async background<T>(run: () => Promise<T>): Promise<T> {
-      if (!clear()) {
+      if (reads > 0 || quietLeft() > 0) {
         const since = now()
         await new Promise<void>((resolve) => {
           const timer = setTimeout(go, opts.maxWaitMs)
@@ -60,14 +60,14 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
             resolve()
           }
           waiting.add(go)
-          if (reads === 0) schedule(opts.quietMs - (now() - lastAnswered))
+          schedule()
         })
         held.loads++
         held.ms += now() - since
       }
       return run()
     },
-    /** Reads under way and loads waiting for their turn (for tests and metrics). */
+    /** Reads under way and loads waiting for their turn (for tests). */
     get state() {
       return { reads, waiting: waiting.size }
     },

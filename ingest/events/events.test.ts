@@ -16,6 +16,9 @@ const uniq = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}`
 /** A session that started a minute ago, so the watch-time clamp has room. */
 const since = (ms: number) => new Date(Date.now() - ms)
 
+/** A metric's value as the edge's /metrics gives it (NaN when absent). */
+const metricValue = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await t.s.metrics.registry.metrics())?.[1])
+
 describe('a valid batch', () => {
   it('is stored in the raw table and counted in every aggregate', async () => {
     const video = uniq('v')
@@ -97,7 +100,7 @@ describe("a session's end", () => {
   })
 
   it('is counted in the metrics of tokens kept', async () => {
-    const metric = async () => Number(/^cs_ingest_playback_tokens_kept (\d+)$/m.exec(await t.s.metrics.registry.metrics())?.[1])
+    const metric = () => metricValue('cs_ingest_playback_tokens_kept')
     const token = await t.token({ videoId: uniq('v'), viewerId: 'w-metric' }, { now: since(60_000) })
     const before = await metric()
     expect((await t.post(token, [ev('play', { ts: Date.now() - 5_000 })])).status).toBe(200)
@@ -109,14 +112,13 @@ describe("a session's end", () => {
 
 describe("the edge's loads", () => {
   it('are counted in the metrics when they wait for the reads under way in the embedded engine', async () => {
-    const metric = async (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await t.s.metrics.registry.metrics())?.[1])
-    const before = { loads: await metric('cs_clickhouse_embedded_loads_held'), seconds: await metric('cs_clickhouse_embedded_loads_held_seconds') }
+    const before = { loads: await metricValue('cs_clickhouse_embedded_loads_held'), seconds: await metricValue('cs_clickhouse_embedded_loads_held_seconds') }
     const slow = rows(t.s.ch, 'SELECT sleep(0.1) AS s')
     await vi.waitFor(() => expect(engineTurnsOf(t.s.ch)!.state.reads).toBeGreaterThan(0), { interval: 1, timeout: 5_000 })
     // A statement marked as a load, sent while the read is under way.
     await Promise.all([slow, t.s.ch.command({ query: 'SELECT 1', query_id: `${BACKGROUND_QUERY_PREFIX}${crypto.randomUUID()}` })])
-    expect(await metric('cs_clickhouse_embedded_loads_held')).toBeGreaterThanOrEqual(before.loads + 1)
-    expect(await metric('cs_clickhouse_embedded_loads_held_seconds')).toBeGreaterThan(before.seconds)
+    expect(await metricValue('cs_clickhouse_embedded_loads_held')).toBeGreaterThanOrEqual(before.loads + 1)
+    expect(await metricValue('cs_clickhouse_embedded_loads_held_seconds')).toBeGreaterThan(before.seconds)
   })
 })
 
