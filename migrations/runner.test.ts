@@ -206,6 +206,16 @@ describe('the schema the migrations create', () => {
     expect(set).toEqual([['raw_events', '20']])
   })
 
+  it('compresses the per-video stats tables in blocks of 4 KB (min_compress_block_size), every other table in the engine default blocks', async () => {
+    const engines = await rows<{ name: string; engine_full: string }>(ch, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' ORDER BY name")
+    const set = engines.filter((t) => t.engine_full.includes('min_compress_block_size')).map((t) => [t.name, /min_compress_block_size = (\d+)/.exec(t.engine_full)?.[1]])
+    expect(set).toEqual([
+      ['video_stats_per_day', '4096'],
+      ['video_stats_per_month', '4096'],
+      ['video_stats_per_week', '4096'],
+    ])
+  })
+
   it('has every materialized view write TO a table of its own, so no hidden inner table goes uncommented', async () => {
     const views = await rows<{ name: string; create_table_query: string }>(ch, "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase() AND engine = 'MaterializedView'")
     expect(views.length).toBeGreaterThan(0)
