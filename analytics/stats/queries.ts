@@ -114,11 +114,11 @@ async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[],
       to,
       ...(states ? { statesFrom: states.from, stateMax: STATE_MAX_VIEWERS } : {}),
     },
-    format: 'JSONEachRow',
+    format: 'JSON',
     clickhouse_settings: SPLIT_SMALL_READS,
   })
   const found: Found = new Map()
-  for (const r of (await rs.json()) as Record<string, unknown>[]) {
+  for (const r of (await rs.json()).data as Record<string, unknown>[]) {
     const { creator_id, video_id, parts, ...row } = videoStatsRow.parse(r)
     const key = rowKey(creator_id, video_id, row.period)
     found.set(key, row)
@@ -151,9 +151,9 @@ async function openStats(
             WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} AND ${period} BETWEEN {from:Date} AND {to:Date}
             GROUP BY creator_id, video_id, period`,
     query_params: { creators, videos, from, to },
-    format: 'JSONEachRow',
+    format: 'JSON',
   })
-  const rows = (await rs.json()).map((r) => openRow.parse(r))
+  const rows = (await rs.json()).data.map((r) => openRow.parse(r))
   const entries = rows.map((r) => sets.entry(generation, `${table}|${rowKey(r.creator_id, r.video_id, r.period)}`))
   const needs: [string, string, string, string][] = []
   rows.forEach((r, i) => {
