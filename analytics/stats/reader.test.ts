@@ -100,6 +100,44 @@ describe('prepare', () => {
   })
 })
 
+describe('prepare with the video and range ahead', () => {
+  it("reads the video's cached rows of closed periods ahead of the read, which reads them no more; another range reads its own", async () => {
+    await insertEvents(ch, [...playsBy('ra', 'cr', '2026-03-02', ids('r', 0, 2)), ...playsBy('ra', 'cr', '2026-03-05', ids('r', 0, 3))])
+    const settings = loadSettings({ DATA_DIR: engine.dataDir })
+    const inner = createAggregateCache(redis.client)
+    // Long after: every day asked for is closed.
+    const now = () => new Date('2026-04-01T03:00:00Z')
+    const reader = () => {
+      const fieldReads: string[] = []
+      const cache = { ...inner, getFields: (key: string, fields: string[]) => (fieldReads.push(key), inner.getFields(key, fields)) }
+      const { client, calls } = counting(ch)
+      return { read: createStatsReader({ ch: client, cache, rules: settings, now, closedTtlSeconds: 60, openMaxAgeMs: 0 }), fieldReads, calls }
+    }
+    const range = { videoId: 'ra', grain: 'day' as const, from: '2026-03-01', to: '2026-03-05' }
+    const views = (a: { rows: { views: number }[] }) => a.rows.map((r) => r.views)
+    // A first process reads the range: its days, all closed, go to Redis (written after the answer).
+    const first = reader()
+    expect(views(await first.read({ ...range, creatorId: 'cr' }))).toEqual([0, 2, 0, 0, 3])
+    await vi.waitFor(async () => expect((await redis.client.keys('*stats:ra:day')).length).toBe(1))
+    // Another process, nothing held in memory: prepare reads the closed days from Redis at once,
+    // keyed by the video alone (its creator not known yet), and the read then takes them from there.
+    const second = reader()
+    const prepared = second.read.prepare('day', { videoId: 'ra', from: range.from, to: range.to })
+    expect((await prepared.closed!.found)?.size).toBe(5)
+    expect(second.fieldReads).toEqual([expect.stringMatching(/stats:ra:day$/)])
+    const answer = await second.read({ ...range, creatorId: 'cr' }, undefined, prepared)
+    expect({ views: views(answer), outcome: answer.outcome, fieldReads: second.fieldReads.length, queries: second.calls.stats }).toEqual({ views: [0, 2, 0, 0, 3], outcome: 'hit', fieldReads: 1, queries: 0 })
+    // Prepared for another range (or video), in a third process: the read reads its own.
+    const third = reader()
+    const other = third.read.prepare('day', { videoId: 'ra', from: '2026-03-02', to: range.to })
+    expect(views(await third.read({ ...range, creatorId: 'cr' }, undefined, other))).toEqual([0, 2, 0, 0, 3])
+    expect(third.fieldReads.length).toBe(2)
+    // Nothing held for a video Redis has nothing of (one never read, or that does not exist).
+    const none = third.read.prepare('day', { videoId: 'no-such-video', from: range.from, to: range.to })
+    expect((await none.closed!.found)?.size).toBe(0)
+  })
+})
+
 describe('a burst of stats reads', () => {
   it('goes as one query when its reads hand back their tickets as they join, though spread over more than the gather', async () => {
     await insertEvents(ch, [...playsBy('ba', 'cb', '2026-03-05', ids('a', 0, 3)), ...playsBy('bb', 'cb', '2026-03-05', ids('b', 0, 2)), ...playsBy('bc', 'cb', '2026-03-05', ids('c', 0, 1))])

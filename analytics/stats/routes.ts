@@ -61,8 +61,9 @@ export function statsRoutes(deps: AnalyticsDeps) {
     v('query', rangeQuery),
     async (c) => {
       const q = c.req.valid('query')
-      // The versions and the table's part list (nobody's data) are read while the video is looked up.
-      const prepared = readStats.prepare(q.grain)
+      // The versions, the table's part list and the video's cached rows of closed periods are read while
+      // the video is looked up; the rows are answered only once the caller is found to own it.
+      const prepared = readStats.prepare(q.grain, { videoId: c.req.valid('param').id, from: q.from, to: q.to })
       // Ownership first: the cache is reached only by callers who may see the video.
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
       const { rows, outcome, stored } = await readStats({ videoId: video.video_id, creatorId: video.creator_id, grain: q.grain, from: q.from, to: q.to }, c.get('joined'), prepared)
