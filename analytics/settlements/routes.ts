@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
-import { settlementByAd, settlementByVideo, settlementTotals, type SettlementQuery } from '../../jobs/settlement/queries.ts'
+import { settlementByAd, settlementByVideo, settlementTotals, visibleRuns, type SettlementQuery } from '../../jobs/settlement/queries.ts'
 import { SettlementError, settlementErrorCodes } from '../../jobs/settlement/errors.ts'
 import { ApiError } from '../../lib/errors.ts'
 import { principalOf } from '../auth/middleware.ts'
@@ -33,7 +33,7 @@ type Kind = 'totals' | 'videos' | 'ads'
 /** `/v1/me/settlements[/videos|/ads]` and `/v1/videos/{id}/settlements[/ads]`. */
 export function settlementRoutes(deps: AnalyticsDeps) {
   const { ch } = deps.services
-  const cache = createSettlementCache(deps.services.redis)
+  const cache = createSettlementCache(deps.services.redis, { visibleRuns: () => visibleRuns(ch) })
 
   async function answer(c: Context, kind: Kind, q: RangeQuery, scope: { creatorId?: string; videoId?: string }, filename: string) {
     const query: SettlementQuery = { ...scope, grain: q.grain, from: periodStart(q.grain, q.from), to: q.to }
@@ -44,9 +44,9 @@ export function settlementRoutes(deps: AnalyticsDeps) {
       return answer.rows
     }
     try {
-      if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: served(await cache.get(kind, query, () => settlementTotals(ch, query))), meta, filename })
-      if (kind === 'videos') return table(c, { format: q.format, columns: videoColumns, rows: served(await cache.get(kind, query, () => settlementByVideo(ch, query))), meta, filename })
-      return table(c, { format: q.format, columns: adColumns, rows: served(await cache.get(kind, query, () => settlementByAd(ch, query))), meta, filename })
+      if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: served(await cache.get(kind, query, (visible) => settlementTotals(ch, query, visible))), meta, filename })
+      if (kind === 'videos') return table(c, { format: q.format, columns: videoColumns, rows: served(await cache.get(kind, query, (visible) => settlementByVideo(ch, query, visible))), meta, filename })
+      return table(c, { format: q.format, columns: adColumns, rows: served(await cache.get(kind, query, (visible) => settlementByAd(ch, query, visible))), meta, filename })
     } catch (err) {
       if (err instanceof SettlementError) throw new ApiError(settlementErrorCodes[err.code], err.message)
       throw err

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rows } from '../harness/engines.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
 import { settle } from '../../jobs/settlement/job.ts'
-import { settlementByAd, settlementByVideo, settlementTotals } from '../../jobs/settlement/queries.ts'
+import { settlementByAd, settlementByVideo, settlementTotals, visibleRuns } from '../../jobs/settlement/queries.ts'
 import { addRateCard, listRateCards, priceUnits, type RateCard } from '../../jobs/settlement/rate-cards.ts'
 import { listRuns } from '../../jobs/settlement/runs.ts'
 import { clockAt, putImpressionsBatch, putViewsBatch } from './fixtures.ts'
@@ -153,6 +153,7 @@ describe('settlement properties over generated inputs', () => {
 
   it('reports totals that are the sums of the lines, at every grain, per creator, video and ad', async () => {
     const range = { from: '2024-05-01', to: '2024-06-30' }
+    const visible = await visibleRuns(s.ch)
     for (const creatorId of [undefined, ...CREATORS]) {
       const filter = creatorId === undefined ? '' : 'AND creator_id = {c:String}'
       const [v] = await rows<{ views: string; krw: string }>(s.ch, `SELECT sum(views) AS views, sum(revenue_krw) AS krw FROM settlement_video_lines WHERE run_id IN (SELECT run_id FROM settlement_days) ${filter}`, { c: creatorId })
@@ -174,6 +175,12 @@ describe('settlement properties over generated inputs', () => {
         }
         const byAd = await settlementByAd(s.ch, { ...range, grain, creatorId })
         expect(byAd.reduce((acc, b) => acc + b.ad_revenue_krw, 0)).toBe(sum('ad_revenue_krw'))
+        // The same three answers with the visible runs bound from a snapshot instead of evaluated in the statement.
+        expect([
+          await settlementTotals(s.ch, { ...range, grain, creatorId }, visible),
+          await settlementByVideo(s.ch, { ...range, grain, creatorId }, visible),
+          await settlementByAd(s.ch, { ...range, grain, creatorId }, visible),
+        ]).toEqual([totals, byVideo, byAd])
       }
     }
   })

@@ -3,7 +3,7 @@ import { rows } from '../harness/engines.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
 import { settle, type SettleRequest } from '../../jobs/settlement/job.ts'
 import { acquireSettlementLock } from '../../jobs/settlement/lock.ts'
-import { settlementTotals } from '../../jobs/settlement/queries.ts'
+import { settlementByVideo, settlementTotals, visibleRuns } from '../../jobs/settlement/queries.ts'
 import { listRuns, writeRun } from '../../jobs/settlement/runs.ts'
 import { adEvents, clockAt, lineContents, playEvents, putViews, videoLines } from './fixtures.ts'
 
@@ -174,5 +174,13 @@ describe('settlement runs', () => {
     expect(weeks.map((w) => [w.period, w.status])).toEqual([['2024-02-26', 'final'], ['2024-03-04', 'provisional']])
     const days = await settlementTotals(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-03' })
     expect(days.map((d) => d.status)).toEqual(['final', 'final', 'final'])
+    // The same answers from a snapshot of the visible runs (what the API binds instead of
+    // evaluating settlement_days in each statement), days rerun and superseded included.
+    const visible = await visibleRuns(s.ch)
+    expect(visible.lastFinal).toBe('2024-03-04')
+    expect(visible.runs.size).toBe((await rows(s.ch, 'SELECT day FROM settlement_days')).length)
+    expect(await settlementTotals(s.ch, { grain: 'week', from: '2024-02-26', to: '2024-03-10' }, visible)).toEqual(weeks)
+    expect(await settlementTotals(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-03' }, visible)).toEqual(days)
+    expect(await settlementByVideo(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-06' }, visible)).toEqual(await settlementByVideo(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-06' }))
   })
 })
