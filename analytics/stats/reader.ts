@@ -110,14 +110,6 @@ export function createStatsReader(deps: {
   const open = openAnswers<StatsRow[]>({ maxAgeMs: openMaxAgeMs, now: () => deps.now().getTime() })
   const local = localRows<StatsRow>({ maxRows: deps.localMaxRows ?? 200_000, ttlMs: deps.closedTtlSeconds * 1000, now: () => deps.now().getTime() })
 
-  /**
-   * For a request about to read `grain` once it knows its video (a lookup in the engine): reads
-   * the versions now, for the read to use (pass the result to it: read after the request began,
-   * as the read needs, and one round trip instead of two), and with kept rows starts reading
-   * the table's active parts, so that chDB, which runs one query at a time, runs that query
-   * while the lookup gathers instead of between the lookup and the read (a cold burst of 32:
-   * about 4 ms), once a key of the table was read under the aggregates generation.
-   */
   /** The start of the first period of `grain` with an open day (the open rows' partitions from there on). */
   const openFrom = (grain: StatsQuery['grain'], lastClosed: string) => periodStart(grain, addDays(lastClosed, 1))
   /** The periods of `asked`, and those of them kept in the cache: closed, and not a year that `to` cuts. */
@@ -160,9 +152,15 @@ export function createStatsReader(deps: {
     return found
   }
   /**
-   * `ahead`: the video and range the request asks for, before the video is looked up: its
-   * cached rows of closed periods are read meanwhile (chDB's lookup and Redis's read side by
-   * side: in a trace of a cold burst of 32, Redis's reads took 1.2-2.4 ms after the lookup).
+   * For a request about to read `grain` once it knows its video (a lookup in the engine): reads
+   * the versions now, for the read to use (pass the result to it: read after the request began,
+   * as the read needs, and one round trip instead of two), and with kept rows starts reading
+   * the table's active parts, so that chDB, which runs one query at a time, runs that query
+   * while the lookup gathers instead of between the lookup and the read (a cold burst of 32:
+   * about 4 ms), once a key of the table was read under the aggregates generation. With
+   * `ahead` (the video and range the request asks for), the video's cached rows of closed
+   * periods are read meanwhile too, Redis beside chDB's lookup (in a trace of a cold burst of
+   * 32, those reads had taken 1.2-2.4 ms after the lookup).
    */
   const prepare = (grain: StatsQuery['grain'], ahead?: { videoId: string; from: string; to: string }): Prepared => {
     const versions = cache.versions()
