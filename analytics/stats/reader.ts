@@ -112,9 +112,8 @@ export function createStatsReader(deps: {
 
   /** The start of the first period of `grain` with an open day (the open rows' partitions from there on). */
   const openFrom = (grain: StatsQuery['grain'], lastClosed: string) => periodStart(grain, addDays(lastClosed, 1))
-  /** The periods of `asked`, and those of them kept in the cache: closed, and not a year that `to` cuts. */
-  const planOf = (asked: Pick<StatsQuery, 'grain' | 'from' | 'to'>): Plan => {
-    const lastClosed = lastClosedDay(deps.rules, deps.now())
+  /** The periods of `asked`, and those of them kept in the cache: closed (up to `lastClosed`), and not a year that `to` cuts. */
+  const planOf = (asked: Pick<StatsQuery, 'grain' | 'from' | 'to'>, lastClosed = lastClosedDay(deps.rules, deps.now())): Plan => {
     const periods = periodsBetween(asked.grain, asked.from, asked.to)
     const closed = closedPeriods(asked.grain, periods, lastClosed)
     // The last year may be cut by `to` (a year counts months up to the one holding `to`): then it is not kept.
@@ -164,13 +163,14 @@ export function createStatsReader(deps: {
    */
   const prepare = (grain: StatsQuery['grain'], ahead?: { videoId: string; from: string; to: string }): Prepared => {
     const versions = cache.versions()
+    const lastClosed = lastClosedDay(deps.rules, deps.now())
     let closed: Prepared['closed']
     if (ahead && deps.closedTtlSeconds > 0) {
-      const plan = planOf({ grain, ...ahead })
+      const plan = planOf({ grain, ...ahead }, lastClosed)
       if (plan.keep.size > 0) closed = { ...ahead, grain, plan, found: versions.then((v) => (v ? closedRows(v.ns, ahead.videoId, grain, plan.keep) : null)) }
     }
     if (kept && grain !== 'year') {
-      const from = openFrom(grain, lastClosedDay(deps.rules, deps.now()))
+      const from = openFrom(grain, lastClosed)
       const table = openPeriodsTable(grain)
       // The same list and key as openPeriods reads (a load since makes it read again); the list is the table's, nobody's data.
       // Not before any key of the table was read under the generation: that read lists nothing (see open-rows.ts).

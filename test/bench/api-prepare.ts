@@ -10,6 +10,7 @@
  */
 import { createClickHouse } from '../../lib/clickhouse.ts'
 import { loadSettings } from '../../lib/config.ts'
+import { getVideos } from '../../analytics/videos/store.ts'
 import { rows } from '../harness/engines.ts'
 import { benchCreatorId } from './settle-data.ts'
 
@@ -38,10 +39,7 @@ try {
   // Only the videos an earlier run did not register: registering them again each run added a
   // part of the same rows to `videos` per run, and each part costs the video lookup about 1 ms
   // (FINAL over 4 such parts 6–7 ms against 3.6 over one, chDB alone, 6 December).
-  const known = await rows<{ video_id: string; creator_id: string }>(ch, 'SELECT video_id, creator_id FROM videos FINAL WHERE video_id IN {ids:Array(String)} AND deleted = 0', {
-    ids: [...all.keys()],
-  })
-  for (const v of known) if (all.get(v.video_id) === v.creator_id) all.delete(v.video_id)
+  for (const v of await getVideos(ch, [...all.keys()])) if (all.get(v.video_id) === v.creator_id) all.delete(v.video_id)
   const now = new Date().toISOString().replace('T', ' ').replace('Z', '')
   if (all.size > 0)
     await ch.insert({
