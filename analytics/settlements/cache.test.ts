@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { VisibleRuns } from '../../jobs/settlement/queries.ts'
-import { bumpSettlementVersion } from '../../jobs/settlement/version.ts'
+import { bumpSettlementVersion, publishedVisibleRuns, settlementVersion } from '../../jobs/settlement/version.ts'
 import { startTestRedis, type TestRedis } from '../../test/harness/engines.ts'
 import { createSettlementCache } from './cache.ts'
 
@@ -40,5 +40,30 @@ describe('the settlement cache’s snapshot of the visible runs', () => {
     fail = false
     await ask('videos')
     expect({ reads, last: seen.at(-1) }).toEqual({ reads: 4, last: snapshot(4) })
+  })
+
+  it('is taken from Redis when published with the version or kept there by another process, and read from ClickHouse otherwise', async () => {
+    const reads: string[] = []
+    const cacheOf = (name: string, n: number) =>
+      createSettlementCache(redis.client, {
+        visibleRuns: async () => {
+          reads.push(name)
+          return snapshot(n)
+        },
+      })
+    const snapshot = (n: number): VisibleRuns => ({ runs: new Map([['2026-03-02', n]]), lastFinal: '2026-03-01' })
+    const given = async (cache: ReturnType<typeof createSettlementCache>) => {
+      let visible: VisibleRuns | undefined
+      await cache.get('totals', { n: 2 }, async (v) => ((visible = v), []))
+      return visible
+    }
+    // Published by the run that committed: no process reads ClickHouse.
+    await bumpSettlementVersion(redis.client, snapshot(10))
+    expect([await given(cacheOf('a', 1)), await given(cacheOf('b', 2)), reads]).toEqual([snapshot(10), snapshot(10), []])
+    // A bump without them: the first process reads ClickHouse and keeps them for the others.
+    await bumpSettlementVersion(redis.client)
+    expect(await given(cacheOf('c', 3))).toEqual(snapshot(3))
+    await vi.waitFor(async () => expect(await publishedVisibleRuns(redis.client, (await settlementVersion(redis.client))!)).toEqual(snapshot(3)))
+    expect([await given(cacheOf('d', 4)), reads]).toEqual([snapshot(3), ['c']])
   })
 })

@@ -1,6 +1,6 @@
 import type { Redis } from '../../lib/redis.ts'
 import type { VisibleRuns } from '../../jobs/settlement/queries.ts'
-import { settlementVersion } from '../../jobs/settlement/version.ts'
+import { publishedVisibleRuns, rememberVisibleRuns, settlementVersion } from '../../jobs/settlement/version.ts'
 import type { CacheOutcome } from '../cache/aggregate-cache.ts'
 import { singleFlight } from '../http/single-flight.ts'
 
@@ -9,10 +9,13 @@ export type SettlementCacheOptions = {
   maxRowsPerEntry?: number
   ttlMs?: number
   /**
-   * Reads every settled day's visible run (jobs/settlement/queries.ts's visibleRuns): kept per
-   * settlement version (at most `ttlMs`) and handed to each query, which then binds the runs
-   * instead of evaluating settlement_days in its statement (a creator's five days' totals 13.5
-   * against 20.7 ms in chDB alone).
+   * Reads every settled day's visible run from ClickHouse (jobs/settlement/queries.ts's
+   * visibleRuns) for a version whose runs Redis does not hold (they are published with the
+   * version by the run that committed, or kept there by the version's first reader: a year of
+   * days read from Redis 0.2 ms, against 9.3 from ClickHouse). Kept per settlement version (at
+   * most `ttlMs`) and handed to each query, which then binds the runs instead of evaluating
+   * settlement_days in its statement (a creator's five days' totals 13.5 against 20.7 ms in
+   * chDB alone).
    */
   visibleRuns?: () => Promise<VisibleRuns>
 }
@@ -22,8 +25,9 @@ export type SettlementCacheOptions = {
  * memory keyed by the settlement version in Redis (bumped by every commit, from any
  * process) and by the query. Entries also expire after `ttlMs`, which bounds staleness
  * should a bump ever be lost. Without Redis the cache is skipped, never trusted. So is the
- * snapshot of the visible runs given to the queries (`visibleRuns`): read once a version, and
- * a query without one (no Redis, or the read failed) evaluates settlement_days itself.
+ * snapshot of the visible runs given to the queries (`visibleRuns`): read once a version (from
+ * Redis where published), and a query without one (no Redis, or the read failed) evaluates
+ * settlement_days itself.
  *
  * @example
  * const cache = createSettlementCache(redis)
@@ -39,7 +43,15 @@ export function createSettlementCache(redis: Redis, opts: SettlementCacheOptions
   const visibleAt = (version: string): Promise<VisibleRuns | undefined> => {
     if (!opts.visibleRuns) return Promise.resolve(undefined)
     if (snapshot?.version !== version || snapshot.expires <= Date.now()) {
-      const runs: Promise<VisibleRuns | undefined> = opts.visibleRuns().catch(() => {
+      const read = opts.visibleRuns
+      const runs: Promise<VisibleRuns | undefined> = (async () => {
+        // Published with the version by the run that committed it, or kept by its first reader.
+        const published = await publishedVisibleRuns(redis, version)
+        if (published) return published
+        const visible = await read()
+        void rememberVisibleRuns(redis, version, visible)
+        return visible
+      })().catch(() => {
         // Not kept: the next read tries again.
         if (snapshot?.runs === runs) snapshot = undefined
         return undefined

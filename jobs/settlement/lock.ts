@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import type { Result } from 'ioredis'
 import { defineScripts, type Redis } from '../../lib/redis.ts'
 import { SettlementError } from './errors.ts'
+import type { SettlementFence } from './version.ts'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -23,6 +24,8 @@ const scripts = {
 export type SettlementLock = {
   /** Who holds it, as stored in Redis. */
   readonly holder: string
+  /** Its key and the value this runner set: what a write checks to be made only while the lock is held. */
+  readonly fence: SettlementFence
   /** Throws LOCK_LOST unless Redis still holds this runner's token: checked right before a commit. */
   assertHeld(): Promise<void>
   /** Stops renewing and deletes the lock if it is still this runner's. */
@@ -64,6 +67,7 @@ export async function acquireSettlementLock(redis: Redis, opts: { ttlMs: number;
   timer.unref?.()
   return {
     holder,
+    fence: { key, value },
     async assertHeld() {
       if (lost || (await redis.get(key)) !== value)
         throw new SettlementError('LOCK_LOST', 'the settlement lock expired during the run (was the engine stalled?); nothing was committed, run it again')

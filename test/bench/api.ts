@@ -6,7 +6,8 @@
  *
  * Cached answers are measured apart from queried ones. Per endpoint:
  * - cold: the caches are emptied (the aggregates generation and the settlement version
- *   bumped in the server's Redis, as a repair and a settlement run do), then one request
+ *   bumped in the server's Redis, as a repair and a settlement run do, the latter with the
+ *   visible runs published), then one request
  *   alone, then --cold-rounds bursts of one request per client at once, each burst after
  *   emptying the caches again: what a request costs when its answer is not cached
  *   (after --cold-warmup-rounds such bursts that are not counted, for the JIT);
@@ -43,7 +44,7 @@ import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
 import { lastClosedDay } from '../../analytics/cache/closed-days.ts'
-import { bumpSettlementVersion } from '../../jobs/settlement/version.ts'
+import { bumpSettlementVersion, publishedVisibleRuns, settlementVersion } from '../../jobs/settlement/version.ts'
 import { loadSettings } from '../../lib/config.ts'
 import { createRedis, waitForRedis } from '../../lib/redis.ts'
 
@@ -136,9 +137,12 @@ let statsToDay = ''
 // The server's private redis-server (REDIS_URL unset): emptying the caches is bumping what their keys include.
 const redis = createRedis({ path: join(dataDir, 'redis', 'redis.sock') })
 redis.on('error', () => {})
+// A settlement run publishes the visible runs with its bump: as one that changed none, those the
+// server kept at the version before (none before the first cold burst, whose reads keep them).
 const emptyCaches = async () => {
   await bumpAggregatesGeneration(redis)
-  await bumpSettlementVersion(redis)
+  const version = await settlementVersion(redis)
+  await bumpSettlementVersion(redis, version === null ? undefined : await publishedVisibleRuns(redis, version))
 }
 const lastClosed = lastClosedDay(serverSettings, new Date())
 const r1 = (x: number) => +x.toFixed(1)

@@ -5,6 +5,7 @@ import { settle, type SettleRequest } from '../../jobs/settlement/job.ts'
 import { acquireSettlementLock } from '../../jobs/settlement/lock.ts'
 import { settlementByVideo, settlementTotals, visibleRuns } from '../../jobs/settlement/queries.ts'
 import { listRuns, writeRun } from '../../jobs/settlement/runs.ts'
+import { publishedVisibleRuns, settlementVersion } from '../../jobs/settlement/version.ts'
 import { adEvents, clockAt, lineContents, playEvents, putViews, videoLines } from './fixtures.ts'
 
 /*
@@ -179,6 +180,8 @@ describe('settlement runs', () => {
     const visible = await visibleRuns(s.ch)
     expect(visible.lastFinal).toBe('2024-03-04')
     expect(visible.runs.size).toBe((await rows(s.ch, 'SELECT day FROM settlement_days')).length)
+    // The run published the same snapshot with its last bump: readers of the version read it from Redis.
+    expect(await publishedVisibleRuns(s.redis, (await settlementVersion(s.redis))!)).toEqual(visible)
     expect(await settlementTotals(s.ch, { grain: 'week', from: '2024-02-26', to: '2024-03-10' }, visible)).toEqual(weeks)
     expect(await settlementTotals(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-03' }, visible)).toEqual(days)
     expect(await settlementByVideo(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-06' }, visible)).toEqual(await settlementByVideo(s.ch, { grain: 'day', from: '2024-03-01', to: '2024-03-06' }))
