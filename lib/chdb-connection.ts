@@ -21,6 +21,12 @@ import { writeAll, writeAllText } from './write-all.ts'
  * with its views 8.7–9.1 against 11.4–11.5.
  */
 type Inner = ReturnType<typeof createChdbConnection>
+/**
+ * One statement as the engine ran it: a load (of the edge's events) or a read (anything
+ * else), how long it waited for its turn (loads only, see engine-turns.ts) and how long it
+ * then took, waiting for a statement already running in chDB included.
+ */
+export type StatementTiming = { kind: 'read' | 'load'; queryId?: string; statement: string; waitedMs: number; ms: number }
 type Settings = Record<string, unknown> | undefined
 
 /** Settings the client sends that mean something only to an HTTP server. */
@@ -103,8 +109,20 @@ const TURNS = { quietMs: 2, maxWaitMs: 200 }
 export function createScopedChdbConnection(path: string) {
   const inner: Inner = createChdbConnection({ path })
   const turns = engineTurns(TURNS)
-  const turn = <R>(p: { query_id?: string }, run: () => Promise<R>): Promise<R> =>
-    p.query_id?.startsWith(BACKGROUND_QUERY_PREFIX) ? turns.background(run) : turns.read(run)
+  let observe: ((timing: StatementTiming) => void) | undefined
+  const turn = <R>(p: { query: string; query_id?: string }, run: () => Promise<R>): Promise<R> => {
+    const kind = p.query_id?.startsWith(BACKGROUND_QUERY_PREFIX) ? 'load' : 'read'
+    const asked = performance.now()
+    const timed = async () => {
+      const started = performance.now()
+      try {
+        return await run()
+      } finally {
+        observe?.({ kind, queryId: p.query_id, statement: p.query, waitedMs: started - asked, ms: performance.now() - started })
+      }
+    }
+    return kind === 'load' ? turns.background(timed) : turns.read(timed)
+  }
   const insertsDir = join(path, INSERTS_DIR)
   // Left by a process that died mid-insert: nothing reads them (the write-ahead log keeps the rows).
   rmSync(insertsDir, { recursive: true, force: true })
@@ -141,5 +159,9 @@ export function createScopedChdbConnection(path: string) {
     close: () => inner.close(),
     /** The engine's turns between reads and loads (see engine-turns.ts). */
     turns,
+    /** Calls `fn` after each statement with what it took (one observer; a later call replaces it). */
+    watch(fn: (timing: StatementTiming) => void): void {
+      observe = fn
+    },
   }
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { randomUUID } from 'node:crypto'
 import { INSERTS_DIR } from './chdb-connection.ts'
-import { engineTurnsOf } from './clickhouse.ts'
+import { engineTurnsOf, watchEmbeddedStatements, type StatementTiming } from './clickhouse.ts'
 import { BACKGROUND_QUERY_PREFIX } from './engine-turns.ts'
 import { rows, startTestClickHouse, type TestClickHouse } from '../test/harness/engines.ts'
 
@@ -108,4 +108,17 @@ it('runs a load after the reads sent before it ends, in embedded mode (the engin
   await vi.waitFor(() => expect(turns.state).toEqual({ reads: 2, waiting: 0 }), { interval: 1, timeout: 5_000 })
   await Promise.all([slow2, plain])
   expect(await count()).toEqual([{ n: '2' }])
+})
+
+it('tells a watcher what each statement of the embedded engine took, reads and loads apart', async () => {
+  const seen: StatementTiming[] = []
+  expect(watchEmbeddedStatements(e.ch, (t) => seen.push(t))).toBe(true)
+  await rows(e.ch, 'SELECT sleep(0.05) AS slept')
+  await e.ch.insert({ table: 'scoped', values: [{ x: 500 }], format: 'JSONEachRow', query_id: `${BACKGROUND_QUERY_PREFIX}${randomUUID()}` })
+  expect(seen).toHaveLength(2)
+  expect(seen[0]).toMatchObject({ kind: 'read', statement: expect.stringMatching(/^SELECT sleep\(0\.05\) AS slept\s+FORMAT JSONEachRow$/) })
+  expect(seen[0]!.ms).toBeGreaterThanOrEqual(50)
+  expect(seen[1]).toMatchObject({ kind: 'load', queryId: expect.stringMatching(new RegExp(`^${BACKGROUND_QUERY_PREFIX}`)), statement: expect.stringMatching(/^INSERT INTO scoped/) })
+  expect(seen[1]!.waitedMs).toBeGreaterThanOrEqual(0)
+  watchEmbeddedStatements(e.ch, () => {})
 })

@@ -1,11 +1,11 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createClient, type ClickHouseClient } from '@clickhouse/client'
-import { createScopedChdbConnection } from './chdb-connection.ts'
+import { createScopedChdbConnection, type StatementTiming } from './chdb-connection.ts'
 import type { Settings } from './config.ts'
 import type { EngineTurns } from './engine-turns.ts'
 
-export type { ClickHouseClient }
+export type { ClickHouseClient, StatementTiming }
 
 /**
  * Settings for a read of a few rows spread over many granules, such as a batch of videos'
@@ -19,6 +19,16 @@ export const SPLIT_SMALL_READS = { merge_tree_min_rows_for_concurrent_read: '1',
 const turnsOf = new WeakMap<ClickHouseClient, EngineTurns>()
 /** The turns of an embedded client's engine between reads and loads (none for a server: it runs them side by side). */
 export const engineTurnsOf = (ch: ClickHouseClient): EngineTurns | undefined => turnsOf.get(ch)
+const watchersOf = new WeakMap<ClickHouseClient, (fn: (timing: StatementTiming) => void) => void>()
+/**
+ * Calls `fn` after each statement an embedded client's engine runs, with what it took; returns
+ * false for a server (its own `system.query_log` keeps that; chDB keeps none).
+ */
+export function watchEmbeddedStatements(ch: ClickHouseClient, fn: (timing: StatementTiming) => void): boolean {
+  const watch = watchersOf.get(ch)
+  watch?.(fn)
+  return watch !== undefined
+}
 
 /**
  * The one ClickHouse client factory: embedded chDB under `DATA_DIR/clickhouse`
@@ -60,6 +70,7 @@ export function createClickHouse(
     }
     const client = createClient({ ...common, connection })
     turnsOf.set(client, scoped.turns)
+    watchersOf.set(client, scoped.watch)
     return client
   }
   return createClient({

@@ -74,6 +74,8 @@ export const settingsSchema = z.object({
   /** Least time between the starts of two loads, so that inserts are few and large. */
   LOAD_INTERVAL_MS: int(1, 60_000).default(500),
   INSERT_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  /** The embedded engine's statements that take at least this long are logged (a warning with the statement's text; 0: every one). */
+  SLOW_STATEMENT_MS: int(0, 3_600_000).default(1_000),
   /** How long an undecided in-flight batch owns its events before a retry may take them over. */
   INFLIGHT_LEASE_MS: int(1_000, 600_000).default(60_000),
   PLAYBACK_TOKEN_ISSUER: z.string().min(1).default('creator-settlement'),

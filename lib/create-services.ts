@@ -4,10 +4,10 @@ import { bumpAggregatesGeneration } from './aggregates-generation.ts'
 import { finishWal } from '../ingest/repair.ts'
 import { loadPlaybackKeys } from '../ingest/tokens/keys.ts'
 import { createPlaybackVerifier } from '../ingest/tokens/playback.ts'
-import { createClickHouse, engineTurnsOf, type ClickHouseClient } from './clickhouse.ts'
+import { createClickHouse, engineTurnsOf, watchEmbeddedStatements, type ClickHouseClient } from './clickhouse.ts'
 import type { Settings } from './config.ts'
 import { createLogger } from './log.ts'
-import { createMetrics, gaugeRead, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
+import { createMetrics, embeddedStatementHistogram, gaugeRead, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
 import { createRedis, waitForRedis, type Redis } from './redis.ts'
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
 import type { Services } from './services.ts'
@@ -76,6 +76,13 @@ export async function createServices(
     // Counters read at each scrape (see engine-turns.ts: a load waits for the reads under way).
     gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held', 'Loads of events that waited for the reads under way in the embedded engine, since start', () => turns.held.loads)
     gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held_seconds', 'Time those loads waited in all, since start', () => turns.held.ms / 1000)
+    // chDB keeps no query log: its slow statements are named in this one.
+    const statementSeconds = embeddedStatementHistogram(metrics)
+    watchEmbeddedStatements(ch, (t) => {
+      statementSeconds.observe({ kind: t.kind }, t.ms / 1000)
+      if (t.ms >= settings.SLOW_STATEMENT_MS)
+        log.warn('slow ClickHouse statement', { kind: t.kind, ms: Math.round(t.ms), waited_ms: Math.round(t.waitedMs), query_id: t.queryId, statement: t.statement.replace(/\s+/g, ' ').slice(0, 500) })
+    })
   }
   if (settings.CLICKHOUSE_URL === undefined)
     trackEmbeddedEngineMemory(metrics, {
