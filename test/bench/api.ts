@@ -38,7 +38,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
-import { addCounts, BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, writeResult } from './lib.ts'
+import { addCounts, BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, slowStatements, writeResult } from './lib.ts'
 import { startLivePlayers, type LivePlayersResult } from './api-live.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
@@ -378,8 +378,10 @@ try {
       `${r.name.padEnd(w)}  ${col(r.cold_alone_ms)}  ${col(r.cold.p50)}  ${col(r.cold.p99)}  ${col(r.cold.max)}  ${col(r.warm.rps)}  ${col(r.warm.p50)}  ${col(r.warm.p99)}  ${col(r.warm.max)}  ${col(`${Math.round(r.warm.hit_share * 100)} %`)}  ${col(r.warm.not_hit.requests > 0 ? r.warm.not_hit.p99 : '-', 11)}  ${JSON.stringify(r.errors)}`,
     )
   console.log('warm answers by Cache-Status: ' + results.map((r) => `${r.name.split(' (')[0]}: ${JSON.stringify(r.warm.outcomes)}`).join('; '))
+  const slow = slowStatements(server.output())
   printTable('server', [
     ['peak RSS (MiB)', Math.round(rss / 1024)],
+    ['statements of SLOW_STATEMENT_MS (1 s) or more; the slowest', slow.length === 0 ? 0 : `${slow.length}; ${slow[0]!.ms} ms, ${slow[0]!.kind}: ${slow[0]!.statement.slice(0, 100)}`],
     ['waited for the scheduler to go idle (s)', +idleWaitSeconds.toFixed(1)],
     ['load average after', loadNow()],
   ])
@@ -389,7 +391,7 @@ try {
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
         settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, live_events: liveEvents, stats_to: statsToDay, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, videos_registered: prep.registered, smoke },
-        figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), load_average_after: loadNow() },
+        figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), slow_statements: slow.slice(0, 20), load_average_after: loadNow() },
       },
       flags.get('out'),
     )

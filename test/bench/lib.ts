@@ -340,3 +340,17 @@ export async function startJsonChild<T>(cmd: string, args: string[], env: Record
   result.catch(() => {})
   return { started, result }
 }
+
+/** The server's `slow ClickHouse statement` warnings in its output (JSON log lines), slowest first. */
+export function slowStatements(output: string): { kind: string; ms: number; waited_ms: number; query_id?: string; statement: string }[] {
+  const out: ReturnType<typeof slowStatements> = []
+  for (const line of output.split('\n')) {
+    if (!line.includes('"slow ClickHouse statement"')) continue
+    try {
+      out.push(JSON.parse(line) as ReturnType<typeof slowStatements>[number])
+    } catch {
+      // a line cut by the end of the output
+    }
+  }
+  return out.sort((a, b) => b.ms - a.ms).map(({ kind, ms, waited_ms, query_id, statement }) => ({ kind, ms, waited_ms, query_id, statement }))
+}

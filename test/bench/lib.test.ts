@@ -1,0 +1,17 @@
+import { expect, it } from 'vitest'
+import { slowStatements } from './lib.ts'
+
+it("reads the server's slow-statement warnings from its output, slowest first", () => {
+  const line = (ms: number, statement: string) => JSON.stringify({ time: '2026-12-06T16:00:00.000Z', level: 'warn', msg: 'slow ClickHouse statement', kind: 'read', ms, waited_ms: 0, query_id: `q${ms}`, statement })
+  const output = [
+    'listening on http://127.0.0.1:1',
+    line(1200, 'SELECT 1'),
+    JSON.stringify({ level: 'warn', msg: 'something else', ms: 99999 }),
+    line(9880, 'SELECT 2'),
+    line(3000, 'SELECT 3').slice(0, 40),
+  ].join('\n')
+  expect(slowStatements(output)).toEqual([
+    { kind: 'read', ms: 9880, waited_ms: 0, query_id: 'q9880', statement: 'SELECT 2' },
+    { kind: 'read', ms: 1200, waited_ms: 0, query_id: 'q1200', statement: 'SELECT 1' },
+  ])
+})
