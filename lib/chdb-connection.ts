@@ -118,7 +118,11 @@ export function createScopedChdbConnection(path: string) {
       try {
         return await run()
       } finally {
-        observe?.({ kind, queryId: p.query_id, statement: p.query, waitedMs: started - asked, ms: performance.now() - started })
+        try {
+          observe?.({ kind, queryId: p.query_id, statement: p.query, waitedMs: started - asked, ms: performance.now() - started })
+        } catch {
+          // The watcher's failure is not the statement's.
+        }
       }
     }
     return kind === 'load' ? turns.background(timed) : turns.read(timed)
