@@ -120,5 +120,10 @@ it('tells a watcher what each statement of the embedded engine took, reads and l
   expect(seen[0]!.ms).toBeGreaterThanOrEqual(50)
   expect(seen[1]).toMatchObject({ kind: 'load', queryId: expect.stringMatching(new RegExp(`^${BACKGROUND_QUERY_PREFIX}`)), statement: expect.stringMatching(/^INSERT INTO scoped/) })
   expect(seen[1]!.waitedMs).toBeGreaterThanOrEqual(0)
+  // A watcher that fails does not fail the statement.
+  watchEmbeddedStatements(e.ch, () => {
+    throw new Error('watcher down')
+  })
+  expect(await rows(e.ch, 'SELECT 7 AS n')).toEqual([{ n: 7 }])
   watchEmbeddedStatements(e.ch, () => {})
 })
