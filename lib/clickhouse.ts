@@ -16,18 +16,18 @@ export type { ClickHouseClient, StatementTiming }
  */
 export const SPLIT_SMALL_READS = { merge_tree_min_rows_for_concurrent_read: '1', merge_tree_min_bytes_for_concurrent_read: '1' } as const
 
-const turnsOf = new WeakMap<ClickHouseClient, EngineTurns>()
+/** What an embedded client's connection adds (see chdb-connection.ts); a server's client has none. */
+const embeddedOf = new WeakMap<ClickHouseClient, Pick<ReturnType<typeof createScopedChdbConnection>, 'turns' | 'watch'>>()
 /** The turns of an embedded client's engine between reads and loads (none for a server: it runs them side by side). */
-export const engineTurnsOf = (ch: ClickHouseClient): EngineTurns | undefined => turnsOf.get(ch)
-const watchersOf = new WeakMap<ClickHouseClient, (fn: (timing: StatementTiming) => void) => void>()
+export const engineTurnsOf = (ch: ClickHouseClient): EngineTurns | undefined => embeddedOf.get(ch)?.turns
 /**
  * Calls `fn` after each statement an embedded client's engine runs, with what it took; returns
  * false for a server (its own `system.query_log` keeps that; chDB keeps none).
  */
 export function watchEmbeddedStatements(ch: ClickHouseClient, fn: (timing: StatementTiming) => void): boolean {
-  const watch = watchersOf.get(ch)
-  watch?.(fn)
-  return watch !== undefined
+  const embedded = embeddedOf.get(ch)
+  embedded?.watch(fn)
+  return embedded !== undefined
 }
 
 /**
@@ -69,8 +69,7 @@ export function createClickHouse(
       )
     }
     const client = createClient({ ...common, connection })
-    turnsOf.set(client, scoped.turns)
-    watchersOf.set(client, scoped.watch)
+    embeddedOf.set(client, scoped)
     return client
   }
   return createClient({

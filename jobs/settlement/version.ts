@@ -67,7 +67,7 @@ export async function rememberVisibleRuns(redis: Redis, version: string, visible
   await redis.settlementRemember(SETTLEMENT_VISIBLE_KEY, version, encodeVisibleRuns(visible), SNAPSHOT_TTL_SECONDS).catch(() => 0)
 }
 
-const Stored = z.object({ runs: z.array(z.tuple([z.string().regex(/^\d{4}-\d{2}-\d{2}$/), z.number().int().nonnegative()])), lastFinal: z.string() })
+const Stored = z.object({ runs: z.array(z.tuple([z.iso.date(), z.number().int().nonnegative()])), lastFinal: z.string() })
 
 export function encodeVisibleRuns(visible: VisibleRuns): string {
   return JSON.stringify({ runs: [...visible.runs], lastFinal: visible.lastFinal })
