@@ -109,7 +109,7 @@ const TURNS = { quietMs: 2, maxWaitMs: 200 }
 export function createScopedChdbConnection(path: string) {
   const inner: Inner = createChdbConnection({ path })
   const turns = engineTurns(TURNS)
-  let observe: ((timing: StatementTiming) => void) | undefined
+  const observers = new Set<(timing: StatementTiming) => void>()
   const turn = <R>(p: { query: string; query_id?: string }, run: () => Promise<R>): Promise<R> => {
     const kind = p.query_id?.startsWith(BACKGROUND_QUERY_PREFIX) ? 'load' : 'read'
     const asked = performance.now()
@@ -118,10 +118,13 @@ export function createScopedChdbConnection(path: string) {
       try {
         return await run()
       } finally {
-        try {
-          observe?.({ kind, queryId: p.query_id, statement: p.query, waitedMs: started - asked, ms: performance.now() - started })
-        } catch {
-          // The watcher's failure is not the statement's.
+        const timing: StatementTiming = { kind, queryId: p.query_id, statement: p.query, waitedMs: started - asked, ms: performance.now() - started }
+        for (const observe of observers) {
+          try {
+            observe(timing)
+          } catch {
+            // A watcher's failure is not the statement's.
+          }
         }
       }
     }
@@ -163,9 +166,10 @@ export function createScopedChdbConnection(path: string) {
     close: () => inner.close(),
     /** The engine's turns between reads and loads (see engine-turns.ts). */
     turns,
-    /** Calls `fn` after each statement with what it took (one observer; a later call replaces it). */
-    watch(fn: (timing: StatementTiming) => void): void {
-      observe = fn
+    /** Calls `fn` after each statement with what it took, until the returned function is called. */
+    watch(fn: (timing: StatementTiming) => void): () => void {
+      observers.add(fn)
+      return () => observers.delete(fn)
     },
   }
 }

@@ -112,7 +112,8 @@ it('runs a load after the reads sent before it ends, in embedded mode (the engin
 
 it('tells a watcher what each statement of the embedded engine took, reads and loads apart', async () => {
   const seen: StatementTiming[] = []
-  expect(watchEmbeddedStatements(e.ch, (t) => seen.push(t))).toBe(true)
+  const unwatch = watchEmbeddedStatements(e.ch, (t) => seen.push(t))
+  expect(unwatch).toBeTypeOf('function')
   await rows(e.ch, 'SELECT sleep(0.05) AS slept')
   await e.ch.insert({ table: 'scoped', values: [{ x: 500 }], format: 'JSONEachRow', query_id: `${BACKGROUND_QUERY_PREFIX}${randomUUID()}` })
   expect(seen).toHaveLength(2)
@@ -120,10 +121,14 @@ it('tells a watcher what each statement of the embedded engine took, reads and l
   expect(seen[0]!.ms).toBeGreaterThanOrEqual(50)
   expect(seen[1]).toMatchObject({ kind: 'load', queryId: expect.stringMatching(new RegExp(`^${BACKGROUND_QUERY_PREFIX}`)), statement: expect.stringMatching(/^INSERT INTO scoped/) })
   expect(seen[1]!.waitedMs).toBeGreaterThanOrEqual(0)
-  // A watcher that fails does not fail the statement.
-  watchEmbeddedStatements(e.ch, () => {
+  // A watcher that fails fails neither the statement nor the other watchers; one that stopped hears nothing more.
+  const failing = watchEmbeddedStatements(e.ch, () => {
     throw new Error('watcher down')
   })
   expect(await rows(e.ch, 'SELECT 7 AS n')).toEqual([{ n: 7 }])
-  watchEmbeddedStatements(e.ch, () => {})
+  expect(seen).toHaveLength(3)
+  unwatch!()
+  failing!()
+  await rows(e.ch, 'SELECT 8 AS n')
+  expect(seen).toHaveLength(3)
 })

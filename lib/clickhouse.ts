@@ -21,13 +21,12 @@ const embeddedOf = new WeakMap<ClickHouseClient, Pick<ReturnType<typeof createSc
 /** The turns of an embedded client's engine between reads and loads (none for a server: it runs them side by side). */
 export const engineTurnsOf = (ch: ClickHouseClient): EngineTurns | undefined => embeddedOf.get(ch)?.turns
 /**
- * Calls `fn` after each statement an embedded client's engine runs, with what it took; returns
- * false for a server (its own `system.query_log` keeps that; chDB keeps none).
+ * Calls `fn` after each statement an embedded client's engine runs, with what it took, until
+ * the returned function is called; undefined for a server (its own `system.query_log` keeps
+ * that; chDB keeps none).
  */
-export function watchEmbeddedStatements(ch: ClickHouseClient, fn: (timing: StatementTiming) => void): boolean {
-  const embedded = embeddedOf.get(ch)
-  embedded?.watch(fn)
-  return embedded !== undefined
+export function watchEmbeddedStatements(ch: ClickHouseClient, fn: (timing: StatementTiming) => void): (() => void) | undefined {
+  return embeddedOf.get(ch)?.watch(fn)
 }
 
 /**

@@ -43,6 +43,12 @@ export const settingsSchema = z.object({
   SETTLEMENT_RUN_AT: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (24 h)').default('00:30'),
   /** Expiry of the settlement lock in Redis; the runner renews it every third of this. */
   SETTLEMENT_LOCK_TTL_SECONDS: int(5, 3600).default(60),
+  /**
+   * Rows of a day's aggregates one settlement line statement takes at most; a larger day is
+   * written in several, each over a share of the videos, so that embedded reads wait at
+   * most one of them and a server's GROUP BY stays bounded.
+   */
+  SETTLEMENT_STATEMENT_ROWS: int(1, 1_000_000_000).default(500_000),
   FUTURE_TOLERANCE_SECONDS: int(0, 3600).default(300),
   VIEW_DEDUP_WINDOW_MINUTES: int(1, 24 * 60).default(30),
   MAX_VIEWS_PER_IP: int(1, 1_000_000).default(3),

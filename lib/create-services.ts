@@ -74,7 +74,7 @@ export async function createServices(
   const turns = engineTurnsOf(ch)
   if (turns) {
     // Counters read at each scrape (see engine-turns.ts: a load waits for the reads under way).
-    gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held', 'Loads of events that waited for the reads under way in the embedded engine, since start', () => turns.held.loads)
+    gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held', 'Background statements (loads of events, settlement line statements) that waited for the reads under way in the embedded engine, since start', () => turns.held.loads)
     gaugeRead(metrics, 'cs_clickhouse_embedded_loads_held_seconds', 'Time those loads waited in all, since start', () => turns.held.ms / 1000)
     // chDB keeps no query log: its slow statements are named in this one.
     const statementSeconds = embeddedStatementHistogram(metrics)

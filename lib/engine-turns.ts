@@ -80,5 +80,5 @@ export function engineTurns(opts: { quietMs: number; maxWaitMs: number; now?: ()
 
 export type EngineTurns = ReturnType<typeof engineTurns>
 
-/** The query_id prefix that marks a statement as a load (see engineTurns; insertRawEvents sets it). */
+/** The query_id prefix that marks a statement as a load, one nobody waits for at once (see engineTurns): insertRawEvents and the settlement job's line statements set it. */
 export const BACKGROUND_QUERY_PREFIX = 'load-'

@@ -44,13 +44,13 @@ export function createMetrics() {
 export type Metrics = ReturnType<typeof createMetrics>
 
 /**
- * The embedded engine's statements by kind (load: the edge's events; read: the rest), from
+ * The embedded engine's statements by kind (load: background statements, the edge's events and the settlement's lines; read: the rest), from
  * their turn to their answer: chDB runs one at a time, so a long one shows in those after it too.
  */
 export function embeddedStatementHistogram(metrics: Metrics) {
   return new Histogram({
     name: 'cs_clickhouse_embedded_statement_duration_seconds',
-    help: "Statements of the embedded engine by kind (load: the edge's events; read: the rest), from their turn to their answer",
+    help: "Statements of the embedded engine by kind (load: background statements, the edge's loads of events and the settlement's line statements; read: the rest), from their turn to their answer",
     labelNames: ['kind'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [metrics.registry],

@@ -1,5 +1,7 @@
 import { z } from 'zod'
+import { randomUUID } from 'node:crypto'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { BACKGROUND_QUERY_PREFIX } from '../../lib/engine-turns.ts'
 import type { Day } from './calendar.ts'
 import { rateCardFor, type RateCard } from './rate-cards.ts'
 import { nextRunId, writeRun, type DayStatus, type RunRecord, type RunTotals, type RunTrigger, type SettledDay } from './runs.ts'
@@ -46,6 +48,11 @@ export type DayContext = {
   assertHeld: () => Promise<void>
   /** Test hook between writing video lines and ad lines (throw to simulate a crash). */
   afterVideoLines?: (day: Day) => Promise<void>
+  /**
+   * Rows of the day's aggregates one line statement settles at most (SETTLEMENT_STATEMENT_ROWS):
+   * a larger day is written in several statements, each over a share of the videos.
+   */
+  statementRows: number
 }
 
 const summaryRow = z.object({
@@ -72,6 +79,28 @@ function lineParams(ctx: DayContext, task: DayTask, card: RateCard, runId: numbe
     ad_rates: card.adRatesTenths,
     folded_through: folded,
     visible_runs: ctx.settled.filter((s) => s.day > folded && s.day < task.day).map((s) => s.run_id),
+  }
+}
+
+/**
+ * Writes a run's lines of one kind in statements over shares of the day's videos, as many
+ * as its rows in `source` need at `statementRows` each. Embedded chDB runs one statement at
+ * a time, and a read sent meanwhile waits for it (5.3 s for the video lines of a 100M-event
+ * day in one statement); each share takes its turn as a background statement, after the
+ * reads under way (engine-turns.ts). Against a server, it bounds the GROUP BY's memory.
+ */
+async function insertLines(ctx: DayContext, into: string, select: string, source: 'video_stats_per_day' | 'ad_impressions_per_day', params: Record<string, unknown>): Promise<void> {
+  const rs = await ctx.ch.query({ query: `SELECT count() AS n FROM ${source} WHERE day = {day:Date}`, query_params: { day: params.day }, format: 'JSONEachRow' })
+  const [row] = await rs.json()
+  const { n } = z.object({ n: z.coerce.number() }).parse(row)
+  const parts = Math.max(1, Math.ceil(n / ctx.statementRows))
+  for (let part = 0; part < parts; part++) {
+    await ctx.ch.command({
+      query: `INSERT INTO ${into} ${select}`,
+      query_params: { ...params, parts, part },
+      query_id: `${BACKGROUND_QUERY_PREFIX}settlement-${randomUUID()}`,
+      clickhouse_settings: lineSettings,
+    })
   }
 }
 
@@ -113,7 +142,8 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
 
   if (dryRun) {
     const params = lineParams(ctx, task, card, 0, ctx.now())
-    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode, card.tierFloors.length), adLinesSelect(card.mode, card.tierFloors.length)), params))
+    const select = { ...params, parts: 1, part: 0 }
+    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode, card.tierFloors.length), adLinesSelect(card.mode, card.tierFloors.length)), select))
   }
 
   const runId = await nextRunId(ch)
@@ -142,9 +172,9 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
   await writeRun(ch, record)
   let committed: RunRecord
   try {
-    await ch.command({ query: `INSERT INTO settlement_video_lines (${VIDEO_LINE_COLUMNS}) ${videoLinesSelect(card.mode, card.tierFloors.length)}`, query_params: params, clickhouse_settings: lineSettings })
+    await insertLines(ctx, `settlement_video_lines (${VIDEO_LINE_COLUMNS})`, videoLinesSelect(card.mode, card.tierFloors.length), 'video_stats_per_day', params)
     await ctx.afterVideoLines?.(task.day)
-    await ch.command({ query: `INSERT INTO settlement_ad_lines (${AD_LINE_COLUMNS}) ${adLinesSelect(card.mode, card.tierFloors.length)}`, query_params: params, clickhouse_settings: lineSettings })
+    await insertLines(ctx, `settlement_ad_lines (${AD_LINE_COLUMNS})`, adLinesSelect(card.mode, card.tierFloors.length), 'ad_impressions_per_day', params)
     const totals = await summary(ch, summarySql(storedVideoLines, storedAdLines), { day: task.day, run_id: runId })
     await ctx.assertHeld()
     committed = { ...record, ...totals, state: 'committed', revision: 2, finished_at: ctx.now().toISOString() }

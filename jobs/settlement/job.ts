@@ -21,6 +21,8 @@ export type SettleOptions = {
   onDay?: (outcome: DayOutcome) => void
   /** Test hook between writing a day's video lines and its ad lines: throw to simulate a crash. */
   afterVideoLines?: (day: Day) => Promise<void>
+  /** Rows of a day's aggregates one line statement settles at most; default SETTLEMENT_STATEMENT_ROWS. */
+  statementRows?: number
 }
 
 export type SettleResult = {
@@ -50,7 +52,7 @@ export async function beginSettlement(services: SettlementServices, req: SettleR
       settled = await settledDays(ch)
     }
     const plan = await planSettlement(ch, req, settled, { timeZone: settings.SETTLEMENT_TZ, windowHours: settings.LATENESS_WINDOW_HOURS, now: now() })
-    const ctx: DayContext = { ch, settled, now, assertHeld: lock ? () => lock.assertHeld() : async () => {}, afterVideoLines: opts.afterVideoLines }
+    const ctx: DayContext = { ch, settled, now, assertHeld: lock ? () => lock.assertHeld() : async () => {}, afterVideoLines: opts.afterVideoLines, statementRows: opts.statementRows ?? settings.SETTLEMENT_STATEMENT_ROWS }
     const runDay = async (task: DayTask, onDay?: (outcome: DayOutcome) => void): Promise<DayOutcome> => {
       try {
         const outcome = await settleOneDay(ctx, task, plan.dryRun)

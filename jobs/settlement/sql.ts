@@ -14,7 +14,8 @@ import type { PricingMode } from './rate-cards.ts'
  *   day Date, run_id UInt64, status String, computed_at DateTime64(3, 'UTC'),
  *   rate_card_version UInt32, pricing_mode String, tier_floors / video_rates / ad_rates Array(UInt64),
  *   folded_through Date (last final day folded into the cumulative tables),
- *   visible_runs Array(UInt64) (committed runs of the days after folded_through).
+ *   visible_runs Array(UInt64) (committed runs of the days after folded_through),
+ *   parts / part UInt32 (the line statements: the share of the videos, by a hash of the id, one statement settles).
  */
 
 /** Settings for the line statements: both cores for the INSERT … SELECT pipeline. */
@@ -46,6 +47,13 @@ function priceSql(mode: PricingMode, tiers: number, before: string, units: strin
     })
     .join('\n    + ')
 }
+
+/**
+ * One statement's share of the videos: those whose id hashes to `part` of `parts`. A
+ * video's lines (and all its ads) fall in one share, and each share is priced from its own
+ * rows, so the shares' lines together are the day's lines. `parts` = 1 keeps every video.
+ */
+const IN_PART = '({parts:UInt32} = 1 OR cityHash64(video_id) % {parts:UInt32} = {part:UInt32})'
 
 export const VIDEO_LINE_COLUMNS = `day, run_id, status, creator_id, video_id, views, watch_ms, ad_impressions, views_before, views_after,
   rate_card_version, pricing_mode, revenue_tenths, revenue_krw, computed_at`
@@ -88,12 +96,12 @@ FROM (
     toUInt64(argMaxIf(after, d, NOT today)) AS views_before
   FROM (
     SELECT true AS today, creator_id, video_id, views AS v, watch_ms AS w, ad_impressions AS ai, toUInt64(0) AS after, day AS d
-    FROM video_stats_per_day WHERE day = {day:Date}
+    FROM video_stats_per_day WHERE day = {day:Date} AND ${IN_PART}
     UNION ALL
-    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative
+    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative WHERE ${IN_PART}
     UNION ALL
     SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_lines
-    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)}
+    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}
   )
   GROUP BY video_id
   HAVING countIf(today) > 0 AND (views > 0 OR watch_ms > 0 OR ad_impressions > 0)
@@ -127,12 +135,12 @@ FROM (
     toUInt64(argMaxIf(after, d, NOT today)) AS impressions_before
   FROM (
     SELECT true AS today, creator_id, video_id, ad_id, impressions AS i, toUInt64(0) AS after, day AS d
-    FROM ad_impressions_per_day WHERE day = {day:Date}
+    FROM ad_impressions_per_day WHERE day = {day:Date} AND ${IN_PART}
     UNION ALL
-    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative
+    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative WHERE ${IN_PART}
     UNION ALL
     SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_lines
-    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)}
+    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}
   )
   GROUP BY video_id, ad_id
   HAVING countIf(today) > 0 AND impressions > 0

@@ -29,17 +29,19 @@
  *   each warm loop (bench:ingest's generator, paced: one batch of 10-50 events every
  *   1.5-4.5 s per player, Zipf popularity over the day's videos), so that loads land as
  *   under live ingest and the edge marks them itself; the stats endpoints then ask up to
- *   today, whose rows those loads add to.
+ *   today, whose rows those loads add to. With --settling the server settles the day again
+ *   during each warm loop, as its nightly job does (api-settling.ts; each run adds its lines).
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--live-events 0] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--live-events 0] [--settling] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
-import { addCounts, BUN, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, slowStatements, writeResult } from './lib.ts'
+import { addCounts, BUN, cacheOutcome, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, slowStatements, writeResult } from './lib.ts'
 import { startLivePlayers, type LivePlayersResult } from './api-live.ts'
+import { startSettling, type SettlingResult } from './api-settling.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../../analytics/cache/aggregate-cache.ts'
@@ -60,6 +62,7 @@ const coldWarmupRounds = num(flags, 'cold-warmup-rounds', smoke ? 0 : 3)
 // ingest (LOAD_INTERVAL_MS, 500 ms by default): answers over open days are reused only between two loads. 0: data at rest.
 const liveEvents = num(flags, 'live-events', 0)
 const loadEveryMs = liveEvents > 0 ? 0 : num(flags, 'load-every-ms', 500)
+const settling = flags.has('settling')
 // The warm loop's clients: `bun`, fetch from this process (the default), or `wrk` (Debian's package, in C, with
 // test/bench/api-wrk.lua). In alternation on 2 December the two gave the same figures within the noise, and wrk
 // (32 threads) took about as much CPU (results/api-generators.json), so the default stays the one past figures used.
@@ -126,6 +129,8 @@ type Result = {
   cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[] }
   /** With --live-events: what the live players' batches got while the warm loop ran. */
   live?: LivePlayersResult
+  /** With --settling: the run of the settlement job that overlapped the warm loop. */
+  settling?: SettlingResult
   /** Closed loop over the same paths with the caches as the requests left them. */
   warm: Latencies & { rps: number; outcomes: Record<string, number>; hit_share: number; not_hit: Latencies; loads_marked: number; open_rows: Record<string, number>; cpu_cores: { server: number; server_by_thread: Record<string, number>; redis: number; generator: number } }
   errors: Record<string, number>
@@ -149,14 +154,6 @@ const r1 = (x: number) => +x.toFixed(1)
 const latencies = (xs: number[]): Latencies => {
   const sorted = Float64Array.from(xs).sort()
   return { requests: xs.length, p50: r1(percentile(sorted, 50)), p95: r1(percentile(sorted, 95)), p99: r1(percentile(sorted, 99)), max: r1(sorted.at(-1) ?? NaN) }
-}
-/** The outcome a response's Cache-Status header names: hit, partial, miss, bypass, unavailable (or none). */
-const outcomeOf = (res: Response): string => {
-  const h = res.headers.get('cache-status')
-  if (h === null) return 'none'
-  if (/;\s*hit\b/.test(h)) return 'hit'
-  if (h.includes('detail=redis-unavailable')) return 'unavailable'
-  return /fwd=([a-z-]+)/.exec(h)?.[1] ?? 'other'
 }
 const wrkDir = tempDir('cs-bench-api-wrk-')
 type WrkOut = { duration_s: number; cpu_s: number; requests: number; errors: Record<string, number>; threads: { all_ms: number[]; not_hit_ms: number[]; outcomes: Record<string, number>; statuses: Record<string, number> }[] }
@@ -244,7 +241,7 @@ try {
       try {
         const res = await fetch(`${url}${e.path(i)}`, { headers: { authorization: `Bearer ${e.token}` } })
         await res.arrayBuffer()
-        if (res.status === 200) return { ms: performance.now() - s, outcome: outcomeOf(res) }
+        if (res.status === 200) return { ms: performance.now() - s, outcome: cacheOutcome(res.headers.get('cache-status')) }
         errors[res.status] = (errors[res.status] ?? 0) + 1
       } catch (err) {
         // Bun.serve closes a connection idle for 10 s: a request slower than that ends here.
@@ -299,6 +296,7 @@ try {
         : undefined
 
     // Warm: the closed loop, each response sorted by what the cache did.
+    const job = settling ? startSettling({ url, dataDir, day: prep.day }) : undefined
     const warm = samples()
     const t0 = performance.now()
     const end = t0 + seconds * 1000
@@ -331,6 +329,7 @@ try {
     const elapsed = (performance.now() - t0) / 1000
     const kept = Object.fromEntries(Object.entries(await keptRows()).map(([k, v]) => [k, v - (kept0[k] ?? 0)]))
     const liveResult = await live?.done()
+    const settled = await job?.done()
     const genCpu = process.cpuUsage(genCpu0)
     // Where the server's CPU went, by thread name: the JavaScript thread ('bun'), chDB's pools, Bun's own.
     const byThread = Object.fromEntries(
@@ -354,10 +353,11 @@ try {
         open_rows: kept,
       },
       ...(liveResult ? { live: liveResult } : {}),
+      ...(settled ? { settling: settled } : {}),
       errors,
     })
     const r = results.at(-1)!
-    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (open rows ${JSON.stringify(r.warm.open_rows)}); cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''} (load ${loadNow()})`)
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (open rows ${JSON.stringify(r.warm.open_rows)}); cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''}${r.settling ? `; the day settled again meanwhile in ${r.settling.ms} ms (${r.settling.outcome}, run ${r.settling.run_id})` : ''} (load ${loadNow()})`)
   }
 } finally {
   rmSync(wrkDir, { recursive: true, force: true })
@@ -369,7 +369,7 @@ try {
   const w = Math.max(...results.map((r) => r.name.length), 10)
   const col = (v: string | number, width = 8) => String(v).padStart(width)
   console.log(
-    `\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint (${liveEvents > 0 ? `live players sending about ${liveEvents} events/s, their loads marked by the edge, stats up to ${statsToDay}` : loadEveryMs > 0 ? `a load marked every ${loadEveryMs} ms` : 'no loads'}), ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`,
+    `\nbench:api — ${clients} clients, ${coldRounds} cold bursts and ${seconds} s warm per endpoint (${liveEvents > 0 ? `live players sending about ${liveEvents} events/s, their loads marked by the edge, stats up to ${statsToDay}` : loadEveryMs > 0 ? `a load marked every ${loadEveryMs} ms` : 'no loads'}${settling ? ', the day settled again during each warm loop' : ''}), ${prep.active_videos.toLocaleString('en-US')} active videos on ${prep.day} (last closed day ${lastClosed})${smoke ? ' (smoke)' : ''}`,
   )
   console.log(`${''.padEnd(w)}  ${'---------------- cold ----------------'}  ${'------------------------------ warm ------------------------------'}`)
   console.log(`${'endpoint'.padEnd(w)}  ${col('alone ms')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('req/s')}  ${col('p50 ms')}  ${col('p99 ms')}  ${col('max ms')}  ${col('hits')}  ${col('p99 not hit', 11)}  errors`)
@@ -390,7 +390,7 @@ try {
       'api',
       {
         command: `npm run bench:api -- ${process.argv.slice(2).join(' ')}`.trim(),
-        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, live_events: liveEvents, stats_to: statsToDay, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, videos_registered: prep.registered, smoke },
+        settings: { clients, generator, cold_rounds: coldRounds, cold_warmup_rounds: coldWarmupRounds, seconds_warm_per_endpoint: seconds, load_every_ms: loadEveryMs, live_events: liveEvents, settling, stats_to: statsToDay, data_dir: dataDir, day: prep.day, last_closed_day: lastClosed, active_videos: prep.active_videos, creator_videos: prep.creator_videos.length, videos_registered: prep.registered, smoke },
         figures: { endpoints: results, server_peak_rss_mib: Math.round(rss / 1024), idle_wait_seconds: +idleWaitSeconds.toFixed(1), slow_statements: slow.slice(0, 20), load_average_after: loadNow() },
       },
       flags.get('out'),

@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest'
-import { slowStatements } from './lib.ts'
+import { cacheStatus } from '../../analytics/cache/aggregate-cache.ts'
+import { cacheOutcome, slowStatements } from './lib.ts'
 
 it("reads the server's slow-statement warnings from its output, slowest first", () => {
   const line = (ms: number, statement: string) => JSON.stringify({ time: '2026-12-06T16:00:00.000Z', level: 'warn', msg: 'slow ClickHouse statement', kind: 'read', ms, waited_ms: 0, query_id: `q${ms}`, statement })
@@ -14,4 +15,13 @@ it("reads the server's slow-statement warnings from its output, slowest first", 
     { kind: 'read', ms: 9880, waited_ms: 0, query_id: 'q9880', statement: 'SELECT 2' },
     { kind: 'read', ms: 1200, waited_ms: 0, query_id: 'q1200', statement: 'SELECT 1' },
   ])
+})
+
+it('names what the cache did from the Cache-Status header the endpoints write', () => {
+  expect(cacheOutcome(cacheStatus('hit'))).toBe('hit')
+  expect(cacheOutcome(cacheStatus('miss', true))).toBe('miss')
+  expect(cacheOutcome(cacheStatus('partial'))).toBe('partial')
+  expect(cacheOutcome(cacheStatus('bypass'))).toBe('bypass')
+  expect(cacheOutcome(cacheStatus('unavailable'))).toBe('unavailable')
+  expect(cacheOutcome(null)).toBe('none')
 })

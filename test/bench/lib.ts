@@ -354,3 +354,11 @@ export function slowStatements(output: string): { kind: string; ms: number; wait
   }
   return out.sort((a, b) => b.ms - a.ms).map(({ kind, ms, waited_ms, query_id, statement }) => ({ kind, ms, waited_ms, query_id, statement }))
 }
+
+/** The outcome a response's Cache-Status header names: hit, partial, miss, bypass, unavailable (or none). */
+export function cacheOutcome(header: string | null): string {
+  if (header === null) return 'none'
+  if (/;\s*hit\b/.test(header)) return 'hit'
+  if (header.includes('detail=redis-unavailable')) return 'unavailable'
+  return /fwd=([a-z-]+)/.exec(header)?.[1] ?? 'other'
+}

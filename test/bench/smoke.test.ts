@@ -161,9 +161,9 @@ describe('benchmarks in smoke mode', () => {
     }
   }, 240_000)
 
-  it('bench:api drives the warm loop from its own process by default, with live players when asked', async () => {
+  it('bench:api drives the warm loop from its own process by default, with live players and the day settled again when asked', async () => {
     const out = join(dir, 'api-bun.json')
-    const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--only', 'stats of one video (creator', '--live-events', '300', '--out', out])
+    const r = await run('api.ts', ['--data-dir', join(dir, 'data'), '--clients', '4', '--only', 'stats of one video (creator', '--live-events', '300', '--settling', '--out', out])
     expect(r.code, r.out).toBe(0)
     const { figures: f, settings } = read(out)
     expect(settings.generator).toBe('bun')
@@ -178,6 +178,10 @@ describe('benchmarks in smoke mode', () => {
     expect(Object.keys(f.endpoints[0].live.statuses)).toEqual(['200'])
     expect(f.endpoints[0].live.events_per_second).toBeGreaterThan(0)
     expect(String(settings.stats_to) > String(settings.day)).toBe(true)
+    // The server settled the generated day again meanwhile (the live events are today's: nothing changed).
+    expect(settings.settling).toBe(true)
+    expect(f.endpoints[0].settling).toMatchObject({ outcome: 'done', unchanged: true, run_id: expect.any(Number) })
+    expect(f.endpoints[0].settling.ms).toBeGreaterThan(0)
   }, 240_000)
 
   it.skipIf(!gitCheckout)('bench:api:ab and bench:ingest:ab run a commit and this checkout in alternation, each with its own copy of the benchmark', async () => {

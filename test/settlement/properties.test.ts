@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rows } from '../harness/engines.ts'
+import { watchEmbeddedStatements } from '../../lib/clickhouse.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
 import { settle } from '../../jobs/settlement/job.ts'
 import { settlementByAd, settlementByVideo, settlementTotals, visibleRuns } from '../../jobs/settlement/queries.ts'
@@ -40,6 +41,7 @@ const CREATORS = ['cr-a', 'cr-b', 'cr-c', 'cr-d']
 const SPLIT_DAYS = ['2024-05-28', '2024-05-29', '2024-05-30', '2024-05-31']
 let s: TestServices
 let cards: RateCard[]
+let lineStatements = 0
 
 type Line = { day: string; video_id: string; ad_id?: string; before: string; units: string; tenths: string; krw: string; rate_card_version: number; pricing_mode: string }
 
@@ -102,11 +104,20 @@ beforeAll(async () => {
   await addRateCard(s.ch, { effectiveFrom: '2024-06-02', mode: 'graduated', tierFloors: [0n, 7n, 1_000n], videoRatesTenths: [3n, 5n, 9n], adRatesTenths: [1n, 2n, 4n] }, null)
   await addRateCard(s.ch, { effectiveFrom: '2024-06-03', mode: 'volume', tierFloors: [0n], videoRatesTenths: [7n], adRatesTenths: [70n] }, null)
   cards = await listRateCards(s.ch)
-  await settle(s, { kind: 'days', from: '2024-05-27', to: '2024-06-03', finalize: true, trigger: 'test' }, { now: clockAt('2024-07-01T00:00:00+09:00') })
+  // In statements of at most 37 rows of a day's aggregates (each over a share of the videos), so
+  // that every property below holds of lines written in shares too.
+  const unwatch = watchEmbeddedStatements(s.ch, (t) => t.queryId?.includes('settlement-') && lineStatements++)
+  await settle(s, { kind: 'days', from: '2024-05-27', to: '2024-06-03', finalize: true, trigger: 'test' }, { now: clockAt('2024-07-01T00:00:00+09:00'), statementRows: 37 })
+  unwatch!()
 }, 120_000)
 afterAll(() => s?.stopAll())
 
 describe('settlement properties over generated inputs', () => {
+  it('wrote the lines in many statements (a share of the videos each)', () => {
+    // 480 video rows on 27 May alone: 13 statements for its video lines; 8 days, two kinds of line
+    expect(lineStatements).toBeGreaterThan(8 * 2 + 12)
+  })
+
   it('prices every line exactly as the rate card says (SQL against the TypeScript rule)', async () => {
     for (const kind of ['video', 'ad'] as const) {
       const all = await lines(kind)

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { rows } from '../harness/engines.ts'
+import { watchEmbeddedStatements } from '../../lib/clickhouse.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
 import { settle, type SettleRequest } from '../../jobs/settlement/job.ts'
 import { acquireSettlementLock } from '../../jobs/settlement/lock.ts'
@@ -39,11 +40,17 @@ describe('settlement runs', () => {
     await expect(run(day('2024-03-02'))).rejects.toMatchObject({ code: 'OUT_OF_ORDER', message: expect.stringContaining('--from 2024-03-01 --to 2024-03-02') })
   })
 
-  it('settles a provisional day, and a rerun gives identical rows and checksum', async () => {
+  it('settles a provisional day, and a rerun in one statement per row gives identical rows and checksum', async () => {
     const first = await run(day('2024-03-01'))
     expect(first.days).toMatchObject([{ day: '2024-03-01', status: 'provisional', views: 99_990 + 30, ad_impressions: 4, ad_revenue_krw: 40, unchanged: false }])
     const before = await lineContents(s.ch, '2024-03-01')
-    const again = await run(day('2024-03-01'))
+    const lineStatements: string[] = []
+    const unwatch = watchEmbeddedStatements(s.ch, (t) => t.queryId?.includes('settlement-') && lineStatements.push(t.statement))
+    const again = await run(day('2024-03-01'), { statementRows: 1 })
+    unwatch!()
+    // two videos and one (video, ad) pair on the day: a statement each, over its share of the videos
+    expect(lineStatements.filter((q) => q.includes('INSERT INTO settlement_video_lines')).length).toBeGreaterThanOrEqual(2)
+    expect(lineStatements.filter((q) => q.includes('INSERT INTO settlement_ad_lines')).length).toBeGreaterThanOrEqual(1)
     expect(again.days[0]).toMatchObject({ checksum: first.days[0]!.checksum, unchanged: true })
     expect(again.days[0]!.run_id).toBeGreaterThan(first.days[0]!.run_id!)
     expect(await lineContents(s.ch, '2024-03-01')).toEqual(before)
