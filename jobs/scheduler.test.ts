@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestServices, type TestServices } from '../test/harness/services.ts'
 import { clockAt, putViews } from '../test/settlement/fixtures.ts'
-import { nextRunAt, startScheduler } from './scheduler.ts'
+import { lastRunAt, nextRunAt, startScheduler } from './scheduler.ts'
 import { acquireSettlementLock } from './settlement/lock.ts'
 import { listRuns, settledDays } from './settlement/runs.ts'
 
@@ -19,6 +19,10 @@ describe('settlement scheduler', () => {
     expect(nextRunAt('Asia/Seoul', new Date('2024-03-05T00:29:00+09:00')).toISOString()).toBe('2024-03-04T15:30:00.000Z')
     expect(nextRunAt('Asia/Seoul', new Date('2024-03-05T00:30:00+09:00')).toISOString()).toBe('2024-03-05T15:30:00.000Z')
     expect(nextRunAt('Asia/Seoul', new Date('2024-03-05T23:00:00+09:00')).toISOString()).toBe('2024-03-05T15:30:00.000Z')
+    // the instant it was last due, the pass that settled since then is not repeated
+    expect(lastRunAt('Asia/Seoul', new Date('2024-03-05T00:29:00+09:00')).toISOString()).toBe('2024-03-03T15:30:00.000Z')
+    expect(lastRunAt('Asia/Seoul', new Date('2024-03-05T00:30:00+09:00')).toISOString()).toBe('2024-03-04T15:30:00.000Z')
+    expect(lastRunAt('Asia/Seoul', new Date('2024-03-05T23:00:00+09:00'), { hour: 23, minute: 30 }).toISOString()).toBe('2024-03-04T14:30:00.000Z')
   })
 
   it('waits while another runner holds the lock', async () => {
@@ -53,5 +57,20 @@ describe('settlement scheduler', () => {
     ])
     const triggers = new Set((await listRuns(s.ch)).map((r) => r.trigger))
     expect([...triggers]).toEqual(['scheduler'])
+  })
+
+  it('settles nothing again at a restart after the night\'s pass, and everything due the next night', async () => {
+    const before = await listRuns(s.ch, { limit: 1000 })
+    const restart = startScheduler(s, { now: clockAt('2024-03-09T09:00:00+09:00') })
+    await restart.idle()
+    restart.stop()
+    expect(await listRuns(s.ch, { limit: 1000 })).toEqual(before)
+
+    const night = startScheduler(s, { now: clockAt('2024-03-10T00:30:00+09:00') })
+    await night.idle()
+    night.stop()
+    const added = (await listRuns(s.ch, { limit: 1000 })).filter((r) => !before.some((b) => b.run_id === r.run_id))
+    expect(added.map((r) => `${r.day} ${r.status}`).sort()).toEqual(['2024-03-07 final', '2024-03-08 provisional', '2024-03-09 provisional'])
+    expect(await statuses()).toEqual(expect.arrayContaining(['2024-03-07 final', '2024-03-08 provisional', '2024-03-09 provisional']))
   })
 })

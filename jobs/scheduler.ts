@@ -7,7 +7,7 @@ export type SchedulerOptions = {
   /** The clock (tests fix it). */
   now?: () => Date
   /** Local time of the nightly run in SETTLEMENT_TZ. Default SETTLEMENT_RUN_AT (00:30). */
-  at?: { hour: number; minute: number }
+  at?: RunTime
   /** Days settled under one hold of the lock when catching up; the pass then takes the lock again for the next ones. Default 31. */
   maxDaysPerPass?: number
   /** Wait before trying again after a failed pass or while another runner holds the lock. Default 5 min. */
@@ -21,14 +21,24 @@ export type Scheduler = {
   idle(): Promise<void>
 }
 
+type RunTime = { hour: number; minute: number }
+const DEFAULT_RUN_AT: RunTime = { hour: 0, minute: 30 }
+/** The instant of `at` local time on `day` in `timeZone`. */
+const runAtOn = (timeZone: string, day: string, at: RunTime): Date => new Date(startOfDay(day, timeZone).getTime() + (at.hour * 60 + at.minute) * 60_000)
+
 /** The next instant at `at` local time in `timeZone` strictly after `now`. */
-export function nextRunAt(timeZone: string, now: Date, at: { hour: number; minute: number } = { hour: 0, minute: 30 }): Date {
-  const offsetMs = (at.hour * 60 + at.minute) * 60_000
-  let day = dayIn(timeZone, now)
-  for (;;) {
-    const t = new Date(startOfDay(day, timeZone).getTime() + offsetMs)
+export function nextRunAt(timeZone: string, now: Date, at: RunTime = DEFAULT_RUN_AT): Date {
+  for (let day = dayIn(timeZone, now); ; day = addDays(day, 1)) {
+    const t = runAtOn(timeZone, day, at)
     if (t.getTime() > now.getTime()) return t
-    day = addDays(day, 1)
+  }
+}
+
+/** The latest instant at or before `now` at which the nightly run was due. */
+export function lastRunAt(timeZone: string, now: Date, at: RunTime = DEFAULT_RUN_AT): Date {
+  for (let day = dayIn(timeZone, now); ; day = addDays(day, -1)) {
+    const t = runAtOn(timeZone, day, at)
+    if (t.getTime() <= now.getTime()) return t
   }
 }
 
@@ -36,9 +46,10 @@ const MAX_TIMER_MS = 3_600_000
 
 /**
  * Runs settlement in the all-in-one process: at start it catches up every day not
- * final up to yesterday (a missed night included), then every night at SETTLEMENT_RUN_AT in
- * SETTLEMENT_TZ it settles the previous day, recomputes the provisional days and
- * finalizes the days whose lateness window has closed. A pass that meets the lock
+ * final up to yesterday that no pass has settled since the last SETTLEMENT_RUN_AT (a missed
+ * night; a restart after the night's pass settles nothing again), then every night at
+ * SETTLEMENT_RUN_AT in SETTLEMENT_TZ it settles the previous day, recomputes the provisional
+ * days and finalizes the days whose lateness window has closed. A pass that meets the lock
  * (`npm run settle` running) or fails is tried again later.
  *
  * @example
@@ -66,7 +77,9 @@ export function startScheduler(services: Services, opts: SchedulerOptions = {}):
   const pass = async () => {
     try {
       for (;;) {
-        const result = await settle(services, { kind: 'due', maxDays: opts.maxDaysPerPass ?? 31, trigger: 'scheduler' }, { now, ...opts.settle })
+        // What a pass since the last due time settled is not settled again (a restart, a retry).
+        const settledSince = lastRunAt(tz, now(), runAt)
+        const result = await settle(services, { kind: 'due', maxDays: opts.maxDaysPerPass ?? 31, trigger: 'scheduler', settledSince }, { now, ...opts.settle })
         if (result.days.length > 0) services.log.info('settlement pass done', { days: result.days.map((d) => `${d.day} ${d.status}`), remaining: result.remaining })
         if (result.remaining === 0 || stopped) break
       }

@@ -184,7 +184,7 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
     await writeRun(ch, { ...record, state: 'failed', revision: 2, finished_at: ctx.now().toISOString(), error }).catch(() => {})
     throw err
   }
-  const entry: SettledDay = { day: task.day, run_id: runId, status: task.status, folded: false, checksum: committed.checksum }
+  const entry: SettledDay = { day: task.day, run_id: runId, status: task.status, folded: false, checksum: committed.checksum, started_ms: startedAt.getTime() }
   const at = ctx.settled.findIndex((s) => s.day >= task.day)
   if (at === -1) ctx.settled.push(entry)
   else ctx.settled.splice(at, ctx.settled[at]!.day === task.day ? 1 : 0, entry)

@@ -17,7 +17,12 @@ import { firstDataDayBefore } from './sql.ts'
 export type SettleRequest =
   | { kind: 'days'; from: Day; to: Day; finalize?: boolean; dryRun?: boolean; trigger?: RunTrigger }
   | { kind: 'finalize-due'; dryRun?: boolean; trigger?: RunTrigger }
-  | { kind: 'due'; maxDays?: number; trigger?: RunTrigger }
+  /**
+   * Every day not final up to yesterday. With `settledSince`, the leading days already settled
+   * (with the status they are due) by runs started at or after it, each after the day before
+   * it, are left out: the pass of that time settled them (a restart does not settle them again).
+   */
+  | { kind: 'due'; maxDays?: number; trigger?: RunTrigger; settledSince?: Date }
 
 export type Plan = { tasks: DayTask[]; dryRun: boolean; remaining: number }
 
@@ -40,6 +45,27 @@ async function firstOpenDay(ch: ClickHouseClient, settled: SettledDay[], today: 
 }
 
 /**
+ * How many of `days` (consecutive, from the first open day) lead the list already settled, with
+ * the status they are due, by runs started at or after `sinceMs`, each run after the day
+ * before's: lifetime counts carry from day to day, so once one day is settled again every
+ * later day is too.
+ */
+function settledAlready(days: Day[], settled: SettledDay[], lastPast: Day, sinceMs: number): number {
+  const byDay = new Map(settled.map((s) => [s.day, s]))
+  // The day before the first is final: a run of the first day older than its final run is stale.
+  let runBefore = days[0] === undefined ? 0 : (byDay.get(addDays(days[0], -1))?.run_id ?? 0)
+  let n = 0
+  for (const day of days) {
+    const s = byDay.get(day)
+    const due = day <= lastPast ? 'final' : 'provisional'
+    if (s === undefined || s.status !== due || s.started_ms < sinceMs || s.run_id <= runBefore) break
+    runBefore = s.run_id
+    n++
+  }
+  return n
+}
+
+/**
  * Turns a request into the days to run, in order, with their status; refuses with a
  * SettlementError (and a message saying what to do instead) anything that would break
  * the rules: future days, final days, days out of order, finality inside the window.
@@ -53,7 +79,8 @@ export async function planSettlement(ch: ClickHouseClient, req: SettleRequest, s
   if (req.kind !== 'days') {
     const start = await firstOpenDay(ch, settled, today)
     const end = req.kind === 'due' ? yesterday : lastPast
-    const days = start === null || start > end ? [] : daysBetween(start, end)
+    let days = start === null || start > end ? [] : daysBetween(start, end)
+    if (req.kind === 'due' && req.settledSince !== undefined) days = days.slice(settledAlready(days, settled, lastPast, req.settledSince.getTime()))
     const max = req.kind === 'due' ? (req.maxDays ?? days.length) : days.length
     const dryRun = req.kind === 'finalize-due' && req.dryRun === true
     // A dry run writes nothing, so it is exact only for days whose previous day is settled already.

@@ -74,22 +74,23 @@ export async function nextRunId(ch: ClickHouseClient): Promise<number> {
 }
 
 /** The visible run of a day: its latest committed run. */
-export type SettledDay = { day: Day; run_id: number; status: DayStatus; folded: boolean; checksum: string }
+/** A settled day's visible run; `started_ms`: when it started (ms since the epoch, by the runner's clock). */
+export type SettledDay = { day: Day; run_id: number; status: DayStatus; folded: boolean; checksum: string; started_ms: number }
 
 /** Every settled day with its visible run, in day order. One row per day, so small. */
 export async function settledDays(ch: ClickHouseClient): Promise<SettledDay[]> {
   const rs = await ch.query({
-    query: `SELECT day, run_id, status, revision, checksum
+    query: `SELECT day, run_id, status, revision, checksum, toUnixTimestamp64Milli(started_at) AS started_ms
       FROM settlement_runs FINAL
       WHERE state = 'committed'
       ORDER BY day ASC, run_id DESC
       LIMIT 1 BY day`,
     format: 'JSONEachRow',
   })
-  const schema = z.object({ day: z.string(), run_id: n, status: z.enum(['provisional', 'final']), revision: n, checksum: z.string() })
+  const schema = z.object({ day: z.string(), run_id: n, status: z.enum(['provisional', 'final']), revision: n, checksum: z.string(), started_ms: n })
   return (await rs.json()).map((r) => {
     const row = schema.parse(r)
-    return { day: row.day, run_id: row.run_id, status: row.status, folded: row.revision >= 3, checksum: row.checksum }
+    return { day: row.day, run_id: row.run_id, status: row.status, folded: row.revision >= 3, checksum: row.checksum, started_ms: row.started_ms }
   })
 }
 
