@@ -1,5 +1,5 @@
-import { z } from 'zod'
 import { randomUUID } from 'node:crypto'
+import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { BACKGROUND_QUERY_PREFIX } from '../../lib/engine-turns.ts'
 import type { Day } from './calendar.ts'
@@ -142,8 +142,9 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
 
   if (dryRun) {
     const params = lineParams(ctx, task, card, 0, ctx.now())
-    const select = { ...params, parts: 1, part: 0 }
-    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode, card.tierFloors.length), adLinesSelect(card.mode, card.tierFloors.length)), select))
+    // The day's lines in one statement, every video in one share.
+    const whole = { ...params, parts: 1, part: 0 }
+    return outcome(null, await summary(ch, summarySql(videoLinesSelect(card.mode, card.tierFloors.length), adLinesSelect(card.mode, card.tierFloors.length)), whole))
   }
 
   const runId = await nextRunId(ch)

@@ -73,8 +73,7 @@ export async function nextRunId(ch: ClickHouseClient): Promise<number> {
   return (row?.m ?? 0) + 1
 }
 
-/** The visible run of a day: its latest committed run. */
-/** A settled day's visible run; `started_ms`: when it started (ms since the epoch, by the runner's clock). */
+/** The visible run of a day: its latest committed run; `started_ms`: when it started (ms since the epoch, by the runner's clock). */
 export type SettledDay = { day: Day; run_id: number; status: DayStatus; folded: boolean; checksum: string; started_ms: number }
 
 /** Every settled day with its visible run, in day order. One row per day, so small. */
