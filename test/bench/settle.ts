@@ -6,7 +6,12 @@
  * of the stats tables' periods once quiet, timed apart.
  *
  *   npm run bench:settle -- [--events 100000000] [--videos 5000000] [--day yesterday in Seoul]
- *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--no-merge-wait] [--smoke] [--out file.json]
+ *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--no-merge-wait]
+ *     [--statement-rows SETTLEMENT_STATEMENT_ROWS] [--job-ab 0] [--smoke] [--out file.json]
+ *
+ * The job writes the day's lines in statements of at most --statement-rows rows of its
+ * aggregates; with --job-ab N it then settles the day again N times each way in turns, its
+ * lines in one statement and in those statements, on the parts the job met.
  *
  * The data folder is kept for bench:api. With --peer the same day (of --peer-events
  * events) is also loaded into MariaDB and settled there with plain SQL (see settle-peer.ts).
@@ -34,6 +39,7 @@ const creators = Math.max(1, Math.round(videos / 20))
 // Yesterday in Seoul by default: settled and provisional, so the server's scheduler finds
 // nothing to catch up when bench:api starts on this data folder.
 const day = flags.get('day') ?? new Date(Date.now() + 9 * 3_600_000 - 86_400_000).toISOString().slice(0, 10)
+const jobAb = num(flags, 'job-ab', 0)
 const dataDir = resolve(ROOT, flags.get('data-dir') ?? (smoke ? 'data/bench-smoke' : peer ? 'data/bench-peer' : 'data/bench'))
 const bounds = dayBounds(day)
 const history = Math.min(videos, 100_000)
@@ -43,6 +49,7 @@ const STATS_TABLES = ['video_stats_per_day', 'video_stats_per_week', 'video_stat
 rmSync(dataDir, { recursive: true, force: true })
 const redis = await startTestRedis()
 const settings = loadSettings({ DATA_DIR: dataDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' })
+const statementRows = num(flags, 'statement-rows', settings.SETTLEMENT_STATEMENT_ROWS)
 const ch = createClickHouse(settings)
 const timings: Record<string, number> = {}
 const time = async <T>(label: string, f: () => Promise<T>): Promise<T> => {
@@ -88,8 +95,17 @@ try {
   const later = () => new Date(Math.max(Date.now(), new Date(`${day}T00:00:00+09:00`).getTime() + 27 * 3_600_000))
   // An older --day is past its lateness window: the job then settles it as final.
   const finalize = later().getTime() >= new Date(`${day}T00:00:00+09:00`).getTime() + 86_400_000 + settings.LATENESS_WINDOW_HOURS * 3_600_000
-  const job = await time('nightly job (settle)', () => settle(services, { kind: 'days', from: day, to: day, finalize }, { now: later }))
+  const [dayRows] = await rows<{ n: string }>(ch, 'SELECT count() AS n FROM video_stats_per_day WHERE day = {day:Date}', { day })
+  const job = await time('nightly job (settle)', () => settle(services, { kind: 'days', from: day, to: day, finalize }, { now: later, statementRows }))
   const outcome = job.days[0]!
+  // The same day settled again in turns: one statement, then statements of --statement-rows (a final day never changes).
+  const jobAbRuns: { statement_rows: number; seconds: number; checksum: string }[] = []
+  for (let i = 0; i < (finalize ? 0 : jobAb); i++)
+    for (const n of [1_000_000_000, statementRows]) {
+      const t0 = performance.now()
+      const again = await settle(services, { kind: 'days', from: day, to: day }, { now: later, statementRows: n })
+      jobAbRuns.push({ statement_rows: n, seconds: +((performance.now() - t0) / 1000).toFixed(2), checksum: again.days[0]!.checksum })
+    }
 
   const card = await rateCardFor(ch, day)
   const c: Card = { floors: card.tierFloors.map(Number), videoRates: card.videoRatesTenths.map(Number), adRates: card.adRatesTenths.map(Number) }
@@ -126,6 +142,9 @@ try {
     active_parts_after_generation: partsAfterGeneration,
     active_parts_before_job: partsBeforeJob,
     job_seconds: +jobS.toFixed(2),
+    statement_rows: statementRows,
+    video_stats_rows_at_job: Number(dayRows!.n),
+    job_ab: jobAbRuns,
     quiet_period_merges_seconds: +timings['merges of the quiet periods']!.toFixed(2),
     quiet_period_merges: quiet,
     stats_parts_per_period_after: partsPerPeriodAfter,
@@ -134,6 +153,7 @@ try {
     naive_over_job: +(timings['naive (from raw events)']! / jobS).toFixed(2),
     job_over_full_scan: +(jobS / timings['full scan of raw_events (floor)']!).toFixed(2),
     video_lines: outcome.video_lines,
+    checksum: outcome.checksum,
     ad_lines: outcome.ad_lines,
     views: outcome.views,
     video_revenue_krw: outcome.video_revenue_krw,
@@ -163,7 +183,7 @@ const rowsOut: [string, string | number][] = [
     'merges after generation, s (active parts of raw_events / video_stats_per_day before the job)',
     `${f.merges_after_generation_seconds ?? 'not waited (--no-merge-wait)'} (${partsOf(f, 'raw_events')} / ${partsOf(f, 'video_stats_per_day')})`,
   ],
-  ['nightly job (settle) for the day, s', f.job_seconds as number],
+  [`nightly job (settle) for the day, s (lines in statements of ${fmt(statementRows)} of the day's ${fmt(f.video_stats_rows_at_job as number)} rows)`, f.job_seconds as number],
   ['naive settlement from raw events, s', `${f.naive_seconds} (${f.naive_over_job}x the job)`],
   ['full scan of raw_events (floor), s', `${f.full_scan_seconds} (job = ${f.job_over_full_scan}x the scan)`],
   [
@@ -175,6 +195,12 @@ const rowsOut: [string, string | number][] = [
   ['videos crossing a tier on the day', f.videos_crossing_a_tier as number],
   ['naive amounts equal the job', String(f.naive_matches_job)],
 ]
+const ab = f.job_ab as unknown as { statement_rows: number; seconds: number }[]
+if (ab.length > 0)
+  rowsOut.push([
+    `the day settled again in turns, s: one statement / statements of ${fmt(statementRows)} rows`,
+    ab.filter((r) => r.statement_rows !== statementRows).map((r) => r.seconds).join(' ') + ' / ' + ab.filter((r) => r.statement_rows === statementRows).map((r) => r.seconds).join(' '),
+  ])
 if (peerResult)
   rowsOut.push(
     ['MariaDB: load of the same events, s', peerResult.load_seconds],
@@ -188,7 +214,7 @@ const file = writeResult(
   name,
   {
     command: `npm run bench:settle -- ${process.argv.slice(2).join(' ')}`.trim(),
-    settings: { events, videos, creators, day, history_videos: history, zipf_s: 1, data_dir: dataDir, smoke },
+    settings: { events, videos, creators, day, history_videos: history, zipf_s: 1, data_dir: dataDir, statement_rows: statementRows, job_ab_pairs: jobAb, smoke },
     figures,
   },
   flags.get('out'),
