@@ -82,15 +82,25 @@ function lineParams(ctx: DayContext, task: DayTask, card: RateCard, runId: numbe
   }
 }
 
+/** Where each kind of line comes from, and what one line is of (a closed list: the text goes into SQL). */
+const LINE_SOURCES = {
+  video: { aggregates: 'video_stats_per_day', key: 'video_id' },
+  ad: { aggregates: 'ad_impressions_per_day', key: 'video_id, ad_id' },
+} as const
+
 /**
  * Writes a run's lines of one kind in statements over shares of the day's videos, as many
- * as its rows in `source` need at `statementRows` each. Embedded chDB runs one statement at
- * a time, and a read sent meanwhile waits for it (5.3 s for the video lines of a 100M-event
- * day in one statement); each share takes its turn as a background statement, after the
- * reads under way (engine-turns.ts). Against a server, it bounds the GROUP BY's memory.
+ * as the day's lines need at `statementRows` each (counted with `uniq`: before the engine
+ * has merged the day, its aggregates hold each video in several parts, and `count()` gave
+ * 10.8M rows for 4.5M videos). Embedded chDB runs one statement at a time, and a read sent
+ * meanwhile waits for it (5.3–8.3 s for the video lines of a 100M-event day in one
+ * statement); each share takes its turn as a background statement, after the reads under way
+ * (engine-turns.ts). Against a server, it bounds the GROUP BY's memory. Each share scans the
+ * whole day once, so shares cost the job time: see SETTLEMENT_STATEMENT_ROWS.
  */
-async function insertLines(ctx: DayContext, into: string, select: string, source: 'video_stats_per_day' | 'ad_impressions_per_day', params: Record<string, unknown>): Promise<void> {
-  const rs = await ctx.ch.query({ query: `SELECT count() AS n FROM ${source} WHERE day = {day:Date}`, query_params: { day: params.day }, format: 'JSONEachRow' })
+async function insertLines(ctx: DayContext, kind: keyof typeof LINE_SOURCES, into: string, select: string, params: Record<string, unknown>): Promise<void> {
+  const { aggregates, key } = LINE_SOURCES[kind]
+  const rs = await ctx.ch.query({ query: `SELECT uniq(${key}) AS n FROM ${aggregates} WHERE day = {day:Date}`, query_params: { day: params.day }, format: 'JSONEachRow' })
   const [row] = await rs.json()
   const { n } = z.object({ n: z.coerce.number() }).parse(row)
   const parts = Math.max(1, Math.ceil(n / ctx.statementRows))
@@ -173,9 +183,9 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
   await writeRun(ch, record)
   let committed: RunRecord
   try {
-    await insertLines(ctx, `settlement_video_lines (${VIDEO_LINE_COLUMNS})`, videoLinesSelect(card.mode, card.tierFloors.length), 'video_stats_per_day', params)
+    await insertLines(ctx, 'video', `settlement_video_lines (${VIDEO_LINE_COLUMNS})`, videoLinesSelect(card.mode, card.tierFloors.length), params)
     await ctx.afterVideoLines?.(task.day)
-    await insertLines(ctx, `settlement_ad_lines (${AD_LINE_COLUMNS})`, adLinesSelect(card.mode, card.tierFloors.length), 'ad_impressions_per_day', params)
+    await insertLines(ctx, 'ad', `settlement_ad_lines (${AD_LINE_COLUMNS})`, adLinesSelect(card.mode, card.tierFloors.length), params)
     const totals = await summary(ch, summarySql(storedVideoLines, storedAdLines), { day: task.day, run_id: runId })
     await ctx.assertHeld()
     committed = { ...record, ...totals, state: 'committed', revision: 2, finished_at: ctx.now().toISOString() }

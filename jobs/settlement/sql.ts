@@ -96,9 +96,9 @@ FROM (
     toUInt64(argMaxIf(after, d, NOT today)) AS views_before
   FROM (
     SELECT true AS today, creator_id, video_id, views AS v, watch_ms AS w, ad_impressions AS ai, toUInt64(0) AS after, day AS d
-    FROM video_stats_per_day WHERE day = {day:Date} AND ${IN_PART}
+    FROM video_stats_per_day PREWHERE day = {day:Date} AND ${IN_PART}
     UNION ALL
-    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative WHERE ${IN_PART}
+    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative PREWHERE ${IN_PART}
     UNION ALL
     SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_lines
     WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}
@@ -135,9 +135,9 @@ FROM (
     toUInt64(argMaxIf(after, d, NOT today)) AS impressions_before
   FROM (
     SELECT true AS today, creator_id, video_id, ad_id, impressions AS i, toUInt64(0) AS after, day AS d
-    FROM ad_impressions_per_day WHERE day = {day:Date} AND ${IN_PART}
+    FROM ad_impressions_per_day PREWHERE day = {day:Date} AND ${IN_PART}
     UNION ALL
-    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative WHERE ${IN_PART}
+    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative PREWHERE ${IN_PART}
     UNION ALL
     SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_lines
     WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}
