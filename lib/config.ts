@@ -44,9 +44,10 @@ export const settingsSchema = z.object({
   /** Expiry of the settlement lock in Redis; the runner renews it every third of this. */
   SETTLEMENT_LOCK_TTL_SECONDS: int(5, 3600).default(60),
   /**
-   * Rows of a day's aggregates one settlement line statement takes at most; a larger day is
-   * written in several, each over a share of the videos, so that embedded reads wait at
-   * most one of them and a server's GROUP BY stays bounded.
+   * Lines of one kind (videos, or video and ad pairs, counted with uniq in the day's
+   * aggregates) one settlement statement writes at most; a larger day is written in several,
+   * each over a share of the videos, so that embedded reads wait for one of them at most and
+   * a server's GROUP BY stays bounded.
    */
   SETTLEMENT_STATEMENT_ROWS: int(1, 1_000_000_000).default(500_000),
   FUTURE_TOLERANCE_SECONDS: int(0, 3600).default(300),

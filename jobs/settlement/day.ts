@@ -49,8 +49,8 @@ export type DayContext = {
   /** Test hook between writing video lines and ad lines (throw to simulate a crash). */
   afterVideoLines?: (day: Day) => Promise<void>
   /**
-   * Rows of the day's aggregates one line statement settles at most (SETTLEMENT_STATEMENT_ROWS):
-   * a larger day is written in several statements, each over a share of the videos.
+   * Lines of one kind one statement writes at most (SETTLEMENT_STATEMENT_ROWS): a larger day
+   * is written in several statements, each over a share of the videos.
    */
   statementRows: number
 }

@@ -21,7 +21,7 @@ export type SettleOptions = {
   onDay?: (outcome: DayOutcome) => void
   /** Test hook between writing a day's video lines and its ad lines: throw to simulate a crash. */
   afterVideoLines?: (day: Day) => Promise<void>
-  /** Rows of a day's aggregates one line statement settles at most; default SETTLEMENT_STATEMENT_ROWS. */
+  /** Lines of one kind one statement writes at most; default SETTLEMENT_STATEMENT_ROWS. */
   statementRows?: number
 }
 

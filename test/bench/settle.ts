@@ -9,8 +9,8 @@
  *     [--data-dir data/bench (data/bench-peer with --peer)] [--peer [--peer-events 10000000]] [--no-merge-wait]
  *     [--statement-rows SETTLEMENT_STATEMENT_ROWS] [--job-ab 0] [--smoke] [--out file.json]
  *
- * The job writes the day's lines in statements of at most --statement-rows rows of its
- * aggregates; with --job-ab N it then settles the day again N times each way in turns, its
+ * The job writes the day's lines in statements of at most --statement-rows lines (counted
+ * with uniq in its aggregates); with --job-ab N it then settles the day again N times each way in turns, its
  * lines in one statement and in those statements, on the parts the job met.
  *
  * The data folder is kept for bench:api. With --peer the same day (of --peer-events

@@ -125,7 +125,7 @@ describe('benchmarks in smoke mode', () => {
     const r = await run('settle.ts', ['--data-dir', join(dir, 'data'), '--statement-rows', '2000', '--job-ab', '1', '--out', out])
     expect(r.code, r.out).toBe(0)
     const { figures: f } = read(out)
-    // The lines in statements of 2,000 rows of the day's aggregates, then in one and in those again: the same lines.
+    // The lines in statements of at most 2,000, then in one and in those again: the same lines.
     expect(f.video_stats_rows_at_job).toBeGreaterThan(2_000)
     expect(f.job_ab.map((j: { statement_rows: number }) => j.statement_rows)).toEqual([1_000_000_000, 2_000])
     for (const j of f.job_ab) expect(j).toMatchObject({ seconds: expect.any(Number), checksum: f.checksum })

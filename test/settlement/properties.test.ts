@@ -104,7 +104,7 @@ beforeAll(async () => {
   await addRateCard(s.ch, { effectiveFrom: '2024-06-02', mode: 'graduated', tierFloors: [0n, 7n, 1_000n], videoRatesTenths: [3n, 5n, 9n], adRatesTenths: [1n, 2n, 4n] }, null)
   await addRateCard(s.ch, { effectiveFrom: '2024-06-03', mode: 'volume', tierFloors: [0n], videoRatesTenths: [7n], adRatesTenths: [70n] }, null)
   cards = await listRateCards(s.ch)
-  // In statements of at most 37 rows of a day's aggregates (each over a share of the videos), so
+  // In statements of at most 37 lines (each over a share of the videos), so
   // that every property below holds of lines written in shares too.
   const unwatch = watchEmbeddedStatements(s.ch, (t) => t.queryId?.includes('settlement-') && lineStatements++)
   await settle(s, { kind: 'days', from: '2024-05-27', to: '2024-06-03', finalize: true, trigger: 'test' }, { now: clockAt('2024-07-01T00:00:00+09:00'), statementRows: 37 })
@@ -114,7 +114,7 @@ afterAll(() => s?.stopAll())
 
 describe('settlement properties over generated inputs', () => {
   it('wrote the lines in many statements (a share of the videos each)', () => {
-    // 480 video rows on 27 May alone: 13 statements for its video lines; 8 days, two kinds of line
+    // 480 videos on 27 May alone: 13 statements for its video lines; 8 days, two kinds of line
     expect(lineStatements).toBeGreaterThan(8 * 2 + 12)
   })
 
