@@ -4,7 +4,7 @@ import { bumpSettlementVersion } from './version.ts'
 import { foldFinalRun, settleOneDay, type DayContext, type DayOutcome, type DayTask } from './day.ts'
 import { acquireSettlementLock, type SettlementLock } from './lock.ts'
 import { planSettlement, type Plan, type SettleRequest } from './plan.ts'
-import { visibleRuns } from './queries.ts'
+import { visibleRunsOf } from './queries.ts'
 import { getRun, settledDays, unfinishedRuns, writeRun } from './runs.ts'
 
 export type { DayOutcome } from './day.ts'
@@ -57,14 +57,10 @@ export async function beginSettlement(services: SettlementServices, req: SettleR
       try {
         const outcome = await settleOneDay(ctx, task, plan.dryRun)
         // Readers cache settlement answers by this version (a lost bump is bounded by their TTL)
-        // and read the visible runs published with it; without them they read ClickHouse.
-        if (!plan.dryRun) {
-          const visible = await visibleRuns(ch).catch((err) => {
-            log.warn('could not read the visible runs to publish', { error: String(err) })
-            return undefined
-          })
-          await bumpSettlementVersion(services.redis, visible, lock?.fence).catch((err) => log.warn('could not bump the settlement version', { error: String(err) }))
-        }
+        // and read the visible runs published with it: the settled days this runner keeps as
+        // they commit (under the lock, no one else commits), as settlement_days now holds them.
+        if (!plan.dryRun)
+          await bumpSettlementVersion(services.redis, visibleRunsOf(ctx.settled), lock?.fence).catch((err) => log.warn('could not bump the settlement version', { error: String(err) }))
         metrics.jobRuns.inc({ job: 'settlement', status: plan.dryRun ? 'dry_run' : 'committed' })
         log.info(plan.dryRun ? 'settlement dry run' : 'settlement day committed', { ...outcome })
         opts.onDay?.(outcome)

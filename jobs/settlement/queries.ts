@@ -3,6 +3,7 @@ import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { safeNumber } from '../../lib/money.ts'
 import { addDays, daysBetween, parseDay, type Day } from './calendar.ts'
 import { SettlementError } from './errors.ts'
+import type { SettledDay } from './runs.ts'
 
 /**
  * The read side of settlement, for the analytics API: totals per creator, per video and
@@ -205,9 +206,14 @@ export async function settlementByAd(ch: ClickHouseClient, q: SettlementQuery, v
  */
 export async function visibleRuns(ch: ClickHouseClient): Promise<VisibleRuns> {
   const days = await select(ch, 'SELECT toString(day) AS day, run_id, status FROM settlement_days', {}, z.object({ day: z.string(), run_id: u64, status: z.string() }))
+  return visibleRunsOf(days.map((d) => ({ day: d.day as Day, run_id: d.run_id, status: d.status })))
+}
+
+/** The same from settled days already at hand (the settlement job's, kept as its days commit under the lock). */
+export function visibleRunsOf(settled: ReadonlyArray<Pick<SettledDay, 'day' | 'run_id'> & { status: string }>): VisibleRuns {
   let lastFinal = ''
-  for (const d of days) if (d.status === 'final' && d.day > lastFinal) lastFinal = d.day
-  return { runs: new Map(days.map((d) => [d.day as Day, d.run_id])), lastFinal }
+  for (const d of settled) if (d.status === 'final' && d.day > lastFinal) lastFinal = d.day
+  return { runs: new Map(settled.map((d) => [d.day, d.run_id])), lastFinal }
 }
 
 /** Settled days of a range with their status and visible run (for admin screens). */

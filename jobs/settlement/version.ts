@@ -32,8 +32,8 @@ const scripts = {
 export type SettlementFence = { key: string; value: string }
 
 /**
- * After a commit: bumps the version and, in the same step, publishes `visible` (the runs read
- * after the commit) for it, if `fence` (the lock the commit was made under) is still held.
+ * After a commit: bumps the version and, in the same step, publishes `visible` (the runs as
+ * they stand after the commit) for it, if `fence` (the lock the commit was made under) is still held.
  * Without `visible`, or with the lock lost, the version is bumped all the same and readers read
  * the runs from ClickHouse.
  */
