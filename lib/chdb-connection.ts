@@ -22,8 +22,8 @@ import { writeAll, writeAllText } from './write-all.ts'
  */
 type Inner = ReturnType<typeof createChdbConnection>
 /**
- * One statement as the engine ran it: a load (of the edge's events) or a read (anything
- * else), how long it waited for its turn (loads only, see engine-turns.ts) and how long it
+ * One statement as the engine ran it: a load (a background statement: the edge's events, the
+ * settlement's lines) or a read (anything else), how long it waited for its turn (loads only, see engine-turns.ts) and how long it
  * then took, waiting for a statement already running in chDB included.
  */
 export type StatementTiming = { kind: 'read' | 'load'; queryId?: string; statement: string; waitedMs: number; ms: number }
