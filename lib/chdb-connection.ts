@@ -1,7 +1,6 @@
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { Session } from 'chdb'
 import { createChdbConnection } from 'chdb/connection'
 import { BACKGROUND_QUERY_PREFIX, engineTurns } from './engine-turns.ts'
 import { writeAll, writeAllText } from './write-all.ts'
@@ -107,26 +106,8 @@ async function writeValues(file: string, values: Values): Promise<number> {
  */
 const TURNS = { quietMs: 2, maxWaitMs: 200 }
 
-/**
- * The engine's start-up options (server settings, which no statement can set): its background
- * merges and mutations at the lowest CPU priority, as the loads' statements are
- * (`os_thread_priority`, rows.ts), so that the edge's JavaScript thread comes first. On 2 cores,
- * paced at about 100,000 events/s, the seconds in which a merge of raw_events took a third of a
- * core were the seconds of the players' worst p99 (test/bench/HISTORY.md, twenty-seventh session).
- */
-export const ENGINE_ARGS = ['--os_threads_nice_value_merge_mutate=19'] as const
-
 export function createScopedChdbConnection(path: string) {
-  // The first connection to a data folder starts the process's engine for it, with its options;
-  // the client's connection below shares that engine (chdb counts the connections to a folder).
-  const engine = new Session(path, { connectionArgs: [...ENGINE_ARGS] })
-  let inner: Inner
-  try {
-    inner = createChdbConnection({ path })
-  } catch (err) {
-    engine.close()
-    throw err
-  }
+  const inner: Inner = createChdbConnection({ path })
   const turns = engineTurns(TURNS)
   const observers = new Set<(timing: StatementTiming) => void>()
   const turn = <R>(p: { query: string; query_id?: string }, run: () => Promise<R>): Promise<R> => {
@@ -182,13 +163,7 @@ export function createScopedChdbConnection(path: string) {
     exec: (p: Parameters<Inner['exec']>[0]) => fromFile(p, (q) => turn(q, () => inner.exec(q))),
     insert: (p: Parameters<Inner['insert']>[0]) =>
       fromFile(p, (q) => turn(q, () => (q.values === undefined ? inner.command(q) : inner.insert(q)))) as ReturnType<Inner['insert']>,
-    close: async () => {
-      try {
-        await inner.close()
-      } finally {
-        engine.close()
-      }
-    },
+    close: () => inner.close(),
     /** The engine's turns between reads and loads (see engine-turns.ts). */
     turns,
     /** Calls `fn` after each statement with what it took, until the returned function is called. */
