@@ -14,6 +14,7 @@ import { createLoadWatch } from './state/loads.ts'
 import { repairWal } from './repair.ts'
 import { createWal, walDir } from './wal.ts'
 import { createLoader } from './loader.ts'
+import { createAdmission } from './admission.ts'
 import { bumpAggregatesGeneration, markAggregatesLoad } from '../lib/aggregates-generation.ts'
 import { PlaybackTokenError, type PlaybackClaims } from './tokens/playback.ts'
 
@@ -144,6 +145,23 @@ export function createEdge(services: Services) {
     await next()
   })
 
+  const admission = createAdmission({ max: settings.INGEST_MAX_IN_PROGRESS, waitMs: settings.BUFFER_WAIT_MS })
+  /** Before the body is read: what a batch holds once parsed is bounded by the batches let in. */
+  const admit = createMiddleware<EdgeEnv>(async function admit(_c, next) {
+    const leave = await admission.enter()
+    if (!leave) {
+      metrics.batchesRefused.inc()
+      throw new ApiError('OVERLOADED', 'the edge is taking in as many batches as it can at once; retry shortly', { retryAfterSeconds: 1 })
+    }
+    metrics.batchesInProgress.inc()
+    try {
+      await next()
+    } finally {
+      metrics.batchesInProgress.dec()
+      leave()
+    }
+  })
+
   const requireJson = createMiddleware<EdgeEnv>(async function requireJson(c, next) {
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
     if (type !== 'application/json') throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/json, not ${type || 'missing'}`)
@@ -166,6 +184,7 @@ export function createEdge(services: Services) {
       },
     }),
     playbackAuth,
+    admit,
     async (c) => {
       let body: unknown
       try {

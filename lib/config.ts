@@ -73,6 +73,11 @@ export const settingsSchema = z.object({
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(200_000),
   /** How long a batch waits for room in a full buffer, in order of arrival, before it gets 503 (0: at once). */
   BUFFER_WAIT_MS: int(0, 30_000).default(1_000),
+  /**
+   * Most event batches the edge takes in at once (from reading the body to the answer); more wait
+   * in order of arrival, up to BUFFER_WAIT_MS, then get 503 (see ingest/admission.ts).
+   */
+  INGEST_MAX_IN_PROGRESS: int(1, 1_000_000).default(1_000),
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),

@@ -37,8 +37,18 @@ export function createMetrics() {
     help: 'Acknowledged rows ClickHouse could not read, kept in the write-ahead log folder (set-aside/) instead of loaded; anything above 0 needs an operator',
     registers: [registry],
   })
+  const batchesInProgress = new Gauge({
+    name: 'cs_ingest_batches_in_progress',
+    help: 'Event batches the edge is taking in (body read, deciding or waiting for their flush); at most INGEST_MAX_IN_PROGRESS',
+    registers: [registry],
+  })
+  const batchesRefused = new Counter({
+    name: 'cs_ingest_batches_refused_total',
+    help: 'Event batches answered 503 after waiting BUFFER_WAIT_MS in vain for room among the INGEST_MAX_IN_PROGRESS taken in',
+    registers: [registry],
+  })
   const jobRuns = new Counter({ name: 'cs_job_runs_total', help: 'Job runs by job and status', labelNames: ['job', 'status'] as const, registers: [registry] })
-  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, walFlushRows, walFlushDuration, ingestStage, flushFailures, rowsSetAside, jobRuns }
+  return { registry, httpRequests, httpDuration, eventsTotal, flushRows, flushDuration, walFlushRows, walFlushDuration, ingestStage, flushFailures, rowsSetAside, batchesInProgress, batchesRefused, jobRuns }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

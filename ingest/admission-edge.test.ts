@@ -1,0 +1,37 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ev, startTestEdge, type TestEdge } from '../test/harness/edge.ts'
+import { videoSnapshot } from '../test/harness/snapshot.ts'
+
+// One batch taken in at a time, each waiting a second for its flush; a second batch may wait 100 ms.
+let t: TestEdge
+beforeAll(async () => {
+  t = await startTestEdge({ INGEST_MAX_IN_PROGRESS: '1', BUFFER_WAIT_MS: '100', FLUSH_INTERVAL_MS: '1000' })
+})
+afterAll(() => t.stop())
+
+const refused = async () => (await t.s.metrics.batchesRefused.get()).values[0]?.value ?? 0
+const inProgress = async () => (await t.s.metrics.batchesInProgress.get()).values[0]?.value ?? 0
+
+describe('the edge takes in at most INGEST_MAX_IN_PROGRESS batches at once', () => {
+  it('answers 503 with Retry-After to a batch that found no room within BUFFER_WAIT_MS, stores nothing of it, and takes it again once there is room', async () => {
+    const video = `v-${crypto.randomUUID().slice(0, 8)}`
+    const token = await t.token({ videoId: video })
+    const before = await refused()
+    const first = t.post(token, [ev('play', { ts: Date.now() - 5_000 })])
+    // The first batch is inside, waiting for its flush.
+    while ((await inProgress()) < 1) await new Promise((r) => setTimeout(r, 5))
+    const second = [ev('pause', { ts: Date.now() - 4_000 })]
+    const over = await t.post(token, second, { load: false })
+    expect(over.status).toBe(503)
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    const problem = await over.json()
+    expect(problem.code).toBe('OVERLOADED')
+    expect(problem.detail).toMatch(/as many batches as it can at once/)
+    expect(await refused()).toBe(before + 1)
+    expect(await (await first).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    expect(await inProgress()).toBe(0)
+    // The refused batch was never read: sent again, it is new.
+    expect(await (await t.post(token, second)).json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] })
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 2, ids: 2 }])
+  })
+})

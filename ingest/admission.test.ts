@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest'
+import { createAdmission } from './admission.ts'
+
+const settled = async <T>(p: Promise<T>) => {
+  let done = false
+  void p.then(() => (done = true))
+  await new Promise((r) => setImmediate(r))
+  return done
+}
+
+describe('admission', () => {
+  it('lets in up to max at once, and the next in order of arrival as each leaves', async () => {
+    const a = createAdmission({ max: 2, waitMs: 5_000 })
+    const one = (await a.enter())!
+    const two = (await a.enter())!
+    expect(a.inside).toBe(2)
+    const third = a.enter()
+    const fourth = a.enter()
+    expect(await settled(third)).toBe(false)
+    one()
+    const leaveThird = await third
+    expect(leaveThird).toBeTypeOf('function')
+    expect(await settled(fourth)).toBe(false)
+    // Leaving twice frees one place only.
+    one()
+    expect(await settled(fourth)).toBe(false)
+    two()
+    expect(await fourth).toBeTypeOf('function')
+    expect(a.inside).toBe(2)
+  })
+
+  it('refuses a request that waited waitMs in vain, and its place in the queue costs nobody a slot', async () => {
+    const a = createAdmission({ max: 1, waitMs: 30 })
+    const first = (await a.enter())!
+    const started = performance.now()
+    expect(await a.enter()).toBeUndefined()
+    expect(performance.now() - started).toBeGreaterThanOrEqual(25)
+    first()
+    const next = await a.enter()
+    expect(next).toBeTypeOf('function')
+    expect(a.inside).toBe(1)
+    next!()
+    expect(a.inside).toBe(0)
+  })
+
+  it('refuses at once when full and waitMs is 0', async () => {
+    const a = createAdmission({ max: 1, waitMs: 0 })
+    const first = (await a.enter())!
+    expect(await a.enter()).toBeUndefined()
+    first()
+    expect(await a.enter()).toBeTypeOf('function')
+  })
+})

@@ -1,0 +1,58 @@
+import { E_TIMEOUT, Semaphore, withTimeout, type SemaphoreInterface } from 'async-mutex'
+
+/**
+ * How many event batches the edge takes in at once: a request enters before its body is read
+ * and leaves once it is answered. The row buffer (BUFFER_MAX_ROWS) bounds what is decided and
+ * waiting to be stored, but a batch is parsed and checked before it reserves its rows, and
+ * nothing bounded that: 10,000 players starting together (or coming back after a restart) had
+ * the edge parse their batches all at once, the JavaScript heap reached 539 MiB and the server
+ * 1,346 MiB; with at most 1,000 batches in, the server peaked at 976 MiB and none was refused
+ * (bench:ingest, 10,000 paced players; test/bench/HISTORY.md, twenty-seventh session).
+ * Waiting requests hold their unread bodies only. Those beyond the limit wait in order of arrival,
+ * up to `waitMs`, then are refused (the route answers 503 with Retry-After).
+ *
+ * @example
+ * const admission = createAdmission({ max: 2_000, waitMs: 1_000 })
+ * const leave = await admission.enter()
+ * if (!leave) return overloaded()
+ * try { … } finally { leave() }
+ */
+export function createAdmission(opts: { max: number; waitMs: number }) {
+  const slots = new Semaphore(opts.max)
+  const timed: SemaphoreInterface = opts.waitMs > 0 ? withTimeout(slots, opts.waitMs) : slots
+  let inside = 0
+  const admitted = (release: () => void) => {
+    inside++
+    let left = false
+    return () => {
+      if (left) return
+      left = true
+      inside--
+      release()
+    }
+  }
+  return {
+    /** Resolves with the function that lets the request out, or undefined when it was refused. */
+    async enter(): Promise<(() => void) | undefined> {
+      // A free slot and nobody waiting: in at once (the usual case).
+      if (!slots.isLocked()) {
+        const [, release] = await slots.acquire()
+        return admitted(release)
+      }
+      if (opts.waitMs <= 0) return undefined
+      try {
+        const [, release] = await timed.acquire()
+        return admitted(release)
+      } catch (err) {
+        if (err !== E_TIMEOUT) throw err
+        return undefined
+      }
+    },
+    /** Requests inside now. */
+    get inside(): number {
+      return inside
+    },
+  }
+}
+
+export type Admission = ReturnType<typeof createAdmission>
