@@ -12,7 +12,7 @@ import { E_TIMEOUT, Semaphore, withTimeout, type SemaphoreInterface } from 'asyn
  * up to `waitMs`, then are refused (the route answers 503 with Retry-After).
  *
  * @example
- * const admission = createAdmission({ max: 2_000, waitMs: 1_000 })
+ * const admission = createAdmission({ max: 1_000, waitMs: 1_000 })
  * const leave = await admission.enter()
  * if (!leave) return overloaded()
  * try { … } finally { leave() }
@@ -54,5 +54,3 @@ export function createAdmission(opts: { max: number; waitMs: number }) {
     },
   }
 }
-
-export type Admission = ReturnType<typeof createAdmission>
