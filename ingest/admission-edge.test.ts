@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ev, startTestEdge, type TestEdge } from '../test/harness/edge.ts'
 import { videoSnapshot } from '../test/harness/snapshot.ts'
 
@@ -19,7 +19,7 @@ describe('the edge takes in at most INGEST_MAX_IN_PROGRESS batches at once', () 
     const before = await refused()
     const first = t.post(token, [ev('play', { ts: Date.now() - 5_000 })])
     // The first batch is inside, waiting for its flush.
-    while ((await inProgress()) < 1) await new Promise((r) => setTimeout(r, 5))
+    await vi.waitFor(async () => expect(await inProgress()).toBe(1))
     const second = [ev('pause', { ts: Date.now() - 4_000 })]
     const over = await t.post(token, second, { load: false })
     expect(over.status).toBe(503)
