@@ -21,6 +21,20 @@ import { applyRuntimeSchemaSettings, migrate } from '../../migrations/runner.ts'
 import { rows, tempDir } from '../harness/engines.ts'
 import { insertRawEvents, RAW_COLUMNS } from '../../ingest/events/rows.ts'
 
+/** What `verify` prints: the stopped server's folder checked against the acknowledged ids. */
+export type Verify = {
+  acked_events: number
+  stored_rows: number
+  stored_ids: number
+  acked_stored_rows: number
+  acked_stored_ids: number
+  acked_lost: number
+  rows_stored_twice: number
+  aggregates_match_raw: boolean
+  counted_views: number
+  outcomes: Record<string, number>
+}
+
 const [mode, ...args] = process.argv.slice(2)
 
 if (mode === 'verify') {

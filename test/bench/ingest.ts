@@ -7,7 +7,7 @@
  *
  *   npm run bench:ingest -- [--seconds 60] [--sessions 1000] [--videos 100000]
  *     [--env FLUSH_MAX_ROWS=20000,FLUSH_INTERVAL_MS=50] [--export-rows 2000000]
- *     [--ceiling-block 100000] [--ceiling-order arrival|storage] [--ceiling-runs 3 (the median)] [--profile DIR] [--smoke] [--out file.json] [--keep]
+ *     [--ceiling-block 100000] [--ceiling-order arrival|storage] [--ceiling-runs 3 (the median)] [--others-nice N] [--profile DIR] [--smoke] [--out file.json] [--keep]
  *     [--think-ms 0]  (pause between a player's batches; 0 = closed loop, to find saturation)
  *     [--warmup S]    (latency after the first S seconds is reported apart; default min(seconds/4, 5 + 1.5 think times))
  *     [--generator bun|wrk]  (the players: bun, the default: ingest-load.ts, a Bun process, each player on a connection of its own kept open (keep-alive.ts); wrk: wrk
@@ -19,13 +19,14 @@
  *                     event-loop delay in each second, beside the players' p99 and their own loop's delay)
  */
 import { spawnSync } from 'node:child_process'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadSettings } from '../../lib/config.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
 import { measureCeiling } from './ingest-ceiling.ts'
+import type { Verify } from './ingest-engine.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
 import { p99BySecond, stagesBySecond } from './ingest-seconds.ts'
@@ -102,8 +103,16 @@ const loadCfg: LoadConfig = {
   seed: num(flags, 'seed', 42),
   out: loadOut,
 }
+// --others-nice N (a diagnostic): the players' generator and Redis at nice N, as if they ran on other
+// machines and the edge had the cores to itself (HISTORY.md, twenty-seventh session).
+const othersNice = flags.get('others-nice')
+if (othersNice !== undefined && !/^(1?\d)$/.test(othersNice)) throw new Error(`--others-nice must be 0 to 19, got ${othersNice}`)
+if (othersNice && redisPid) for (const t of readdirSync(`/proc/${redisPid}/task`)) spawnSync('renice', ['-n', othersNice, '-p', t], { stdio: 'ignore' })
+/** Redis's nice value as the kernel has it (field 19 of its stat), read after the renice. */
+const redisNice = redisPid ? Number(readFileSync(`/proc/${redisPid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]) : NaN
 // The players sign their tokens first; the server is measured from when their clock starts.
-const players = await startJsonChild(BUN, [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts'], { ...process.env, BENCH_LOAD: JSON.stringify(loadCfg) })
+const playerArgs = [generator === 'wrk' ? 'test/bench/ingest-load-wrk.ts' : 'test/bench/ingest-load.ts']
+const players = await startJsonChild(othersNice ? 'nice' : BUN, othersNice ? ['-n', othersNice, BUN, ...playerArgs] : playerArgs, { ...process.env, BENCH_LOAD: JSON.stringify(loadCfg) })
 await players.started.catch((err: unknown) => (server.kill('SIGTERM'), Promise.reject(err)))
 const cpuBefore = { server: procCpuSeconds(serverPid) ?? 0, redis: redisPid ? (procCpuSeconds(redisPid) ?? 0) : 0, threads: threadCpuSeconds(serverPid), faults: procFaultsAndSystem(serverPid) }
 
@@ -164,18 +173,6 @@ const loadAfter = loadNow()
 const ackedFile = join(dataDir, 'acked.json')
 writeFileSync(ackedFile, JSON.stringify(load.acked_per_slot))
 const exportFile = join(dataDir, 'rows.tsv')
-type Verify = {
-  acked_events: number
-  stored_rows: number
-  stored_ids: number
-  acked_stored_rows: number
-  acked_stored_ids: number
-  acked_lost: number
-  rows_stored_twice: number
-  aggregates_match_raw: boolean
-  counted_views: number
-  outcomes: Record<string, number>
-}
 const verify = await runJsonChild<Verify>(BUN, ['test/bench/ingest-engine.ts', 'verify', dataDir, ackedFile, exportFile, String(exportRows), ceilingOrder])
 const ceiling = await measureCeiling(exportFile, ceilingBlock, num(flags, 'ceiling-runs', smoke ? 1 : 3))
 if (!flags.has('keep')) rmSync(dataDir, { recursive: true, force: true })
@@ -260,6 +257,7 @@ const settingsUsed = {
   batch_events: '10-50',
   export_rows: exportRows,
   ceiling_block_rows: ceilingBlock, ceiling_order: ceilingOrder, ceiling_runs: ceiling.runs_rows_per_second.length,
+  others_nice: othersNice === undefined ? 0 : Number(othersNice), redis_nice: redisNice,
   server_env: Object.fromEntries(
     ['FLUSH_MAX_ROWS', 'FLUSH_INTERVAL_MS', 'LOAD_MAX_ROWS', 'LOAD_INTERVAL_MS', 'BUFFER_MAX_ROWS', 'RATE_LIMIT_TOKEN_PER_SECOND', 'RATE_LIMIT_IP_PER_SECOND', 'MAX_VIEWS_PER_IP', 'TRUST_PROXY', 'DECISION_IDLE_MINUTES'].map((k) => [k, String(settings[k as keyof typeof settings])]),
   ),
