@@ -1,4 +1,4 @@
-import { E_TIMEOUT, Semaphore, withTimeout, type SemaphoreInterface } from 'async-mutex'
+import { E_TIMEOUT, Semaphore, withTimeout } from 'async-mutex'
 
 /**
  * How many event batches the edge takes in at once: a request enters before its body is read
@@ -19,38 +19,26 @@ import { E_TIMEOUT, Semaphore, withTimeout, type SemaphoreInterface } from 'asyn
  */
 export function createAdmission(opts: { max: number; waitMs: number }) {
   const slots = new Semaphore(opts.max)
-  const timed: SemaphoreInterface = opts.waitMs > 0 ? withTimeout(slots, opts.waitMs) : slots
-  let inside = 0
-  const admitted = (release: () => void) => {
-    inside++
-    let left = false
-    return () => {
-      if (left) return
-      left = true
-      inside--
-      release()
-    }
-  }
+  const timed = withTimeout(slots, opts.waitMs)
   return {
-    /** Resolves with the function that lets the request out, or undefined when it was refused. */
+    /**
+     * Resolves with the function that lets the request out (a second call does nothing: the
+     * semaphore's releasers are idempotent), or undefined when it was refused.
+     */
     async enter(): Promise<(() => void) | undefined> {
       // A free slot and nobody waiting: in at once (the usual case).
-      if (!slots.isLocked()) {
-        const [, release] = await slots.acquire()
-        return admitted(release)
-      }
+      if (!slots.isLocked()) return (await slots.acquire())[1]
       if (opts.waitMs <= 0) return undefined
       try {
-        const [, release] = await timed.acquire()
-        return admitted(release)
+        return (await timed.acquire())[1]
       } catch (err) {
         if (err !== E_TIMEOUT) throw err
         return undefined
       }
     },
-    /** Requests inside now. */
+    /** Requests inside now (a refused request's place, granted after its wait ran out, is given back at once). */
     get inside(): number {
-      return inside
+      return opts.max - slots.getValue()
     },
   }
 }
