@@ -9,7 +9,7 @@ let admin: Session
 let creator: Session
 let day: string
 
-type Ad = { ad_id: string; advertiser: string; contract_start: string; contract_end: string }
+type Ad = { ad_id: string; advertiser: string; contract_start: string; contract_end: string; created_at: string; updated_at: string }
 type Play = { token: string; ads: { ad_id: string; slot: string }[] }
 
 const assignments = (videoId: string) =>
@@ -54,6 +54,26 @@ describe('ads admin', () => {
     expect(list.rows.map((a) => a.ad_id)).toContain(ad.ad_id)
     expect((await api.request(`/v1/ads/${ad.ad_id}`, { method: 'DELETE', token: admin.token })).status).toBe(204)
     expect((await api.request(`/v1/ads/${ad.ad_id}`, { token: admin.token })).status).toBe(404)
+  })
+
+  it('answers its times in RFC 3339 UTC, and a change keeps created_at and moves updated_at on', async () => {
+    const instant = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+    const ad = await newAd({ advertiser: 'Clock Co' })
+    expect(ad.created_at).toMatch(instant)
+    expect(ad.updated_at).toBe(ad.created_at)
+    expect(Math.abs(Date.parse(ad.created_at) - Date.now())).toBeLessThan(60_000)
+    const read = (await (await api.request(`/v1/ads/${ad.ad_id}`, { token: admin.token })).json()) as Ad
+    expect([read.created_at, read.updated_at]).toEqual([ad.created_at, ad.updated_at])
+    const patched = (await (await api.request(`/v1/ads/${ad.ad_id}`, { method: 'PATCH', token: admin.token, json: { advertiser: 'Clock Inc' } })).json()) as Ad
+    expect(patched.created_at).toBe(ad.created_at)
+    expect(patched.updated_at).toMatch(instant)
+    expect(Date.parse(patched.updated_at)).toBeGreaterThan(Date.parse(ad.updated_at))
+    const listed = ((await (await api.request('/v1/ads', { token: admin.token })).json()) as { rows: Ad[] }).rows.find((a) => a.ad_id === ad.ad_id)
+    expect(listed).toMatchObject({ advertiser: 'Clock Inc', created_at: ad.created_at, updated_at: patched.updated_at })
+    const csv = (await (await api.request('/v1/ads?format=csv', { token: admin.token })).text()).split('\r\n')
+    expect(csv.find((line) => line.startsWith(`${ad.ad_id},`))!.split(',').slice(-2)).toEqual([ad.created_at, patched.updated_at])
+    // Gone again, so that the videos of the tests below are not assigned it.
+    expect((await api.request(`/v1/ads/${ad.ad_id}`, { method: 'DELETE', token: admin.token })).status).toBe(204)
   })
 
   it('refuses a contract that ends before it starts', async () => {

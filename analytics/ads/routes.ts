@@ -2,6 +2,7 @@ import { Hono } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
 import { ApiError } from '../../lib/errors.ts'
+import { apiInstant } from '../../lib/instants.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
 import { isoDate } from '../http/dates.ts'
@@ -25,6 +26,8 @@ const adIdParam = z.object({ id: z.string().min(1).max(64) })
 const listQuery = z.object({ active_on: isoDate.optional().describe('Only ads whose contract covers this day'), format: z.enum(['json', 'csv']).default('json') })
 
 const columns = ['ad_id', 'advertiser', 'duration_ms', 'contract_start', 'contract_end', 'created_at', 'updated_at'] as const
+/** An ad as the API answers it: its times in RFC 3339 (lib/instants.ts; the store keeps ClickHouse's text, which it writes back). */
+const publicAd = (ad: AdRow): AdRow => ({ ...ad, created_at: apiInstant(ad.created_at), updated_at: apiInstant(ad.updated_at) })
 
 /** `/v1/ads`: ads and their contracts (role admin). Changes re-run the assignment of that ad at once. */
 export function adRoutes(deps: AnalyticsDeps) {
@@ -38,21 +41,21 @@ export function adRoutes(deps: AnalyticsDeps) {
   return new Hono<AnalyticsEnv>()
     .get('/ads', describeRoute({ tags, summary: 'List ads' }), admin, v('query', listQuery), async (c) => {
       const q = c.req.valid('query')
-      return table(c, { format: q.format, columns, rows: await listAds(ch, q.active_on), filename: 'ads' })
+      return table(c, { format: q.format, columns, rows: (await listAds(ch, q.active_on)).map(publicAd), filename: 'ads' })
     })
     .post('/ads', describeRoute({ tags, summary: 'Create an ad; if its contract covers today it is assigned to every video', responses: { 201: { description: 'The ad' } } }), admin, v('json', createAdBody), async (c) => {
       const ad = await insertAd(ch, c.req.valid('json'))
       await runAdAssignmentForAd(deps, ad.ad_id)
-      return c.json(ad, 201)
+      return c.json(publicAd(ad), 201)
     })
-    .get('/ads/:id', describeRoute({ tags, summary: 'One ad' }), admin, v('param', adIdParam), async (c) => c.json(await found(c.req.valid('param').id)))
+    .get('/ads/:id', describeRoute({ tags, summary: 'One ad' }), admin, v('param', adIdParam), async (c) => c.json(publicAd(await found(c.req.valid('param').id))))
     .patch('/ads/:id', describeRoute({ tags, summary: 'Change an ad or its contract' }), admin, v('param', adIdParam), v('json', patchAdBody), async (c) => {
       const prior = await found(c.req.valid('param').id)
       const next = { ...prior, ...c.req.valid('json') }
       if (next.contract_start > next.contract_end) throw new ApiError('INVALID_BODY', 'invalid json: contract_end: contract_start must not be after contract_end')
       const ad = await updateAd(ch, prior, next)
       await runAdAssignmentForAd(deps, ad.ad_id)
-      return c.json(ad)
+      return c.json(publicAd(ad))
     })
     .delete('/ads/:id', describeRoute({ tags, summary: 'Remove an ad; its assignments are retired', responses: { 204: { description: 'Removed' } } }), admin, v('param', adIdParam), async (c) => {
       await deleteAd(ch, await found(c.req.valid('param').id))

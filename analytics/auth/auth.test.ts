@@ -19,6 +19,10 @@ describe('dev-login and /v1/me', () => {
     const me = await api.request('/v1/me', { token: a.token })
     expect(me.status).toBe(200)
     expect(await me.json()).toMatchObject({ id: a.userId, provider: 'dev', roles: ['viewer'] })
+    const { created_at } = (await (await api.request('/v1/me', { token: b.token })).json()) as { created_at: string }
+    // The first login's time, in RFC 3339 UTC like every instant the API answers with.
+    expect(created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+    expect(Math.abs(Date.parse(created_at) - Date.now())).toBeLessThan(60_000)
   })
 
   it('gives role admin to a verified email listed in ADMIN_EMAILS', async () => {

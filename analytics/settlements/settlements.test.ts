@@ -115,6 +115,11 @@ describe('admin: settlement runs and rate cards', () => {
       ['2026-03-02', 'provisional'],
       ['2026-03-01', 'final'],
     ])
+    // Its times as the API answers every instant (written with toISOString, read back from ClickHouse's text).
+    for (const r of runs.body.rows) {
+      expect(r.started_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/)
+      expect(Date.parse(String(r.finished_at))).toBeGreaterThanOrEqual(Date.parse(String(r.started_at)))
+    }
     // By the real clock 2 March is long past the lateness window: it can only be finalized.
     const res = await api.request('/v1/admin/jobs/settlement/runs', { method: 'POST', token: admin.token, json: { from: '2026-03-02', to: '2026-03-02' } })
     expect(res.status).toBe(422)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { apiInstant } from '../../lib/instants.ts'
 
 export const roles = ['viewer', 'creator', 'admin', 'analyst'] as const
 export type Role = (typeof roles)[number]
@@ -94,5 +95,5 @@ export function effectiveRoles(user: UserRow, lists: { ADMIN_EMAILS: string[]; A
 
 /** The public view of a user. */
 export function publicUser(user: UserRow, effective: Role[]) {
-  return { id: user.user_id, provider: user.provider, email: user.email || null, name: user.name || null, roles: effective, created_at: user.created_at }
+  return { id: user.user_id, provider: user.provider, email: user.email || null, name: user.name || null, roles: effective, created_at: apiInstant(user.created_at) }
 }

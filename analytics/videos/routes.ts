@@ -2,6 +2,7 @@ import { Hono } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
 import { runAdAssignmentForVideo } from '../ads/assignment.ts'
+import { apiInstant } from '../../lib/instants.ts'
 import { principalOf } from '../auth/middleware.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
@@ -17,6 +18,8 @@ export const createVideoBody = z.object({
 })
 export const videoIdParam = z.object({ id: z.string().min(1).max(64) })
 const listQuery = z.object({ format: z.enum(['json', 'csv']).default('json') })
+/** A video as the API answers it: its registration time in RFC 3339 (lib/instants.ts). */
+const publicVideo = <V extends { created_at: string }>(video: V): V => ({ ...video, created_at: apiInstant(video.created_at) })
 
 /** `/v1/videos` (register), `/v1/videos/{id}` (metadata + live views), `/v1/me/videos`. */
 export function videoRoutes(deps: AnalyticsDeps) {
@@ -26,15 +29,15 @@ export function videoRoutes(deps: AnalyticsDeps) {
       const body = c.req.valid('json')
       const video = await insertVideo(ch, { creatorId: principalOf(c).userId, title: body.title, durationMs: body.duration_ms })
       const ads = await runAdAssignmentForVideo(deps, video.video_id)
-      return c.json({ ...video, views: 0, ads }, 201)
+      return c.json({ ...publicVideo(video), views: 0, ads }, 201)
     })
     .get('/me/videos', describeRoute({ tags, summary: "The caller's videos" }), deps.auth.require(), v('query', listQuery), async (c) => {
-      const rows = await listVideos(ch, principalOf(c).userId)
+      const rows = (await listVideos(ch, principalOf(c).userId)).map(publicVideo)
       return table(c, { format: c.req.valid('query').format, columns: ['video_id', 'creator_id', 'title', 'duration_ms', 'created_at'], rows, filename: 'videos' })
     })
     .get('/videos/:id', describeRoute({ tags, summary: 'Video metadata with the live view count (its creator or an admin)' }), deps.auth.require(), v('param', videoIdParam), async (c) => {
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))
       const { views, source } = await liveViews(ch, redis, video.video_id)
-      return c.json({ ...video, views, views_source: source })
+      return c.json({ ...publicVideo(video), views, views_source: source })
     })
 }

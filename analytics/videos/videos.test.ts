@@ -9,7 +9,9 @@ let viewer: Session
 let admin: Session
 let videoId: string
 
-type Video = { video_id: string; creator_id: string; title: string; duration_ms: number; views: number; views_source: string }
+type Video = { video_id: string; creator_id: string; title: string; duration_ms: number; created_at: string; views: number; views_source: string }
+/** An instant as the API answers every one: RFC 3339 in UTC with milliseconds (lib/instants.ts). */
+const RFC_3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
 type Play = { session_id: string; token: string; expires_at: string; resume_position_ms: number; ads: { ad_id: string; slot: string }[]; viewer_id: string }
 
 beforeAll(async () => {
@@ -37,6 +39,11 @@ describe('registering videos', () => {
     expect(video).toMatchObject({ creator_id: creator.userId, title: 'Mine', duration_ms: 90_000, views: 0 })
     expect(video.video_id).not.toBe('v_chosen')
     expect(video.video_id).toMatch(/^v_/)
+    // Registered now, answered as an instant in UTC (not the engine's '2026-12-06 22:17:48.475').
+    expect(video.created_at).toMatch(RFC_3339_UTC)
+    expect(Math.abs(Date.parse(video.created_at) - Date.now())).toBeLessThan(60_000)
+    const read = (await (await api.request(`/v1/videos/${video.video_id}`, { token: creator.token })).json()) as Video
+    expect(read.created_at).toBe(video.created_at)
   })
 
   it('refuses callers without the creator role and bad bodies', async () => {
@@ -57,7 +64,10 @@ describe('registering videos', () => {
     expect(theirs.rows).toEqual([])
     const csv = await api.request('/v1/me/videos?format=csv', { token: creator.token })
     expect(csv.headers.get('content-type')).toContain('text/csv')
-    expect((await csv.text()).split('\r\n')[0]).toBe('video_id,creator_id,title,duration_ms,created_at')
+    const lines = (await csv.text()).split('\r\n')
+    expect(lines[0]).toBe('video_id,creator_id,title,duration_ms,created_at')
+    expect(mine.rows.every((v) => RFC_3339_UTC.test(v.created_at))).toBe(true)
+    expect(lines[1]!.split(',').at(-1)).toMatch(RFC_3339_UTC)
   })
 })
 

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
+import { apiInstant } from '../../lib/instants.ts'
 import type { Day } from './calendar.ts'
 
 export type DayStatus = 'provisional' | 'final'
@@ -45,8 +46,9 @@ const runSchema = z.object({
   trigger: z.enum(['cli', 'scheduler', 'http', 'cascade', 'test']),
   rate_card_version: n,
   pricing_mode: z.string(),
-  started_at: z.string(),
-  finished_at: z.string().nullable(),
+  // As the API answers them (written with toISOString, read back as ClickHouse's text: lib/instants.ts).
+  started_at: z.string().transform(apiInstant),
+  finished_at: z.string().nullable().transform((t) => (t === null ? null : apiInstant(t))),
   video_lines: n,
   ad_lines: n,
   views: n,
@@ -57,7 +59,7 @@ const runSchema = z.object({
   error: z.string(),
 })
 
-// Dates and times come out of JSONEachRow as strings already ('2024-01-02', '2024-01-02 00:30:00.000').
+// Dates and times come out of JSONEachRow as strings already ('2024-01-02', '2024-01-02 00:30:00.000'; the times made RFC 3339 above).
 const RUN_COLUMNS = `run_id, day, state, status, revision, trigger, rate_card_version, pricing_mode, started_at, finished_at,
   video_lines, ad_lines, views, video_revenue_krw, ad_impressions, ad_revenue_krw, checksum, error`
 
