@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { newId } from '../videos/store.ts'
-import { chTime } from '../users/store.ts'
+import { chTime, versionAfter } from '../users/store.ts'
 
 export const adRow = z.object({
   ad_id: z.string(),
@@ -17,10 +17,8 @@ export type AdFields = { advertiser: string; duration_ms: number; contract_start
 
 const COLUMNS = `ad_id, advertiser, duration_ms, toString(contract_start) AS contract_start, toString(contract_end) AS contract_end, toString(created_at) AS created_at, toString(updated_at) AS updated_at`
 
-function nextVersion(prev?: string): string {
-  const prevMs = prev ? Date.parse(`${prev.replace(' ', 'T')}Z`) : 0
-  return chTime(new Date(Math.max(Date.now(), prevMs + 1)))
-}
+/** The next version of an ad's row, as ClickHouse's text (see versionAfter). */
+const nextVersion = (prev?: string): string => chTime(versionAfter(prev))
 
 async function write(ch: ClickHouseClient, row: AdRow, deleted = 0): Promise<void> {
   await ch.insert({ table: 'ads', values: [{ ...row, deleted }], format: 'JSONEachRow' })

@@ -31,11 +31,10 @@ export function chTime(d: Date): string {
   return d.toISOString().replace('T', ' ').replace('Z', '')
 }
 
-/** A version strictly after `prev`, so a rewrite in the same millisecond still wins. */
-function nextVersion(prev?: string): Date {
-  const now = Date.now()
-  const prevMs = prev ? Date.parse(`${prev.replace(' ', 'T')}Z`) : 0
-  return new Date(Math.max(now, prevMs + 1))
+/** A version strictly after `prev` (a row's `updated_at` as stored), so a rewrite in the same millisecond still wins. */
+export function versionAfter(prev?: string): Date {
+  const prevMs = prev ? Date.parse(apiInstant(prev)) : 0
+  return new Date(Math.max(Date.now(), prevMs + 1))
 }
 
 export async function getUser(ch: ClickHouseClient, userId: string): Promise<UserRow | undefined> {
@@ -59,7 +58,7 @@ async function write(ch: ClickHouseClient, row: Omit<UserRow, 'updated_at'>, ver
 export async function upsertUser(ch: ClickHouseClient, identity: Identity): Promise<UserRow> {
   const userId = userIdFor(identity.provider, identity.subject)
   const prior = await getUser(ch, userId)
-  const version = nextVersion(prior?.updated_at)
+  const version = versionAfter(prior?.updated_at)
   return write(
     ch,
     {
@@ -80,7 +79,7 @@ export async function upsertUser(ch: ClickHouseClient, identity: Identity): Prom
 export async function grantRole(ch: ClickHouseClient, user: UserRow, role: Role): Promise<UserRow> {
   if (user.roles.includes(role)) return user
   const { updated_at, ...rest } = user
-  return write(ch, { ...rest, roles: [...user.roles, role] }, nextVersion(updated_at))
+  return write(ch, { ...rest, roles: [...user.roles, role] }, versionAfter(updated_at))
 }
 
 /** The roles a user acts with: viewer, the granted ones, and admin / analyst from the settings' email lists. */
