@@ -1,12 +1,11 @@
-import { closeSync, existsSync, fsync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { rm } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
-import { writeAllText } from '../lib/write-all.ts'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { RAW_COLUMNS } from './events/rows.ts'
+import { walThread } from './wal-thread.ts'
 
 /**
- * The edge's write-ahead log. Each flush of the group commit is written here (fsync)
- * before its requests are answered: an acknowledged event is on disk even if the
+ * The edge's write-ahead log. Each flush of the group commit is written here (fsync, on
+ * a thread of the log's own: wal-thread.ts) before its requests are answered: an acknowledged event is on disk even if the
  * process is killed before the loader has put it into ClickHouse.
  *
  * The loader puts several entries into ClickHouse as one insert, under one dedup token,
@@ -25,18 +24,6 @@ export type WalLoad = { token: string; entries: string[]; at?: number }
 /** The log's folder for lines the engine refused (see setAside). */
 export const SET_ASIDE_DIR = 'set-aside'
 
-const fsyncFd = (fd: number) => new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())))
-
-/** Makes the names in a folder durable (a rename or a new entry survives a power cut). */
-async function fsyncDir(path: string): Promise<void> {
-  const fd = openSync(path, 'r')
-  try {
-    await fsyncFd(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
-
 /** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */
 export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string {
   return settings.WAL_DIR ?? join(settings.dataDir, 'wal')
@@ -47,28 +34,8 @@ export function createWal(dir: string) {
   const asideDir = join(dir, SET_ASIDE_DIR)
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
-  /**
-   * Writes a file durably: to a temporary name, fsync, rename into place, fsync of the
-   * folder (the rename must survive a power cut too, or start-up would drop the .tmp
-   * file). Only the two fsyncs wait for the disk, in the thread pool; the other calls
-   * (open, the write into the page cache, close, rename) are made at once. Each await
-   * costs an event-loop turn, and under load a turn is what a flush waited for: with
-   * every call awaited (nine turns) a flush took 161 ms on average in bench:ingest for
-   * about 3 ms of work measured alone.
-   */
-  const writeDurably = async (file: string, parts: string[]) => {
-    const tmp = `${file}.tmp`
-    const fd = openSync(tmp, 'w', 0o600)
-    try {
-      // In parts, so that a flush's body is not copied into one more string first.
-      for (const part of parts) writeAllText(fd, part)
-      await fsyncFd(fd)
-    } finally {
-      closeSync(fd)
-    }
-    renameSync(tmp, file)
-    await fsyncDir(dirname(file))
-  }
+  /** Writes a file durably, on the log's own thread (see wal-thread.ts). */
+  const writeDurably = (file: string, parts: string[]) => walThread().write(file, parts)
   const parseEntry = (file: string, text: string): WalEntry | undefined => {
     const nl = text.indexOf('\n')
     try {
@@ -88,14 +55,14 @@ export function createWal(dir: string) {
       return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
     },
     remove(token: string): Promise<void> {
-      return rm(path(token), { force: true })
+      return walThread().remove([path(token)])
     },
     /** Records which entries one insert carries, in order, before it starts. */
     writeLoad(token: string, entries: string[], at = Date.now()): Promise<void> {
       return writeDurably(loadPath(token), [JSON.stringify({ token, entries, at } satisfies WalLoad)])
     },
     removeLoad(token: string): Promise<void> {
-      return rm(loadPath(token), { force: true })
+      return walThread().remove([loadPath(token)])
     },
     /** Where lines the engine refused are kept (see setAside). */
     setAsideDir: asideDir,
@@ -109,8 +76,7 @@ export function createWal(dir: string) {
     async setAside(token: string, lines: string[], error: string, at = Date.now()): Promise<{ file: string; created: boolean }> {
       if (!existsSync(asideDir)) {
         // Made on first use (most logs never need it), durably: the folder's own name too.
-        mkdirSync(asideDir, { recursive: true })
-        await fsyncDir(dir)
+        await walThread().mkdir(asideDir)
       }
       const file = join(asideDir, `${token}.tsv`)
       const created = !existsSync(file)
