@@ -1,4 +1,6 @@
+import { closeSync, openSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
+import { writeAllText } from '../lib/write-all.ts'
 
 /**
  * The thread that makes the write-ahead log's files durable (ingest/wal-writer.mjs), one per
@@ -7,12 +9,10 @@ import { Worker } from 'node:worker_threads'
  * Why a thread of its own: asynchronous fsyncs run in the runtime's shared thread pool
  * (two threads under Bun), where the embedded engine's statements run too, a load holding
  * a thread for 0.3-1 s. At 3,000 paced players a flush's fsync, 1.3 ms in the kernel
- * (`perf trace`), was seen done after 1.7 ms at the median but up to 125 ms, and the
- * flushes of the slowest seconds took 65-522 ms. With this thread: 21-53 ms in the
- * slowest seconds of five runs, and the JavaScript thread 6 % less CPU, the open, write,
- * close and rename calls being made here (test/bench/HISTORY.md, 7 December).
- *
- * Texts go over as UTF-8 bytes whose buffers are transferred, not copied.
+ * (`perf trace`), was seen done after 1.7 ms at the median but up to 125 ms, and in the
+ * slowest seconds flushes took 77-243 ms on average. On this thread: 21-31 ms, and the
+ * players' p99 248-360 ms against 566-679 in three pairs (test/bench/HISTORY.md, 7 December).
+ * The thread costs ~15 MiB of RSS.
  */
 type Reply = { id: number; error?: string }
 type Pending = { resolve(): void; reject(err: Error): void }
@@ -37,19 +37,31 @@ function startWriter() {
   })
   worker.on('error', (err) => failAll(err))
   worker.on('exit', (code) => failAll(new Error(`the write-ahead log's writer thread exited (${code})`)))
-  const call = (msg: Record<string, unknown>, transfer: ArrayBuffer[] = []) =>
+  const call = (msg: Record<string, unknown>) =>
     new Promise<void>((resolve, reject) => {
       const id = next++
       pending.set(id, { resolve, reject })
       worker.ref()
-      worker.postMessage({ ...msg, id }, transfer)
+      worker.postMessage({ ...msg, id })
     })
-  const encoder = new TextEncoder()
   return {
-    /** Writes `file` durably from `parts` (texts, in order): temporary name, fsync, rename, fsync of the folder. */
+    /**
+     * Writes `file` durably from `parts` (texts, in order): into a temporary file here (the
+     * page cache: no wait for the disk), then on the thread fsync, rename into place, fsync
+     * of the folder. The text goes to write(2) as it is (see writeAllText): handed over, it
+     * would be copied or encoded into bytes first, a flush's megabytes each time.
+     */
     write(file: string, parts: string[]): Promise<void> {
-      const bytes = parts.map((p) => encoder.encode(p))
-      return call({ op: 'write', file, parts: bytes }, bytes.map((b) => b.buffer as ArrayBuffer))
+      const tmp = `${file}.tmp`
+      let fd: number | undefined
+      try {
+        fd = openSync(tmp, 'w', 0o600)
+        for (const part of parts) writeAllText(fd, part)
+      } catch (err) {
+        if (fd !== undefined) closeSync(fd)
+        return Promise.reject(err)
+      }
+      return call({ op: 'commit', fd, tmp, file })
     },
     /** Removes the files (those already gone too). */
     remove(files: string[]): Promise<void> {

@@ -1,11 +1,11 @@
 // The write-ahead log's writer thread (see wal-thread.ts): it makes each file durable with
 // blocking calls, so that the log's fsyncs never wait in the runtime's shared thread pool
-// behind the embedded engine's statements. Plain JavaScript: Node (the tests) and Bun (the
-// servers) both start a worker's module as it is.
+// behind the embedded engine's statements (the file's bytes are written by the thread that
+// has them). Plain JavaScript: Node (the tests) and Bun (the servers) both start a worker's
+// module as it is.
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { parentPort } from 'node:worker_threads'
-import { writeAll } from '../lib/write-all.mjs'
 
 /** @param {string} path */
 function fsyncPath(path) {
@@ -18,16 +18,16 @@ function fsyncPath(path) {
 }
 
 /**
- * To a temporary name, fsync, rename into place, fsync of the folder (the rename must
- * survive a power cut too, or start-up would drop the .tmp file).
+ * Makes a file the other thread has written under a temporary name durable, then renames
+ * it into place: fsync and close of its descriptor (descriptors are the process's, not a
+ * thread's), rename, fsync of the folder (the rename must survive a power cut too, or
+ * start-up would drop the .tmp file).
+ * @param {number} fd
+ * @param {string} tmp
  * @param {string} file
- * @param {Uint8Array[]} parts
  */
-function writeDurably(file, parts) {
-  const tmp = `${file}.tmp`
-  const fd = openSync(tmp, 'w', 0o600)
+function commit(fd, tmp, file) {
   try {
-    for (const part of parts) writeAll(fd, part)
     fsyncSync(fd)
   } finally {
     closeSync(fd)
@@ -36,9 +36,9 @@ function writeDurably(file, parts) {
   fsyncPath(dirname(file))
 }
 
-/** @param {{ id: number, op: string, file?: string, parts?: Uint8Array[], files?: string[], dir?: string }} msg */
+/** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, files?: string[], dir?: string }} msg */
 function run(msg) {
-  if (msg.op === 'write' && msg.file && msg.parts) return writeDurably(msg.file, msg.parts)
+  if (msg.op === 'commit' && msg.fd !== undefined && msg.tmp && msg.file) return commit(msg.fd, msg.tmp, msg.file)
   if (msg.op === 'remove' && msg.files) {
     for (const f of msg.files) rmSync(f, { force: true })
     return

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { createChdbConnection } from 'chdb/connection'
 import { BACKGROUND_QUERY_PREFIX, engineTurns } from './engine-turns.ts'
-import { writeAll, writeAllText } from './write-all.mjs'
+import { writeAll, writeAllText } from './write-all.ts'
 
 /**
  * chDB's connection for `@clickhouse/client`, with one fix: chdb 3.4 applies a

@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { expect, it } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
-import { writeAllText } from './write-all.mjs'
+import { writeAllText } from './write-all.ts'
 
 it('writes a string whole as UTF-8 and gives its bytes', () => {
   const file = join(tempDir('write-all-'), 'out')

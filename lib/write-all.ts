@@ -1,15 +1,10 @@
-// Plain JavaScript (types in JSDoc): the write-ahead log's writer thread (ingest/wal-writer.mjs)
-// imports it too, and Node, which runs the tests, starts a worker's module as it is.
 import { writeSync } from 'node:fs'
 
 /**
  * Writes all of `buf` to `fd`: write(2) may write less than asked (a full disk, a
  * signal), so the rest is written until all is, or it throws.
- * @param {number} fd
- * @param {Uint8Array} buf
- * @returns {void}
  */
-export function writeAll(fd, buf) {
+export function writeAll(fd: number, buf: Uint8Array): void {
   for (let off = 0; off < buf.length; ) {
     const n = writeSync(fd, buf, off, buf.length - off)
     if (n <= 0) throw new Error(`write(2) wrote ${n} bytes`)
@@ -24,11 +19,8 @@ export function writeAll(fd, buf) {
  * bench:ingest (the collections they set off counted in; test/bench/HISTORY.md, 5 December,
  * evening).
  * A short write (rare: a full disk, a signal) has the rest written from its bytes.
- * @param {number} fd
- * @param {string} text
- * @returns {number}
  */
-export function writeAllText(fd, text) {
+export function writeAllText(fd: number, text: string): number {
   const n = writeSync(fd, text)
   const bytes = Buffer.byteLength(text)
   if (n < bytes) writeAll(fd, Buffer.from(text).subarray(Math.max(0, n)))
