@@ -5,8 +5,9 @@ import { walThread } from './wal-thread.ts'
 
 /**
  * The edge's write-ahead log. Each flush of the group commit is written here (fsync, on
- * a thread of the log's own: wal-thread.ts) before its requests are answered: an acknowledged event is on disk even if the
- * process is killed before the loader has put it into ClickHouse.
+ * a thread of the log's own: wal-thread.ts) before its requests are answered: an
+ * acknowledged event is on disk even if the process is killed before the loader has put
+ * it into ClickHouse.
  *
  * The loader puts several entries into ClickHouse as one insert, under one dedup token,
  * and writes that grouping down first (a load manifest), so that after a crash the very
@@ -34,7 +35,7 @@ export function createWal(dir: string) {
   const asideDir = join(dir, SET_ASIDE_DIR)
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
-  /** Writes a file durably, on the log's own thread (see wal-thread.ts). */
+  /** Writes a file, made durable on the log's own thread (see wal-thread.ts). */
   const writeDurably = (file: string, parts: string[]) => walThread().write(file, parts)
   const parseEntry = (file: string, text: string): WalEntry | undefined => {
     const nl = text.indexOf('\n')
