@@ -23,8 +23,9 @@ import { writeAll, writeAllText } from './write-all.ts'
 type Inner = ReturnType<typeof createChdbConnection>
 /**
  * One statement as the engine ran it: a load (a background statement: the edge's events, the
- * settlement's lines) or a read (anything else), how long it waited for its turn (loads only, see engine-turns.ts) and how long it
- * then took, waiting for a statement already running in chDB included.
+ * settlement's lines) or a read (anything else), how long it waited for its turn (a load's
+ * turn, see engine-turns.ts, then the statements sent before it: see oneAtATime) and how long
+ * it then took.
  */
 export type StatementTiming = { kind: 'read' | 'load'; queryId?: string; statement: string; waitedMs: number; ms: number }
 type Settings = Record<string, unknown> | undefined
@@ -110,10 +111,24 @@ export function createScopedChdbConnection(path: string) {
   const inner: Inner = createChdbConnection({ path })
   const turns = engineTurns(TURNS)
   const observers = new Set<(timing: StatementTiming) => void>()
+  /**
+   * chDB runs one statement at a time, and a statement sent while another runs waits for it
+   * in a thread of the runtime's shared pool (two under Bun), the pool that also runs
+   * WebCrypto (the playback token's check) and asynchronous file calls: two statements in
+   * flight held both threads, and a token check waited 3.9 s behind three 2 s statements
+   * (test/bench/HISTORY.md, 7 December). So statements wait here instead, in the order they
+   * were sent, and at most one pool thread is the engine's.
+   */
+  let last: Promise<unknown> = Promise.resolve()
+  const oneAtATime = <R>(run: () => Promise<R>): Promise<R> => {
+    const mine = last.then(run, run)
+    last = mine.catch(() => {})
+    return mine
+  }
   const turn = <R>(p: { query: string; query_id?: string }, run: () => Promise<R>): Promise<R> => {
     const kind = p.query_id?.startsWith(BACKGROUND_QUERY_PREFIX) ? 'load' : 'read'
     const asked = performance.now()
-    const timed = async () => {
+    const timed = () => oneAtATime(async () => {
       const started = performance.now()
       try {
         return await run()
@@ -127,7 +142,7 @@ export function createScopedChdbConnection(path: string) {
           }
         }
       }
-    }
+    })
     return kind === 'load' ? turns.background(timed) : turns.read(timed)
   }
   const insertsDir = join(path, INSERTS_DIR)

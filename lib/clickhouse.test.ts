@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { randomUUID } from 'node:crypto'
+import { pbkdf2, randomUUID } from 'node:crypto'
 import { INSERTS_DIR } from './chdb-connection.ts'
 import { engineTurnsOf, watchEmbeddedStatements, type StatementTiming } from './clickhouse.ts'
 import { BACKGROUND_QUERY_PREFIX } from './engine-turns.ts'
@@ -86,8 +86,8 @@ it('runs a load after the reads sent before it ends, in embedded mode (the engin
   await e.ch.command({ query: 'CREATE TABLE turns (x UInt32) ENGINE = MergeTree ORDER BY x' })
   const count = () => rows<{ n: string }>(e.ch, 'SELECT count() AS n FROM turns')
   // A read under way for 150 ms, then a load, then a read sent while the load waits. The read lasts
-  // less than the 200 ms a load waits at most: statements waiting together for the engine go in the
-  // order of its lock, not the order sent, so only a load still held by its turn surely goes after.
+  // less than the 200 ms a load waits at most, so the load is still held by its turn, not yet in the
+  // line of statements sent to the engine, when the second read is sent.
   const turns = engineTurnsOf(e.ch)!
   const slow = rows(e.ch, 'SELECT sleep(0.15) AS s')
   await vi.waitFor(() => expect(turns.state).toEqual({ reads: 1, waiting: 0 }), { interval: 1, timeout: 5_000 })
@@ -108,6 +108,20 @@ it('runs a load after the reads sent before it ends, in embedded mode (the engin
   await vi.waitFor(() => expect(turns.state).toEqual({ reads: 2, waiting: 0 }), { interval: 1, timeout: 5_000 })
   await Promise.all([slow2, plain])
   expect(await count()).toEqual([{ n: '2' }])
+})
+
+it('keeps statements waiting for the embedded engine out of the runtime\'s thread pool, and runs them in the order sent', async () => {
+  // Node's pool has four threads. Five statements at once: the engine runs one at a time, and
+  // those sent to it meanwhile each held a pool thread while they waited, so other pool work
+  // (here a one-round hash; WebCrypto and file calls under Bun) waited for the first to end.
+  const t0 = performance.now()
+  const done: string[] = []
+  const statements = [1, 2, 3, 4, 5].map((n) => rows<{ n: number }>(e.ch, `SELECT sleep(0.3), ${n} AS n`).then(([r]) => done.push(`statement ${r!.n}`)))
+  await new Promise((r) => setTimeout(r, 50))
+  await new Promise<void>((resolve, reject) => pbkdf2('secret', 'salt', 1, 32, 'sha256', (err) => (err ? reject(err) : (done.push('pool'), resolve()))))
+  await Promise.all(statements)
+  expect(done).toEqual(['pool', 'statement 1', 'statement 2', 'statement 3', 'statement 4', 'statement 5'])
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(1_500) // one after the other: nothing ran beside another
 })
 
 it('tells a watcher what each statement of the embedded engine took, reads and loads apart', async () => {
