@@ -48,10 +48,10 @@ function startWriter() {
     /**
      * Writes `file` durably from `parts` (texts, in order): into a temporary file here (the
      * page cache: no wait for the disk), then on the thread fsync, rename into place, fsync
-     * of the folder. The text goes to write(2) as it is (see writeAllText): handed over, it
-     * would be copied or encoded into bytes first, a flush's megabytes each time. One
-     * event-loop turn a flush, for the answer: under load a turn is what a flush waits for
-     * (with each of its nine calls awaited, a flush once took 161 ms on average in
+     * of the folder; closed here. The text goes to write(2) as it is (see writeAllText):
+     * handed over, it would be copied or encoded into bytes first, a flush's megabytes each
+     * time. One event-loop turn a flush, for the answer: under load a turn is what a flush
+     * waits for (with each of its nine calls awaited, a flush once took 161 ms on average in
      * bench:ingest for about 3 ms of work).
      */
     write(file: string, parts: string[]): Promise<void> {
@@ -64,7 +64,8 @@ function startWriter() {
         if (fd !== undefined) closeSync(fd)
         return Promise.reject(err)
       }
-      return call({ op: 'commit', fd, tmp, file })
+      // Closed here once answered, whatever the answer: Node warns when another thread closes it.
+      return call({ op: 'commit', fd, tmp, file }).finally(() => closeSync(fd))
     },
     /** Removes the files (those already gone too). */
     remove(files: string[]): Promise<void> {

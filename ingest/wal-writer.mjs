@@ -19,19 +19,15 @@ function fsyncPath(path) {
 
 /**
  * Makes a file the other thread has written under a temporary name durable, then renames
- * it into place: fsync and close of its descriptor (descriptors are the process's, not a
- * thread's), rename, fsync of the folder (the rename must survive a power cut too, or
- * start-up would drop the .tmp file).
+ * it into place: fsync of its descriptor (descriptors are the process's, not a thread's;
+ * the thread that opened it closes it once answered), rename, fsync of the folder (the
+ * rename must survive a power cut too, or start-up would drop the .tmp file).
  * @param {number} fd
  * @param {string} tmp
  * @param {string} file
  */
 function commit(fd, tmp, file) {
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
+  fsyncSync(fd)
   renameSync(tmp, file)
   fsyncPath(dirname(file))
 }
