@@ -101,7 +101,7 @@ export function createLoader(opts: LoaderOptions) {
         }
       }
       opts.onLoad?.(rows, (performance.now() - lastStart) / 1000, Math.min(...batch.map((e) => e.queuedAt ?? Date.now())))
-      await Promise.all(tokens.map((t) => opts.wal.remove(t)))
+      await opts.wal.remove(...tokens)
       await opts.wal.removeLoad(token)
     } finally {
       for (const t of [...tokens, token]) loading.delete(t)

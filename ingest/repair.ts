@@ -94,7 +94,7 @@ async function repairLoad(deps: RepairDeps, load: WalLoad, rebuiltAt: number | u
     }
   }
   if (reinsert) await deps.insertRows(entries.map((e) => e!.body).join(''), load.token)
-  await Promise.all(load.entries.map((t) => wal.remove(t)))
+  await wal.remove(...load.entries)
   await wal.removeLoad(load.token)
   log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: reinsert })
 }

@@ -55,8 +55,9 @@ export function createWal(dir: string) {
     write(token: string, requests: WalRequest[], body: string): Promise<void> {
       return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
     },
-    remove(token: string): Promise<void> {
-      return walThread().remove([path(token)])
+    /** Removes the entries (one call to the log's thread, however many). */
+    remove(...tokens: string[]): Promise<void> {
+      return walThread().remove(tokens.map(path))
     },
     /** Records which entries one insert carries, in order, before it starts. */
     writeLoad(token: string, entries: string[], at = Date.now()): Promise<void> {
