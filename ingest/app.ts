@@ -72,14 +72,17 @@ export function createEdge(services: Services) {
   /**
    * Group commit into the write-ahead log: a request is answered once its rows are on
    * disk (fsync) and its events marked stored in Redis; the loader inserts them behind.
-   * Rows waiting for the loader count against BUFFER_MAX_ROWS, so a slow or absent
-   * ClickHouse turns into 503s with Retry-After, never into unbounded memory.
+   * Rows waiting for the loader count against BUFFER_MAX_ROWS and their text against
+   * BUFFER_MAX_BYTES, so a slow or absent ClickHouse turns into 503s with Retry-After,
+   * never into unbounded memory.
    */
   const writer = createGroupCommit<string, CommitMeta>({
     maxRows: settings.FLUSH_MAX_ROWS,
     intervalMs: settings.FLUSH_INTERVAL_MS,
     maxBufferedRows: settings.BUFFER_MAX_ROWS,
+    maxBufferedBytes: settings.BUFFER_MAX_BYTES,
     backlogRows: () => loader.backlogRows,
+    backlogBytes: () => loader.backlogBytes,
     onFlush: (rows, seconds) => {
       metrics.walFlushRows.observe(rows)
       metrics.walFlushDuration.observe(seconds)
@@ -187,8 +190,11 @@ export function createEdge(services: Services) {
     admit,
     async (c) => {
       let body: unknown
+      let bodyChars: number
       try {
-        body = JSON.parse(await c.req.text())
+        const text = await c.req.text()
+        bodyChars = text.length
+        body = JSON.parse(text)
       } catch {
         throw new ApiError('INVALID_BODY', 'the body is not valid JSON')
       }
@@ -203,7 +209,7 @@ export function createEdge(services: Services) {
       try {
         const wait = await rules.rateLimit(ip, now)
         if (wait > 0) throw new ApiError('RATE_LIMITED', 'too many requests from this address', { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) })
-        result = await ingestBatch({ settings, ch, rules, writer, onStage, loadsCurrent: () => loads.current() }, { claims, ip, events: envelope.data.events, now })
+        result = await ingestBatch({ settings, ch, rules, writer, onStage, loadsCurrent: () => loads.current() }, { claims, ip, events: envelope.data.events, now, bodyChars })
       } catch (err) {
         if (err instanceof ApiError) throw err
         if (err instanceof FlushError) throw new ApiError('STORAGE_UNAVAILABLE', 'events could not be stored; retry the same batch', { retryAfterSeconds: 2 })

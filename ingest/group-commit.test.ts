@@ -154,6 +154,39 @@ describe('createGroupCommit', () => {
     expect(gc.reserve(10)).toBe(true)
   })
 
+  it('bounds the bytes of the rows\' text too: an estimate reserved, the actual kept until the batch settles, the backlog counted', async () => {
+    const s = store()
+    let backlogBytes = 0
+    const gc = groupCommit(s, { maxBufferedRows: 1_000, maxBufferedBytes: 1_000, backlogBytes: () => backlogBytes })
+    // Few rows, but large ones: the byte bound refuses first.
+    expect(gc.reserve(2, 600)).toBe(true)
+    expect(gc.reserve(2, 500)).toBe(false)
+    expect(gc.bufferedBytes).toBe(600)
+    // The rows came out at 250 bytes: the rest of the estimate comes back at once.
+    gc.release(0, 350)
+    expect(gc.bufferedBytes).toBe(250)
+    expect(gc.reserve(2, 700)).toBe(true)
+    gc.release(2, 700)
+    // Longer than estimated: taken anyway (a negative release), and the bound counts it.
+    gc.release(0, -100)
+    expect(gc.bufferedBytes).toBe(350)
+    // A request that waits gets room once the submitted batch has settled and given its bytes back.
+    const waiting = gc.waitForRoom(1, 5_000, 800)
+    await gc.submit(request('a', 2), 'a', 350)
+    expect(await waiting).toBe(true)
+    expect(gc.bufferedBytes).toBe(800)
+    gc.release(1, 800)
+    // Bytes held downstream count against the bound; a request larger than the bound is refused at once.
+    backlogBytes = 900
+    expect(gc.reserve(1, 200)).toBe(false)
+    backlogBytes = 0
+    expect(gc.reserve(1, 200)).toBe(true)
+    gc.release(1, 200)
+    expect(await gc.waitForRoom(1, 5_000, 1_001)).toBe(false)
+    expect(gc.bufferedBytes).toBe(0)
+    expect(gc.bufferedRows).toBe(0)
+  })
+
   it('retries a failing insert with the same token, then rejects every waiter of the batch with FlushError', async () => {
     const s = store({ failures: Infinity })
     const failures: { metas: string[]; error: unknown }[] = []

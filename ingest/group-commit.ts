@@ -2,8 +2,9 @@
  * Group commit: rows from concurrent requests are written as one insert per
  * `maxRows` rows or `intervalMs`, and each request's promise settles only once
  * its rows are stored (or their insert failed for good). Memory is bounded:
- * `reserve` refuses rows beyond `maxBufferedRows` instead of queueing them, and
- * `waitForRoom` waits a while for room, in order of arrival, before it refuses.
+ * `reserve` refuses rows beyond `maxBufferedRows`, or bytes of their text beyond
+ * `maxBufferedBytes`, instead of queueing them, and `waitForRoom` waits a while for
+ * room, in order of arrival, before it refuses.
  *
  * @example
  * const gc = createGroupCommit({ maxRows: 10_000, intervalMs: 50, maxBufferedRows: 100_000, insert })
@@ -14,8 +15,16 @@ export type GroupCommitOptions<Row, Meta> = {
   maxRows: number
   intervalMs: number
   maxBufferedRows: number
+  /**
+   * Bytes of the rows' text at most (as reserved by the callers: see reserve); default no
+   * bound. Rows bound memory only as long as rows are small: rows of a few kilobytes each
+   * (invalid events keep their payload) took the edge to 1.5 GiB at 200,000 rows.
+   */
+  maxBufferedBytes?: number
   /** Rows held downstream after their batch settled (e.g. waiting to be loaded); they count against maxBufferedRows. */
   backlogRows?(): number
+  /** Bytes of those rows' text; they count against maxBufferedBytes. */
+  backlogBytes?(): number
   /** Writes one batch; must be idempotent for the same `token` (ClickHouse insert_deduplication_token). */
   insert(rows: Row[], token: string, metas: Meta[]): Promise<void>
   /** Called after a batch is stored, before its requests are answered (e.g. marking them committed). */
@@ -39,7 +48,7 @@ export type GroupCommitOptions<Row, Meta> = {
   roomCheckMs?: number
 }
 
-type Waiter<Meta> = { rows: number; meta: Meta; resolve(): void; reject(err: unknown): void }
+type Waiter<Meta> = { rows: number; bytes: number; meta: Meta; resolve(): void; reject(err: unknown): void }
 
 export class FlushError extends Error {
   override name = 'FlushError'
@@ -48,20 +57,24 @@ export class FlushError extends Error {
 export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>) {
   let pending: Row[] = []
   let waiters: Waiter<Meta>[] = []
-  /** Rows reserved and not yet settled: pending, in flight, or still being decided. */
+  /** Rows reserved and not yet settled: pending, in flight, or still being decided; and the bytes reserved for their text. */
   let reserved = 0
+  let reservedBytes = 0
+  const maxBytes = opts.maxBufferedBytes ?? Infinity
   let timer: ReturnType<typeof setTimeout> | undefined
   const attempts = opts.attempts ?? 3
   /** Requests waiting for room, first come first served; each until its deadline (performance.now() ms). */
-  let roomWaiters: { rows: number; until: number; done(ok: boolean): void }[] = []
+  let roomWaiters: { rows: number; bytes: number; until: number; done(ok: boolean): void }[] = []
   let roomTimer: ReturnType<typeof setTimeout> | undefined
-  const fits = (rows: number) => reserved + (opts.backlogRows?.() ?? 0) + rows <= opts.maxBufferedRows
+  const fits = (rows: number, bytes: number) =>
+    reserved + (opts.backlogRows?.() ?? 0) + rows <= opts.maxBufferedRows && reservedBytes + (opts.backlogBytes?.() ?? 0) + bytes <= maxBytes
 
   /** Gives room to the waiters at the head while it lasts; refuses those whose time ran out. */
   function admit(): void {
-    while (roomWaiters.length > 0 && fits(roomWaiters[0]!.rows)) {
+    while (roomWaiters.length > 0 && fits(roomWaiters[0]!.rows, roomWaiters[0]!.bytes)) {
       const w = roomWaiters.shift()!
       reserved += w.rows
+      reservedBytes += w.bytes
       w.done(true)
     }
     const now = performance.now()
@@ -110,16 +123,20 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     for (const w of batch) w.reject(error)
   }
 
-  function takeBatch(): { rows: Row[]; batch: Waiter<Meta>[] } {
+  function takeBatch(): { rows: Row[]; batch: Waiter<Meta>[]; bytes: number } {
     // Whole requests only, so that a request's rows share one insert and one outcome.
     let count = 0
+    let bytes = 0
     let n = 0
-    while (n < waiters.length && (n === 0 || count + waiters[n]!.rows <= opts.maxRows)) count += waiters[n++]!.rows
+    while (n < waiters.length && (n === 0 || count + waiters[n]!.rows <= opts.maxRows)) {
+      bytes += waiters[n]!.bytes
+      count += waiters[n++]!.rows
+    }
     const batch = waiters.slice(0, n)
     waiters = waiters.slice(n)
     const rows = pending.slice(0, count)
     pending = pending.slice(count)
-    return { rows, batch }
+    return { rows, batch, bytes }
   }
 
   const maxInFlight = opts.maxInFlight ?? 1
@@ -135,11 +152,12 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
       if (timer) clearTimeout(timer)
       timer = undefined
       overdue = false
-      const { rows, batch } = takeBatch()
+      const { rows, batch, bytes } = takeBatch()
       active++
       void writeBatch(rows, batch).finally(() => {
         active--
         reserved -= rows.length
+        reservedBytes -= bytes
         if (roomWaiters.length > 0) admit()
         const wake = settled
         settled = []
@@ -157,35 +175,49 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
   }
 
   return {
-    /** Claims room for `rows` rows; false when the buffer is full. Pair with submit or release. */
-    reserve(rows: number): boolean {
+    /**
+     * Claims room for `rows` rows whose text takes at most `bytes` (an estimate made before the
+     * rows are: see release); false when the buffer is full. Pair with submit or release.
+     */
+    reserve(rows: number, bytes = 0): boolean {
       // Not ahead of requests already waiting for room.
-      if (roomWaiters.length > 0 || !fits(rows)) return false
+      if (roomWaiters.length > 0 || !fits(rows, bytes)) return false
       reserved += rows
+      reservedBytes += bytes
       return true
     },
     /**
-     * Waits up to `ms` for room for `rows` rows, behind the requests already waiting, and
-     * claims it (true), or gives up (false). Rows that could never fit are refused at once.
+     * Waits up to `ms` for room for `rows` rows of `bytes`, behind the requests already
+     * waiting, and claims it (true), or gives up (false). Rows that could never fit are
+     * refused at once.
      */
-    waitForRoom(rows: number, ms: number): Promise<boolean> {
-      if (ms <= 0 || rows > opts.maxBufferedRows) return Promise.resolve(false)
+    waitForRoom(rows: number, ms: number, bytes = 0): Promise<boolean> {
+      if (ms <= 0 || rows > opts.maxBufferedRows || bytes > maxBytes) return Promise.resolve(false)
       return new Promise<boolean>((done) => {
-        roomWaiters.push({ rows, until: performance.now() + ms, done })
+        roomWaiters.push({ rows, bytes, until: performance.now() + ms, done })
         admit()
       })
     },
-    /** Gives back room reserved for rows that will not be submitted. */
-    release(rows: number): void {
+    /**
+     * Gives back room reserved for rows that will not be submitted, or bytes the rows' text
+     * turned out not to need. Negative bytes take more without a check (text longer than
+     * its estimate: the bound is then passed by that much, never ignored).
+     */
+    release(rows: number, bytes = 0): void {
       reserved -= rows
+      reservedBytes -= bytes
       if (roomWaiters.length > 0) admit()
     },
-    /** Queues reserved rows; resolves once they are stored. Rows must have been reserved. */
-    submit(rows: Row[], meta: Meta): Promise<void> {
+    /**
+     * Queues reserved rows, whose text takes `bytes` of what was reserved; resolves once
+     * they are stored. Rows and bytes must have been reserved; both come back once their
+     * batch has settled.
+     */
+    submit(rows: Row[], meta: Meta, bytes = 0): Promise<void> {
       if (rows.length === 0) return Promise.resolve()
       return new Promise<void>((resolve, reject) => {
         pending.push(...rows)
-        waiters.push({ rows: rows.length, meta, resolve, reject })
+        waiters.push({ rows: rows.length, bytes, meta, resolve, reject })
         start(false)
       })
     },
@@ -198,6 +230,10 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     },
     get bufferedRows(): number {
       return reserved
+    },
+    /** Bytes reserved for the text of those rows. */
+    get bufferedBytes(): number {
+      return reservedBytes
     },
     /** Requests waiting for room now. */
     get waitingForRoom(): number {

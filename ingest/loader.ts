@@ -35,9 +35,12 @@ export type LoaderEntry = { token: string; body: string; rows: number; queuedAt?
 export function createLoader(opts: LoaderOptions) {
   const queue: LoaderEntry[] = []
   let queuedRows = 0
+  /** Characters of the queued entries' text (and of the load's, below): what the loader holds in memory. */
+  let queuedBytes = 0
   /** Tokens of the entries in the current load and the load's own token. */
   const loading = new Set<string>()
   let loadingRows = 0
+  let loadingBytes = 0
   let active: Promise<void> | undefined
   let lastStart = -Infinity
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -72,13 +75,17 @@ export function createLoader(opts: LoaderOptions) {
     lastStart = performance.now()
     const batch: LoaderEntry[] = []
     let rows = 0
+    let bytes = 0
     while (queue.length > 0 && (batch.length === 0 || rows + queue[0]!.rows <= opts.maxRows)) {
       const e = queue.shift()!
       batch.push(e)
       rows += e.rows
+      bytes += e.body.length
     }
     queuedRows -= rows
+    queuedBytes -= bytes
     loadingRows = rows
+    loadingBytes = bytes
     const token = crypto.randomUUID()
     const tokens = batch.map((e) => e.token)
     for (const t of [...tokens, token]) loading.add(t)
@@ -106,6 +113,7 @@ export function createLoader(opts: LoaderOptions) {
     } finally {
       for (const t of [...tokens, token]) loading.delete(t)
       loadingRows = 0
+      loadingBytes = 0
     }
   }
 
@@ -114,6 +122,7 @@ export function createLoader(opts: LoaderOptions) {
     enqueue(entry: LoaderEntry): void {
       queue.push({ ...entry, queuedAt: entry.queuedAt ?? Date.now() })
       queuedRows += entry.rows
+      queuedBytes += entry.body.length
       schedule()
     },
     /** Whether this loader holds the entry or load token (queued or loading): the repair leaves it alone. */
@@ -123,6 +132,10 @@ export function createLoader(opts: LoaderOptions) {
     /** Rows queued or being loaded. */
     get backlogRows(): number {
       return queuedRows + loadingRows
+    },
+    /** Characters of those rows' text (a byte each for ASCII text; see BUFFER_MAX_BYTES). */
+    get backlogBytes(): number {
+      return queuedBytes + loadingBytes
     },
     /**
      * Resolves once everything queued is loaded, or after `timeoutMs`; then, if `stop`,

@@ -36,6 +36,7 @@ describe('loadSettings', () => {
       LOAD_MAX_ROWS: 50_000,
       LOAD_INTERVAL_MS: 500,
       BUFFER_MAX_ROWS: 200_000,
+      BUFFER_MAX_BYTES: 64 * 1024 * 1024,
       PLAYBACK_TOKEN_ISSUER: 'creator-settlement',
       CLOCK_TOLERANCE_SECONDS: 30,
       LOG_LEVEL: 'info',
@@ -65,6 +66,7 @@ describe('loadSettings', () => {
     ['EVENT_DEDUP_DAYS', { EVENT_DEDUP_DAYS: '1' }],
     ['FLUSH_MAX_ROWS', { FLUSH_MAX_ROWS: '300000' }],
     ['FLUSH_MAX_ROWS', { FLUSH_MAX_ROWS: '11', BUFFER_MAX_ROWS: '10' }],
+    ['BUFFER_MAX_BYTES', { BUFFER_MAX_BYTES: '1000000' }],
     ['RATE_LIMIT_TOKEN_BURST', { RATE_LIMIT_TOKEN_PER_SECOND: '50', RATE_LIMIT_TOKEN_BURST: '10' }],
   ])('refuses a bad %s with a ConfigError naming it (%o)', (name, env) => {
     expect(configError(env).message).toMatch(new RegExp(`^\\s+${name}: `, 'm'))

@@ -71,6 +71,13 @@ export const settingsSchema = z.object({
   FLUSH_MAX_ROWS: int(1, 1_000_000).default(20_000),
   FLUSH_INTERVAL_MS: int(1, 60_000).default(10),
   BUFFER_MAX_ROWS: int(1, 10_000_000).default(200_000),
+  /**
+   * Bytes of those rows' text at most (counted a byte a character: twice that in memory for
+   * text beyond Latin-1). Rows are ~300 bytes, but an invalid event keeps up to 4 KiB of its
+   * payload: at 200,000 such rows the edge took 1.5 GiB. At least 8 MiB: the largest batch
+   * must fit (see ingest/events/ingest.ts, reservedBytes).
+   */
+  BUFFER_MAX_BYTES: int(8 * 1024 * 1024, 2 ** 40).default(64 * 1024 * 1024),
   /** How long a batch waits for room in a full buffer, in order of arrival, before it gets 503 (0: at once). */
   BUFFER_WAIT_MS: int(0, 30_000).default(1_000),
   /**

@@ -24,10 +24,10 @@ export type IngestDeps = {
   ch: ClickHouseClient
   rules: Rules
   writer: {
-    reserve(rows: number): boolean
-    waitForRoom(rows: number, ms: number): Promise<boolean>
-    release(rows: number): void
-    submit(rows: string[], meta: CommitMeta): Promise<void>
+    reserve(rows: number, bytes: number): boolean
+    waitForRoom(rows: number, ms: number, bytes: number): Promise<boolean>
+    release(rows: number, bytes: number): void
+    submit(rows: string[], meta: CommitMeta, bytes: number): Promise<void>
   }
   /** Whether every edge's loads into ClickHouse are current (see LoadWatch); absent: this edge's alone count, and they are. */
   loadsCurrent?(): Promise<boolean>
@@ -56,24 +56,36 @@ export function checkEvents(raw: unknown[], claims: PlaybackClaims, settings: Se
 }
 
 /**
+ * Room a request's rows may take in the buffer, reserved before they are made: their text is
+ * the shared part of the request (`shared`) and at most 256 characters of fixed fields a row,
+ * plus what comes from the events' own text (an ad id, an invalid event's payload), which the
+ * escaping for TabSeparated can at most double. `bodyChars`: the request body's length.
+ */
+export function reservedBytes(rows: number, shared: string, bodyChars: number): number {
+  return rows * (shared.length + 256) + 2 * bodyChars
+}
+
+/**
  * Takes one request's events: decides each in Redis (or finds the decision a
  * retry of it got before), stores the new ones through the group commit, and
  * resolves once they are durable. Throws on storage failures (the caller answers 503).
  */
 export async function ingestBatch(
   deps: IngestDeps,
-  input: { claims: PlaybackClaims; ip: string; events: unknown[]; now?: number },
+  input: { claims: PlaybackClaims; ip: string; events: unknown[]; now?: number; bodyChars: number },
 ): Promise<IngestResult | IngestRefusal> {
   const { settings, rules, writer } = deps
   const { claims, ip } = input
   const now = input.now ?? Date.now()
   let startedAt = performance.now()
   const checked = checkEvents(input.events, claims, settings, now)
-  if (!writer.reserve(checked.length)) {
+  const ctx = rowContext({ claims, ip, now })
+  let bytes = reservedBytes(checked.length, ctx.shared, input.bodyChars)
+  if (!writer.reserve(checked.length, bytes)) {
     // A full buffer holds the batch a while (nothing of it decided yet) rather than sending it
     // away at once for a second's Retry-After: room comes back with each load.
     const waitedFrom = performance.now()
-    const room = await writer.waitForRoom(checked.length, settings.BUFFER_WAIT_MS)
+    const room = await writer.waitForRoom(checked.length, settings.BUFFER_WAIT_MS, bytes)
     startedAt = performance.now()
     if (settings.BUFFER_WAIT_MS > 0) deps.onStage?.('room', (startedAt - waitedFrom) / 1000)
     if (!room) return { kind: 'overloaded' }
@@ -86,7 +98,6 @@ export async function ingestBatch(
     const rejected: Rejection[] = []
     let accepted = 0
     let duplicates = 0
-    const ctx = rowContext({ claims, ip, now })
 
     for (const c of checked) {
       if (c.valid) continue
@@ -164,12 +175,16 @@ export async function ingestBatch(
       }
     }
 
-    writer.release(reserved - rows.length)
+    // The rows' text as it is, each line with the flush's token and its end to come (37 more).
+    let text = 0
+    for (const r of rows) text += r.length + 37
+    writer.release(reserved - rows.length, bytes - text)
     reserved = 0
+    bytes = 0
     submitted = true
     const decidedAt = performance.now()
     deps.onStage?.('decide', (decidedAt - startedAt) / 1000)
-    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp })
+    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp }, text)
     // A flush marks its requests; one with no rows has none, yet what it took over is stored:
     // marked here, so that a retry is answered at once instead of waiting out its lease.
     if (rows.length === 0 && tookOverStored) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], true)
@@ -182,7 +197,7 @@ export async function ingestBatch(
     if (!submitted) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], false).catch(() => {})
     throw err
   } finally {
-    if (reserved > 0) writer.release(reserved)
+    if (reserved > 0) writer.release(reserved, bytes)
   }
 }
 

@@ -75,6 +75,45 @@ describe('the write-behind edge', () => {
     expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 7, ids: 7 }])
   })
 
+  it('refuses batches with 503 once the text of the rows not yet in ClickHouse reaches BUFFER_MAX_BYTES, however few the rows', async () => {
+    const video = uniq()
+    // Far below the row bound: only the bytes can refuse (a load makes no room while raw_events is away).
+    const edge = createEdge({ ...t.s, settings: { ...t.s.settings, BUFFER_MAX_ROWS: 100_000, BUFFER_MAX_BYTES: 8 * 1024 * 1024, BUFFER_WAIT_MS: 0 } })
+    const token = await t.token({ videoId: video })
+    // Invalid events are kept with up to 4 KiB of their payload: 200 of them make ~0.9 MB of rows.
+    const pad = 'x'.repeat(4_000)
+    const post = () =>
+      edge.app.request('/v1/events', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ events: Array.from({ length: 200 }, (_, n) => ({ type: 'unknown', n, pad })) }),
+      }, { ip: '10.7.0.1' })
+    const before = await failures()
+    await t.s.ch.command({ query: 'DETACH TABLE raw_events' })
+    const statuses: number[] = []
+    try {
+      for (let i = 0; i < 12 && !statuses.includes(503); i++) {
+        const res = await post()
+        statuses.push(res.status)
+        if (res.status === 503) expect(await res.json()).toMatchObject({ code: 'OVERLOADED' })
+        else expect((await res.json()).rejected).toHaveLength(200)
+        if (i === 0) await loaderFailed(before)
+      }
+    } finally {
+      await t.s.ch.command({ query: 'ATTACH TABLE raw_events' })
+    }
+    // Each batch reserves twice its body and 256 bytes and its shared columns a row, then keeps its
+    // rows' ~0.88 MB: eight fit under 8 MiB beside each other, the ninth does not.
+    expect(statuses).toEqual([...Array(8).fill(200), 503])
+    expect(edge.writer.bufferedBytes).toBe(0)
+    await edge.loader.drain()
+    expect(edge.loader.backlogBytes).toBe(0)
+    expect((await post()).status).toBe(200)
+    await edge.flush()
+    // Every batch acknowledged is stored, and nothing of the refused one.
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 9 * 200, ids: 9 * 200 }])
+  })
+
   it('holds a batch that finds the buffer full until a load makes room, then takes it', async () => {
     const video = uniq()
     const token = await t.token({ videoId: video })
