@@ -247,6 +247,11 @@ export function createEdge(services: Services) {
       return accepting
     },
     loader,
+    /** What the edge holds not yet in ClickHouse: rows, and bytes of their text (see BUFFER_MAX_ROWS, BUFFER_MAX_BYTES). */
+    buffered: {
+      rows: () => writer.bufferedRows + loader.backlogRows,
+      bytes: () => writer.bufferedBytes + loader.backlogBytes,
+    },
     /**
      * Logs everything buffered and loads it into ClickHouse; with a timeout, stops the
      * loader when it runs out (shutdown: what is left stays in the log for the next start).

@@ -21,6 +21,7 @@ import { startScheduler } from '../jobs/scheduler.ts'
 import { ConfigError, loadSettingsOrExit } from './config.ts'
 import { createServices } from './create-services.ts'
 import { createRootApp } from './http.ts'
+import { watchIngestBuffer } from './metrics.ts'
 
 const ROLES = ['ingest', 'analytics', 'jobs'] as const
 type Role = (typeof ROLES)[number]
@@ -54,6 +55,7 @@ if (settings.embedded && roles.size < ROLES.length) {
 const services = await createServices(settings)
 const edge = roles.has('ingest') ? createEdge(services) : undefined
 if (edge) {
+  watchIngestBuffer(services.metrics, edge.buffered)
   const repaired = await edge.recover()
   if (repaired > 0) services.log.warn('finished flushes left unconfirmed by the last run', { flushes: repaired })
 }

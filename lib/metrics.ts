@@ -108,6 +108,16 @@ export function trackEmbeddedEngineMemory(metrics: Metrics, read: { tracked: () 
   gaugeRead(metrics, 'cs_clickhouse_embedded_memory_resident_bytes', "Memory the embedded engine's allocator holds resident (jemalloc's resident, system.jemalloc_stats)", read.resident)
 }
 
+/**
+ * The edge's buffer, read at each scrape: the rows not yet in ClickHouse (reserved by batches
+ * being decided, waiting for their flush, logged or loading) and the bytes of their text. At
+ * BUFFER_MAX_ROWS or BUFFER_MAX_BYTES batches wait for room, then get 503.
+ */
+export function watchIngestBuffer(metrics: Metrics, read: { rows(): number; bytes(): number }): void {
+  gaugeRead(metrics, 'cs_ingest_buffer_rows', 'Rows the edge holds that are not yet in ClickHouse; at BUFFER_MAX_ROWS batches wait for room, then get 503', read.rows)
+  gaugeRead(metrics, 'cs_ingest_buffer_bytes', "Bytes of those rows' text (a byte a character); at BUFFER_MAX_BYTES batches wait for room, then get 503", read.bytes)
+}
+
 /** A gauge whose value is read at each scrape; a failed read (the engine busy closing, say) keeps the last value rather than failing the scrape. */
 export function gaugeRead(metrics: Metrics, name: string, help: string, read: () => number | Promise<number>): void {
   let last = 0

@@ -54,6 +54,9 @@ it('serves through npm start, takes a batch with a token from npm run token, and
   const metrics = await (await fetch(`${server.url}/metrics`)).text()
   expect(metrics).toMatch(/cs_ingest_events_total\{outcome="accepted",reason=""\} 4/)
   expect(metrics).toMatch(/cs_ingest_events_total\{outcome="duplicate",reason=""\} 4/)
+  // the edge's buffer, read at the scrape: everything loaded by now or soon (at most the two batches' rows)
+  expect(Number(/^cs_ingest_buffer_rows (\d+)$/m.exec(metrics)?.[1])).toBeLessThanOrEqual(8)
+  expect(metrics).toMatch(/^cs_ingest_buffer_bytes \d+$/m)
   // the embedded engine's tracked memory, read from it at the scrape
   expect(Number(/^cs_clickhouse_embedded_memory_tracked_bytes (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0)
   // and what its allocator holds resident, from jemalloc's own statistics

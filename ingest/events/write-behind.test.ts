@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
 import { videoSnapshot } from '../../test/harness/snapshot.ts'
 import { createEdge } from '../app.ts'
+import { createMetrics, watchIngestBuffer } from '../../lib/metrics.ts'
 import { encodeRows, insertRawEvents, rowContext, rowText } from './rows.ts'
 import { rows } from '../../test/harness/engines.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
@@ -88,6 +89,10 @@ describe('the write-behind edge', () => {
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         body: JSON.stringify({ events: Array.from({ length: 200 }, (_, n) => ({ type: 'unknown', n, pad })) }),
       }, { ip: '10.7.0.1' })
+    // The gauges an operator watches, as the server registers them (lib/main.ts).
+    const metrics = createMetrics()
+    watchIngestBuffer(metrics, edge.buffered)
+    const gauge = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await metrics.registry.metrics())?.[1])
     const before = await failures()
     await t.s.ch.command({ query: 'DETACH TABLE raw_events' })
     const statuses: number[] = []
@@ -99,6 +104,10 @@ describe('the write-behind edge', () => {
         else expect((await res.json()).rejected).toHaveLength(200)
         if (i === 0) await loaderFailed(before)
       }
+      // What is held while ClickHouse is away: the eight batches' rows, ~0.88 MB of text each.
+      expect(await gauge('cs_ingest_buffer_rows')).toBe(8 * 200)
+      expect(await gauge('cs_ingest_buffer_bytes')).toBeGreaterThan(8 * 850_000)
+      expect(await gauge('cs_ingest_buffer_bytes')).toBeLessThanOrEqual(8 * 1024 * 1024)
     } finally {
       await t.s.ch.command({ query: 'ATTACH TABLE raw_events' })
     }
@@ -108,6 +117,7 @@ describe('the write-behind edge', () => {
     expect(edge.writer.bufferedBytes).toBe(0)
     await edge.loader.drain()
     expect(edge.loader.backlogBytes).toBe(0)
+    expect([await gauge('cs_ingest_buffer_rows'), await gauge('cs_ingest_buffer_bytes')]).toEqual([0, 0])
     expect((await post()).status).toBe(200)
     await edge.flush()
     // Every batch acknowledged is stored, and nothing of the refused one.
