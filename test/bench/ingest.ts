@@ -30,6 +30,7 @@ import type { Verify } from './ingest-engine.ts'
 import type { LoadConfig, LoadResult } from './ingest-load.ts'
 import { watchRedis } from './ingest-redis.ts'
 import { p99BySecond, stagesBySecond } from './ingest-seconds.ts'
+import { flushMetrics, type ServerMetrics } from './ingest-metrics.ts'
 import { BUN, childPids, coresBySecond, loadNow, num, parseFlags, percentile, printTable, procCpuSeconds, procFaultsAndSystem, procStatusKb, processName, threadCpuSeconds, runJsonChild, sleep, startJsonChild, writeResult } from './lib.ts'
 
 const flags = parseFlags(process.argv.slice(2))
@@ -135,7 +136,7 @@ const sampler = setInterval(() => {
 }, 250)
 
 let load: LoadResult
-let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, server_p99_ms_at_most: { request: NaN, decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverFaults = { minorFaults: 0, systemSeconds: 0 }
@@ -296,6 +297,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
+  ['server p99 at most (its buckets, ms): request / deciding / waiting for its flush', `${flushes.server_p99_ms_at_most.request} / ${flushes.server_p99_ms_at_most.decide} / ${flushes.server_p99_ms_at_most.commit}`],
   ['server: share of its CPU in the kernel; minor page faults per second, per accepted event', `${(figures.server_cpu_system_share * 100).toFixed(1)} %; ${figures.server_minor_faults_per_second.toLocaleString('en-US')}, ${figures.server_minor_faults_per_accepted_event}`],
   ['server JavaScript thread: waited for a CPU, ms per second, mean / max', `${Math.round(figures.server_js_thread_cpu_wait_ms_by_second.reduce((a, b) => a + b, 0) / Math.max(1, figures.server_js_thread_cpu_wait_ms_by_second.length))} / ${Math.max(0, ...figures.server_js_thread_cpu_wait_ms_by_second)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
@@ -310,72 +312,6 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
 ])
 const file = writeResult('ingest', { command: `npm run bench:ingest -- ${process.argv.slice(2).join(' ')}`.trim(), settings: settingsUsed, figures }, flags.get('out'))
 console.log(`\nwritten ${file}`)
-
-type ServerMetrics = {
-  flushes: number
-  /** Rows of all loads. */
-  rows: number
-  mean_rows: number
-  mean_seconds: number
-  /** Group-commit flushes into the write-ahead log (write, fsync, Redis marks). */
-  wal_flushes: number
-  wal_mean_rows: number
-  wal_mean_seconds: number
-  /** Upper bound of the histogram bucket holding the 99th percentile of flush durations. */
-  wal_p99_seconds_at_most: number
-  /** Mean seconds a request spent deciding (validation, Redis rules) and waiting for its flush. */
-  stage_mean_seconds: { decide: number; commit: number }
-  js_heap_mib: number
-  /** What the embedded engine tracks as allocated (MemoryTracking) at the end of the run. */
-  engine_tracked_mib: number
-  /** What the embedded engine's allocator (jemalloc) holds resident at the end of the run. */
-  engine_resident_mib: number
-  server_side_latency: Record<string, number>
-}
-
-/** The edge's loads into ClickHouse, its log flushes and request stages, from its Prometheus metrics. */
-async function flushMetrics(url: string): Promise<ServerMetrics> {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  const v = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
-  const mean = (name: string) => v(`${name}_sum`) / v(`${name}_count`)
-  return {
-    flushes: v('cs_ingest_flush_rows_count'),
-    rows: v('cs_ingest_flush_rows_sum'),
-    mean_rows: mean('cs_ingest_flush_rows'),
-    mean_seconds: mean('cs_ingest_flush_duration_seconds'),
-    wal_flushes: v('cs_ingest_wal_flush_rows_count'),
-    wal_mean_rows: mean('cs_ingest_wal_flush_rows'),
-    wal_mean_seconds: mean('cs_ingest_wal_flush_duration_seconds'),
-    wal_p99_seconds_at_most: bucketQuantile(text, 'cs_ingest_wal_flush_duration_seconds', 0.99),
-    stage_mean_seconds: {
-      decide: v('cs_ingest_stage_duration_seconds_sum{stage="decide"}') / v('cs_ingest_stage_duration_seconds_count{stage="decide"}'),
-      commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
-    },
-    // At the end of the run: the JavaScript heap, the engine's tracked memory and its allocator's resident.
-    js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
-    engine_tracked_mib: Math.round(v('cs_clickhouse_embedded_memory_tracked_bytes') / 1048576),
-    engine_resident_mib: Math.round(v('cs_clickhouse_embedded_memory_resident_bytes') / 1048576),
-    server_side_latency: serverLatency(text),
-  }
-}
-
-/** The upper bound of the first bucket of a histogram (without labels) that holds quantile q. */
-function bucketQuantile(text: string, name: string, q: number): number {
-  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} ([0-9.e+-]+)$`, 'gm'))].map((m) => [Number(m[1]), Number(m[2])] as const)
-  const total = buckets.at(-1)?.[1] ?? 0
-  return buckets.find(([, n]) => n >= q * total)?.[0] ?? NaN
-}
-
-/**
- * Share of `POST /v1/events` answered (as the server timed it, from parse to response)
- * within each histogram bucket: tells the server's own latency from the generator's.
- */
-function serverLatency(text: string): Record<string, number> {
-  const re = /^cs_http_request_duration_seconds_bucket\{(?=[^}]*route="\/v1\/events")(?=[^}]*method="POST")[^}]*le="([^"]+)"[^}]*\} ([0-9.e+-]+)$/gm
-  const buckets = [...text.matchAll(re)].map((m) => [m[1]!, Number(m[2])] as const)
-  const total = buckets.find(([le]) => le === '+Inf')?.[1] ?? 0
-  return Object.fromEntries(buckets.filter(([le]) => le !== '+Inf').map(([le, n]) => [`<=${Number(le) * 1000}ms`, total ? +(n / total).toFixed(4) : 0]))
-}
 
 function fmtN(n: number | null): string {
   return n === null ? '-' : n.toLocaleString('en-US')

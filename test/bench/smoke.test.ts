@@ -56,6 +56,8 @@ describe('benchmarks in smoke mode', () => {
     expect(f.verify.aggregates_match_raw).toBe(true)
     expect(f.ack_latency_ms.p50).toBeGreaterThan(0)
     expect(f.ack_latency_ms.p99).toBeGreaterThanOrEqual(f.ack_latency_ms.p50)
+    // The server's own p99 (bucket bounds, ms) for the request and its two stages, read from its metrics.
+    for (const k of ['request', 'decide', 'commit']) expect(f.flushes.server_p99_ms_at_most[k], k).toBeGreaterThan(0)
     expect(f.server_peak_rss_mib).toBeGreaterThan(0)
     expect(f.ceiling.stored).toBe(f.ceiling.rows)
     expect(f.ceiling_rows_per_second).toBeGreaterThan(0)
