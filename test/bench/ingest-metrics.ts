@@ -16,8 +16,9 @@ export type ServerMetrics = {
   stage_mean_seconds: { decide: number; commit: number }
   /**
    * Upper bounds (ms) of the histogram buckets holding the 99th percentile of the server's own
-   * time for `POST /v1/events` (from its first middleware to its answer) and of its two stages:
-   * where the players' p99 is spent inside the server, and how much is not.
+   * time for `POST /v1/events` (from its first middleware to its answer) and of its two stages,
+   * after the warm-up (when the metrics read then are given): where the players' p99 is spent
+   * inside the server, and how much is not.
    */
   server_p99_ms_at_most: { request: number; decide: number; commit: number }
   js_heap_mib: number
@@ -29,7 +30,7 @@ export type ServerMetrics = {
 }
 
 /** The edge's loads into ClickHouse, its log flushes and request stages, from its Prometheus metrics. */
-export async function flushMetrics(url: string): Promise<ServerMetrics> {
+export async function flushMetrics(url: string, atWarmup?: string): Promise<ServerMetrics> {
   const text = await (await fetch(`${url}/metrics`)).text()
   const v = (name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN)
   const mean = (name: string) => v(`${name}_sum`) / v(`${name}_count`)
@@ -47,9 +48,9 @@ export async function flushMetrics(url: string): Promise<ServerMetrics> {
       commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
     },
     server_p99_ms_at_most: {
-      request: bucketQuantile(text, 'cs_http_request_duration_seconds', 0.99, ['route="/v1/events"', 'method="POST"']) * 1000,
-      decide: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="decide"']) * 1000,
-      commit: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="commit"']) * 1000,
+      request: bucketQuantile(text, 'cs_http_request_duration_seconds', 0.99, ['route="/v1/events"', 'method="POST"'], atWarmup) * 1000,
+      decide: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="decide"'], atWarmup) * 1000,
+      commit: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="commit"'], atWarmup) * 1000,
     },
     // At the end of the run: the JavaScript heap, the engine's tracked memory and its allocator's resident.
     js_heap_mib: Math.round(v('cs_nodejs_heap_size_total_bytes') / 1048576),
@@ -59,11 +60,18 @@ export async function flushMetrics(url: string): Promise<ServerMetrics> {
   }
 }
 
-/** The upper bound of the first bucket of a histogram that holds quantile q, of its series with all of `labels` (e.g. 'stage="decide"'; none: a histogram without labels). */
-function bucketQuantile(text: string, name: string, q: number, labels: string[] = []): number {
-  const buckets = [...text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} ([0-9.e+-]+)$`, 'gm'))]
-    .filter((m) => labels.every((l) => m[1]!.split(',').includes(l)))
-    .map((m) => [Number(/le="([^"]+)"/.exec(m[1]!)?.[1]), Number(m[2])] as const)
+/**
+ * The upper bound of the first bucket of a histogram that holds quantile q, of its series with all
+ * of `labels` (e.g. 'stage="decide"'; none: a histogram without labels); with `since` (the metrics
+ * read earlier), of what was observed after it.
+ */
+function bucketQuantile(text: string, name: string, q: number, labels: string[] = [], since?: string): number {
+  const read = (t: string) =>
+    [...t.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} ([0-9.e+-]+)$`, 'gm'))]
+      .filter((m) => labels.every((l) => m[1]!.split(',').includes(l)))
+      .map((m) => [Number(/le="([^"]+)"/.exec(m[1]!)?.[1]), Number(m[2])] as const)
+  const before = new Map(since === undefined ? [] : read(since))
+  const buckets = read(text).map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const)
   const total = buckets.at(-1)?.[1] ?? 0
   return buckets.find(([, n]) => n >= q * total)?.[0] ?? NaN
 }

@@ -135,6 +135,11 @@ const sampler = setInterval(() => {
   cores.sample()
 }, 250)
 
+const warmupSeconds = num(flags, 'warmup', Math.min(seconds / 4, 5 + (loadCfg.thinkMs / 1000) * 1.5))
+/** The server's metrics as the warm-up ends: its own p99s are read over the same span as the players' after it. */
+let metricsAtWarmup: string | undefined
+const warmupTimer = setTimeout(() => void fetch(`${server.url}/metrics`).then((r) => r.text()).then((t) => (metricsAtWarmup = t), () => {}), warmupSeconds * 1000)
+
 let load: LoadResult
 let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, server_p99_ms_at_most: { request: NaN, decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
 let cpuServer = 0
@@ -147,7 +152,7 @@ const serverThreads: Record<string, number> = {}
 try {
   await players.result
   load = JSON.parse(readFileSync(loadOut, 'utf8')) as LoadResult
-  flushes = await flushMetrics(server.url)
+  flushes = await flushMetrics(server.url, metricsAtWarmup)
   cpuServer = (procCpuSeconds(serverPid) ?? 0) - cpuBefore.server
   cpuRedis = redisPid ? (procCpuSeconds(redisPid) ?? 0) - cpuBefore.redis : 0
   const faults = procFaultsAndSystem(serverPid)
@@ -161,6 +166,7 @@ try {
     if (used > 0) serverThreads[name] = +(used / load.seconds).toFixed(3)
   }
 } finally {
+  clearTimeout(warmupTimer)
   clearInterval(sampler)
   redis.stop()
   server.kill('SIGTERM')
@@ -181,7 +187,6 @@ if (!flags.has('keep')) rmSync(dataDir, { recursive: true, force: true })
 const lat = Float64Array.from(load.latencies_ms).sort()
 // Steady state: from the end of the warm-up on (every player has started and the server's
 // code is compiled); the whole run is reported too.
-const warmupSeconds = num(flags, 'warmup', Math.min(seconds / 4, 5 + (loadCfg.thinkMs / 1000) * 1.5))
 const steady = Float64Array.from(load.latencies_ms.filter((_, i) => load.sent_at_s[i]! >= warmupSeconds)).sort()
 const steadyAccepted = load.accepted_per_second.slice(Math.ceil(warmupSeconds), Math.floor(load.seconds))
 const acceptedPerSecond = load.accepted / load.seconds
@@ -297,7 +302,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
-  ['server p99 at most (its buckets, ms): request / deciding / waiting for its flush', `${flushes.server_p99_ms_at_most.request} / ${flushes.server_p99_ms_at_most.decide} / ${flushes.server_p99_ms_at_most.commit}`],
+  [`server p99 after the first ${warmupSeconds} s, at most (its buckets, ms): request / deciding / waiting for its flush`, `${flushes.server_p99_ms_at_most.request} / ${flushes.server_p99_ms_at_most.decide} / ${flushes.server_p99_ms_at_most.commit}`],
   ['server: share of its CPU in the kernel; minor page faults per second, per accepted event', `${(figures.server_cpu_system_share * 100).toFixed(1)} %; ${figures.server_minor_faults_per_second.toLocaleString('en-US')}, ${figures.server_minor_faults_per_accepted_event}`],
   ['server JavaScript thread: waited for a CPU, ms per second, mean / max', `${Math.round(figures.server_js_thread_cpu_wait_ms_by_second.reduce((a, b) => a + b, 0) / Math.max(1, figures.server_js_thread_cpu_wait_ms_by_second.length))} / ${Math.max(0, ...figures.server_js_thread_cpu_wait_ms_by_second)}`],
   ['CPU cores used: server / redis / generator', `${figures.server_cpu_cores} / ${figures.redis_cpu_cores} / ${figures.generator_cpu_cores}`],
