@@ -3,7 +3,7 @@ import type { Settings } from '../../lib/config.ts'
 import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
 import { decisionRecord, newRequestId, requestStartedAt, STORED_IN_CLICKHOUSE, type Outcome } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { rowContext, rowText } from './rows.ts'
+import { ROW_END_CHARS, rowContext, rowText } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
 
 export type Rejection = { index: number; reason: string; detail?: string }
@@ -175,9 +175,9 @@ export async function ingestBatch(
       }
     }
 
-    // The rows' text as it is, each line with the flush's token and its end to come (37 more).
+    // The rows' text as it will be logged, each line with the flush's token and its end.
     let text = 0
-    for (const r of rows) text += r.length + 37
+    for (const r of rows) text += r.length + ROW_END_CHARS
     writer.release(reserved - rows.length, bytes - text)
     reserved = 0
     bytes = 0

@@ -116,6 +116,9 @@ export function rowText(ctx: RowContext | { claims: PlaybackClaims; ip: string; 
   return `${e.id}\t${time(e.ts)}\t${e.type}\t${d.outcome}\t${tsv(d.reason)}\t${int(e.position_ms)}\t${watched}\t${int(d.credited)}\t${ad}\t\t${shared}`
 }
 
+/** What encodeRows adds to each row: the flush's token (a UUID, see group-commit.ts) and the end of the line. */
+export const ROW_END_CHARS = 37
+
 /** One flush's rows as TabSeparated text, each ended with the flush's token: made once, logged and inserted as is. */
 export function encodeRows(rows: string[], token: string): string {
   if (rows.length === 0) return ''

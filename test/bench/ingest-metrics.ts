@@ -48,7 +48,7 @@ export async function flushMetrics(url: string, atWarmup?: string): Promise<Serv
       commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
     },
     server_p99_ms_at_most: {
-      request: bucketQuantile(text, 'cs_http_request_duration_seconds', 0.99, ['route="/v1/events"', 'method="POST"'], atWarmup) * 1000,
+      request: bucketQuantile(text, 'cs_http_request_duration_seconds', 0.99, EVENTS_POST, atWarmup) * 1000,
       decide: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="decide"'], atWarmup) * 1000,
       commit: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="commit"'], atWarmup) * 1000,
     },
@@ -60,18 +60,26 @@ export async function flushMetrics(url: string, atWarmup?: string): Promise<Serv
   }
 }
 
+/** The series of `POST /v1/events` in the request-duration histogram. */
+const EVENTS_POST = ['route="/v1/events"', 'method="POST"']
+
 /**
- * The upper bound of the first bucket of a histogram that holds quantile q, of its series with all
- * of `labels` (e.g. 'stage="decide"'; none: a histogram without labels); with `since` (the metrics
- * read earlier), of what was observed after it.
+ * A histogram's buckets as [upper bound, cumulative count], in order (the last one +Inf, read as
+ * NaN), of its series with all of `labels` (e.g. 'stage="decide"'; none: a histogram without labels).
+ */
+function histogramBuckets(text: string, name: string, labels: string[] = []): (readonly [number, number])[] {
+  return [...text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} ([0-9.e+-]+)$`, 'gm'))]
+    .filter((m) => labels.every((l) => m[1]!.split(',').includes(l)))
+    .map((m) => [Number(/le="([^"]+)"/.exec(m[1]!)?.[1]), Number(m[2])] as const)
+}
+
+/**
+ * The upper bound of the first bucket of a histogram's series (see histogramBuckets) that holds
+ * quantile q; with `since` (the metrics read earlier), of what was observed after it.
  */
 function bucketQuantile(text: string, name: string, q: number, labels: string[] = [], since?: string): number {
-  const read = (t: string) =>
-    [...t.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\} ([0-9.e+-]+)$`, 'gm'))]
-      .filter((m) => labels.every((l) => m[1]!.split(',').includes(l)))
-      .map((m) => [Number(/le="([^"]+)"/.exec(m[1]!)?.[1]), Number(m[2])] as const)
-  const before = new Map(since === undefined ? [] : read(since))
-  const buckets = read(text).map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const)
+  const before = new Map(since === undefined ? [] : histogramBuckets(since, name, labels))
+  const buckets = histogramBuckets(text, name, labels).map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const)
   const total = buckets.at(-1)?.[1] ?? 0
   return buckets.find(([, n]) => n >= q * total)?.[0] ?? NaN
 }
@@ -81,8 +89,7 @@ function bucketQuantile(text: string, name: string, q: number, labels: string[] 
  * within each histogram bucket: tells the server's own latency from the generator's.
  */
 function serverLatency(text: string): Record<string, number> {
-  const re = /^cs_http_request_duration_seconds_bucket\{(?=[^}]*route="\/v1\/events")(?=[^}]*method="POST")[^}]*le="([^"]+)"[^}]*\} ([0-9.e+-]+)$/gm
-  const buckets = [...text.matchAll(re)].map((m) => [m[1]!, Number(m[2])] as const)
-  const total = buckets.find(([le]) => le === '+Inf')?.[1] ?? 0
-  return Object.fromEntries(buckets.filter(([le]) => le !== '+Inf').map(([le, n]) => [`<=${Number(le) * 1000}ms`, total ? +(n / total).toFixed(4) : 0]))
+  const buckets = histogramBuckets(text, 'cs_http_request_duration_seconds', EVENTS_POST)
+  const total = buckets.at(-1)?.[1] ?? 0
+  return Object.fromEntries(buckets.slice(0, -1).map(([le, n]) => [`<=${le * 1000}ms`, total ? +(n / total).toFixed(4) : 0]))
 }
