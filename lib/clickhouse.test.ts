@@ -116,7 +116,7 @@ it('keeps statements waiting for the embedded engine out of the runtime\'s threa
   // (here a one-round hash; WebCrypto and file calls under Bun) waited for the first to end.
   const t0 = performance.now()
   const done: string[] = []
-  const statements = [1, 2, 3, 4, 5].map((n) => rows<{ n: number }>(e.ch, `SELECT sleep(0.3), ${n} AS n`).then(([r]) => done.push(`statement ${r!.n}`)))
+  const statements = [1, 2, 3, 4, 5].map((n) => rows<{ n: number }>(e.ch, 'SELECT sleep(0.3), {n:UInt8} AS n', { n }).then(([r]) => done.push(`statement ${r!.n}`)))
   await vi.waitFor(() => expect(engineTurnsOf(e.ch)!.state).toEqual({ reads: 5, waiting: 0 }), { interval: 1, timeout: 5_000 })
   await new Promise<void>((resolve, reject) => pbkdf2('secret', 'salt', 1, 32, 'sha256', (err) => (err ? reject(err) : (done.push('pool'), resolve()))))
   await Promise.all(statements)
