@@ -43,11 +43,49 @@ describe('admission', () => {
     expect(a.inside).toBe(0)
   })
 
+  it('lets at most maxWaiting wait; one more is refused at once, and full says so beforehand', async () => {
+    const a = createAdmission({ max: 1, waitMs: 5_000, maxWaiting: 2 })
+    expect(a.full).toBe(false)
+    const first = (await a.enter())!
+    // One inside, nobody waiting: a newcomer may still wait.
+    expect(a.full).toBe(false)
+    const second = a.enter()
+    const third = a.enter()
+    expect(a.waiting).toBe(2)
+    expect(a.full).toBe(true)
+    const started = performance.now()
+    expect(await a.enter()).toBeUndefined()
+    expect(performance.now() - started).toBeLessThan(1_000)
+    expect(a.waiting).toBe(2)
+    // A place frees: the first waiter goes in, and there is room in the queue again.
+    first()
+    const leaveSecond = (await second)!
+    expect(a.waiting).toBe(1)
+    expect(a.full).toBe(false)
+    leaveSecond()
+    ;(await third)!()
+    expect(a.inside).toBe(0)
+    expect(a.waiting).toBe(0)
+  })
+
+  it('counts a waiter that timed out out of the queue', async () => {
+    const a = createAdmission({ max: 1, waitMs: 20, maxWaiting: 1 })
+    const first = (await a.enter())!
+    const late = a.enter()
+    expect(a.full).toBe(true)
+    expect(await late).toBeUndefined()
+    expect(a.waiting).toBe(0)
+    expect(a.full).toBe(false)
+    first()
+  })
+
   it('refuses at once when full and waitMs is 0', async () => {
     const a = createAdmission({ max: 1, waitMs: 0 })
     const first = (await a.enter())!
+    expect(a.full).toBe(true)
     expect(await a.enter()).toBeUndefined()
     first()
+    expect(a.full).toBe(false)
     expect(await a.enter()).toBeTypeOf('function')
   })
 })

@@ -11,15 +11,24 @@ import { E_TIMEOUT, Semaphore, withTimeout } from 'async-mutex'
  * Waiting requests hold their unread bodies only. Those beyond the limit wait in order of arrival,
  * up to `waitMs`, then are refused (the route answers 503 with Retry-After).
  *
+ * At most `maxWaiting` wait at once; one more is refused at once (`full`), which the edge
+ * checks before anything else of the request (see shed in app.ts). Under a sustained overload
+ * every place in an unbounded queue is taken, so that each batch let in has waited about
+ * `waitMs` and each refused one waited that long for nothing, and the refusals, as many as the
+ * players retrying, took the edge's thread from the batches it takes in (test/bench/HISTORY.md,
+ * thirty-first session).
+ *
  * @example
- * const admission = createAdmission({ max: 1_000, waitMs: 1_000 })
+ * const admission = createAdmission({ max: 1_000, waitMs: 1_000, maxWaiting: 250 })
  * const leave = await admission.enter()
  * if (!leave) return overloaded()
  * try { … } finally { leave() }
  */
-export function createAdmission(opts: { max: number; waitMs: number }) {
+export function createAdmission(opts: { max: number; waitMs: number; maxWaiting?: number }) {
   const slots = new Semaphore(opts.max)
   const timed = withTimeout(slots, opts.waitMs)
+  const maxWaiting = opts.waitMs <= 0 ? 0 : (opts.maxWaiting ?? Infinity)
+  let waiting = 0
   return {
     /**
      * Resolves with the function that lets the request out (a second call does nothing: the
@@ -28,17 +37,28 @@ export function createAdmission(opts: { max: number; waitMs: number }) {
     async enter(): Promise<(() => void) | undefined> {
       // A free slot and nobody waiting: in at once (the usual case).
       if (!slots.isLocked()) return (await slots.acquire())[1]
-      if (opts.waitMs <= 0) return undefined
+      if (waiting >= maxWaiting) return undefined
+      waiting++
       try {
         return (await timed.acquire())[1]
       } catch (err) {
         if (err !== E_TIMEOUT) throw err
         return undefined
+      } finally {
+        waiting--
       }
     },
     /** Requests inside now (a refused request's place, granted after its wait ran out, is given back at once). */
     get inside(): number {
       return opts.max - slots.getValue()
+    },
+    /** Requests waiting for a place now. */
+    get waiting(): number {
+      return waiting
+    },
+    /** Whether a request arriving now would be refused at once: no free place, and as many waiting as may. */
+    get full(): boolean {
+      return slots.isLocked() && waiting >= maxWaiting
     },
   }
 }

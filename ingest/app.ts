@@ -148,13 +148,13 @@ export function createEdge(services: Services) {
     await next()
   })
 
-  const admission = createAdmission({ max: settings.INGEST_MAX_IN_PROGRESS, waitMs: settings.BUFFER_WAIT_MS })
+  const admission = createAdmission({ max: settings.INGEST_MAX_IN_PROGRESS, waitMs: settings.BUFFER_WAIT_MS, maxWaiting: settings.INGEST_MAX_WAITING })
   /** Before the body is read: what a batch holds once parsed is bounded by the batches let in. */
   const admit = createMiddleware<EdgeEnv>(async function admit(_c, next) {
     const leave = await admission.enter()
     if (!leave) {
       metrics.batchesRefused.inc()
-      throw new ApiError('OVERLOADED', 'the edge is taking in as many batches as it can at once; retry shortly', { retryAfterSeconds: 1 })
+      throw new ApiError('OVERLOADED', OVERLOADED_BODY.detail, { retryAfterSeconds: 1 })
     }
     metrics.batchesInProgress.inc()
     try {
@@ -165,6 +165,17 @@ export function createEdge(services: Services) {
     }
   })
 
+  /**
+   * A batch that would be refused at once, answered before anything else of it is done (no
+   * token check, no body read, no route): see shed below.
+   */
+  const shedAnswer = (req: Request): Response | undefined => {
+    if (!accepting || !admission.full || req.method !== 'POST' || pathOf(req.url) !== EVENTS_PATH) return undefined
+    metrics.batchesRefused.inc()
+    metrics.httpRequests.inc({ method: 'POST', route: EVENTS_PATH, status: '503' })
+    return overloadedAnswer(req.headers.get('x-request-id'))
+  }
+
   const requireJson = createMiddleware<EdgeEnv>(async function requireJson(c, next) {
     const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
     if (type !== 'application/json') throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `Content-Type must be application/json, not ${type || 'missing'}`)
@@ -174,7 +185,7 @@ export function createEdge(services: Services) {
   const app = new Hono<EdgeEnv>()
   app.onError(onError)
   app.post(
-    '/v1/events',
+    EVENTS_PATH,
     async function acceptingGate(c, next) {
       if (!accepting) throw new ApiError('SHUTTING_DOWN', 'this edge is shutting down; retry', { retryAfterSeconds: 1 })
       await next()
@@ -238,6 +249,16 @@ export function createEdge(services: Services) {
 
   return {
     app,
+    /**
+     * For the server's front, before the request reaches any app: the answer to a batch the edge
+     * would refuse at once (all INGEST_MAX_IN_PROGRESS places taken and INGEST_MAX_WAITING
+     * batches waiting), or undefined. Such a batch gets the 503 OVERLOADED the route would give
+     * it, with Retry-After, for a fraction of the route's work: under an overload the refusals
+     * are as many as the players retrying, and through the route each cost the edge's thread
+     * about as much as a batch taken in (test/bench/HISTORY.md, thirty-first session). A batch
+     * with a bad token gets it too, and its 401 once it is let in.
+     */
+    shed: shedAnswer,
     writer,
     /** New batches get 503 from now on. */
     stopAccepting(): void {
@@ -281,6 +302,33 @@ export function createEdge(services: Services) {
 }
 
 export type Edge = ReturnType<typeof createEdge>
+
+const EVENTS_PATH = '/v1/events'
+
+/** The path of a request's URL as Bun gives it (absolute: scheme, host, path, query). */
+function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2)
+  if (start < 0) return '/'
+  const end = url.indexOf('?', start)
+  return end < 0 ? url.slice(start) : url.slice(start, end)
+}
+
+const OVERLOADED_BODY = {
+  type: 'https://errors.creator-settlement.dev/overloaded',
+  title: 'Service Unavailable',
+  status: 503,
+  detail: 'the edge is taking in as many batches as it can at once; retry shortly',
+  code: 'OVERLOADED',
+}
+
+/** The route's 503 OVERLOADED (see problem in lib/errors.ts), with the request id the client sent if it is one the route would keep. */
+function overloadedAnswer(sent: string | null): Response {
+  const requestId = sent && sent.length <= 255 && !/[^\w\-=]/.test(sent) ? sent : crypto.randomUUID()
+  return new Response(JSON.stringify({ ...OVERLOADED_BODY, request_id: requestId }), {
+    status: 503,
+    headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId, 'retry-after': '1' },
+  })
+}
 
 /** The client address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */
 export function clientIp(req: Request, env: EdgeBindings | undefined, trustProxy: boolean): string {

@@ -97,6 +97,7 @@ const server = Bun.serve({
   // The socket's address read only when asked for: behind a trusted proxy the edge takes
   // X-Forwarded-For, and each read is a getpeername call (2,000 a second in bench:ingest).
   fetch: (req, srv) =>
+    edge?.shed(req) ??
     root.fetch(req, {
       get ip() {
         return srv.requestIP(req)?.address
