@@ -169,10 +169,12 @@ export function createEdge(services: Services) {
    * A batch that would be refused at once, answered before anything else of it is done (no
    * token check, no body read, no route): see shed below.
    */
+  /** The route's count of its 503s, its labels hashed once. */
+  const shedCount = metrics.httpRequests.labels({ method: 'POST', route: EVENTS_PATH, status: '503' })
   const shedAnswer = (req: Request): Response | undefined => {
     if (!accepting || !admission.full || req.method !== 'POST' || pathOf(req.url) !== EVENTS_PATH) return undefined
     metrics.batchesRefused.inc()
-    metrics.httpRequests.inc({ method: 'POST', route: EVENTS_PATH, status: '503' })
+    shedCount.inc()
     return overloadedAnswer(req.headers.get('x-request-id'))
   }
 
@@ -321,12 +323,15 @@ const OVERLOADED_BODY = {
   code: 'OVERLOADED',
 }
 
+/** Retry-After of a batch shed at the front (a sustained overload: the queue is full). */
+const SHED_RETRY_AFTER_SECONDS = 2
+
 /** The route's 503 OVERLOADED (see problem in lib/errors.ts), with the request id the client sent if it is one the route would keep. */
 function overloadedAnswer(sent: string | null): Response {
   const requestId = sent && sent.length <= 255 && !/[^\w\-=]/.test(sent) ? sent : crypto.randomUUID()
   return new Response(JSON.stringify({ ...OVERLOADED_BODY, request_id: requestId }), {
     status: 503,
-    headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId, 'retry-after': '1' },
+    headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId, 'retry-after': String(SHED_RETRY_AFTER_SECONDS) },
   })
 }
 

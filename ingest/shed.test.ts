@@ -48,7 +48,7 @@ describe('a batch that would be refused at once is answered before anything else
 
     const res = t.edge.shed(request('/v1/events', { requestId: 'player-42_retry-1' }))!
     expect(res.status).toBe(503)
-    expect(res.headers.get('retry-after')).toBe('1')
+    expect(res.headers.get('retry-after')).toBe('2')
     expect(res.headers.get('content-type')).toBe('application/problem+json')
     expect(res.headers.get('x-request-id')).toBe('player-42_retry-1')
     const problem = await res.json()
@@ -104,7 +104,7 @@ describe('the server sheds such batches at its front', () => {
     await vi.waitFor(async () => expect(await metricsText()).toMatch(/^cs_ingest_batches_in_progress 1$/m), { timeout: 5_000 })
     const over = await post('not-a-token', 'not json')
     expect(over.status).toBe(503)
-    expect(over.headers.get('retry-after')).toBe('1')
+    expect(over.headers.get('retry-after')).toBe('2')
     expect((await over.json()).code).toBe('OVERLOADED')
     expect((await first).status).toBe(200)
     // Let in, the same request gets the answer its token deserves.

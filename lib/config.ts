@@ -87,9 +87,10 @@ export const settingsSchema = z.object({
   INGEST_MAX_IN_PROGRESS: int(1, 1_000_000).default(1_000),
   /**
    * Most event batches waiting for a place among INGEST_MAX_IN_PROGRESS; one more is answered
-   * 503 at once, before its token is checked or its body read (see ingest/admission.ts).
+   * 503 at once, with Retry-After 2, before its token is checked or its body read (see
+   * ingest/admission.ts and shed in ingest/app.ts).
    */
-  INGEST_MAX_WAITING: int(0, 1_000_000).default(1_000_000),
+  INGEST_MAX_WAITING: int(0, 1_000_000).default(250),
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),
