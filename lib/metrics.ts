@@ -45,7 +45,7 @@ export function createMetrics() {
   })
   const batchesRefused = new Counter({
     name: 'cs_ingest_batches_refused_total',
-    help: 'Event batches answered 503 after waiting BUFFER_WAIT_MS in vain for room among the INGEST_MAX_IN_PROGRESS taken in',
+    help: 'Event batches answered 503 without being taken in: at once when INGEST_MAX_WAITING already wait for a place among the INGEST_MAX_IN_PROGRESS, else after waiting BUFFER_WAIT_MS in vain',
     registers: [registry],
   })
   const jobRuns = new Counter({ name: 'cs_job_runs_total', help: 'Job runs by job and status', labelNames: ['job', 'status'] as const, registers: [registry] })
