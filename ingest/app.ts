@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { createMiddleware } from 'hono/factory'
-import { ApiError, onError } from '../lib/errors.ts'
+import { ApiError, onError, problemResponse } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
 import { encodeRows } from './events/rows.ts'
@@ -154,7 +154,7 @@ export function createEdge(services: Services) {
     const leave = await admission.enter()
     if (!leave) {
       metrics.batchesRefused.inc()
-      throw new ApiError('OVERLOADED', OVERLOADED_BODY.detail, { retryAfterSeconds: 1 })
+      throw new ApiError('OVERLOADED', ADMISSION_FULL, { retryAfterSeconds: 1 })
     }
     metrics.batchesInProgress.inc()
     try {
@@ -167,15 +167,14 @@ export function createEdge(services: Services) {
 
   /**
    * A batch that would be refused at once, answered before anything else of it is done (no
-   * token check, no body read, no route): see shed below.
+   * token check, no body read, no route), and counted as the route and the root app count
+   * theirs: see shed below.
    */
-  /** The route's count of its 503s, its labels hashed once. */
-  const shedCount = metrics.httpRequests.labels({ method: 'POST', route: EVENTS_PATH, status: '503' })
   const shedAnswer = (req: Request): Response | undefined => {
     if (!accepting || !admission.full || req.method !== 'POST' || pathOf(req.url) !== EVENTS_PATH) return undefined
     metrics.batchesRefused.inc()
-    shedCount.inc()
-    return overloadedAnswer(req.headers.get('x-request-id'))
+    metrics.httpRequests.inc({ method: 'POST', route: EVENTS_PATH, status: '503' })
+    return problemResponse(SHED, shedRequestId(req.headers.get('x-request-id')))
   }
 
   const requireJson = createMiddleware<EdgeEnv>(async function requireJson(c, next) {
@@ -315,24 +314,16 @@ function pathOf(url: string): string {
   return end < 0 ? url.slice(start) : url.slice(start, end)
 }
 
-const OVERLOADED_BODY = {
-  type: 'https://errors.creator-settlement.dev/overloaded',
-  title: 'Service Unavailable',
-  status: 503,
-  detail: 'the edge is taking in as many batches as it can at once; retry shortly',
-  code: 'OVERLOADED',
-}
+const ADMISSION_FULL = 'the edge is taking in as many batches as it can at once; retry shortly'
+/**
+ * The answer to a batch shed at the front: the route's refusal, but Retry-After 2 (a full
+ * queue means a sustained overload). One error for all: an Error's stack is taken when it is made.
+ */
+const SHED = new ApiError('OVERLOADED', ADMISSION_FULL, { retryAfterSeconds: 2 })
 
-/** Retry-After of a batch shed at the front (a sustained overload: the queue is full). */
-const SHED_RETRY_AFTER_SECONDS = 2
-
-/** The route's 503 OVERLOADED (see problem in lib/errors.ts), with the request id the client sent if it is one the route would keep. */
-function overloadedAnswer(sent: string | null): Response {
-  const requestId = sent && sent.length <= 255 && !/[^\w\-=]/.test(sent) ? sent : crypto.randomUUID()
-  return new Response(JSON.stringify({ ...OVERLOADED_BODY, request_id: requestId }), {
-    status: 503,
-    headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId, 'retry-after': String(SHED_RETRY_AFTER_SECONDS) },
-  })
+/** The request id the client sent, if it is one the root app's request-id middleware would keep (hono/request-id's rule); else a new one. */
+function shedRequestId(sent: string | null): string {
+  return sent && sent.length <= 255 && !/[^\w\-=]/.test(sent) ? sent : crypto.randomUUID()
 }
 
 /** The client address: the socket's, or the first X-Forwarded-For hop behind a trusted proxy. */

@@ -52,8 +52,14 @@ describe('a batch that would be refused at once is answered before anything else
     expect(res.headers.get('content-type')).toBe('application/problem+json')
     expect(res.headers.get('x-request-id')).toBe('player-42_retry-1')
     const problem = await res.json()
-    expect(problem).toMatchObject({ status: 503, code: 'OVERLOADED', title: 'Service Unavailable', request_id: 'player-42_retry-1' })
-    expect(problem.detail).toMatch(/as many batches as it can at once/)
+    expect(problem).toEqual({
+      type: 'https://errors.creator-settlement.dev/overloaded',
+      title: 'Service Unavailable',
+      status: 503,
+      detail: 'the edge is taking in as many batches as it can at once; retry shortly',
+      code: 'OVERLOADED',
+      request_id: 'player-42_retry-1',
+    })
     // Counted as the route counts its refusals.
     expect(await refused()).toBe(refusedBefore + 1)
     expect(await http503()).toBe(httpBefore + 1)

@@ -61,7 +61,11 @@ const titles: Record<number, string> = {
 
 /** Builds the problem+json response for an error code. */
 export function problem(c: Context, err: ApiError): Response {
-  const requestId = (c.get('requestId' as never) as string | undefined) ?? ''
+  return problemResponse(err, (c.get('requestId' as never) as string | undefined) ?? '')
+}
+
+/** The problem+json response for an error, answering the request `requestId` (outside a route too: see shed in ingest/app.ts). */
+export function problemResponse(err: ApiError, requestId: string): Response {
   const body = {
     type: `https://errors.creator-settlement.dev/${err.code.toLowerCase().replaceAll('_', '-')}`,
     title: titles[err.status] ?? 'Error',
