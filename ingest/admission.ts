@@ -19,7 +19,7 @@ import { E_TIMEOUT, Semaphore, withTimeout } from 'async-mutex'
  * thirty-first session).
  *
  * @example
- * const admission = createAdmission({ max: 600, waitMs: 1_000, maxWaiting: 400 })
+ * const admission = createAdmission({ max: 400, waitMs: 1_000, maxWaiting: 200 })
  * const leave = await admission.enter()
  * if (!leave) return overloaded()
  * try { … } finally { leave() }

@@ -84,13 +84,13 @@ export const settingsSchema = z.object({
    * Most event batches the edge takes in at once (from reading the body to the answer); more wait
    * in order of arrival, up to BUFFER_WAIT_MS, then get 503 (see ingest/admission.ts).
    */
-  INGEST_MAX_IN_PROGRESS: int(1, 1_000_000).default(600),
+  INGEST_MAX_IN_PROGRESS: int(1, 1_000_000).default(400),
   /**
    * Most event batches waiting for a place among INGEST_MAX_IN_PROGRESS; one more is answered
    * 503 at once, with Retry-After 2, before its token is checked or its body read (see
    * ingest/admission.ts and shed in ingest/app.ts).
    */
-  INGEST_MAX_WAITING: int(0, 1_000_000).default(400),
+  INGEST_MAX_WAITING: int(0, 1_000_000).default(200),
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),
