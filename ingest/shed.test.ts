@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { loadSettings } from '../lib/config.ts'
 import { ev, startTestEdge, type TestEdge } from '../test/harness/edge.ts'
 import { freePort, startTestRedis, tempDir, type TestRedis } from '../test/harness/engines.ts'
-import { BUN, startServerProcess, type ServerProcess } from '../test/harness/process.ts'
+import { BUN, startServerProcess, testServerEnv, type ServerProcess } from '../test/harness/process.ts'
 import { loadPlaybackKeys } from './tokens/keys.ts'
 import { signPlaybackToken } from './tokens/playback.ts'
 
@@ -84,19 +84,8 @@ describe('the server sheds such batches at its front', () => {
   it('answers a batch with a bad token 503 while every place is taken and the queue is full, and 401 once it is let in', async () => {
     redis = await startTestRedis()
     const port = await freePort()
-    const env = {
-      ...process.env,
-      NODE_ENV: 'test',
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      REDIS_URL: redis.url,
-      LOG_LEVEL: 'error',
-      // One batch in at a time, for two seconds (its flush), and none may wait.
-      INGEST_MAX_IN_PROGRESS: '1',
-      INGEST_MAX_WAITING: '0',
-      FLUSH_INTERVAL_MS: '2000',
-    }
+    // One batch in at a time, for two seconds (its flush), and none may wait.
+    const env = testServerEnv({ dataDir, port, redisUrl: redis.url }, { INGEST_MAX_IN_PROGRESS: '1', INGEST_MAX_WAITING: '0', FLUSH_INTERVAL_MS: '2000' })
     const settings = loadSettings(env)
     const keys = await loadPlaybackKeys(settings) // written once; the server reads the same file
     server = await startServerProcess({ cmd: BUN, args: ['lib/main.ts'], env, port })

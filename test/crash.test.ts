@@ -5,7 +5,7 @@ import { loadSettings } from '../lib/config.ts'
 import { loadPlaybackKeys } from '../ingest/tokens/keys.ts'
 import { signPlaybackToken } from '../ingest/tokens/playback.ts'
 import { freePort, rows, startTestRedis, tempDir, type TestRedis } from './harness/engines.ts'
-import { BUN, startServerProcess, type ServerProcess } from './harness/process.ts'
+import { BUN, startServerProcess, testServerEnv, type ServerProcess } from './harness/process.ts'
 
 /**
  * The real Bun server takes concurrent batches and is killed with SIGKILL twice
@@ -29,21 +29,17 @@ afterAll(async () => {
 it('stores every acknowledged event exactly once across SIGKILL and restart', async () => {
   redis = await startTestRedis()
   const port = await freePort()
-  const env = {
-    ...process.env,
-    NODE_ENV: 'test',
-    DATA_DIR: dataDir,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    REDIS_URL: redis.url,
-    INFLIGHT_LEASE_MS: '1500',
-    FLUSH_INTERVAL_MS: '20',
-    LOG_LEVEL: 'error',
-    RATE_LIMIT_IP_PER_SECOND: '1000000',
-    RATE_LIMIT_IP_BURST: '1000000',
-    RATE_LIMIT_TOKEN_PER_SECOND: '1000',
-    RATE_LIMIT_TOKEN_BURST: '1000',
-  }
+  const env = testServerEnv(
+    { dataDir, port, redisUrl: redis.url },
+    {
+      INFLIGHT_LEASE_MS: '1500',
+      FLUSH_INTERVAL_MS: '20',
+      RATE_LIMIT_IP_PER_SECOND: '1000000',
+      RATE_LIMIT_IP_BURST: '1000000',
+      RATE_LIMIT_TOKEN_PER_SECOND: '1000',
+      RATE_LIMIT_TOKEN_BURST: '1000',
+    },
+  )
   const settings = loadSettings(env)
   const keys = await loadPlaybackKeys(settings) // written once; the server reads the same file
   const start = () => startServerProcess({ cmd: BUN, args: ['lib/main.ts'], env, port })

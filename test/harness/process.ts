@@ -16,6 +16,11 @@ export type ServerProcess = {
   groupGone(timeoutMs?: number): Promise<void>
 }
 
+/** The environment of a test's server process (lib/main.ts under Bun): its data folder, a test Redis, 127.0.0.1, errors logged only; then `overrides`. */
+export function testServerEnv(opts: { dataDir: string; port: number; redisUrl: string }, overrides: Record<string, string> = {}): Record<string, string | undefined> {
+  return { ...process.env, NODE_ENV: 'test', DATA_DIR: opts.dataDir, PORT: String(opts.port), HOST: '127.0.0.1', REDIS_URL: opts.redisUrl, LOG_LEVEL: 'error', ...overrides }
+}
+
 /**
  * Starts a server process and waits until `GET /healthz` answers 200.
  * `detached` puts it in its own process group, so `kill` reaches its children too.
