@@ -82,7 +82,8 @@ export const settingsSchema = z.object({
   BUFFER_WAIT_MS: int(0, 30_000).default(1_000),
   /**
    * Most event batches the edge takes in at once (from reading the body to the answer); more wait
-   * in order of arrival, up to BUFFER_WAIT_MS, then get 503 (see ingest/admission.ts).
+   * in order of arrival (at most INGEST_MAX_WAITING of them), up to BUFFER_WAIT_MS, then get 503
+   * (see ingest/admission.ts).
    */
   INGEST_MAX_IN_PROGRESS: int(1, 1_000_000).default(400),
   /**
