@@ -56,6 +56,8 @@ export type LoadResult = {
   network_errors: number
   /** TCP connections the players opened (one each, again only after the server closed one or it failed). */
   connections_opened?: number
+  /** Answers 503 in each second (by when they came): warm-up refusals told apart from those of a steady overload. */
+  refused_per_second?: number[]
   /** How late this process's 10 ms timer fired in each second, summed (ms): its own thread held that long, its players' answers read late. */
   loop_held_ms_by_second?: number[]
 }
@@ -81,6 +83,7 @@ const rejected: Record<string, number> = {}
 const latencies: number[] = []
 const sentAt: number[] = []
 const perSecond: number[] = []
+const refusedPerSecond: number[] = []
 const ackedPerSlot = new Array<number>(cfg.sessions).fill(0)
 let accepted = 0
 let duplicates = 0
@@ -117,6 +120,10 @@ async function post(conn: KeepAliveConnection, token: string, ip: string, body: 
   try {
     const res = await conn.request('POST', '/v1/events', { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-forwarded-for': ip }, body)
     statuses[res.status] = (statuses[res.status] ?? 0) + 1
+    if (res.status === 503) {
+      const sec = Math.floor((performance.now() - t0) / 1000)
+      refusedPerSecond[sec] = (refusedPerSecond[sec] ?? 0) + 1
+    }
     if (res.status !== 200) return { status: res.status, retryAfter: Number(res.headers['retry-after'] ?? 1) }
     const now = performance.now()
     latencies.push(now - started)
@@ -212,6 +219,7 @@ const result: LoadResult = {
   latencies_ms: latencies,
   sent_at_s: sentAt,
   accepted_per_second: Array.from({ length: perSecond.length }, (_, i) => perSecond[i] ?? 0),
+  refused_per_second: Array.from({ length: refusedPerSecond.length }, (_, i) => refusedPerSecond[i] ?? 0),
   sessions_started: sessionsStarted,
   cpu_seconds: (cpu.user + cpu.system) / 1e6,
   network_errors: networkErrors,

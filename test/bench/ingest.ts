@@ -218,6 +218,8 @@ const figures = {
     warmup_seconds: warmupSeconds,
     accepted_events_per_second: steadyAccepted.length ? Math.round(steadyAccepted.reduce((a, b) => a + b, 0) / steadyAccepted.length) : null,
     ack_latency_ms: { p50: +percentile(steady, 50).toFixed(1), p95: +percentile(steady, 95).toFixed(1), p99: +percentile(steady, 99).toFixed(1), max: +(steady.at(-1) ?? NaN).toFixed(1) },
+    /** Answers 503 from the end of the warm-up on (null: the generator does not count them by second). */
+    answers_503: load.refused_per_second ? load.refused_per_second.slice(Math.ceil(warmupSeconds)).reduce((a, b) => a + b, 0) : null,
   },
   statuses: load.statuses,
   network_errors: load.network_errors,
@@ -281,7 +283,12 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['200 responses/s', figures.requests_per_second],
   ['ack latency p50 / p95 / p99 / max (ms)', `${figures.ack_latency_ms.p50} / ${figures.ack_latency_ms.p95} / ${figures.ack_latency_ms.p99} / ${figures.ack_latency_ms.max}`],
   [`after the first ${warmupSeconds} s: accepted/s; ack p50 / p95 / p99 / max (ms)`, `${fmtN(figures.steady_state.accepted_events_per_second)}; ${figures.steady_state.ack_latency_ms.p50} / ${figures.steady_state.ack_latency_ms.p95} / ${figures.steady_state.ack_latency_ms.p99} / ${figures.steady_state.ack_latency_ms.max}`],
-  ['responses by status', JSON.stringify(load.statuses) + (load.network_errors ? `, network errors ${load.network_errors}` : '')],
+  [
+    'responses by status',
+    JSON.stringify(load.statuses) +
+      (load.network_errors ? `, network errors ${load.network_errors}` : '') +
+      (figures.steady_state.answers_503 !== null && load.statuses['503'] ? `; 503 after the first ${warmupSeconds} s: ${figures.steady_state.answers_503}` : ''),
+  ],
   ['accepted / duplicates; connections the players opened', `${load.accepted} / ${load.duplicates}; ${load.connections_opened ?? 'not counted (wrk)'}`],
   ['rejected by reason', JSON.stringify(load.rejected)],
   ['answered by the server within 50 / 100 / 250 ms', ['<=50ms', '<=100ms', '<=250ms'].map((k) => `${((flushes.server_side_latency[k] ?? 0) * 100).toFixed(1)} %`).join(' / ')],
