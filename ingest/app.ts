@@ -132,7 +132,7 @@ export function createEdge(services: Services) {
       })
       .finally(() => (repairing = undefined)))
 
-  const onStage = (stage: 'room' | 'decide' | 'commit', seconds: number) => metrics.ingestStage.observe({ stage }, seconds)
+  const onStage = (stage: 'place' | 'room' | 'decide' | 'commit', seconds: number) => metrics.ingestStage.observe({ stage }, seconds)
 
   const playbackAuth = createMiddleware<EdgeEnv>(async function playbackAuth(c, next) {
     const header = c.req.header('authorization') ?? ''
@@ -148,7 +148,14 @@ export function createEdge(services: Services) {
     await next()
   })
 
-  const admission = createAdmission({ max: settings.INGEST_MAX_IN_PROGRESS, waitMs: settings.BUFFER_WAIT_MS, maxWaiting: settings.INGEST_MAX_WAITING })
+  const admission = createAdmission({
+    max: settings.INGEST_MAX_IN_PROGRESS,
+    waitMs: settings.BUFFER_WAIT_MS,
+    maxWaiting: settings.INGEST_MAX_WAITING,
+    targetMs: settings.INGEST_QUEUE_TARGET_MS,
+    intervalMs: settings.INGEST_QUEUE_INTERVAL_MS,
+    onWait: (ms) => onStage('place', ms / 1000),
+  })
   /** Before the body is read: what a batch holds once parsed is bounded by the batches let in. */
   const admit = createMiddleware<EdgeEnv>(async function admit(_c, next) {
     const leave = await admission.enter()

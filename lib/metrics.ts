@@ -29,7 +29,7 @@ export function createMetrics() {
   const walFlushDuration = new Histogram({ name: 'cs_ingest_wal_flush_duration_seconds', help: 'Duration of group-commit flushes into the write-ahead log (write, fsync, Redis marks)', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5], registers: [registry] })
   const ingestStage = new Histogram({
     name: 'cs_ingest_stage_duration_seconds',
-    help: 'Time a POST /v1/events spends in each stage: room (waiting for room in a full buffer, BUFFER_WAIT_MS at most; only batches that waited), decide (validation and the Redis rules), commit (waiting for its flush into the write-ahead log)',
+    help: 'Time a POST /v1/events spends in each stage: place (waiting for a place among INGEST_MAX_IN_PROGRESS, BUFFER_WAIT_MS at most; only batches that waited, let in or not), room (waiting for room in a full buffer, BUFFER_WAIT_MS at most; only batches that waited), decide (validation and the Redis rules), commit (waiting for its flush into the write-ahead log)',
     labelNames: ['stage'] as const,
     buckets: REQUEST_BUCKETS,
     registers: [registry],

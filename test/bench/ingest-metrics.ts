@@ -12,8 +12,13 @@ export type ServerMetrics = {
   wal_mean_seconds: number
   /** Upper bound of the histogram bucket holding the 99th percentile of flush durations. */
   wal_p99_seconds_at_most: number
-  /** Mean seconds a request spent deciding (validation, Redis rules) and waiting for its flush. */
-  stage_mean_seconds: { decide: number; commit: number }
+  /**
+   * Mean seconds a request spent deciding (validation, Redis rules) and waiting for its flush; and a
+   * batch that waited for a place among INGEST_MAX_IN_PROGRESS, waiting (let in or not; NaN if none did).
+   */
+  stage_mean_seconds: { decide: number; commit: number; place: number }
+  /** Batches that waited for a place among INGEST_MAX_IN_PROGRESS (let in or not). */
+  place_waits: number
   /**
    * Upper bounds (ms) of the histogram buckets holding the 99th percentile of the server's own
    * time for `POST /v1/events` (from its first middleware to its answer) and of its two stages,
@@ -46,7 +51,9 @@ export async function flushMetrics(url: string, atWarmup?: string): Promise<Serv
     stage_mean_seconds: {
       decide: v('cs_ingest_stage_duration_seconds_sum{stage="decide"}') / v('cs_ingest_stage_duration_seconds_count{stage="decide"}'),
       commit: v('cs_ingest_stage_duration_seconds_sum{stage="commit"}') / v('cs_ingest_stage_duration_seconds_count{stage="commit"}'),
+      place: v('cs_ingest_stage_duration_seconds_sum{stage="place"}') / v('cs_ingest_stage_duration_seconds_count{stage="place"}'),
     },
+    place_waits: v('cs_ingest_stage_duration_seconds_count{stage="place"}') || 0,
     server_p99_ms_at_most: {
       request: bucketQuantile(text, 'cs_http_request_duration_seconds', 0.99, EVENTS_POST, atWarmup) * 1000,
       decide: bucketQuantile(text, 'cs_ingest_stage_duration_seconds', 0.99, ['stage="decide"'], atWarmup) * 1000,

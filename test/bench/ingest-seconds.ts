@@ -20,6 +20,8 @@ type Reading = { at: number; values: Map<string, number> }
 const SERIES = {
   /** POST /v1/events answered (any status) and their mean time in the server, handler start to response (ms). */
   requests: { histogram: 'cs_http_request_duration_seconds', labels: 'method="POST",route="/v1/events"' },
+  /** Batches that waited for a place among INGEST_MAX_IN_PROGRESS (let in or not) and their mean wait. */
+  place: { histogram: 'cs_ingest_stage_duration_seconds', labels: 'stage="place"' },
   decide: { histogram: 'cs_ingest_stage_duration_seconds', labels: 'stage="decide"' },
   commit: { histogram: 'cs_ingest_stage_duration_seconds', labels: 'stage="commit"' },
   /** Group-commit flushes into the write-ahead log (write, fsync, Redis marks). */

@@ -141,7 +141,7 @@ let metricsAtWarmup: string | undefined
 const warmupTimer = setTimeout(() => void fetch(`${server.url}/metrics`).then((r) => r.text()).then((t) => (metricsAtWarmup = t), () => {}), warmupSeconds * 1000)
 
 let load: LoadResult
-let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN }, server_p99_ms_at_most: { request: NaN, decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
+let flushes: ServerMetrics = { flushes: 0, rows: 0, mean_rows: 0, mean_seconds: 0, wal_flushes: 0, wal_mean_rows: 0, wal_mean_seconds: 0, wal_p99_seconds_at_most: NaN, stage_mean_seconds: { decide: NaN, commit: NaN, place: NaN }, place_waits: 0, server_p99_ms_at_most: { request: NaN, decide: NaN, commit: NaN }, js_heap_mib: 0, engine_tracked_mib: 0, engine_resident_mib: 0, server_side_latency: {} }
 let cpuServer = 0
 let cpuRedis = 0
 let serverFaults = { minorFaults: 0, systemSeconds: 0 }
@@ -309,6 +309,7 @@ printTable(`bench:ingest — ${sessions} sessions, ${seconds} s${smoke ? ' (smok
   ['loads into ClickHouse: count / mean rows / mean s', `${flushes.flushes} / ${Math.round(flushes.mean_rows)} / ${flushes.mean_seconds.toFixed(3)}`],
   ['log flushes: count / mean rows / mean s / p99 s at most', `${flushes.wal_flushes} / ${Math.round(flushes.wal_mean_rows)} / ${flushes.wal_mean_seconds.toFixed(3)} / ${flushes.wal_p99_seconds_at_most}`],
   ['mean ms per request: deciding / waiting for its flush', `${(flushes.stage_mean_seconds.decide * 1000).toFixed(1)} / ${(flushes.stage_mean_seconds.commit * 1000).toFixed(1)}`],
+  ['batches that waited for a place among those taken in at once; their mean wait (ms)', `${flushes.place_waits.toLocaleString('en-US')}; ${flushes.place_waits > 0 ? (flushes.stage_mean_seconds.place * 1000).toFixed(1) : '-'}`],
   [`server p99 after the first ${warmupSeconds} s, at most (its buckets, ms): request / deciding / waiting for its flush`, `${flushes.server_p99_ms_at_most.request} / ${flushes.server_p99_ms_at_most.decide} / ${flushes.server_p99_ms_at_most.commit}`],
   ['server: share of its CPU in the kernel; minor page faults per second, per accepted event', `${(figures.server_cpu_system_share * 100).toFixed(1)} %; ${figures.server_minor_faults_per_second.toLocaleString('en-US')}, ${figures.server_minor_faults_per_accepted_event}`],
   ['server JavaScript thread: waited for a CPU, ms per second, mean / max', `${Math.round(figures.server_js_thread_cpu_wait_ms_by_second.reduce((a, b) => a + b, 0) / Math.max(1, figures.server_js_thread_cpu_wait_ms_by_second.length))} / ${Math.max(0, ...figures.server_js_thread_cpu_wait_ms_by_second)}`],
