@@ -152,8 +152,6 @@ export function createEdge(services: Services) {
     max: settings.INGEST_MAX_IN_PROGRESS,
     waitMs: settings.BUFFER_WAIT_MS,
     maxWaiting: settings.INGEST_MAX_WAITING,
-    targetMs: settings.INGEST_QUEUE_TARGET_MS,
-    intervalMs: settings.INGEST_QUEUE_INTERVAL_MS,
     onWait: (ms) => onStage('place', ms / 1000),
   })
   /** Before the body is read: what a batch holds once parsed is bounded by the batches let in. */

@@ -92,15 +92,6 @@ export const settingsSchema = z.object({
    * ingest/admission.ts and shed in ingest/app.ts).
    */
   INGEST_MAX_WAITING: int(0, 1_000_000).default(200),
-  /**
-   * A wait for a place among INGEST_MAX_IN_PROGRESS this long or longer is too long; once every
-   * batch that left the queue for INGEST_QUEUE_INTERVAL_MS had waited too long, the queue is
-   * standing and a batch finding no free place is answered 503 at once, as when
-   * INGEST_MAX_WAITING wait, until one waits less or the queue empties (CoDel's rule: see
-   * ingest/admission.ts).
-   */
-  INGEST_QUEUE_TARGET_MS: int(1, 30_000).default(100),
-  INGEST_QUEUE_INTERVAL_MS: int(0, 60_000).default(1_000),
   /** Write-ahead log of the edge's flushes; one folder per edge process. Default DATA_DIR/wal. */
   WAL_DIR: z.string().min(1).optional(),
   WAL_REPAIR_INTERVAL_MS: int(100, 3_600_000).default(5_000),
