@@ -200,10 +200,12 @@ describe('the schema the migrations create', () => {
     expect(uncommented.map((c) => `${c.table}.${c.name}`)).toEqual([])
   })
 
-  it('merges raw_events in steps of 20 parts (merge_selector_base), every other table in the engine default steps', async () => {
-    const engines = await rows<{ name: string; engine_full: string }>(ch, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree'")
+  it('merges raw_events and the aggregate tables in steps of 20 parts (merge_selector_base), every other table in the engine default steps', async () => {
+    const engines = await rows<{ name: string; engine_full: string }>(ch, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' ORDER BY name")
     const set = engines.filter((t) => t.engine_full.includes('merge_selector_base')).map((t) => [t.name, /merge_selector_base = (\d+)/.exec(t.engine_full)?.[1]])
-    expect(set).toEqual([['raw_events', '20']])
+    expect(set).toEqual(
+      ['ad_impressions_per_day', 'ad_impressions_per_month', 'ad_impressions_per_week', 'raw_events', 'video_stats_per_day', 'video_stats_per_month', 'video_stats_per_week'].map((t) => [t, '20']),
+    )
   })
 
   it('compresses the per-video stats tables in blocks of 4 KB (min_compress_block_size), every other table in the engine default blocks', async () => {
