@@ -14,7 +14,7 @@ const { flags, benchArgs, against, pairs } = abArgs(argv)
 type Figures = Record<string, unknown> & {
   accepted_events_per_second: number
   ack_latency_ms: { p50: number; p99: number }
-  steady_state?: { ack_latency_ms: { p99: number } }
+  steady_state?: { ack_latency_ms: { p99: number }; answers_503?: number | null }
   server_cpu_cores: number
   redis_cpu_cores: number
   generator_cpu_cores: number
@@ -44,18 +44,21 @@ const cpu = (f: Figures) => ({
   generator: perEvent(f.generator_cpu_cores, f),
 })
 const p99 = (f: Figures) => f.steady_state?.ack_latency_ms.p99 ?? f.ack_latency_ms.p99
+/** Answers 503 after the warm-up (the Bun generator counts them by second; wrk's results have none). */
+const refusedAfterWarmup = (f: Figures): number | null => f.steady_state?.answers_503 ?? null
+const refusedText = (xs: (number | null)[]) => (xs.every((x) => x !== null) ? `, answers 503 after the warm-up ${xs.length > 1 ? 'mean ' : ''}${Math.round(mean(xs as number[])).toLocaleString('en-US')}` : '')
 const mean = (xs: number[]) => +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)
 const side = (name: 'before' | 'after') => runs.filter((r) => r.side === name).map((r) => r.figures)
 const summary = (name: 'before' | 'after') => {
   const fs = side(name)
-  return `mean of ${fs.length}: ${Math.round(mean(fs.map((f) => f.accepted_events_per_second))).toLocaleString('en-US')} events/s, p99 after the warm-up ${mean(fs.map(p99))} ms, µs CPU per event ${mean(fs.map((f) => cpu(f).all))} (JavaScript thread ${mean(fs.map((f) => cpu(f).js_thread))}), RSS ${Math.round(mean(fs.map((f) => f.server_peak_rss_mib)))} MiB`
+  return `mean of ${fs.length}: ${Math.round(mean(fs.map((f) => f.accepted_events_per_second))).toLocaleString('en-US')} events/s, p99 after the warm-up ${mean(fs.map(p99))} ms, µs CPU per event ${mean(fs.map((f) => cpu(f).all))} (JavaScript thread ${mean(fs.map((f) => cpu(f).js_thread))}), RSS ${Math.round(mean(fs.map((f) => f.server_peak_rss_mib)))} MiB${refusedText(fs.map(refusedAfterWarmup))}`
 }
 printTable(`bench:ingest:ab — ${sides.before} (before) and ${sides.after} (after), ${pairs} pairs, bench:ingest ${benchArgs.join(' ')}`, [
   ...runs.map((r) => {
     const c = cpu(r.figures)
     return [
       `${r.side} ${r.run}`,
-      `${r.figures.accepted_events_per_second.toLocaleString('en-US')} events/s, ack p50 / p99 ${r.figures.ack_latency_ms.p50} / ${r.figures.ack_latency_ms.p99} ms (after the warm-up ${p99(r.figures)}), µs CPU per event ${c.all}: JavaScript thread ${c.js_thread}, server ${c.server}, Redis ${c.redis}, generator ${c.generator}; RSS ${r.figures.server_peak_rss_mib} MiB`,
+      `${r.figures.accepted_events_per_second.toLocaleString('en-US')} events/s, ack p50 / p99 ${r.figures.ack_latency_ms.p50} / ${r.figures.ack_latency_ms.p99} ms (after the warm-up ${p99(r.figures)}), µs CPU per event ${c.all}: JavaScript thread ${c.js_thread}, server ${c.server}, Redis ${c.redis}, generator ${c.generator}; RSS ${r.figures.server_peak_rss_mib} MiB${refusedText([refusedAfterWarmup(r.figures)])}`,
     ] as [string, string]
   }),
   ['before', summary('before')] as [string, string],
