@@ -8,10 +8,11 @@
  * seconds of bench:ingest's paced runs with a merge running were their slowest (test/bench/
  * HISTORY.md, twenty-eighth session: every merge stopped, p99 2.3x lower in five pairs). With
  * this setting, in alternation (thirty-second session, 40 s runs, p99 after the warm-up):
- * 5,000 paced players 44.2 / 49.1 / 51.6 / 65.4 ms against 57.8 / 102.7 / 36.6 / 69.9 (means
- * 52.6 against 66.8), 7,000 players 134.0 / 159.9 against 152.0 / 208.5, the engine's merge
- * threads 0.04-0.05 cores against 0.04-0.07; the API's stats under 20,000 live events a
- * second no slower (warm p99 18.1-31.5 ms against 20.7-31.0).
+ * 5,000 paced players 44.2 / 49.1 / 51.6 / 65.4 / 60.4 / 119.3 ms against 57.8 / 102.7 / 36.6 /
+ * 69.9 / 216.6 / 85.2 (lower in four pairs of six; means 65.0 against 94.8), 7,000 players 134.0
+ * / 159.9 against 152.0 / 208.5, the engine's merge threads 0.04-0.05 cores against 0.04-0.07;
+ * the API's stats under 20,000 live events a second no slower (warm p99 18.1-31.5 ms against
+ * 20.7-31.0).
  *
  * The price is more parts at a time in the open periods (the engine merges a run of parts once
  * they add up to about 20 times the largest); a period an hour quiet is still merged into one

@@ -41,7 +41,7 @@ const RELEASED: [number, string][] = [
   [62, '87a67a3f2483fd44e2ad50ba57228fb449ad3d6a3861d906488d1a4d362cf558'],
   [63, '09a79e77baa2e318a90fe0a79edd022196347691848f5ff4d4f2a62f5afb3894'],
   [64, '41045ea8ad59154346125468f74cda27b5a65c74a78b49a0375fd23d2c3080ff'],
-  [65, 'b08c508ca9983f9d5a51d2b51a3f60ff21b2f4d2da63122504cf4cc997dcdce7'],
+  [65, '53878cfeb6d0cc8186421fcf9cb0826a670fb38d2b6b47cafce225ef6f398210'],
 ]
 
 describe('released migrations', () => {
