@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createAdmission } from './admission.ts'
 
 const settled = async <T>(p: Promise<T>) => {
@@ -84,16 +84,22 @@ describe('admission', () => {
   })
 
   it('reports the wait of a waiter let in', async () => {
-    const waits: number[] = []
-    const a = createAdmission({ max: 1, waitMs: 5_000, onWait: (ms) => waits.push(ms) })
-    const first = (await a.enter())!
-    const second = a.enter()
-    await new Promise((r) => setTimeout(r, 30))
-    expect(waits).toEqual([])
-    first()
-    ;(await second)!()
-    expect(waits).toHaveLength(1)
-    expect(waits[0]).toBeGreaterThanOrEqual(25)
+    // The clock alone is faked: the waiter's 30 ms pass at once, and nothing waits on a timer.
+    vi.useFakeTimers({ toFake: ['performance'] })
+    try {
+      const waits: number[] = []
+      const a = createAdmission({ max: 1, waitMs: 5_000, onWait: (ms) => waits.push(ms) })
+      const first = (await a.enter())!
+      const second = a.enter()
+      vi.advanceTimersByTime(30)
+      expect(waits).toEqual([])
+      first()
+      ;(await second)!()
+      expect(waits).toHaveLength(1)
+      expect(waits[0]).toBeGreaterThanOrEqual(25)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('refuses at once when full and waitMs is 0', async () => {

@@ -44,10 +44,10 @@ const cpu = (f: Figures) => ({
   generator: perEvent(f.generator_cpu_cores, f),
 })
 const p99 = (f: Figures) => f.steady_state?.ack_latency_ms.p99 ?? f.ack_latency_ms.p99
+const mean = (xs: number[]) => +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)
 /** Answers 503 after the warm-up (the Bun generator counts them by second; wrk's results have none). */
 const refusedAfterWarmup = (f: Figures): number | null => f.steady_state?.answers_503 ?? null
 const refusedText = (xs: (number | null)[]) => (xs.every((x) => x !== null) ? `, answers 503 after the warm-up ${xs.length > 1 ? 'mean ' : ''}${Math.round(mean(xs as number[])).toLocaleString('en-US')}` : '')
-const mean = (xs: number[]) => +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(2)
 const side = (name: 'before' | 'after') => runs.filter((r) => r.side === name).map((r) => r.figures)
 const summary = (name: 'before' | 'after') => {
   const fs = side(name)
