@@ -4,6 +4,7 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError, problemResponse } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
+import { encodeRows } from './events/rows.ts'
 import { insertingRows, keepInWal } from './set-aside.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
@@ -86,10 +87,9 @@ export function createEdge(services: Services) {
       metrics.walFlushRows.observe(rows)
       metrics.walFlushDuration.observe(seconds)
     },
-    insert: async (texts, token, metas) => {
+    insert: async (rows, token, metas) => {
       if (logging.get(token) !== undefined) return // written by an earlier attempt
-      // Each request's rows' text, made for this token when the request joined the batch (see ingestBatch).
-      const body = texts.length === 1 ? texts[0]! : texts.join('')
+      const body = encodeRows(rows, token)
       logging.set(token, undefined)
       await wal.write(token, metas, body)
       logging.set(token, body)

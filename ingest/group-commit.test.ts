@@ -231,31 +231,6 @@ describe('createGroupCommit', () => {
     expect(s.inserts[0]!.token).not.toBe(s.inserts[1]!.token)
   })
 
-  it('submitMade: rows made for the token their batch is written under, counted as the rows they stand for, a request past maxRows in the next batch', async () => {
-    const s = store()
-    const flushes: number[] = []
-    const gc = groupCommit(s, { maxRows: 10, intervalMs: 60_000, onFlush: (rows) => void flushes.push(rows) })
-    const made: Record<string, string> = {}
-    const sendMade = (req: string, count: number) => {
-      if (!gc.reserve(count)) throw new Error(`no room for ${req}`)
-      // One item for the whole request, carrying the token it was made for (as the edge's text does).
-      return gc.submitMade(count, (token) => ((made[req] = token), { req: `${req}@${token}`, n: count }), req)
-    }
-    const all = [sendMade('a', 4), sendMade('b', 5), sendMade('c', 3)]
-    // 'c' would take the first batch to 12 rows: it made its rows for the second batch's token, written only on flush().
-    expect(made.a).toBe(made.b)
-    expect(made.c).not.toBe(made.a)
-    expect(gc.bufferedRows).toBe(12)
-    await gc.flush()
-    await Promise.all(all)
-    expect(s.inserts.map((i) => ({ token: i.token, items: i.rows.map((r) => r.req) }))).toEqual([
-      { token: made.a, items: [`a@${made.a}`, `b@${made.a}`] },
-      { token: made.c, items: [`c@${made.c}`] },
-    ])
-    expect(flushes).toEqual([9, 3])
-    expect(gc.bufferedRows).toBe(0)
-  })
-
   it('calls afterCommit with the batch before the submit promise resolves', async () => {
     const s = store()
     const gc = groupCommit(s, {

@@ -54,17 +54,9 @@ export class FlushError extends Error {
   override name = 'FlushError'
 }
 
-/**
- * A batch: the requests that are written together, under one token, decided as they join it
- * (the token first: see submitMade). `count` rows in `items` (an item stands for one row, or
- * for all the rows of a submitMade).
- */
-type Batch<Row, Meta> = { token: string; items: Row[]; count: number; bytes: number; waiters: Waiter<Meta>[] }
-
 export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>) {
-  /** The batch requests join now, and the batches full before their turn came, oldest first. */
-  let open: Batch<Row, Meta> | undefined
-  let full: Batch<Row, Meta>[] = []
+  let pending: Row[] = []
+  let waiters: Waiter<Meta>[] = []
   /** Rows reserved and not yet settled: pending, in flight, or still being decided; and the bytes reserved for their text. */
   let reserved = 0
   let reservedBytes = 0
@@ -101,18 +93,19 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
       }, opts.roomCheckMs ?? 5)
   }
 
-  async function writeBatch({ token, items, count, waiters: batch }: Batch<Row, Meta>): Promise<void> {
+  async function writeBatch(rows: Row[], batch: Waiter<Meta>[]): Promise<void> {
+    const token = crypto.randomUUID()
     const started = performance.now()
     let lastError: unknown
     for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
-        await opts.insert(items, token, batch.map((w) => w.meta))
+        await opts.insert(rows, token, batch.map((w) => w.meta))
         try {
           await opts.afterCommit?.(batch.map((w) => w.meta), token)
         } catch {
           // The rows are stored; a retry finds them in ClickHouse even without the mark.
         }
-        opts.onFlush?.(count, (performance.now() - started) / 1000, true)
+        opts.onFlush?.(rows.length, (performance.now() - started) / 1000, true)
         for (const w of batch) w.resolve()
         return
       } catch (err) {
@@ -120,7 +113,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
         if (attempt < attempts) await new Promise((r) => setTimeout(r, 50 * attempt))
       }
     }
-    opts.onFlush?.(count, (performance.now() - started) / 1000, false)
+    opts.onFlush?.(rows.length, (performance.now() - started) / 1000, false)
     try {
       await opts.afterFailure?.(batch.map((w) => w.meta), lastError, token)
     } catch {
@@ -130,30 +123,20 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
     for (const w of batch) w.reject(error)
   }
 
-  /**
-   * The batch `rows` more rows join: the open one, unless they would take it past maxRows
-   * (whole requests only, so that a request's rows share one insert and one outcome; a
-   * request larger than maxRows gets a batch of its own). A batch reaching maxRows is full.
-   */
-  function batchFor(rows: number): Batch<Row, Meta> {
-    if (open && open.count > 0 && open.count + rows > opts.maxRows) {
-      full.push(open)
-      open = undefined
+  function takeBatch(): { rows: Row[]; batch: Waiter<Meta>[]; bytes: number } {
+    // Whole requests only, so that a request's rows share one insert and one outcome.
+    let count = 0
+    let bytes = 0
+    let n = 0
+    while (n < waiters.length && (n === 0 || count + waiters[n]!.rows <= opts.maxRows)) {
+      bytes += waiters[n]!.bytes
+      count += waiters[n++]!.rows
     }
-    return (open ??= { token: crypto.randomUUID(), items: [], count: 0, bytes: 0, waiters: [] })
-  }
-
-  function join(batch: Batch<Row, Meta>, rows: number, meta: Meta, bytes: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      batch.count += rows
-      batch.bytes += bytes
-      batch.waiters.push({ rows, bytes, meta, resolve, reject })
-      if (batch.count >= opts.maxRows && batch === open) {
-        full.push(open)
-        open = undefined
-      }
-      start(false)
-    })
+    const batch = waiters.slice(0, n)
+    waiters = waiters.slice(n)
+    const rows = pending.slice(0, count)
+    pending = pending.slice(count)
+    return { rows, batch, bytes }
   }
 
   const maxInFlight = opts.maxInFlight ?? 1
@@ -163,19 +146,18 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
   /** Resolvers waiting for any batch to settle (flush()). */
   let settled: (() => void)[] = []
 
-  /** Starts batches while slots are free: full ones always, the open one when `force`d. */
+  /** Starts batches while slots are free: full ones always, a partial one when `force`d. */
   function start(force: boolean): void {
-    while (active < maxInFlight && (full.length > 0 || (force && open))) {
+    while (active < maxInFlight && waiters.length > 0 && (force || pending.length >= opts.maxRows)) {
       if (timer) clearTimeout(timer)
       timer = undefined
       overdue = false
-      const batch = full.length > 0 ? full.shift()! : open!
-      if (batch === open) open = undefined
+      const { rows, batch, bytes } = takeBatch()
       active++
-      void writeBatch(batch).finally(() => {
+      void writeBatch(rows, batch).finally(() => {
         active--
-        reserved -= batch.count
-        reservedBytes -= batch.bytes
+        reserved -= rows.length
+        reservedBytes -= bytes
         if (roomWaiters.length > 0) admit()
         const wake = settled
         settled = []
@@ -183,7 +165,7 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
         start(overdue)
       })
     }
-    if ((open || full.length > 0) && !timer && !overdue) {
+    if (waiters.length > 0 && !timer && !overdue) {
       timer = setTimeout(() => {
         timer = undefined
         if (active >= maxInFlight) overdue = true
@@ -233,25 +215,15 @@ export function createGroupCommit<Row, Meta>(opts: GroupCommitOptions<Row, Meta>
      */
     submit(rows: Row[], meta: Meta, bytes = 0): Promise<void> {
       if (rows.length === 0) return Promise.resolve()
-      const batch = batchFor(rows.length)
-      batch.items.push(...rows)
-      return join(batch, rows.length, meta, bytes)
-    },
-    /**
-     * As submit, for `rows` rows made for the batch they join: `make` is called at once with
-     * its token (the one `insert` gets) and returns one item that stands for all of them
-     * (the edge's rows' text, each line ending with the token, made while the request's
-     * strings are fresh rather than all at once when the batch is written).
-     */
-    submitMade(rows: number, make: (token: string) => Row, meta: Meta, bytes = 0): Promise<void> {
-      if (rows === 0) return Promise.resolve()
-      const batch = batchFor(rows)
-      batch.items.push(make(batch.token))
-      return join(batch, rows, meta, bytes)
+      return new Promise<void>((resolve, reject) => {
+        pending.push(...rows)
+        waiters.push({ rows: rows.length, bytes, meta, resolve, reject })
+        start(false)
+      })
     },
     /** Writes everything queued now and waits for it (shutdown). */
     async flush(): Promise<void> {
-      while (open || full.length > 0 || active > 0) {
+      while (waiters.length > 0 || active > 0) {
         start(true)
         if (active > 0) await new Promise<void>((resolve) => settled.push(resolve))
       }

@@ -3,7 +3,7 @@ import type { Settings } from '../../lib/config.ts'
 import type { Decided, Decision, RuleInput, Rules } from '../state/decide.ts'
 import { decisionRecord, newRequestId, requestStartedAt, STORED_IN_CLICKHOUSE, type Outcome } from '../state/decide.ts'
 import type { PlaybackClaims } from '../tokens/playback.ts'
-import { encodeRows, ROW_END_CHARS, rowContext, rowText } from './rows.ts'
+import { ROW_END_CHARS, rowContext, rowText } from './rows.ts'
 import { describeIssue, eventSchema, type PlaybackEvent } from './schema.ts'
 
 export type Rejection = { index: number; reason: string; detail?: string }
@@ -27,8 +27,7 @@ export type IngestDeps = {
     reserve(rows: number, bytes: number): boolean
     waitForRoom(rows: number, ms: number, bytes: number): Promise<boolean>
     release(rows: number, bytes: number): void
-    /** Queues `rows` rows, whose text `make` writes for the token of the flush they join (see createGroupCommit). */
-    submitMade(rows: number, make: (token: string) => string, meta: CommitMeta, bytes: number): Promise<void>
+    submit(rows: string[], meta: CommitMeta, bytes: number): Promise<void>
   }
   /** Whether every edge's loads into ClickHouse are current (see LoadWatch); absent: this edge's alone count, and they are. */
   loadsCurrent?(): Promise<boolean>
@@ -185,9 +184,7 @@ export async function ingestBatch(
     submitted = true
     const decidedAt = performance.now()
     deps.onStage?.('decide', (decidedAt - startedAt) / 1000)
-    // The text made now, while the rows' strings are fresh: joining a whole flush's rows at once
-    // took the edge's thread 1.5 µs a row, and held it for milliseconds a flush (test/bench/HISTORY.md).
-    await writer.submitMade(rows.length, (token) => encodeRows(rows, token), { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp }, text)
+    await writer.submit(rows, { videoId: claims.vid, sessionId: claims.sid, requestId, rows: rows.length, exp: claims.exp }, text)
     // A flush marks its requests; one with no rows has none, yet what it took over is stored:
     // marked here, so that a retry is answered at once instead of waiting out its lease.
     if (rows.length === 0 && tookOverStored) await rules.markRequests([{ videoId: claims.vid, sessionId: claims.sid, requestId }], true)
