@@ -4,6 +4,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
 import { createLoader, type LoaderOptions } from './loader.ts'
 import { createWal } from './wal.ts'
+import { SPARE_DIR } from './wal-thread.ts'
 
 type Insert = { body: string; token: string }
 
@@ -36,7 +37,8 @@ function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
     loader.enqueue({ token, body, rows })
     return { token, body }
   }
-  const files = () => readdirSync(wal.dir).sort()
+  /** The log's entries and manifests (not the spare files kept ready for the next ones). */
+  const files = () => readdirSync(wal.dir).filter((f) => f !== SPARE_DIR).sort()
   return { wal, loader, inserts, attempts, log, files }
 }
 

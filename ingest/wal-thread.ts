@@ -1,4 +1,5 @@
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { writeAllText } from '../lib/write-all.ts'
 
@@ -14,8 +15,22 @@ import { writeAllText } from '../lib/write-all.ts'
  * players' p99 248-360 ms against 566-679 in three pairs (test/bench/HISTORY.md, 7 December).
  * The thread costs ~15 MiB of RSS.
  */
-type Reply = { id: number; error?: string }
-type Pending = { resolve(): void; reject(err: Error): void }
+type Reply = { id: number; error?: string; fd?: number; path?: string }
+type Pending = { resolve(reply: Reply): void; reject(err: Error): void }
+/** A file the thread made ready, empty, under a log folder's SPARE_DIR: the next write there takes it. */
+type Spare = { fd: number; path: string }
+type SparePool = { ready: Spare[]; asked: number }
+
+/** The folder of a log's spare files (see spare below): emptied at start-up with the torn writes. */
+export const SPARE_DIR = 'spare'
+/**
+ * Spare files kept ready a folder. Creating a file is the costly part of a write on this
+ * project's ext4 VMs (an inode found among recently deleted ones: the log deletes hundreds a
+ * second): `openSync` was 1.7–2.5 % of the edge's JavaScript thread in profiles of the closed
+ * loop, at ~0.6 ms a call (test/bench/HISTORY.md, thirty-third session). Made on the log's own
+ * thread instead; a write that finds none ready makes its own file, as before.
+ */
+const SPARES = 3
 
 function startWriter() {
   const worker = new Worker(new URL('./wal-writer.mjs', import.meta.url))
@@ -25,6 +40,8 @@ function startWriter() {
   const failAll = (err: Error) => {
     for (const p of pending.values()) p.reject(err)
     pending.clear()
+    for (const pool of pools.values()) for (const spare of pool.ready.splice(0)) closeSync(spare.fd)
+    pools.clear()
     thread = undefined // the next call starts a new one
   }
   worker.on('message', (reply: Reply) => {
@@ -32,18 +49,49 @@ function startWriter() {
     if (!p) return
     pending.delete(reply.id)
     if (pending.size === 0) worker.unref()
-    if (reply.error === undefined) p.resolve()
+    if (reply.error === undefined) p.resolve(reply)
     else p.reject(new Error(reply.error))
   })
   worker.on('error', (err) => failAll(err))
   worker.on('exit', (code) => failAll(new Error(`the write-ahead log's writer thread exited (${code})`)))
-  const call = (msg: Record<string, unknown>) =>
-    new Promise<void>((resolve, reject) => {
+  const ask = (msg: Record<string, unknown>) =>
+    new Promise<Reply>((resolve, reject) => {
       const id = next++
       pending.set(id, { resolve, reject })
       worker.ref()
       worker.postMessage({ ...msg, id })
     })
+  const call = (msg: Record<string, unknown>): Promise<void> => ask(msg).then(() => {})
+
+  /** Spare files by log folder; a pool replaced or dropped (dropSpares) takes no more of them. */
+  const pools = new Map<string, SparePool>()
+  const refill = (dir: string, pool: SparePool) => {
+    while (pool.ready.length + pool.asked < SPARES) {
+      pool.asked++
+      void ask({ op: 'spare', dir: join(dir, SPARE_DIR) }).then(
+        ({ fd, path }) => {
+          pool.asked--
+          if (fd === undefined || path === undefined) return
+          if (pools.get(dir) === pool) pool.ready.push({ fd, path })
+          else discard({ fd, path })
+        },
+        () => void pool.asked--, // the write that needs one makes its own file
+      )
+    }
+  }
+  const discard = (spare: Spare) => {
+    closeSync(spare.fd)
+    rmSync(spare.path, { force: true })
+  }
+  /** A spare file of `dir`'s, if one is ready; asks for more either way. */
+  const takeSpare = (dir: string): Spare | undefined => {
+    let pool = pools.get(dir)
+    if (!pool) pools.set(dir, (pool = { ready: [], asked: 0 }))
+    const spare = pool.ready.pop()
+    refill(dir, pool)
+    return spare
+  }
+
   return {
     /**
      * Writes `file` durably from `parts` (texts, in order): into a temporary file here (the
@@ -54,11 +102,13 @@ function startWriter() {
      * waits for (with each of its nine calls awaited, a flush once took 161 ms on average in
      * bench:ingest for about 3 ms of work).
      */
-    write(file: string, parts: string[]): Promise<void> {
-      const tmp = `${file}.tmp`
-      let fd: number | undefined
+    write(file: string, parts: string[], opts: { spare?: boolean } = {}): Promise<void> {
+      // With `spare`, a file the thread made ready in the folder (see SPARES), renamed into place.
+      const spare = opts.spare ? takeSpare(dirname(file)) : undefined
+      const tmp = spare?.path ?? `${file}.tmp`
+      let fd: number | undefined = spare?.fd
       try {
-        fd = openSync(tmp, 'w', 0o600)
+        fd ??= openSync(tmp, 'w', 0o600)
         for (const part of parts) writeAllText(fd, part)
       } catch (err) {
         if (fd !== undefined) closeSync(fd)
@@ -66,6 +116,20 @@ function startWriter() {
       }
       // Closed here once answered, whatever the answer: Node warns when another thread closes it.
       return call({ op: 'commit', fd, tmp, file }).finally(() => closeSync(fd))
+    },
+    /** Spare files of `dir` ready now (tests). */
+    sparesReady(dir: string): number {
+      return pools.get(dir)?.ready.length ?? 0
+    },
+    /**
+     * Forgets the spare files of `dir` and closes them (start-up, before the folder's torn
+     * writes and spares are removed): a log made anew over the folder in the same process
+     * must not write into files it deletes.
+     */
+    dropSpares(dir: string): void {
+      const pool = pools.get(dir)
+      pools.delete(dir)
+      for (const spare of pool?.ready.splice(0) ?? []) closeSync(spare.fd)
     },
     /** Removes the files (those already gone too). */
     remove(files: string[]): Promise<void> {

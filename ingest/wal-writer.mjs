@@ -3,8 +3,9 @@
 // behind the embedded engine's statements (the file's bytes are written by the thread that
 // has them). Plain JavaScript: Node (the tests) and Bun (the servers) both start a worker's
 // module as it is.
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { parentPort } from 'node:worker_threads'
 
 /** @param {string} path */
@@ -32,8 +33,21 @@ function commit(fd, tmp, file) {
   fsyncPath(dirname(file))
 }
 
+/**
+ * An empty file made ready in `dir` (made if missing, in a folder that exists) for a later write: its descriptor and
+ * path. Its name needs no fsync: the write's rename into place is what is made durable.
+ * @param {string} dir
+ */
+function spare(dir) {
+  // Never the log's own folder: one removed stays removed (its writes fail).
+  if (!existsSync(dir)) mkdirSync(dir)
+  const path = join(dir, `${randomUUID()}.tmp`)
+  return { fd: openSync(path, 'w', 0o600), path }
+}
+
 /** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, files?: string[], dir?: string }} msg */
 function run(msg) {
+  if (msg.op === 'spare' && msg.dir) return spare(msg.dir)
   if (msg.op === 'commit' && msg.fd !== undefined && msg.tmp && msg.file) return commit(msg.fd, msg.tmp, msg.file)
   if (msg.op === 'remove' && msg.files) {
     for (const f of msg.files) rmSync(f, { force: true })
@@ -49,8 +63,7 @@ function run(msg) {
 
 parentPort?.on('message', (msg) => {
   try {
-    run(msg)
-    parentPort?.postMessage({ id: msg.id })
+    parentPort?.postMessage({ ...run(msg), id: msg.id })
   } catch (err) {
     parentPort?.postMessage({ id: msg.id, error: err instanceof Error ? err.message : String(err) })
   }

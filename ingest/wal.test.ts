@@ -1,9 +1,10 @@
 import { pbkdf2 } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
 import { createWal } from './wal.ts'
+import { SPARE_DIR, walThread } from './wal-thread.ts'
 
 function setup() {
   const dir = tempDir('cs-wal-')
@@ -19,7 +20,7 @@ describe('the write-ahead log', () => {
     const body = 'a\tb\n\u00e9\t\u{1f600}\n'
     const requests = [request(1), request(1)]
     await wal.write('t1', requests, body)
-    expect(readdirSync(wal.dir)).toEqual(['t1.wal'])
+    expect(readdirSync(wal.dir).filter((f) => f !== SPARE_DIR)).toEqual(['t1.wal'])
     expect(wal.tokens()).toEqual(['t1'])
     expect(wal.read('t1')).toMatchObject({ token: 't1', requests, body, lines: ['a\tb', '\u00e9\t\u{1f600}'] })
     expect(wal.oldestMs()).toBe(statSync(join(wal.dir, 't1.wal')).mtimeMs)
@@ -60,5 +61,46 @@ describe('the write-ahead log', () => {
     const again = createWal(wal.dir)
     await again.write('t2', [request(1)], 'row\n')
     expect(readFileSync(join(wal.dir, 't2.wal'), 'utf8').endsWith('\nrow\n')).toBe(true)
+  })
+
+  it('writes entries and manifests into spare files its thread made ready, and makes more', async () => {
+    const wal = setup()
+    const spareDir = join(wal.dir, SPARE_DIR)
+    const spares = () => (existsSync(spareDir) ? readdirSync(spareDir).map((f) => ({ f, ino: statSync(join(spareDir, f)).ino })) : [])
+    // The first write finds none ready: it makes its own file, and the thread makes three.
+    await wal.write('t1', [request(1)], 'row1\n')
+    await vi.waitFor(() => expect(walThread().sparesReady(wal.dir)).toBe(3))
+    const ready = () => spares().map((s) => s.ino)
+    const beforeEntry = ready()
+    expect(beforeEntry).toHaveLength(3)
+    await wal.write('t2', [request(2)], 'row2\nrow3\n')
+    // It took one of them (the same file, renamed into place), and the thread made another.
+    expect(beforeEntry).toContain(statSync(join(wal.dir, 't2.wal')).ino)
+    expect(ready()).not.toContain(statSync(join(wal.dir, 't2.wal')).ino)
+    await vi.waitFor(() => expect(walThread().sparesReady(wal.dir)).toBe(3))
+    const beforeLoad = ready()
+    await wal.writeLoad('L1', ['t1', 't2'], 1_700_000_000_000)
+    expect(beforeLoad).toContain(statSync(join(wal.dir, 'L1.load')).ino)
+    await vi.waitFor(() => expect(spares()).toHaveLength(3))
+    expect(wal.read('t2')).toMatchObject({ token: 't2', lines: ['row2', 'row3'] })
+    expect(wal.loads()).toEqual([{ token: 'L1', entries: ['t1', 't2'], at: 1_700_000_000_000 }])
+    expect(wal.tokens().sort()).toEqual(['t1', 't2'])
+  })
+
+  it('at start-up drops the spare files with the torn writes, even those of a log made earlier over the folder in this process', async () => {
+    const first = setup()
+    const spareDir = join(first.dir, SPARE_DIR)
+    await first.write('t1', [request(1)], 'row1\n')
+    await vi.waitFor(() => expect(readdirSync(spareDir)).toHaveLength(3))
+    // A restart in the same process: the new log's start-up removes every spare file.
+    const again = createWal(first.dir)
+    again.removeTorn()
+    expect(existsSync(spareDir)).toBe(false)
+    // It writes on (into its own file, then into new spares), and the first log's spares are never used.
+    await again.write('t2', [request(1)], 'row2\n')
+    await vi.waitFor(() => expect(readdirSync(spareDir)).toHaveLength(3))
+    await again.write('t3', [request(1)], 'row3\n')
+    expect([again.read('t2')?.lines, again.read('t3')?.lines]).toEqual([['row2'], ['row3']])
+    await vi.waitFor(() => expect(readdirSync(spareDir)).toHaveLength(3))
   })
 })

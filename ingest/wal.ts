@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RAW_COLUMNS } from './events/rows.ts'
-import { walThread } from './wal-thread.ts'
+import { SPARE_DIR, walThread } from './wal-thread.ts'
 
 /**
  * The edge's write-ahead log. Each flush of the group commit is written here (fsync, on
@@ -35,8 +35,8 @@ export function createWal(dir: string) {
   const asideDir = join(dir, SET_ASIDE_DIR)
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
-  /** Writes a file, made durable on the log's own thread (see wal-thread.ts). */
-  const writeDurably = (file: string, parts: string[]) => walThread().write(file, parts)
+  /** Writes a file, made durable on the log's own thread (see wal-thread.ts); entries and manifests into spare files it made ready. */
+  const writeDurably = (file: string, parts: string[], spare = false) => walThread().write(file, parts, { spare })
   const parseEntry = (file: string, text: string): WalEntry | undefined => {
     const nl = text.indexOf('\n')
     try {
@@ -53,7 +53,7 @@ export function createWal(dir: string) {
     dir,
     /** Writes the entry durably; `body` is its rows' text, a line each (see encodeRows). */
     write(token: string, requests: WalRequest[], body: string): Promise<void> {
-      return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body])
+      return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body], true)
     },
     /** Removes the entries (one call to the log's thread, however many). */
     remove(...tokens: string[]): Promise<void> {
@@ -61,7 +61,7 @@ export function createWal(dir: string) {
     },
     /** Records which entries one insert carries, in order, before it starts. */
     writeLoad(token: string, entries: string[], at = Date.now()): Promise<void> {
-      return writeDurably(loadPath(token), [JSON.stringify({ token, entries, at } satisfies WalLoad)])
+      return writeDurably(loadPath(token), [JSON.stringify({ token, entries, at } satisfies WalLoad)], true)
     },
     removeLoad(token: string): Promise<void> {
       return walThread().remove([loadPath(token)])
@@ -112,8 +112,10 @@ export function createWal(dir: string) {
         .filter((f) => f.endsWith('.wal'))
         .map((f) => f.slice(0, -'.wal'.length))
     },
-    /** Drops half-written files; only at start-up, when nothing of this process is writing. */
+    /** Drops half-written files and spare ones; only at start-up, when nothing of this process is writing. */
     removeTorn(): void {
+      walThread().dropSpares(dir)
+      rmSync(join(dir, SPARE_DIR), { recursive: true, force: true })
       for (const d of [dir, asideDir].filter((d) => existsSync(d))) for (const f of readdirSync(d).filter((f) => f.endsWith('.tmp'))) rmSync(join(d, f), { force: true })
     },
     has(token: string): boolean {
