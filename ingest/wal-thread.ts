@@ -28,7 +28,9 @@ export const SPARE_DIR = 'spare'
  * project's ext4 VMs (an inode found among recently deleted ones: the log deletes hundreds a
  * second): `openSync` was 1.7–2.5 % of the edge's JavaScript thread in profiles of the closed
  * loop, at ~0.6 ms a call (test/bench/HISTORY.md, thirty-third session). Made on the log's own
- * thread instead; a write that finds none ready makes its own file, as before.
+ * thread instead, each with the commit of a write that took one (one message a write, as
+ * before: asked for apart, they doubled the messages, and postMessage went from 0.4 to 1.4 %
+ * of the thread); a write that finds none ready makes its own file, as before.
  */
 const SPARES = 3
 
@@ -65,31 +67,35 @@ function startWriter() {
 
   /** Spare files by log folder; a pool replaced or dropped (dropSpares) takes no more of them. */
   const pools = new Map<string, SparePool>()
-  const refill = (dir: string, pool: SparePool) => {
-    while (pool.ready.length + pool.asked < SPARES) {
-      pool.asked++
-      void ask({ op: 'spare', dir: join(dir, SPARE_DIR) }).then(
-        ({ fd, path }) => {
-          pool.asked--
-          if (fd === undefined || path === undefined) return
-          if (pools.get(dir) === pool) pool.ready.push({ fd, path })
-          else discard({ fd, path })
-        },
-        () => void pool.asked--, // the write that needs one makes its own file
-      )
+  /** A spare the thread made for `pool` (in the answer to a commit, or to an ask of its own), or undefined when it could not. */
+  const arrived = (dir: string, pool: SparePool, { fd, path }: Reply) => {
+    pool.asked--
+    if (fd === undefined || path === undefined) return
+    if (pools.get(dir) === pool) pool.ready.push({ fd, path })
+    else {
+      closeSync(fd)
+      rmSync(path, { force: true })
     }
   }
-  const discard = (spare: Spare) => {
-    closeSync(spare.fd)
-    rmSync(spare.path, { force: true })
-  }
-  /** A spare file of `dir`'s, if one is ready; asks for more either way. */
-  const takeSpare = (dir: string): Spare | undefined => {
+  /**
+   * A spare file of `dir`'s, if one is ready, and where the thread should make the next one
+   * (with the commit of this write: no message of its own), while fewer than SPARES are ready
+   * or coming. A pool starts with asks of their own, so that the next writes find some.
+   */
+  const takeSpare = (dir: string): { spare?: Spare; pool: SparePool; more: boolean } => {
     let pool = pools.get(dir)
-    if (!pool) pools.set(dir, (pool = { ready: [], asked: 0 }))
+    if (!pool) {
+      pools.set(dir, (pool = { ready: [], asked: 0 }))
+      const first = pool
+      for (let i = 1; i < SPARES; i++) {
+        first.asked++
+        void ask({ op: 'spare', dir: join(dir, SPARE_DIR) }).then((reply) => arrived(dir, first, reply), () => arrived(dir, first, { id: -1 }))
+      }
+    }
     const spare = pool.ready.pop()
-    refill(dir, pool)
-    return spare
+    const more = pool.ready.length + pool.asked < SPARES
+    if (more) pool.asked++
+    return { spare, pool, more }
   }
 
   return {
@@ -104,18 +110,29 @@ function startWriter() {
      */
     write(file: string, parts: string[], opts: { spare?: boolean } = {}): Promise<void> {
       // With `spare`, a file the thread made ready in the folder (see SPARES), renamed into place.
-      const spare = opts.spare ? takeSpare(dirname(file)) : undefined
-      const tmp = spare?.path ?? `${file}.tmp`
-      let fd: number | undefined = spare?.fd
+      const dir = dirname(file)
+      const taken = opts.spare ? takeSpare(dir) : undefined
+      const tmp = taken?.spare?.path ?? `${file}.tmp`
+      let fd: number | undefined = taken?.spare?.fd
+      const spareDir = taken?.more ? join(dir, SPARE_DIR) : undefined
       try {
         fd ??= openSync(tmp, 'w', 0o600)
         for (const part of parts) writeAllText(fd, part)
       } catch (err) {
         if (fd !== undefined) closeSync(fd)
+        if (taken?.more) taken.pool.asked--
         return Promise.reject(err)
       }
       // Closed here once answered, whatever the answer: Node warns when another thread closes it.
-      return call({ op: 'commit', fd, tmp, file }).finally(() => closeSync(fd))
+      return ask({ op: 'commit', fd, tmp, file, spareDir })
+        .then(
+          (reply) => void (taken?.more && arrived(dir, taken.pool, reply)),
+          (err: unknown) => {
+            if (taken?.more) arrived(dir, taken.pool, { id: -1 })
+            throw err
+          },
+        )
+        .finally(() => closeSync(fd))
     },
     /** Spare files of `dir` ready now (tests). */
     sparesReady(dir: string): number {

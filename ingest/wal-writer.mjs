@@ -45,10 +45,21 @@ function spare(dir) {
   return { fd: openSync(path, 'w', 0o600), path }
 }
 
-/** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, files?: string[], dir?: string }} msg */
+/** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, spareDir?: string, files?: string[], dir?: string }} msg */
 function run(msg) {
   if (msg.op === 'spare' && msg.dir) return spare(msg.dir)
-  if (msg.op === 'commit' && msg.fd !== undefined && msg.tmp && msg.file) return commit(msg.fd, msg.tmp, msg.file)
+  if (msg.op === 'commit' && msg.fd !== undefined && msg.tmp && msg.file) {
+    commit(msg.fd, msg.tmp, msg.file)
+    // The next spare file, with the answer (see wal-thread.ts): the commit stands without it.
+    if (msg.spareDir) {
+      try {
+        return spare(msg.spareDir)
+      } catch {
+        return undefined
+      }
+    }
+    return undefined
+  }
   if (msg.op === 'remove' && msg.files) {
     for (const f of msg.files) rmSync(f, { force: true })
     return
