@@ -13,16 +13,30 @@ export function writeAll(fd: number, buf: Uint8Array): void {
 }
 
 /**
- * Writes all of `text` to `fd` as UTF-8; returns its bytes. The string goes to the write
- * as it is: made into a Buffer first, a flush's megabytes of text were a JavaScript
- * allocation each; those Buffers were 8.8 % of the edge's JavaScript thread in a profile of
- * bench:ingest (the collections they set off counted in; test/bench/HISTORY.md, 5 December,
- * evening).
- * A short write (rare: a full disk, a signal) has the rest written from its bytes.
+ * Writes all of `text` to `fd` as UTF-8; returns its bytes. The text is encoded into one
+ * buffer kept for every call (this thread's; the calls are synchronous), grown to the largest
+ * text's need up to SCRATCH_MAX_BYTES: a fresh buffer a flush, a flush's megabytes of text each
+ * time, was paid for in page faults. `Buffer.from(text)` a write was 8.8 % of the edge's
+ * JavaScript thread in a profile of bench:ingest (5 December, evening); `writeSync(fd, text)`,
+ * Bun encoding into a buffer of its own, took 0.34 ms a 770 KB flush against 0.16 ms into the
+ * kept one (in Bun, alone; test/bench/HISTORY.md, thirty-third session). A longer text goes
+ * to the write as it is.
  */
 export function writeAllText(fd: number, text: string): number {
-  const n = writeSync(fd, text)
-  const bytes = Buffer.byteLength(text)
-  if (n < bytes) writeAll(fd, Buffer.from(text).subarray(Math.max(0, n)))
+  // A UTF-16 unit takes at most 3 bytes of UTF-8 (a pair of them, 4).
+  const most = text.length * 3
+  if (most > SCRATCH_MAX_BYTES) {
+    const n = writeSync(fd, text)
+    const bytes = Buffer.byteLength(text)
+    if (n < bytes) writeAll(fd, Buffer.from(text).subarray(Math.max(0, n)))
+    return bytes
+  }
+  if (scratch.length < most) scratch = Buffer.allocUnsafeSlow(Math.max(most, 2 * scratch.length))
+  const bytes = scratch.write(text, 0)
+  writeAll(fd, scratch.subarray(0, bytes))
   return bytes
 }
+
+/** The most the kept buffer of writeAllText grows to (its pages stay resident). */
+export const SCRATCH_MAX_BYTES = 16 * 1024 * 1024
+let scratch = Buffer.allocUnsafeSlow(64 * 1024)
