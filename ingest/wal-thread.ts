@@ -24,13 +24,13 @@ type SparePool = { ready: Spare[]; asked: number }
 /** The folder of a log's spare files (see spare below): emptied at start-up with the torn writes. */
 export const SPARE_DIR = 'spare'
 /**
- * Spare files kept ready a folder. Creating a file is the costly part of a write on this
- * project's ext4 VMs (an inode found among recently deleted ones: the log deletes hundreds a
- * second): `openSync` was 1.7–2.5 % of the edge's JavaScript thread in profiles of the closed
- * loop, at ~0.6 ms a call (test/bench/HISTORY.md, thirty-third session). Made on the log's own
- * thread instead, each with the commit of a write that took one (one message a write, as
- * before: asked for apart, they doubled the messages, and postMessage went from 0.4 to 1.4 %
- * of the thread); a write that finds none ready makes its own file, as before.
+ * Spare files kept ready a folder. Creating a file is slow on this project's ext4 VMs (inode
+ * allocation, which a `perf record` of the engine's bulk inserts also found costly here):
+ * `openSync` was 1.7–2.5 % of the edge's JavaScript thread in profiles of the closed loop,
+ * 0.4–0.6 ms a call (test/bench/HISTORY.md, thirty-third session). Made on
+ * the log's own thread instead, each with the commit of a write that took one (one message a
+ * write, as before: asked for apart, they doubled the messages, and postMessage went from 0.4
+ * to 1.4 % of the thread); a write that finds none ready makes its own file, as before.
  */
 const SPARES = 3
 
