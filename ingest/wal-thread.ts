@@ -1,4 +1,4 @@
-import { closeSync, openSync, rmSync } from 'node:fs'
+import { closeSync, openSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { writeAllText } from '../lib/write-all.ts'
@@ -42,6 +42,7 @@ function startWriter() {
   const failAll = (err: Error) => {
     for (const p of pending.values()) p.reject(err)
     pending.clear()
+    // The thread that opened them is gone: closed here (no thread's record of them is left).
     for (const pool of pools.values()) for (const spare of pool.ready.splice(0)) closeSync(spare.fd)
     pools.clear()
     thread = undefined // the next call starts a new one
@@ -72,10 +73,15 @@ function startWriter() {
     pool.asked--
     if (fd === undefined || path === undefined) return
     if (pools.get(dir) === pool) pool.ready.push({ fd, path })
-    else {
-      closeSync(fd)
-      rmSync(path, { force: true })
-    }
+    else discard([{ fd, path }])
+  }
+  /**
+   * Spare files not to be used, closed and removed by the thread that opened them: Node keeps
+   * a record of the descriptors each thread opens, and warns when one it holds for open comes
+   * back from another thread's open after this one closed it.
+   */
+  const discard = (spares: Spare[]) => {
+    if (spares.length > 0) void ask({ op: 'discard', spares }).catch(() => {})
   }
   /**
    * A spare file of `dir`'s, if one is ready, and where the thread should make the next one
@@ -102,7 +108,7 @@ function startWriter() {
     /**
      * Writes `file` durably from `parts` (texts, in order): into a temporary file here (the
      * page cache: no wait for the disk), then on the thread fsync, rename into place, fsync
-     * of the folder; closed here. The text goes to write(2) as it is (see writeAllText):
+     * of the folder. The text goes to write(2) as it is (see writeAllText):
      * handed over, it would be copied or encoded into bytes first, a flush's megabytes each
      * time. One event-loop turn a flush, for the answer: under load a turn is what a flush
      * waits for (with each of its nine calls awaited, a flush once took 161 ms on average in
@@ -115,16 +121,19 @@ function startWriter() {
       const tmp = taken?.spare?.path ?? `${file}.tmp`
       let fd: number | undefined = taken?.spare?.fd
       const spareDir = taken?.more ? join(dir, SPARE_DIR) : undefined
+      // Each descriptor is closed by the thread that opened it (see discard): a spare file's by the
+      // log's thread once committed (or not), one opened here once answered, whatever the answer.
+      const own = taken?.spare !== undefined
       try {
         fd ??= openSync(tmp, 'w', 0o600)
         for (const part of parts) writeAllText(fd, part)
       } catch (err) {
-        if (fd !== undefined) closeSync(fd)
+        if (taken?.spare) discard([taken.spare])
+        else if (fd !== undefined) closeSync(fd)
         if (taken?.more) taken.pool.asked--
         return Promise.reject(err)
       }
-      // Closed here once answered, whatever the answer: Node warns when another thread closes it.
-      return ask({ op: 'commit', fd, tmp, file, spareDir })
+      return ask({ op: 'commit', fd, tmp, file, spareDir, own })
         .then(
           (reply) => void (taken?.more && arrived(dir, taken.pool, reply)),
           (err: unknown) => {
@@ -132,21 +141,23 @@ function startWriter() {
             throw err
           },
         )
-        .finally(() => closeSync(fd))
+        .finally(() => {
+          if (!own) closeSync(fd)
+        })
     },
     /** Spare files of `dir` ready now (tests). */
     sparesReady(dir: string): number {
       return pools.get(dir)?.ready.length ?? 0
     },
     /**
-     * Forgets the spare files of `dir` and closes them (start-up, before the folder's torn
+     * Forgets the spare files of `dir` and has them closed (start-up, before the folder's torn
      * writes and spares are removed): a log made anew over the folder in the same process
      * must not write into files it deletes.
      */
     dropSpares(dir: string): void {
       const pool = pools.get(dir)
       pools.delete(dir)
-      for (const spare of pool?.ready.splice(0) ?? []) closeSync(spare.fd)
+      discard(pool?.ready.splice(0) ?? [])
     },
     /** Removes the files (those already gone too). */
     remove(files: string[]): Promise<void> {

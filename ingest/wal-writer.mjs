@@ -34,6 +34,20 @@ function commit(fd, tmp, file) {
 }
 
 /**
+ * Closes a descriptor this thread opened (a spare file's) and removes its file when asked:
+ * descriptors are closed by the thread that opened them (see wal-thread.ts).
+ * @param {number} fd
+ * @param {string} [path]
+ */
+function discard(fd, path) {
+  try {
+    closeSync(fd)
+  } finally {
+    if (path) rmSync(path, { force: true })
+  }
+}
+
+/**
  * An empty file made ready in `dir` (made if missing, in a folder that exists) for a later write: its descriptor and
  * path. Its name needs no fsync: the write's rename into place is what is made durable.
  * @param {string} dir
@@ -45,11 +59,16 @@ function spare(dir) {
   return { fd: openSync(path, 'w', 0o600), path }
 }
 
-/** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, spareDir?: string, files?: string[], dir?: string }} msg */
+/** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, spareDir?: string, own?: boolean, spares?: { fd: number, path: string }[], files?: string[], dir?: string }} msg */
 function run(msg) {
   if (msg.op === 'spare' && msg.dir) return spare(msg.dir)
   if (msg.op === 'commit' && msg.fd !== undefined && msg.tmp && msg.file) {
-    commit(msg.fd, msg.tmp, msg.file)
+    // A spare file's descriptor (`own`: opened here) is closed here, committed or not.
+    try {
+      commit(msg.fd, msg.tmp, msg.file)
+    } finally {
+      if (msg.own) closeSync(msg.fd)
+    }
     // The next spare file, with the answer (see wal-thread.ts): the commit stands without it.
     if (msg.spareDir) {
       try {
@@ -58,6 +77,10 @@ function run(msg) {
         return undefined
       }
     }
+    return undefined
+  }
+  if (msg.op === 'discard' && msg.spares) {
+    for (const s of msg.spares) discard(s.fd, s.path)
     return undefined
   }
   if (msg.op === 'remove' && msg.files) {

@@ -103,4 +103,26 @@ describe('the write-ahead log', () => {
     expect([again.read('t2')?.lines, again.read('t3')?.lines]).toEqual([['row2'], ['row3']])
     await vi.waitFor(() => expect(readdirSync(spareDir)).toHaveLength(3))
   })
+
+  it('leaves each descriptor to the thread that opened it: Node warns of none opened twice', async () => {
+    const printed: string[] = []
+    const write = process.stderr.write.bind(process.stderr)
+    // The log's thread prints its warnings through this process's stderr.
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      printed.push(String(chunk))
+      return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest)
+    })
+    onTestFinished(() => spy.mockRestore())
+    const wal = setup()
+    for (let i = 0; i < 30; i++) await wal.write(`t${i}`, [request(1)], `row${i}\n`)
+    // A start-up over the folder drops the spares, then more writes take new ones.
+    const again = createWal(wal.dir)
+    again.removeTorn()
+    for (let i = 30; i < 60; i++) await again.write(`t${i}`, [request(1)], `row${i}\n`)
+    await again.remove(...again.tokens())
+    await vi.waitFor(() => expect(walThread().sparesReady(wal.dir)).toBe(3))
+    // Warnings come through a stream: give them a turn to arrive.
+    await new Promise((r) => setTimeout(r, 50))
+    expect(printed.filter((p) => /File descriptor \d+/.test(p))).toEqual([])
+  })
 })
