@@ -16,7 +16,7 @@ export function writeAll(fd: number, buf: Uint8Array): void {
  * Writes all of `text` to `fd` as UTF-8; returns its bytes. The text is encoded into one
  * buffer kept for every call (this thread's; the calls are synchronous), grown to the largest
  * text's need up to SCRATCH_MAX_BYTES, instead of a fresh buffer for each flush's megabytes
- * (more system time: their pages faulted in each time). `Buffer.from(text)` a write was 8.8 % of the edge's
+ * (which took more system time too). `Buffer.from(text)` a write was 8.8 % of the edge's
  * JavaScript thread in a profile of bench:ingest (5 December, evening); `writeSync(fd, text)`,
  * Bun encoding into a buffer of its own, took 0.34 ms a 770 KB flush against 0.16 ms into the
  * kept one (in Bun, alone; test/bench/HISTORY.md, thirty-third session). A longer text goes
