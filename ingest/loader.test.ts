@@ -3,8 +3,7 @@ import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
 import { createLoader, type LoaderOptions } from './loader.ts'
-import { createWal } from './wal.ts'
-import { SPARE_DIR } from './wal-thread.ts'
+import { createWal, SPARE_DIR } from './wal.ts'
 
 type Insert = { body: string; token: string }
 

@@ -1,5 +1,4 @@
 import { closeSync, openSync } from 'node:fs'
-import { dirname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { writeAllText } from '../lib/write-all.ts'
 
@@ -17,12 +16,10 @@ import { writeAllText } from '../lib/write-all.ts'
  */
 type Reply = { id: number; error?: string; fd?: number; path?: string }
 type Pending = { resolve(reply: Reply): void; reject(err: Error): void }
-/** A file the thread made ready, empty, under a log folder's SPARE_DIR: the next write there takes it. */
+/** A file the thread made ready, empty, in a folder of spare files: the next write given that folder takes it. */
 type Spare = { fd: number; path: string }
 type SparePool = { ready: Spare[]; asked: number }
 
-/** The folder of a log's spare files (see spare below): emptied at start-up with the torn writes. */
-export const SPARE_DIR = 'spare'
 /**
  * Spare files kept ready a folder. Creating a file is slow on this project's ext4 VMs (inode
  * allocation, which a `perf record` of the engine's bulk inserts also found costly here):
@@ -66,10 +63,10 @@ function startWriter() {
     })
   const call = (msg: Record<string, unknown>): Promise<void> => ask(msg).then(() => {})
 
-  /** Spare files by log folder; a pool replaced or dropped (dropSpares) takes no more of them. */
+  /** Spare files by their folder; a pool replaced or dropped (dropSpares) takes no more of them. */
   const pools = new Map<string, SparePool>()
-  /** A spare the thread made for `pool` (in the answer to a commit, or to an ask of its own), or undefined when it could not. */
-  const arrived = (dir: string, pool: SparePool, { fd, path }: Reply) => {
+  /** What came of a spare asked for `pool` (in the answer to a commit, or to an ask of its own): the file, or none when the thread could not make it. */
+  const arrived = (dir: string, pool: SparePool, { fd, path }: Partial<Spare> = {}) => {
     pool.asked--
     if (fd === undefined || path === undefined) return
     if (pools.get(dir) === pool) pool.ready.push({ fd, path })
@@ -84,24 +81,24 @@ function startWriter() {
     if (spares.length > 0) void ask({ op: 'discard', spares }).catch(() => {})
   }
   /**
-   * A spare file of `dir`'s, if one is ready, and where the thread should make the next one
+   * A spare file of the folder `dir`, if one is ready, and where the thread should make the next one
    * (with the commit of this write: no message of its own), while fewer than SPARES are ready
    * or coming. A pool starts with asks of their own, so that the next writes find some.
    */
-  const takeSpare = (dir: string): { spare?: Spare; pool: SparePool; more: boolean } => {
+  const takeSpare = (dir: string): { dir: string; spare?: Spare; pool: SparePool; more: boolean } => {
     let pool = pools.get(dir)
     if (!pool) {
       pools.set(dir, (pool = { ready: [], asked: 0 }))
       const first = pool
       for (let i = 1; i < SPARES; i++) {
         first.asked++
-        void ask({ op: 'spare', dir: join(dir, SPARE_DIR) }).then((reply) => arrived(dir, first, reply), () => arrived(dir, first, { id: -1 }))
+        void ask({ op: 'spare', dir }).then((reply) => arrived(dir, first, reply), () => arrived(dir, first))
       }
     }
     const spare = pool.ready.pop()
     const more = pool.ready.length + pool.asked < SPARES
     if (more) pool.asked++
-    return { spare, pool, more }
+    return { dir, spare, pool, more }
   }
 
   return {
@@ -114,13 +111,12 @@ function startWriter() {
      * waits for (with each of its nine calls awaited, a flush once took 161 ms on average in
      * bench:ingest for about 3 ms of work).
      */
-    write(file: string, parts: string[], opts: { spare?: boolean } = {}): Promise<void> {
-      // With `spare`, a file the thread made ready in the folder (see SPARES), renamed into place.
-      const dir = dirname(file)
-      const taken = opts.spare ? takeSpare(dir) : undefined
+    write(file: string, parts: string[], opts: { spares?: string } = {}): Promise<void> {
+      // With `spares`, a file the thread made ready in that folder (see SPARES), renamed into place.
+      const taken = opts.spares === undefined ? undefined : takeSpare(opts.spares)
       const tmp = taken?.spare?.path ?? `${file}.tmp`
       let fd: number | undefined = taken?.spare?.fd
-      const spareDir = taken?.more ? join(dir, SPARE_DIR) : undefined
+      const spareDir = taken?.more ? taken.dir : undefined
       // Each descriptor is closed by the thread that opened it (see discard): a spare file's by the
       // log's thread once committed (or not), one opened here once answered, whatever the answer.
       const own = taken?.spare !== undefined
@@ -135,9 +131,9 @@ function startWriter() {
       }
       return ask({ op: 'commit', fd, tmp, file, spareDir, own })
         .then(
-          (reply) => void (taken?.more && arrived(dir, taken.pool, reply)),
+          (reply) => void (taken?.more && arrived(taken.dir, taken.pool, reply)),
           (err: unknown) => {
-            if (taken?.more) arrived(dir, taken.pool, { id: -1 })
+            if (taken?.more) arrived(taken.dir, taken.pool)
             throw err
           },
         )
@@ -145,12 +141,12 @@ function startWriter() {
           if (!own) closeSync(fd)
         })
     },
-    /** Spare files of `dir` ready now (tests). */
+    /** Spare files ready now in the folder `dir` (tests). */
     sparesReady(dir: string): number {
       return pools.get(dir)?.ready.length ?? 0
     },
     /**
-     * Forgets the spare files of `dir` and has them closed (start-up, before the folder's torn
+     * Forgets the spare files of the folder `dir` and has them closed (start-up, before the folder's torn
      * writes and spares are removed): a log made anew over the folder in the same process
      * must not write into files it deletes.
      */

@@ -4,7 +4,7 @@
 // has them). Plain JavaScript: Node (the tests) and Bun (the servers) both start a worker's
 // module as it is.
 import { randomUUID } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parentPort } from 'node:worker_threads'
 
@@ -53,10 +53,15 @@ function discard(fd, path) {
  * @param {string} dir
  */
 function spare(dir) {
-  // Never the log's own folder: one removed stays removed (its writes fail).
-  if (!existsSync(dir)) mkdirSync(dir)
   const path = join(dir, `${randomUUID()}.tmp`)
-  return { fd: openSync(path, 'w', 0o600), path }
+  try {
+    return { fd: openSync(path, 'w', 0o600), path }
+  } catch (err) {
+    if (!(err instanceof Error && 'code' in err && err.code === 'ENOENT')) throw err
+    // The folder, on first use: never the log's own folder (one removed stays removed, its writes fail).
+    mkdirSync(dir)
+    return { fd: openSync(path, 'w', 0o600), path }
+  }
 }
 
 /** @param {{ id: number, op: string, fd?: number, tmp?: string, file?: string, spareDir?: string, own?: boolean, spares?: { fd: number, path: string }[], files?: string[], dir?: string }} msg */

@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
-import { createWal } from './wal.ts'
-import { SPARE_DIR, walThread } from './wal-thread.ts'
+import { createWal, SPARE_DIR } from './wal.ts'
+import { walThread } from './wal-thread.ts'
 
 function setup() {
   const dir = tempDir('cs-wal-')
@@ -69,7 +69,7 @@ describe('the write-ahead log', () => {
     const spares = () => (existsSync(spareDir) ? readdirSync(spareDir).map((f) => ({ f, ino: statSync(join(spareDir, f)).ino })) : [])
     // The first write finds none ready: it makes its own file, and the thread makes three.
     await wal.write('t1', [request(1)], 'row1\n')
-    await vi.waitFor(() => expect(walThread().sparesReady(wal.dir)).toBe(3))
+    await vi.waitFor(() => expect(walThread().sparesReady(join(wal.dir, SPARE_DIR))).toBe(3))
     const ready = () => spares().map((s) => s.ino)
     const beforeEntry = ready()
     expect(beforeEntry).toHaveLength(3)
@@ -77,7 +77,7 @@ describe('the write-ahead log', () => {
     // It took one of them (the same file, renamed into place), and the thread made another.
     expect(beforeEntry).toContain(statSync(join(wal.dir, 't2.wal')).ino)
     expect(ready()).not.toContain(statSync(join(wal.dir, 't2.wal')).ino)
-    await vi.waitFor(() => expect(walThread().sparesReady(wal.dir)).toBe(3))
+    await vi.waitFor(() => expect(walThread().sparesReady(join(wal.dir, SPARE_DIR))).toBe(3))
     const beforeLoad = ready()
     await wal.writeLoad('L1', ['t1', 't2'], 1_700_000_000_000)
     expect(beforeLoad).toContain(statSync(join(wal.dir, 'L1.load')).ino)
@@ -120,9 +120,7 @@ describe('the write-ahead log', () => {
     again.removeTorn()
     for (let i = 30; i < 60; i++) await again.write(`t${i}`, [request(1)], `row${i}\n`)
     await again.remove(...again.tokens())
-    await vi.waitFor(() => expect(walThread().sparesReady(wal.dir)).toBe(3))
-    // Warnings come through a stream: give them a turn to arrive.
-    await new Promise((r) => setTimeout(r, 50))
+    await vi.waitFor(() => expect(walThread().sparesReady(join(wal.dir, SPARE_DIR))).toBe(3))
     expect(printed.filter((p) => /File descriptor \d+/.test(p))).toEqual([])
   })
 })

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RAW_COLUMNS } from './events/rows.ts'
-import { SPARE_DIR, walThread } from './wal-thread.ts'
+import { walThread } from './wal-thread.ts'
 
 /**
  * The edge's write-ahead log. Each flush of the group commit is written here (fsync, on
@@ -24,6 +24,8 @@ export type WalLoad = { token: string; entries: string[]; at?: number }
 
 /** The log's folder for lines the engine refused (see setAside). */
 export const SET_ASIDE_DIR = 'set-aside'
+/** The log's folder of empty files its thread keeps ready for entries and manifests (see wal-thread.ts); emptied at start-up. */
+export const SPARE_DIR = 'spare'
 
 /** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */
 export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string {
@@ -33,10 +35,11 @@ export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string 
 export function createWal(dir: string) {
   mkdirSync(dir, { recursive: true })
   const asideDir = join(dir, SET_ASIDE_DIR)
+  const spareDir = join(dir, SPARE_DIR)
   const path = (token: string) => join(dir, `${token}.wal`)
   const loadPath = (token: string) => join(dir, `${token}.load`)
   /** Writes a file, made durable on the log's own thread (see wal-thread.ts); entries and manifests into spare files it made ready. */
-  const writeDurably = (file: string, parts: string[], spare = false) => walThread().write(file, parts, { spare })
+  const writeDurably = (file: string, parts: string[], spare = false) => walThread().write(file, parts, spare ? { spares: spareDir } : {})
   const parseEntry = (file: string, text: string): WalEntry | undefined => {
     const nl = text.indexOf('\n')
     try {
@@ -114,8 +117,8 @@ export function createWal(dir: string) {
     },
     /** Drops half-written files and spare ones; only at start-up, when nothing of this process is writing. */
     removeTorn(): void {
-      walThread().dropSpares(dir)
-      rmSync(join(dir, SPARE_DIR), { recursive: true, force: true })
+      walThread().dropSpares(spareDir)
+      rmSync(spareDir, { recursive: true, force: true })
       for (const d of [dir, asideDir].filter((d) => existsSync(d))) for (const f of readdirSync(d).filter((f) => f.endsWith('.tmp'))) rmSync(join(d, f), { force: true })
     },
     has(token: string): boolean {
