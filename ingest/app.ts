@@ -4,7 +4,7 @@ import { createMiddleware } from 'hono/factory'
 import { ApiError, onError, problemResponse } from '../lib/errors.ts'
 import type { AppEnv, Services } from '../lib/services.ts'
 import { ingestBatch, type CommitMeta } from './events/ingest.ts'
-import { encodeRows } from './events/rows.ts'
+import { encodeRows, infilePattern } from './events/rows.ts'
 import { insertingRows, keepInWal } from './set-aside.ts'
 import { describeIssue, envelopeSchema, MAX_BODY_BYTES } from './events/schema.ts'
 import { createGroupCommit, FlushError } from './group-commit.ts'
@@ -47,7 +47,12 @@ export function createEdge(services: Services) {
     wal,
     maxRows: settings.LOAD_MAX_ROWS,
     intervalMs: settings.LOAD_INTERVAL_MS,
-    insert: (bodies, token) => insertRows(bodies, token).then(() => {}),
+    insert: (bodies, token, files) => insertRows(bodies, token, files).then(() => {}),
+    // Embedded, the engine reads the rows from the log's entries themselves (no second copy of their text).
+    filesOf: (entries) => {
+      const files = entries.map(wal.file)
+      return settings.embedded && infilePattern(files) !== undefined ? files : undefined
+    },
     onLoad: (rows, seconds, oldestQueuedAt) => {
       metrics.flushRows.observe(rows)
       metrics.flushDuration.observe(seconds)

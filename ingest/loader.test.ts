@@ -5,7 +5,7 @@ import { tempDir } from '../test/harness/engines.ts'
 import { createLoader, type LoaderOptions } from './loader.ts'
 import { createWal, SPARE_DIR } from './wal.ts'
 
-type Insert = { body: string; token: string }
+type Insert = { body: string; token: string; files?: readonly string[] }
 
 /** A real write-ahead log in a temp folder and an in-memory store that can fail on demand. */
 function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
@@ -20,11 +20,11 @@ function setup(opts: Partial<LoaderOptions> & { failures?: number } = {}) {
     maxRows: 100,
     intervalMs: 3_600_000,
     backoffMs: () => 1,
-    async insert(bodies, token) {
+    async insert(bodies, token, files) {
       const body = bodies.join('')
-      attempts.push({ body, token })
+      attempts.push({ body, token, files })
       if (failures-- > 0) throw new Error('clickhouse is down')
-      inserts.push({ body, token })
+      inserts.push({ body, token, files })
     },
     ...opts,
   })
@@ -70,6 +70,30 @@ describe('the write-behind loader', () => {
     expect(new Set(t.attempts.map((a) => a.token)).size).toBe(1)
     expect(new Set(t.attempts.map((a) => a.body))).toEqual(new Set([e.body]))
     expect(t.inserts).toHaveLength(1)
+    expect(t.files()).toEqual([])
+  })
+
+  it("asks once a load whether the engine reads the entries' files, records the answer in the manifest, and inserts that way every time", async () => {
+    const asked: (readonly string[])[] = []
+    const manifests: unknown[] = []
+    const t = setup({
+      failures: 2,
+      filesOf: (entries) => {
+        asked.push(entries)
+        return entries.length > 1 ? entries.map((e) => `/log/${e}.wal`) : undefined
+      },
+    })
+    const writeLoad = t.wal.writeLoad
+    t.wal.writeLoad = (...args) => (manifests.push(args.slice(0, 2).concat(args[3])), writeLoad(...args))
+    const first = await t.log(1)
+    const rest = [await t.log(2), await t.log(3)]
+    await t.loader.drain()
+    expect(asked).toEqual([[first.token], rest.map((e) => e.token)])
+    expect(t.attempts.map((a) => a.files)).toEqual([undefined, undefined, undefined, rest.map((e) => `/log/${e.token}.wal`)])
+    expect(manifests).toEqual([
+      [expect.any(String), [first.token], false],
+      [expect.any(String), rest.map((e) => e.token), true],
+    ])
     expect(t.files()).toEqual([])
   })
 

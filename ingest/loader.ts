@@ -21,8 +21,16 @@ export type LoaderOptions = {
   wal: Pick<Wal, 'writeLoad' | 'removeLoad' | 'remove'>
   maxRows: number
   intervalMs: number
-  /** Inserts the entries' texts (TabSeparated rows), in order, as one block under the dedup token. */
-  insert(bodies: string[], token: string): Promise<void>
+  /**
+   * Inserts the entries' texts (TabSeparated rows), in order, as one block under the dedup token;
+   * with `files`, the engine reads them from those files, the entries' own (see filesOf).
+   */
+  insert(bodies: string[], token: string, files?: readonly string[]): Promise<void>
+  /**
+   * The files of the entries (by token, in order) for the engine to read, or undefined when their
+   * text is to be sent: asked once a load, before its manifest, which records the answer (see WalLoad).
+   */
+  filesOf?(entries: readonly string[]): readonly string[] | undefined
   /** After a load: its rows, its duration, and when the oldest of its entries was queued (epoch ms). */
   onLoad?(rows: number, seconds: number, oldestQueuedAt: number): void
   onError?(error: unknown, attempt: number): void
@@ -91,14 +99,15 @@ export function createLoader(opts: LoaderOptions) {
     for (const t of [...tokens, token]) loading.add(t)
     try {
       const bodies = batch.map((e) => e.body)
+      const files = opts.filesOf?.(tokens)
       let manifest = false
       for (let attempt = 1; ; attempt++) {
         try {
           if (!manifest) {
-            await opts.wal.writeLoad(token, tokens)
+            await opts.wal.writeLoad(token, tokens, Date.now(), files !== undefined)
             manifest = true
           }
-          await opts.insert(bodies, token)
+          await opts.insert(bodies, token, files)
           break
         } catch (err) {
           opts.onError?.(err, attempt)

@@ -93,7 +93,8 @@ async function repairLoad(deps: RepairDeps, load: WalLoad, rebuiltAt: number | u
       })
     }
   }
-  if (reinsert) await deps.insertRows(entries.map((e) => e!.body).join(''), load.token)
+  // The way the loader went (see WalLoad): the same block again, from the same files or the same text.
+  if (reinsert) await deps.insertRows(entries.map((e) => e!.body).join(''), load.token, load.files ? entries.map((e) => e!.file) : undefined)
   await wal.remove(...load.entries)
   await wal.removeLoad(load.token)
   log.info('finished an interrupted load', { token: load.token, entries: load.entries.length, reinserted: reinsert })

@@ -1,10 +1,12 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { startTestEdge, type TestEdge } from '../test/harness/edge.ts'
+import { rows as query, tempDir } from '../test/harness/engines.ts'
 import { videoSnapshot } from '../test/harness/snapshot.ts'
 import { countingCalls } from '../test/harness/counting.ts'
-import { encodeRows, RAW_COLUMNS, rowContext, rowText } from './events/rows.ts'
+import { watchEmbeddedStatements } from '../lib/clickhouse.ts'
+import { encodeRows, infilePattern, insertRawEventFiles, insertRawEvents, parseRow, RAW_COLUMNS, rowContext, rowText } from './events/rows.ts'
 import { insertOrSetAside, MAX_SET_ASIDE, unreadableLines, type SetAside } from './set-aside.ts'
 import type { PlaybackClaims } from './tokens/playback.ts'
 import { createWal, walDir } from './wal.ts'
@@ -176,5 +178,140 @@ describe('the edge with a line the engine cannot read in its log', () => {
     expect(await videoSnapshot(t.s.ch, video)).toEqual(once)
     // The same line set aside twice is counted once.
     expect(await setAsideRows()).toBe(counted + 1)
+  })
+})
+
+describe('loads the engine reads from the log\'s entries', () => {
+  /** A log in a folder of its own with entries of `video`, `sizes` rows each (`bad`: lines of the second the engine cannot read). */
+  const logged = async (video: string, sizes: number[], bad: number[] = []) => {
+    const dir = tempDir('cs-infile-')
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const wal = createWal(dir)
+    const entries: { token: string; body: string }[] = []
+    for (const [i, n] of sizes.entries()) {
+      const token = crypto.randomUUID()
+      const body = text(lines(video, n, i === 1 ? bad : []), token)
+      await wal.write(token, [{ videoId: video, sessionId: 's', requestId: `r-${token}`, rows: n }], body)
+      entries.push({ token, body })
+    }
+    return { wal, entries, files: entries.map((e) => wal.file(e.token)), body: entries.map((e) => e.body).join('') }
+  }
+  const byId = (a: { event_id: string }, b: { event_id: string }) => (a.event_id < b.event_id ? -1 : 1)
+  const stored = async (video: string) =>
+    (await query<{ event_id: string }>(t.s.ch, 'SELECT event_id, type, credited_watch_ms, insert_token FROM raw_events WHERE video_id = {v:String}', { v: video })).sort(byId)
+
+  it('hold the same rows as their text, each entry read after its JSON line, as one block under the load token: a repeat from the files adds nothing', async () => {
+    const video = uniq()
+    const { files, body } = await logged(video, [3, 5, 4])
+    const load = crypto.randomUUID()
+    await insertRawEventFiles(t.s.ch, files, load)
+    const expected = body
+      .split('\n')
+      .filter(Boolean)
+      .map(parseRow)
+      .map((r) => ({ event_id: r.event_id, type: r.type, credited_watch_ms: String(r.credited_watch_ms), insert_token: r.insert_token }))
+      .sort(byId)
+    expect(await stored(video)).toEqual(expected)
+    const once = await videoSnapshot(t.s.ch, video)
+    expect(once.rawIds).toEqual([{ n: 12, ids: 12 }])
+    expect(once.day).toEqual([expect.objectContaining({ views: 3, watch_ms: 9_000, unique_viewers: 1 })])
+    await insertRawEventFiles(t.s.ch, files, load)
+    expect(await videoSnapshot(t.s.ch, video)).toEqual(once)
+    // One file alone is named as it is.
+    const single = await logged(uniq(), [2])
+    expect(infilePattern(single.files)).toBe(single.files[0])
+  })
+
+  it('are keyed by the engine apart from the same rows sent as one text: why every insert of a load goes one way (WalLoad.files)', async () => {
+    const video = uniq()
+    const { files, body } = await logged(video, [2, 2])
+    const load = crypto.randomUUID()
+    await insertRawEventFiles(t.s.ch, files, load)
+    await insertRawEvents(t.s.ch, body, load)
+    // Were this ever 4, a load could be repeated either way and the manifest's `files` could go.
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 8, ids: 4 }])
+  })
+
+  it('are not named when a file is missing or its path would be misread: the insert refuses, having done nothing', async () => {
+    const video = uniq()
+    const { wal, entries, files, body } = await logged(video, [2, 3])
+    expect(infilePattern(files)).toBe(`${wal.dir}/{${entries.map((e) => `${e.token}.wal`).join(',')}}`)
+    for (const odd of [
+      [files[0]!, `${wal.dir}/missing.wal`],
+      [files[0]!.replace(wal.dir, `${wal.dir}/../${wal.dir.split('/').at(-1)}`), files[1]!],
+      [`${wal.dir}/a,b.wal`],
+      [`${wal.dir}/{a}.wal`],
+      [`${wal.dir}/it's.wal`],
+      [`relative/${entries[0]!.token}.wal`],
+      [],
+    ])
+      expect(infilePattern(odd)).toBeUndefined()
+    for (const dir of ['/tmp/with space', "/tmp/quo'te", '/tmp/glob*', '/tmp/br{a,c}e']) expect(infilePattern([`${dir}/x.wal`])).toBeUndefined()
+    rmSync(files[1]!)
+    const rec = recording()
+    await expect(insertRawEventFiles(t.s.ch, files, crypto.randomUUID())).rejects.toThrow(/cannot be read by name/)
+    await expect(insertOrSetAside(t.s.ch, body, crypto.randomUUID(), rec.setAside, undefined, files)).rejects.toThrow(/cannot be read by name/)
+    expect(rec.calls).toEqual([])
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 0, ids: 0 }])
+  })
+
+  it('with a line the engine cannot read: nothing of the load lands from the files; its text is searched and the rest goes in under the token', async () => {
+    const video = uniq()
+    const { entries, files, body } = await logged(video, [3, 4, 2], [1])
+    const load = crypto.randomUUID()
+    await expect(insertRawEventFiles(t.s.ch, files, load)).rejects.toMatchObject({ type: expect.stringMatching(/^CANNOT_PARSE/) })
+    await expect(insertRawEventFiles(t.s.ch, files.slice(0, 2), load)).rejects.toMatchObject({ type: expect.stringMatching(/^CANNOT_PARSE/) })
+    expect((await videoSnapshot(t.s.ch, video)).rawIds).toEqual([{ n: 0, ids: 0 }])
+    const rec = recording()
+    expect(await insertOrSetAside(t.s.ch, body, load, rec.setAside, undefined, files)).toBe(1)
+    expect(rec.calls.map((c) => c.lines)).toEqual([[entries[1]!.body.split('\n')[1]]])
+    const once = await videoSnapshot(t.s.ch, video)
+    expect(once.rawIds).toEqual([{ n: 8, ids: 8 }])
+    expect(await insertOrSetAside(t.s.ch, body, load, recording().setAside, undefined, files)).toBe(1)
+    expect(await videoSnapshot(t.s.ch, video)).toEqual(once)
+  })
+
+  it('of a load cut between raw_events and a view are read again by the repair, as its manifest says: raw_events keeps its rows once, the views get theirs', async () => {
+    const video = `cut-${crypto.randomUUID().slice(0, 8)}`
+    const wal = createWal(walDir(t.s.settings))
+    const entries: { token: string; rows: number }[] = []
+    for (const n of [2, 3]) {
+      const token = crypto.randomUUID()
+      await wal.write(token, [{ videoId: video, sessionId: 's', requestId: `r-${token}`, rows: n }], text(lines(video, n), token))
+      entries.push({ token, rows: n })
+    }
+    const load = crypto.randomUUID()
+    await wal.writeLoad(load, entries.map((e) => e.token), Date.now(), true)
+    // A test-only view that throws for this video: raw_events and the views before it take the block, the insert fails.
+    await t.s.ch.command({ query: 'CREATE TABLE cut_sink (x UInt8) ENGINE = Null' })
+    await t.s.ch.command({ query: "CREATE MATERIALIZED VIEW cut_mv TO cut_sink AS SELECT throwIf(video_id LIKE 'cut-%', 'simulated crash') AS x FROM raw_events" })
+    try {
+      await expect(insertRawEventFiles(t.s.ch, entries.map((e) => wal.file(e.token)), load)).rejects.toThrow(/simulated crash/)
+    } finally {
+      await t.s.ch.command({ query: 'DROP VIEW cut_mv' })
+      await t.s.ch.command({ query: 'DROP TABLE cut_sink' })
+    }
+    const cut = await videoSnapshot(t.s.ch, video)
+    expect(cut.rawIds).toEqual([{ n: 5, ids: 5 }])
+    expect([cut.day, cut.week, cut.month].some((g) => g.length === 0)).toBe(true)
+    expect(await t.edge.repair()).toBeGreaterThanOrEqual(1)
+    const whole = await videoSnapshot(t.s.ch, video)
+    expect(whole.rawIds).toEqual([{ n: 5, ids: 5 }])
+    for (const grain of [whole.day, whole.week, whole.month]) expect(grain).toEqual([expect.objectContaining({ views: 2, watch_ms: 3_000, unique_viewers: 1 })])
+    expect(wal.loads().filter((l) => l.token === load)).toEqual([])
+    expect(wal.tokens().filter((x) => entries.some((e) => e.token === x))).toEqual([])
+  })
+
+  it("are how the embedded edge's loader inserts: its statement names the log's entries", async () => {
+    const seen: string[] = []
+    const stop = watchEmbeddedStatements(t.s.ch, (s) => void (s.kind === 'load' && seen.push(s.statement)))!
+    try {
+      const token = await t.token({ videoId: uniq() })
+      expect((await t.post(token, [{ id: crypto.randomUUID(), type: 'play', ts: Date.now(), position_ms: 0 }])).status).toBe(200)
+    } finally {
+      stop()
+    }
+    const dir = walDir(t.s.settings)
+    expect(seen.some((q) => q.includes(`FROM INFILE '${dir}/`) && /\.wal[}']/.test(q))).toBe(true)
   })
 })

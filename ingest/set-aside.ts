@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '../lib/clickhouse.ts'
 import type { Logger } from '../lib/log.ts'
 import type { Wal } from './wal.ts'
-import { insertRawEvents, RAW_COLUMNS, RAW_INPUT_SETTINGS } from './events/rows.ts'
+import { insertRawEventFiles, insertRawEvents, RAW_COLUMNS, RAW_INPUT_SETTINGS } from './events/rows.ts'
 
 /**
  * Rows the engine refuses to read. A load is one block: one line ClickHouse cannot parse
@@ -116,10 +116,21 @@ export type SetAside = (token: string, lines: string[], error: string) => Promis
  * rethrows the insert's error when it is not the data's or no line can be blamed.
  * `fruitless`: tokens whose search found nothing to set aside, not searched again (the
  * loader retries such a load every few seconds, and a search reads it many times over).
+ * `files`: write-ahead log entries that hold exactly this text, for the engine to read
+ * instead (see insertRawEventFiles); the text is then only searched when the engine refuses a
+ * line, and its readable rest inserted.
  */
-export async function insertOrSetAside(ch: ClickHouseClient, text: string | string[], token: string, setAside: SetAside, fruitless?: Set<string>): Promise<number> {
+export async function insertOrSetAside(
+  ch: ClickHouseClient,
+  text: string | string[],
+  token: string,
+  setAside: SetAside,
+  fruitless?: Set<string>,
+  files?: readonly string[],
+): Promise<number> {
   try {
-    await insertRawEvents(ch, text, token)
+    if (files) await insertRawEventFiles(ch, files, token)
+    else await insertRawEvents(ch, text, token)
     return 0
   } catch (err) {
     if (!isDataError(err) || fruitless?.has(token)) throw err
@@ -158,8 +169,8 @@ export function keepInWal(wal: Pick<Wal, 'setAside'>, log: Logger, counted?: (ro
   }
 }
 
-/** Inserts rows' text under a token, setting aside lines the engine cannot read (insertOrSetAside). */
-export type InsertRows = (text: string | string[], token: string) => Promise<number>
+/** Inserts rows' text under a token, setting aside lines the engine cannot read (insertOrSetAside; `files`: the log's entries holding it). */
+export type InsertRows = (text: string | string[], token: string, files?: readonly string[]) => Promise<number>
 
 /**
  * insertOrSetAside with one memory of fruitless searches, for everything that loads one
@@ -168,5 +179,5 @@ export type InsertRows = (text: string | string[], token: string) => Promise<num
  */
 export function insertingRows(ch: ClickHouseClient, setAside: SetAside): InsertRows {
   const fruitless = new Set<string>()
-  return (text, token) => insertOrSetAside(ch, text, token, setAside, fruitless)
+  return (text, token, files) => insertOrSetAside(ch, text, token, setAside, fruitless, files)
 }

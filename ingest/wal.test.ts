@@ -35,7 +35,11 @@ describe('the write-ahead log', () => {
     const wal = setup()
     await wal.writeLoad('L1', ['t1', 't2'], 1_700_000_000_000)
     expect(wal.loads()).toEqual([{ token: 'L1', entries: ['t1', 't2'], at: 1_700_000_000_000 }])
+    // A load the engine reads from the entries' files says so.
+    await wal.writeLoad('L2', ['t3'], 1_700_000_000_001, true)
+    expect(wal.loads().find((l) => l.token === 'L2')).toEqual({ token: 'L2', entries: ['t3'], at: 1_700_000_000_001, files: true })
     await wal.removeLoad('L1')
+    await wal.removeLoad('L2')
     expect(wal.loads()).toEqual([])
   })
 

@@ -19,8 +19,13 @@ import { walThread } from './wal-thread.ts'
 export type WalRequest = { videoId: string; sessionId: string; requestId: string; rows: number; exp?: number }
 /** An entry read back: its requests in order, and its body's lines (one row each, in order). */
 export type WalEntry = { token: string; requests: WalRequest[]; body: string; lines: string[]; file: string }
-/** A load manifest; `at` (epoch ms) is when it was written (absent in manifests written before it was recorded). */
-export type WalLoad = { token: string; entries: string[]; at?: number }
+/**
+ * A load manifest; `at` (epoch ms) is when it was written (absent in manifests written before it was recorded);
+ * `files`: the engine reads the entries' files themselves (see insertRawEventFiles), else their text is sent.
+ * Every insert of a load goes the same way: the engine keys the block of several files apart from the same rows
+ * as one text, so a repeat the other way would be counted again.
+ */
+export type WalLoad = { token: string; entries: string[]; at?: number; files?: true }
 
 /** The log's folder for lines the engine refused (see setAside). */
 export const SET_ASIDE_DIR = 'set-aside'
@@ -58,13 +63,16 @@ export function createWal(dir: string) {
     write(token: string, requests: WalRequest[], body: string): Promise<void> {
       return writeDurably(path(token), [JSON.stringify({ token, requests }) + '\n', body], true)
     },
+    /** The entry's file: a JSON line (its token and requests), then its rows' text. */
+    file: path,
     /** Removes the entries (one call to the log's thread, however many). */
     remove(...tokens: string[]): Promise<void> {
       return walThread().remove(tokens.map(path))
     },
-    /** Records which entries one insert carries, in order, before it starts. */
-    writeLoad(token: string, entries: string[], at = Date.now()): Promise<void> {
-      return writeDurably(loadPath(token), [JSON.stringify({ token, entries, at } satisfies WalLoad)], true)
+    /** Records which entries one insert carries, in order, and how (see WalLoad), before it starts. */
+    writeLoad(token: string, entries: string[], at = Date.now(), files = false): Promise<void> {
+      const load: WalLoad = files ? { token, entries, at, files } : { token, entries, at }
+      return writeDurably(loadPath(token), [JSON.stringify(load)], true)
     },
     removeLoad(token: string): Promise<void> {
       return walThread().remove([loadPath(token)])

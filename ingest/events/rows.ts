@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { basename, dirname, isAbsolute, join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { BACKGROUND_QUERY_PREFIX } from '../../lib/engine-turns.ts'
@@ -150,13 +152,9 @@ export const RAW_INPUT_SETTINGS = {
   date_time_input_format: 'basic',
 } as const
 
-/**
- * Inserts a flush's text (whole, or in pieces that join into it) into raw_events as one
- * block under `token`. The block-size setting keeps it one block, so a repeat with the
- * same token is recognised as a whole.
- */
-export async function insertRawEvents(ch: ClickHouseClient, text: string | string[], token: string): Promise<void> {
-  const clickhouse_settings = {
+/** How a load goes into raw_events: one block under its dedup token, behind the edge's own work. */
+function loadSettings(token: string) {
+  return {
     ...RAW_INPUT_SETTINGS,
     insert_deduplication_token: token,
     deduplicate_blocks_in_dependent_materialized_views: 1,
@@ -167,10 +165,63 @@ export async function insertRawEvents(ch: ClickHouseClient, text: string | strin
     // answers were several times faster at the tail with no load running).
     os_thread_priority: '19',
   } as const
+}
+
+/**
+ * Inserts a flush's text (whole, or in pieces that join into it) into raw_events as one
+ * block under `token`. The block-size setting keeps it one block, so a repeat with the
+ * same token is recognised as a whole.
+ */
+export async function insertRawEvents(ch: ClickHouseClient, text: string | string[], token: string): Promise<void> {
   // The stream carries the strings themselves (object mode): in byte mode each is turned
   // into a Buffer that chDB's connection turns back into a string.
   // A load: embedded, it takes its turn after the reads under way (see lib/engine-turns.ts).
   const query_id = `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`
-  const result = await ch.exec({ query: INSERT, query_id, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings })
+  const result = await ch.exec({ query: INSERT, query_id, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings: loadSettings(token) })
   result.stream.destroy()
+}
+
+/** Most files one INSERT … FROM INFILE names (a longer list goes as text). */
+const MAX_INFILE_FILES = 1_000
+/** A folder the engine's INFILE reads as it is: no quote or backslash (the literal), no glob character, no space. */
+const PLAIN_DIR = /^[\w./@+=:~-]+$/
+const PLAIN_NAME = /^[\w.-]+$/
+
+/**
+ * The INFILE pattern that names exactly `files` (absolute paths in one folder, in order), or
+ * undefined when the engine could not be given them by name safely (a folder with anything but
+ * letters, digits and `_./@+=:~-`, a name with anything but
+ * letters, digits and `_.-`, several folders,
+ * too many files) or one of them is not there: a pattern matches only the files that exist, so
+ * a missing one would be skipped, not refused.
+ */
+export function infilePattern(files: readonly string[]): string | undefined {
+  if (files.length === 0 || files.length > MAX_INFILE_FILES) return undefined
+  const dir = dirname(files[0]!)
+  if (!isAbsolute(dir) || !PLAIN_DIR.test(dir)) return undefined
+  const names: string[] = []
+  for (const file of files) {
+    const name = basename(file)
+    if (dirname(file) !== dir || !PLAIN_NAME.test(name) || !existsSync(file)) return undefined
+    names.push(name)
+  }
+  return join(dir, names.length === 1 ? names[0]! : `{${names.join(',')}}`)
+}
+
+/**
+ * Inserts the rows of write-ahead log entries (ingest/wal.ts: a JSON line, then the entry's
+ * rows' text) into raw_events as one block under `token`, the engine reading the files itself
+ * (`FROM INFILE`, embedded only: a server's HTTP interface has no such clause), each after its
+ * first line: the rows of insertRawEvents with their texts, without a copy of them. The engine
+ * keys such a block by the token and the number of files, not as the same rows sent as one
+ * text: every insert of one load must go the same way (see WalLoad). Throws when the files
+ * cannot be named so (see infilePattern), having done nothing.
+ */
+export async function insertRawEventFiles(ch: ClickHouseClient, files: readonly string[], token: string): Promise<void> {
+  const pattern = infilePattern(files)
+  if (pattern === undefined) throw new Error(`the write-ahead log's entries of load ${token} cannot be read by name (a file is missing, or its path has characters INFILE would misread): ${files.join(', ')}`)
+  const query_id = `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`
+  // The pattern is checked above for quotes and backslashes; INFILE takes no parameter.
+  const query = INSERT.replace(/ FORMAT TabSeparated$/, ` FROM INFILE '${pattern}' COMPRESSION 'none' FORMAT TabSeparated`)
+  await ch.command({ query, query_id, clickhouse_settings: { ...loadSettings(token), input_format_tsv_skip_first_lines: '1' } })
 }
