@@ -44,6 +44,9 @@ it('serves through npm start, takes a batch with a token from npm run token, and
   ]
   const post = () =>
     fetch(`${server!.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: batch }) })
+  // The edge's event counts are there from the start, at 0.
+  const fresh = await (await fetch(`${server!.url}/metrics`)).text()
+  for (const outcome of ['accepted', 'duplicate']) expect(fresh).toMatch(new RegExp(`^cs_ingest_events_total\\{outcome="${outcome}",reason=""\\} 0$`, 'm'))
   const first = await post()
   expect(first.status).toBe(200)
   expect(await first.json()).toEqual({ accepted: 4, duplicates: 0, rejected: [] })
