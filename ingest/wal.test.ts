@@ -1,9 +1,9 @@
 import { pbkdf2 } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { tempDir } from '../test/harness/engines.ts'
-import { createWal, SPARE_DIR } from './wal.ts'
+import { createWal, SPARE_DIR, walDir } from './wal.ts'
 import { walThread } from './wal-thread.ts'
 
 function setup() {
@@ -29,6 +29,12 @@ describe('the write-ahead log', () => {
     expect(wal.tokens()).toEqual([])
     expect(wal.read('t1')).toBeUndefined()
     expect(wal.oldestMs()).toBeUndefined()
+  })
+
+  it('lives in an absolute folder, WAL_DIR resolved as given or `wal` under DATA_DIR (the engine is given its files by name)', () => {
+    expect(walDir({ WAL_DIR: 'rel/log', dataDir: '/data' })).toBe(resolve('rel/log'))
+    expect(walDir({ WAL_DIR: '/abs/log', dataDir: '/data' })).toBe('/abs/log')
+    expect(walDir({ dataDir: '/data' })).toBe('/data/wal')
   })
 
   it('keeps load manifests until they are removed', async () => {

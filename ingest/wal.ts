@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { RAW_COLUMNS } from './events/rows.ts'
 import { walThread } from './wal-thread.ts'
 
@@ -32,9 +32,9 @@ export const SET_ASIDE_DIR = 'set-aside'
 /** The log's folder of empty files its thread keeps ready for entries and manifests (see wal-thread.ts); emptied at start-up. */
 export const SPARE_DIR = 'spare'
 
-/** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR. */
+/** The edge's log folder: WAL_DIR, else `wal` under DATA_DIR; absolute (the engine is given its files by name). */
 export function walDir(settings: { WAL_DIR?: string; dataDir: string }): string {
-  return settings.WAL_DIR ?? join(settings.dataDir, 'wal')
+  return resolve(settings.WAL_DIR ?? join(settings.dataDir, 'wal'))
 }
 
 export function createWal(dir: string) {

@@ -189,11 +189,10 @@ const PLAIN_NAME = /^[\w.-]+$/
 
 /**
  * The INFILE pattern that names exactly `files` (absolute paths in one folder, in order), or
- * undefined when the engine could not be given them by name safely (a folder with anything but
- * letters, digits and `_./@+=:~-`, a name with anything but
- * letters, digits and `_.-`, several folders,
- * too many files) or one of them is not there: a pattern matches only the files that exist, so
- * a missing one would be skipped, not refused.
+ * undefined when the engine could not be given them by name safely (a folder with anything
+ * but letters, digits and `_./@+=:~-`, a name with anything but letters, digits and `_.-`,
+ * several folders, more than MAX_INFILE_FILES) or one of them is not there: a pattern matches
+ * only the files that exist, so a missing one would be skipped, not refused.
  */
 export function infilePattern(files: readonly string[]): string | undefined {
   if (files.length === 0 || files.length > MAX_INFILE_FILES) return undefined
