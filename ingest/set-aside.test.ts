@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { startTestEdge, type TestEdge } from '../test/harness/edge.ts'
 import { rows as query, tempDir } from '../test/harness/engines.ts'
-import { videoSnapshot } from '../test/harness/snapshot.ts'
+import { FAILING_VIDEO_PREFIX, videoSnapshot, withFailingView } from '../test/harness/snapshot.ts'
 import { countingCalls } from '../test/harness/counting.ts'
 import { watchEmbeddedStatements } from '../lib/clickhouse.ts'
 import { encodeRows, infilePattern, insertRawEventFiles, insertRawEvents, parseRow, RAW_COLUMNS, rowContext, rowText } from './events/rows.ts'
@@ -272,7 +272,7 @@ describe('loads the engine reads from the log\'s entries', () => {
   })
 
   it('of a load cut between raw_events and a view are read again by the repair, as its manifest says: raw_events keeps its rows once, the views get theirs', async () => {
-    const video = `cut-${crypto.randomUUID().slice(0, 8)}`
+    const video = `${FAILING_VIDEO_PREFIX}${crypto.randomUUID().slice(0, 8)}`
     const wal = createWal(walDir(t.s.settings))
     const entries: { token: string; rows: number }[] = []
     for (const n of [2, 3]) {
@@ -282,15 +282,7 @@ describe('loads the engine reads from the log\'s entries', () => {
     }
     const load = crypto.randomUUID()
     await wal.writeLoad(load, entries.map((e) => e.token), Date.now(), true)
-    // A test-only view that throws for this video: raw_events and the views before it take the block, the insert fails.
-    await t.s.ch.command({ query: 'CREATE TABLE cut_sink (x UInt8) ENGINE = Null' })
-    await t.s.ch.command({ query: "CREATE MATERIALIZED VIEW cut_mv TO cut_sink AS SELECT throwIf(video_id LIKE 'cut-%', 'simulated crash') AS x FROM raw_events" })
-    try {
-      await expect(insertRawEventFiles(t.s.ch, entries.map((e) => wal.file(e.token)), load)).rejects.toThrow(/simulated crash/)
-    } finally {
-      await t.s.ch.command({ query: 'DROP VIEW cut_mv' })
-      await t.s.ch.command({ query: 'DROP TABLE cut_sink' })
-    }
+    await withFailingView(t.s.ch, () => expect(insertRawEventFiles(t.s.ch, entries.map((e) => wal.file(e.token)), load)).rejects.toThrow(/simulated crash/))
     const cut = await videoSnapshot(t.s.ch, video)
     expect(cut.rawIds).toEqual([{ n: 5, ids: 5 }])
     expect([cut.day, cut.week, cut.month].some((g) => g.length === 0)).toBe(true)

@@ -4,7 +4,7 @@ import { startPrivateRedis } from '../../lib/redis-server.ts'
 import { createRules, decisionRecord, eventField, newRequestId, type Decided } from '../state/decide.ts'
 import { keys } from '../state/keys.ts'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
-import { videoSnapshot } from '../../test/harness/snapshot.ts'
+import { FAILING_VIDEO_PREFIX, videoSnapshot, withFailingView } from '../../test/harness/snapshot.ts'
 import { join } from 'node:path'
 import { createWal } from '../wal.ts'
 import { encodeRows, insertRawEvents, rowText, toRow } from './rows.ts'
@@ -290,18 +290,11 @@ const decideAndBuild = async (video: string, n: number, exp?: number) => {
 
 describe('a flush cut short by a crash', () => {
   it('repairs the materialized views when raw_events got the rows and the views did not', async () => {
-    const video = `crash-${crypto.randomUUID().slice(0, 8)}`
+    const video = `${FAILING_VIDEO_PREFIX}${crypto.randomUUID().slice(0, 8)}`
     const { token, events, body, flushToken } = await decideAndBuild(video, 5)
     // The raw part and the first views are written, then the insert dies before the rest
     // (as when the process is killed between them): a test-only view throws for this video.
-    await t.s.ch.command({ query: 'CREATE TABLE crash_sink (x UInt8) ENGINE = Null' })
-    await t.s.ch.command({ query: "CREATE MATERIALIZED VIEW crash_mv TO crash_sink AS SELECT throwIf(video_id LIKE 'crash-%', 'simulated crash') AS x FROM raw_events" })
-    try {
-      await expect(insertRawEvents(t.s.ch, body, flushToken)).rejects.toThrow(/simulated crash/)
-    } finally {
-      await t.s.ch.command({ query: 'DROP VIEW crash_mv' })
-      await t.s.ch.command({ query: 'DROP TABLE crash_sink' })
-    }
+    await withFailingView(t.s.ch, () => expect(insertRawEvents(t.s.ch, body, flushToken)).rejects.toThrow(/simulated crash/))
     const cut = await videoSnapshot(t.s.ch, video)
     expect(cut.rawIds).toEqual([{ n: 5, ids: 5 }])
     // Which views got their part before the failure varies; at least one is behind.

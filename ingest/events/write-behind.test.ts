@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestEdge, ev, type TestEdge } from '../../test/harness/edge.ts'
-import { videoSnapshot } from '../../test/harness/snapshot.ts'
+import { FAILING_VIDEO_PREFIX, videoSnapshot, withFailingView } from '../../test/harness/snapshot.ts'
 import { createEdge } from '../app.ts'
 import { createMetrics, watchIngestBuffer } from '../../lib/metrics.ts'
 import { encodeRows, insertRawEvents, rowContext, rowText } from './rows.ts'
@@ -189,16 +189,13 @@ describe('the write-behind edge', () => {
   })
 
   it('completes the views of a load that raw_events took and a view did not, once, at the next start', async () => {
-    const video = `crash-${crypto.randomUUID().slice(0, 8)}`
+    const video = `${FAILING_VIDEO_PREFIX}${crypto.randomUUID().slice(0, 8)}`
     const token = await t.token({ videoId: video, viewerId: 'w-cut' })
     const batch = watch(Date.now() - 20_000)
     const before = await failures()
     const first = createEdge(t.s)
-    // A test-only view that throws for this video: raw_events and the views before it get
-    // their part, the insert fails, as when the process dies in the middle of it.
-    await t.s.ch.command({ query: 'CREATE TABLE crash_sink (x UInt8) ENGINE = Null' })
-    await t.s.ch.command({ query: "CREATE MATERIALIZED VIEW crash_mv TO crash_sink AS SELECT throwIf(video_id LIKE 'crash-%', 'simulated crash') AS x FROM raw_events" })
-    try {
+    // The insert fails after raw_events and the views before the failing one took their part.
+    await withFailingView(t.s.ch, async () => {
       const res = await first.app.request('/v1/events', {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -207,10 +204,7 @@ describe('the write-behind edge', () => {
       expect(res.status).toBe(200)
       await loaderFailed(before)
       expect(await first.flush(0)).toBe(false)
-    } finally {
-      await t.s.ch.command({ query: 'DROP VIEW crash_mv' })
-      await t.s.ch.command({ query: 'DROP TABLE crash_sink' })
-    }
+    })
     const cut = await videoSnapshot(t.s.ch, video)
     expect(cut.rawIds).toEqual([{ n: 2, ids: 2 }])
     expect([cut.day, cut.week, cut.month].some((g) => g.length === 0)).toBe(true)

@@ -38,3 +38,22 @@ export async function videoSnapshot(ch: ClickHouseClient, videoId: string) {
 export function dateIn(ms: number, timeZone: string): string {
   return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(ms))
 }
+
+/** Videos whose id starts with this fail every insert into raw_events inside withFailingView. */
+export const FAILING_VIDEO_PREFIX = 'crash-'
+
+/**
+ * Runs `fn` with a test-only materialized view on raw_events that throws for the videos of
+ * FAILING_VIDEO_PREFIX: raw_events and the views before it take the block, the insert fails,
+ * as when the process dies in the middle of it. The view is dropped after, whatever `fn` did.
+ */
+export async function withFailingView<T>(ch: ClickHouseClient, fn: () => Promise<T>): Promise<T> {
+  await ch.command({ query: 'CREATE TABLE crash_sink (x UInt8) ENGINE = Null' })
+  await ch.command({ query: `CREATE MATERIALIZED VIEW crash_mv TO crash_sink AS SELECT throwIf(video_id LIKE '${FAILING_VIDEO_PREFIX}%', 'simulated crash') AS x FROM raw_events` })
+  try {
+    return await fn()
+  } finally {
+    await ch.command({ query: 'DROP VIEW crash_mv' })
+    await ch.command({ query: 'DROP TABLE crash_sink' })
+  }
+}
