@@ -85,7 +85,7 @@ function startWriter() {
    * (with the commit of this write: no message of its own), while fewer than SPARES are ready
    * or coming. A pool starts with asks of their own, so that the next writes find some.
    */
-  const takeSpare = (dir: string): { dir: string; spare?: Spare; pool: SparePool; more: boolean } => {
+  const takeSpare = (dir: string): { spare?: Spare; pool: SparePool; more: boolean } => {
     let pool = pools.get(dir)
     if (!pool) {
       pools.set(dir, (pool = { ready: [], asked: 0 }))
@@ -98,25 +98,25 @@ function startWriter() {
     const spare = pool.ready.pop()
     const more = pool.ready.length + pool.asked < SPARES
     if (more) pool.asked++
-    return { dir, spare, pool, more }
+    return { spare, pool, more }
   }
 
   return {
     /**
      * Writes `file` durably from `parts` (texts, in order): into a temporary file here (the
      * page cache: no wait for the disk), then on the thread fsync, rename into place, fsync
-     * of the folder. The text goes to write(2) as it is (see writeAllText):
-     * handed over, it would be copied or encoded into bytes first, a flush's megabytes each
-     * time. One event-loop turn a flush, for the answer: under load a turn is what a flush
+     * of the folder. The text is written here (see writeAllText): handed to the thread, a
+     * flush's megabytes would be copied once more each time. One event-loop turn a flush, for the answer: under load a turn is what a flush
      * waits for (with each of its nine calls awaited, a flush once took 161 ms on average in
      * bench:ingest for about 3 ms of work).
      */
     write(file: string, parts: string[], opts: { spares?: string } = {}): Promise<void> {
       // With `spares`, a file the thread made ready in that folder (see SPARES), renamed into place.
-      const taken = opts.spares === undefined ? undefined : takeSpare(opts.spares)
+      const spares = opts.spares
+      const taken = spares === undefined ? undefined : takeSpare(spares)
       const tmp = taken?.spare?.path ?? `${file}.tmp`
       let fd: number | undefined = taken?.spare?.fd
-      const spareDir = taken?.more ? taken.dir : undefined
+      const spareDir = taken?.more ? spares : undefined
       // Each descriptor is closed by the thread that opened it (see discard): a spare file's by the
       // log's thread once committed (or not), one opened here once answered, whatever the answer.
       const own = taken?.spare !== undefined
@@ -131,9 +131,9 @@ function startWriter() {
       }
       return ask({ op: 'commit', fd, tmp, file, spareDir, own })
         .then(
-          (reply) => void (taken?.more && arrived(taken.dir, taken.pool, reply)),
+          (reply) => void (taken?.more && arrived(spares!, taken.pool, reply)),
           (err: unknown) => {
-            if (taken?.more) arrived(taken.dir, taken.pool)
+            if (taken?.more) arrived(spares!, taken.pool)
             throw err
           },
         )

@@ -42,7 +42,8 @@ export const RAW_COLUMNS = [
 ] as const satisfies readonly (keyof RawEventRow)[]
 const NUMERIC = new Set<string>(['position_ms', 'watched_ms', 'credited_watch_ms', 'video_duration_ms'])
 const TIMES = new Set<string>(['event_time', 'received_at'])
-const INSERT = `INSERT INTO raw_events (${RAW_COLUMNS.join(', ')}) FORMAT TabSeparated`
+/** The raw insert's head: its data follows (FORMAT) or comes from files (FROM INFILE … FORMAT). */
+const INSERT_INTO = `INSERT INTO raw_events (${RAW_COLUMNS.join(', ')})`
 
 const MAX_PAYLOAD_CHARS = 4096
 
@@ -153,7 +154,7 @@ export const RAW_INPUT_SETTINGS = {
 } as const
 
 /** How a load goes into raw_events: one block under its dedup token, behind the edge's own work. */
-function loadSettings(token: string) {
+function rawLoadSettings(token: string) {
   return {
     ...RAW_INPUT_SETTINGS,
     insert_deduplication_token: token,
@@ -177,7 +178,7 @@ export async function insertRawEvents(ch: ClickHouseClient, text: string | strin
   // into a Buffer that chDB's connection turns back into a string.
   // A load: embedded, it takes its turn after the reads under way (see lib/engine-turns.ts).
   const query_id = `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`
-  const result = await ch.exec({ query: INSERT, query_id, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings: loadSettings(token) })
+  const result = await ch.exec({ query: `${INSERT_INTO} FORMAT TabSeparated`, query_id, values: Readable.from(typeof text === 'string' ? [text] : text, { objectMode: true }), clickhouse_settings: rawLoadSettings(token) })
   result.stream.destroy()
 }
 
@@ -221,6 +222,6 @@ export async function insertRawEventFiles(ch: ClickHouseClient, files: readonly 
   if (pattern === undefined) throw new Error(`the write-ahead log's entries of load ${token} cannot be read by name (a file is missing, or its path has characters INFILE would misread): ${files.join(', ')}`)
   const query_id = `${BACKGROUND_QUERY_PREFIX}${randomUUID()}`
   // The pattern is checked above for quotes and backslashes; INFILE takes no parameter.
-  const query = INSERT.replace(/ FORMAT TabSeparated$/, ` FROM INFILE '${pattern}' COMPRESSION 'none' FORMAT TabSeparated`)
-  await ch.command({ query, query_id, clickhouse_settings: { ...loadSettings(token), input_format_tsv_skip_first_lines: '1' } })
+  const query = `${INSERT_INTO} FROM INFILE '${pattern}' COMPRESSION 'none' FORMAT TabSeparated`
+  await ch.command({ query, query_id, clickhouse_settings: { ...rawLoadSettings(token), input_format_tsv_skip_first_lines: '1' } })
 }
