@@ -34,13 +34,13 @@
  *
  *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--live-events 0] [--settling] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
  */
-import { spawn } from 'node:child_process'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
-import { addCounts, BUN, cacheOutcome, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, slowStatements, writeResult } from './lib.ts'
+import { addCounts, answerViewers, BUN, cacheOutcome, childPids, ensureWrk, loadNow, processName, threadCpuSeconds, num, parseFlags, percentile, printTable, procCpuSeconds, procStatusKb, ROOT, runJsonChild, sleep, slowStatements, writeResult } from './lib.ts'
 import { startLivePlayers, type LivePlayersResult } from './api-live.ts'
+import { runWrk } from './api-wrk.ts'
 import { startSettling, type SettlingResult } from './api-settling.ts'
 import { BENCH_CREATOR_SUBJECT } from './settle-data.ts'
 import { loadPlaybackKeys } from '../../ingest/tokens/keys.ts'
@@ -126,7 +126,7 @@ type Result = {
   /** The first request after the caches were emptied, alone. */
   cold_alone_ms: number
   /** Bursts of one request per client at once, each after emptying the caches. */
-  cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[] }
+  cold: Latencies & { outcomes: Record<string, number>; rounds_max_ms: number[]; warmup_rounds_max_ms: number[]; rounds_first_path: number[]; rounds_viewers: number[] }
   /** With --live-events: what the live players' batches got while the warm loop ran. */
   live?: LivePlayersResult
   /** With --settling: the run of the settlement job that overlapped the warm loop. */
@@ -156,31 +156,6 @@ const latencies = (xs: number[]): Latencies => {
   return { requests: xs.length, p50: r1(percentile(sorted, 50)), p95: r1(percentile(sorted, 95)), p99: r1(percentile(sorted, 99)), max: r1(sorted.at(-1) ?? NaN) }
 }
 const wrkDir = tempDir('cs-bench-api-wrk-')
-type WrkOut = { duration_s: number; cpu_s: number; requests: number; errors: Record<string, number>; threads: { all_ms: number[]; not_hit_ms: number[]; outcomes: Record<string, number>; statuses: Record<string, number> }[] }
-/** The warm loop in wrk: `clients` connections for `seconds`, going through `paths` (test/bench/api-wrk.lua). */
-async function runWrk(token: string, paths: string[]): Promise<{ all: number[]; notHit: number[]; outcomes: Record<string, number>; errors: Record<string, number>; cpuSeconds: number }> {
-  const pathsFile = join(wrkDir, 'paths.txt')
-  const outFile = join(wrkDir, 'wrk.json')
-  rmSync(outFile, { force: true })
-  writeFileSync(pathsFile, paths.join('\n') + '\n')
-  const args = ['-t', String(clients), '-c', String(clients), '-d', `${seconds}s`, '--timeout', '30s', '-s', join(ROOT, 'test/bench/api-wrk.lua'), url, '--', pathsFile, token, outFile, String(clients)]
-  // wrk's own summary goes to stderr with the rest of the progress.
-  const code = await new Promise<number | null>((res) => spawn('wrk', args, { stdio: ['ignore', 2, 'inherit'] }).on('exit', res))
-  if (code !== 0 || !existsSync(outFile)) throw new Error(`wrk exited with ${code}`)
-  const out = JSON.parse(readFileSync(outFile, 'utf8')) as WrkOut
-  const all: number[] = []
-  const notHit: number[] = []
-  const outcomes: Record<string, number> = {}
-  const errors: Record<string, number> = {}
-  for (const t of out.threads) {
-    for (const ms of t.all_ms) all.push(ms)
-    for (const ms of t.not_hit_ms) notHit.push(ms)
-    addCounts(outcomes, t.outcomes)
-    addCounts(errors, t.statuses)
-  }
-  for (const [k, v] of Object.entries(out.errors)) if (v > 0) errors[`wrk ${k}`] = v
-  return { all, notHit, outcomes, errors, cpuSeconds: out.cpu_s }
-}
 try {
   await waitForRedis(redis)
   // The day was written by bench:settle's generator, which stands in for the edge's loads: mark one, as the edge would.
@@ -236,12 +211,15 @@ try {
     const errors: Record<string, number> = {}
     let n = 0
     /** One request: its latency and what the cache did, or nothing when it failed (counted in `errors`). */
-    const call = async (i: number): Promise<{ ms: number; outcome: string } | undefined> => {
+    /** With `viewers`, the answer's unique viewers are added to `viewers.n` (cold bursts only: parsing costs the generator). */
+    const call = async (i: number, viewers?: { n: number }): Promise<{ ms: number; outcome: string } | undefined> => {
       const s = performance.now()
       try {
         const res = await fetch(`${url}${e.path(i)}`, { headers: { authorization: `Bearer ${e.token}` } })
-        await res.arrayBuffer()
-        if (res.status === 200) return { ms: performance.now() - s, outcome: cacheOutcome(res.headers.get('cache-status')) }
+        const body = await res.arrayBuffer()
+        const ms = performance.now() - s
+        if (viewers) viewers.n += answerViewers(body)
+        if (res.status === 200) return { ms, outcome: cacheOutcome(res.headers.get('cache-status')) }
         errors[res.status] = (errors[res.status] ?? 0) + 1
       } catch (err) {
         // Bun.serve closes a connection idle for 10 s: a request slower than that ends here.
@@ -277,9 +255,14 @@ try {
     const cold = samples()
     const roundsMax: number[] = []
     const warmupMax: number[] = []
+    // Each burst's first path index and the unique viewers its answers count (the top videos' list is in order of views).
+    const rounds: { first: number; viewers: number }[] = []
     for (let round = 0; round < coldWarmupRounds + coldRounds; round++) {
       await emptyCaches()
-      const burst = await Promise.all(Array.from({ length: clients }, () => call(n++)))
+      const viewers = { n: 0 }
+      rounds.push({ first: n, viewers: 0 })
+      const burst = await Promise.all(Array.from({ length: clients }, () => call(n++, viewers)))
+      rounds.at(-1)!.viewers = viewers.n
       const slowest = r1(Math.max(...burst.map((r) => r?.ms ?? 0)))
       if (round < coldWarmupRounds) {
         warmupMax.push(slowest)
@@ -310,7 +293,7 @@ try {
     const loading = loadEveryMs > 0 ? setInterval(() => void markAggregatesLoad(redis).then(() => loads++, () => {}), loadEveryMs) : undefined
     try {
       if (generator === 'wrk') {
-        const got = await runWrk(e.token, Array.from({ length: e.distinct }, (_, i) => e.path(n + i)))
+        const got = await runWrk({ url, clients, seconds, token: e.token, paths: Array.from({ length: e.distinct }, (_, i) => e.path(n + i)), workDir: wrkDir })
         warm.all.push(...got.all)
         warm.notHit.push(...got.notHit)
         Object.assign(warm.outcomes, got.outcomes)
@@ -340,7 +323,7 @@ try {
       name: e.name,
       path: e.path(0),
       cold_alone_ms: r1(alone),
-      cold: { ...latencies(cold.all), outcomes: cold.outcomes, rounds_max_ms: roundsMax, warmup_rounds_max_ms: warmupMax },
+      cold: { ...latencies(cold.all), outcomes: cold.outcomes, rounds_max_ms: roundsMax, warmup_rounds_max_ms: warmupMax, rounds_first_path: rounds.map((r) => r.first), rounds_viewers: rounds.map((r) => r.viewers) },
       warm: {
         ...latencies(warm.all),
         rps: +(warm.all.length / elapsed).toFixed(1),
@@ -357,7 +340,7 @@ try {
       errors,
     })
     const r = results.at(-1)!
-    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (open rows ${JSON.stringify(r.warm.open_rows)}); cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''}${r.settling ? `; the day settled again meanwhile in ${r.settling.ms} ms (${r.settling.outcome}, run ${r.settling.run_id})` : ''} (load ${loadNow()})`)
+    console.error(`[bench:api] ${e.name}: cold p99 ${r.cold.p99} ms (slowest answer of each burst: ${r.cold.rounds_max_ms.join(' ')}; of the warm-up bursts: ${r.cold.warmup_rounds_max_ms.join(' ')}; unique viewers in each burst's answers, warm-up first: ${r.cold.rounds_viewers.join(' ')}); warm ${r.warm.rps} req/s, p99 ${r.warm.p99} ms, ${Math.round(r.warm.hit_share * 100)} % hits (open rows ${JSON.stringify(r.warm.open_rows)}); cores: server ${r.warm.cpu_cores.server} (${JSON.stringify(r.warm.cpu_cores.server_by_thread)}), redis ${r.warm.cpu_cores.redis}, generator ${r.warm.cpu_cores.generator}${r.live ? `; live ${r.live.events_per_second} events/s acknowledged (p99 ${r.live.ack_p99_ms} ms, ${JSON.stringify(r.live.statuses)})` : ''}${r.settling ? `; the day settled again meanwhile in ${r.settling.ms} ms (${r.settling.outcome}, run ${r.settling.run_id})` : ''} (load ${loadNow()})`)
   }
 } finally {
   rmSync(wrkDir, { recursive: true, force: true })

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { cacheStatus } from '../../analytics/cache/aggregate-cache.ts'
-import { cacheOutcome, slowStatements } from './lib.ts'
+import { answerViewers, cacheOutcome, slowStatements } from './lib.ts'
 
 it("reads the server's slow-statement warnings from its output, slowest first", () => {
   const line = (ms: number, statement: string) => JSON.stringify({ time: '2026-12-06T16:00:00.000Z', level: 'warn', msg: 'slow ClickHouse statement', kind: 'read', ms, waited_ms: 0, query_id: `q${ms}`, statement })
@@ -24,4 +24,12 @@ it('names what the cache did from the Cache-Status header the endpoints write', 
   expect(cacheOutcome(cacheStatus('bypass'))).toBe('bypass')
   expect(cacheOutcome(cacheStatus('unavailable'))).toBe('unavailable')
   expect(cacheOutcome(null)).toBe('none')
+})
+
+it("adds up a stats answer's unique viewers over its periods, 0 for any other answer", () => {
+  const body = (x: unknown) => new TextEncoder().encode(JSON.stringify(x)).buffer as ArrayBuffer
+  expect(answerViewers(body({ video_id: 'v', rows: [{ period: '2026-12-05', unique_viewers: 3 }, { period: '2026-12-06', unique_viewers: 40 }] }))).toBe(43)
+  expect(answerViewers(body({ rows: [{ period: '2026-12-06', views: 5 }] }))).toBe(0)
+  expect(answerViewers(body({ error: 'forbidden' }))).toBe(0)
+  expect(answerViewers(new TextEncoder().encode('not json').buffer as ArrayBuffer)).toBe(0)
 })

@@ -362,3 +362,17 @@ export function cacheOutcome(header: string | null): string {
   if (header.includes('detail=redis-unavailable')) return 'unavailable'
   return /fwd=([a-z-]+)/.exec(header)?.[1] ?? 'other'
 }
+
+/**
+ * The unique viewers a stats answer (JSON: `rows` of periods) counts over its periods, or 0 for
+ * another answer: what a cold stats request had the engine merge, roughly (bench:api reports it
+ * per burst, since the top videos' bursts read ever smaller videos).
+ */
+export function answerViewers(body: ArrayBuffer): number {
+  try {
+    const rows = (JSON.parse(new TextDecoder().decode(body)) as { rows?: { unique_viewers?: unknown }[] }).rows
+    return Array.isArray(rows) ? rows.reduce((sum, r) => sum + (typeof r.unique_viewers === 'number' ? r.unique_viewers : 0), 0) : 0
+  } catch {
+    return 0
+  }
+}
