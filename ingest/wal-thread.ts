@@ -14,7 +14,7 @@ import { writeAllText } from '../lib/write-all.ts'
  * players' p99 248-360 ms against 566-679 in three pairs (test/bench/HISTORY.md, 7 December).
  * The thread costs ~15 MiB of RSS.
  */
-type Reply = { id: number; error?: string; fd?: number; path?: string }
+type Reply = { id: number; error?: string; fd?: number; path?: string; spares?: { fd: number; path: string }[] }
 type Pending = { resolve(reply: Reply): void; reject(err: Error): void }
 /** A file the thread made ready, empty, in a folder of spare files: the next write given that folder takes it. */
 type Spare = { fd: number; path: string }
@@ -30,6 +30,12 @@ type SparePool = { ready: Spare[]; asked: number }
  * to 1.4 % of the thread); a write that finds none ready makes its own file, as before.
  */
 const SPARES = 3
+/**
+ * Most spare files a folder keeps when entries and manifests removed are turned into spares
+ * (see remove): a load removes about fifteen entries and its manifest, and the writes until the
+ * next load take about as many.
+ */
+const RECYCLED_MAX = 32
 
 function startWriter() {
   const worker = new Worker(new URL('./wal-writer.mjs', import.meta.url))
@@ -155,9 +161,30 @@ function startWriter() {
       pools.delete(dir)
       discard(pool?.ready.splice(0) ?? [])
     },
-    /** Removes the files (those already gone too). */
-    remove(files: string[]): Promise<void> {
-      return call({ op: 'remove', files })
+    /**
+     * Removes the files (those already gone too). With `spares`, as many of them as that folder's
+     * spare files fall short of RECYCLED_MAX become spare files of it instead (renamed there,
+     * emptied: see recycle in wal-writer.mjs), which later writes take as they take the others.
+     */
+    remove(files: string[], opts: { spares?: string } = {}): Promise<void> {
+      const dir = opts.spares
+      if (dir === undefined) return call({ op: 'remove', files })
+      let pool = pools.get(dir)
+      if (!pool) pools.set(dir, (pool = { ready: [], asked: 0 }))
+      const into = pool
+      const count = Math.max(0, Math.min(files.length, RECYCLED_MAX - into.ready.length - into.asked))
+      into.asked += count
+      return ask({ op: 'remove', files, recycle: { dir, count } }).then(
+        (reply) => {
+          const made = reply.spares ?? []
+          for (const spare of made) arrived(dir, into, spare)
+          into.asked -= count - made.length
+        },
+        (err: unknown) => {
+          into.asked -= count
+          throw err
+        },
+      )
     },
     /** Makes the folder (and its parents) and its name in its parent durable. */
     mkdir(dir: string): Promise<void> {

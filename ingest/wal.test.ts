@@ -129,8 +129,57 @@ describe('the write-ahead log', () => {
     const again = createWal(wal.dir)
     again.removeTorn()
     for (let i = 30; i < 60; i++) await again.write(`t${i}`, [request(1)], `row${i}\n`)
+    // The entries removed become spare files (as many as the folder keeps: 32), opened on the log's thread.
     await again.remove(...again.tokens())
-    await vi.waitFor(() => expect(walThread().sparesReady(join(wal.dir, SPARE_DIR))).toBe(3))
+    expect(walThread().sparesReady(join(wal.dir, SPARE_DIR))).toBe(32)
+    for (let i = 60; i < 100; i++) await again.write(`t${i}`, [request(1)], `row${i}\n`)
     expect(printed.filter((p) => /File descriptor \d+/.test(p))).toEqual([])
+  })
+
+  it('turns the files of removed entries and manifests into spare files that later writes take, emptied', async () => {
+    const wal = setup()
+    const spareDir = join(wal.dir, SPARE_DIR)
+    const ino = (f: string) => statSync(join(wal.dir, f)).ino
+    const long = Array.from({ length: 200 }, (_, i) => `a long row ${i}\n`).join('')
+    for (const t of ['t1', 't2', 't3']) await wal.write(t, [request(200)], long)
+    await wal.writeLoad('L1', ['t1', 't2', 't3'], 1_700_000_000_000, true)
+    await vi.waitFor(() => expect(walThread().sparesReady(spareDir)).toBe(3))
+    const removed = [ino('t1.wal'), ino('t2.wal'), ino('t3.wal'), ino('L1.load')]
+    await wal.remove('t1', 't2', 't3')
+    await wal.removeLoad('L1')
+    // Gone from the log's folder, kept as spare files (3 made ahead + the 4 removed), nothing else.
+    expect(readdirSync(wal.dir).sort()).toEqual([SPARE_DIR])
+    expect(wal.tokens()).toEqual([])
+    expect(wal.loads()).toEqual([])
+    expect(walThread().sparesReady(spareDir)).toBe(7)
+    const spareInodes = readdirSync(spareDir).map((f) => statSync(join(spareDir, f)).ino)
+    expect(spareInodes).toEqual(expect.arrayContaining(removed))
+    for (const f of readdirSync(spareDir)) expect(statSync(join(spareDir, f)).size).toBe(0)
+    // The next writes take the spare files last made ready first: the removed files, with none of their old bytes.
+    await wal.write('t4', [request(1)], 'short\n')
+    await wal.writeLoad('L2', ['t4'], 1_700_000_000_001)
+    expect(removed).toContain(ino('t4.wal'))
+    expect(removed).toContain(ino('L2.load'))
+    expect(readFileSync(join(wal.dir, 't4.wal'), 'utf8')).toBe(`${JSON.stringify({ token: 't4', requests: wal.read('t4')!.requests })}\nshort\n`)
+    expect(wal.read('t4')?.lines).toEqual(['short'])
+    expect(wal.loads()).toEqual([{ token: 'L2', entries: ['t4'], at: 1_700_000_000_001 }])
+  })
+
+  it('keeps at most 32 spare files a folder: the rest of the files removed are deleted', async () => {
+    const wal = setup()
+    const spareDir = join(wal.dir, SPARE_DIR)
+    const tokens = Array.from({ length: 40 }, (_, i) => `t${i}`)
+    for (const t of tokens) await wal.write(t, [request(1)], 'row\n')
+    await vi.waitFor(() => expect(walThread().sparesReady(spareDir)).toBe(3))
+    await wal.remove(...tokens, 'never-written')
+    expect(wal.tokens()).toEqual([])
+    expect(walThread().sparesReady(spareDir)).toBe(32)
+    expect(readdirSync(spareDir)).toHaveLength(32)
+    // A start-up drops them all, as it drops the spare files made ahead.
+    const again = createWal(wal.dir)
+    again.removeTorn()
+    expect(existsSync(spareDir)).toBe(false)
+    await again.write('t50', [request(1)], 'row\n')
+    expect(again.read('t50')?.lines).toEqual(['row'])
   })
 })

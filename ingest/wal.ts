@@ -65,9 +65,9 @@ export function createWal(dir: string) {
     },
     /** The entry's file: a JSON line (its token and requests), then its rows' text. */
     file: path,
-    /** Removes the entries (one call to the log's thread, however many). */
+    /** Removes the entries (one call to the log's thread, however many), their files kept as spare ones (see wal-thread.ts). */
     remove(...tokens: string[]): Promise<void> {
-      return walThread().remove(tokens.map(path))
+      return walThread().remove(tokens.map(path), { spares: spareDir })
     },
     /** Records which entries one insert carries, in order, and how (see WalLoad), before it starts. */
     writeLoad(token: string, entries: string[], at = Date.now(), files = false): Promise<void> {
@@ -75,7 +75,7 @@ export function createWal(dir: string) {
       return writeDurably(loadPath(token), [JSON.stringify(load)], true)
     },
     removeLoad(token: string): Promise<void> {
-      return walThread().remove([loadPath(token)])
+      return walThread().remove([loadPath(token)], { spares: spareDir })
     },
     /** Where lines the engine refused are kept (see setAside). */
     setAsideDir: asideDir,
