@@ -69,8 +69,9 @@ function spare(dir) {
  * files of `dir` instead: each renamed there, the folders they left made durable (so that no
  * removed name can come back after a power cut holding another write's bytes), then opened
  * empty. A new file costs ext4 (without a journal) a search past every inode freed in the last
- * minute, which the log's own churn of entries kept long: 45 % of this thread's samples were in
- * `__ext4_new_inode` under 5,000 paced players (test/bench/HISTORY.md, thirty-fifth session).
+ * minute, which the log's own churn of entries kept long: 43 % of this thread's samples were in
+ * `__ext4_new_inode` under 5,000 paced players, and with this its CPU an event fell by a fifth
+ * (test/bench/HISTORY.md, thirty-fifth session).
  * Returns the spare files made.
  * @param {string[]} files
  * @param {string} dir
@@ -79,15 +80,19 @@ function spare(dir) {
 function recycle(files, dir, count) {
   /** @type {{ file: string, path: string }[]} */
   const moved = []
-  if (count > 0 && !existsSync(dir)) mkdirSync(dir)
+  let room = count
+  try {
+    if (room > 0 && !existsSync(dir)) mkdirSync(dir)
+  } catch {
+    room = 0 // no spare folder (the log's own is gone): the files are only removed
+  }
   for (const file of files) {
-    if (moved.length >= count) break
+    if (moved.length >= room) break
     const path = join(dir, `${randomUUID()}.tmp`)
     try {
       renameSync(file, path)
-    } catch (err) {
-      if (err instanceof Error && 'code' in err && err.code === 'ENOENT') continue // removed already
-      throw err
+    } catch {
+      continue // removed already (or not to be moved: removed below)
     }
     moved.push({ file, path })
   }

@@ -165,6 +165,14 @@ describe('the write-ahead log', () => {
     expect(wal.loads()).toEqual([{ token: 'L2', entries: ['t4'], at: 1_700_000_000_001 }])
   })
 
+  it('removes entries whose folder is gone without an error (no spare folder is made for them)', async () => {
+    const wal = setup()
+    await wal.write('t1', [request(1)], 'row\n')
+    rmSync(wal.dir, { recursive: true })
+    await expect(wal.remove('t1')).resolves.toBeUndefined()
+    expect(existsSync(wal.dir)).toBe(false)
+  })
+
   it('keeps at most 32 spare files a folder: the rest of the files removed are deleted', async () => {
     const wal = setup()
     const spareDir = join(wal.dir, SPARE_DIR)
