@@ -4,7 +4,8 @@ import { SPLIT_SMALL_READS, type ClickHouseClient } from '../../lib/clickhouse.t
 import { addDays, periodStart, periodsBetween, type Grain } from '../http/dates.ts'
 import { activeParts, seenBlocks, type TablePart } from '../../lib/table-parts.ts'
 import { ownViewers, type OpenRows, type PartRow, type RowViewers } from './open-rows.ts'
-import { readVarUInt, type ViewerSets } from './viewer-sets.ts'
+import type { ViewerSets } from './viewer-sets.ts'
+import { queryRowBinary, type RowBinary } from './row-binary.ts'
 
 /**
  * Where each grain is read from: the aggregate table and its period column. A year
@@ -31,7 +32,6 @@ export const statsRow = z.object({
 export type StatsRow = z.infer<typeof statsRow>
 export const statsColumns = Object.keys(statsRow.shape) as (keyof StatsRow)[]
 
-const videoStatsRow = statsRow.extend({ creator_id: z.string(), video_id: z.string(), parts: z.array(z.string()).optional() })
 
 export type StatsQuery = {
   videoId: string
@@ -66,6 +66,10 @@ const rowKey = (creatorId: string, videoId: string, period: string) => JSON.stri
 /** The columns of a stats row that add up across parts. */
 const SUMMED = ['views', 'watch_ms', 'ad_impressions', 'excluded_self_view', 'excluded_duplicate_viewer', 'excluded_duplicate_ip'] as const
 const SUMS = SUMMED.map((c) => `sum(${c}) AS ${c}`).join(', ')
+/** The same as UInt64 whatever the columns' type, for reads in RowBinary (see row-binary.ts). */
+const SUMS_U64 = SUMMED.map((c) => `toUInt64(sum(${c})) AS ${c}`).join(', ')
+/** The summed columns of a RowBinary row, in SUMMED's order. */
+const readSums = (rb: RowBinary) => Object.fromEntries(SUMMED.map((c) => [c, rb.uint64()])) as Record<(typeof SUMMED)[number], number>
 
 /**
  * What a batch keeps of open periods, from `from` (the first one not closed) on, under
@@ -92,38 +96,45 @@ type StatesOut = { from: string; into: Map<string, Uint8Array> }
  */
 async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[], from: string, to: string, listed?: Listed, states?: StatesOut): Promise<Found> {
   const { table, period, filter } = SOURCES[grain]
-  const extra = `${listed ? ', groupUniqArray(_part) AS parts' : ''}${
-    states ? ', if(period >= {statesFrom:String} AND unique_viewers <= {stateMax:UInt64}, hex(CAST(merged AS String)), \'\') AS state' : ''
+  const extra = `${listed ? ', groupUniqArray(toString(_part)) AS parts' : ''}${
+    states ? ', if(period >= {statesFrom:String} AND unique_viewers <= {stateMax:UInt64}, CAST(merged AS String), \'\') AS state' : ''
   }`
   // With `states`, one merge of the states gives both the count and the state itself; without,
   // the count alone (the merged state kept as a column costs a copy of each set: 82 against
   // 71 ms for the day's 32 most watched videos over the 100M-event day).
   const viewers = states ? 'finalizeAggregation(merged)' : 'uniqExactMerge(unique_viewers)'
-  const rs = await ch.query({
-    query: `${states ? 'WITH uniqExactMergeState(unique_viewers) AS merged' : ''}
-            SELECT creator_id, video_id, toString(${period}) AS period, ${SUMS},
-                   ${viewers} AS unique_viewers${extra}
-            FROM ${table}
-            WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} AND ${filter} BETWEEN {from:Date} AND {to:Date}
-            GROUP BY creator_id, video_id, period`,
+  // RowBinary: the states are bytes (see row-binary.ts); every column is cast to the type read.
+  const rb = await queryRowBinary(
+    ch,
+    `${states ? 'WITH uniqExactMergeState(unique_viewers) AS merged' : ''}
+     SELECT toString(creator_id), toString(video_id), toString(${period}) AS period, ${SUMS_U64},
+            toUInt64(${viewers}) AS unique_viewers${extra}
+     FROM ${table}
+     WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} AND ${filter} BETWEEN {from:Date} AND {to:Date}
+     GROUP BY creator_id, video_id, period`,
     // creator_id narrows the primary index (period, creator_id, video_id) to the creators' rows.
-    query_params: {
+    {
       creators: [...new Set(qs.map((q) => q.creatorId))],
       videos: [...new Set(qs.map((q) => q.videoId))],
       from,
       to,
       ...(states ? { statesFrom: states.from, stateMax: STATE_MAX_VIEWERS } : {}),
     },
-    format: 'JSON',
-    clickhouse_settings: SPLIT_SMALL_READS,
-  })
+    SPLIT_SMALL_READS,
+  )
   const found: Found = new Map()
-  for (const r of (await rs.json()).data as Record<string, unknown>[]) {
-    const { creator_id, video_id, parts, ...row } = videoStatsRow.parse(r)
-    const key = rowKey(creator_id, video_id, row.period)
+  while (!rb.done) {
+    const [creatorId, videoId, p] = [rb.string(), rb.string(), rb.string()]
+    const sums = readSums(rb)
+    // In statsRow's order, as the JSON answers list them.
+    const row: StatsRow = { period: p, views: sums.views, watch_ms: sums.watch_ms, ad_impressions: sums.ad_impressions, unique_viewers: rb.uint64(), excluded_self_view: sums.excluded_self_view, excluded_duplicate_viewer: sums.excluded_duplicate_viewer, excluded_duplicate_ip: sums.excluded_duplicate_ip }
+    const key = rowKey(creatorId, videoId, p)
     found.set(key, row)
-    if (listed) listed.set(key, parts ?? [])
-    if (states && typeof r.state === 'string' && r.state !== '') states.into.set(key, Buffer.from(r.state, 'hex'))
+    if (listed) listed.set(key, rb.strings())
+    if (states) {
+      const state = rb.bytes()
+      if (state.length > 0) states.into.set(key, Uint8Array.from(state))
+    }
   }
   return found
 }
@@ -188,21 +199,21 @@ async function openStats(
  */
 async function rowsOfParts(ch: ClickHouseClient, grain: Exclude<Grain, 'year'>, names: string[]): Promise<Map<string, Map<string, PartRow>>> {
   const { table, period } = SOURCES[grain]
-  const rs = await ch.query({
-    query: `SELECT _part, creator_id, video_id, toString(${period}), ${SUMMED.join(', ')}, hex(CAST(unique_viewers AS String))
-            FROM ${table} WHERE _part IN {parts:Array(String)}`,
-    query_params: { parts: names },
-    format: 'JSONCompactEachRow',
-  })
+  const rb = await queryRowBinary(
+    ch,
+    `SELECT toString(_part), toString(creator_id), toString(video_id), toString(${period}), ${SUMMED.map((c) => `toUInt64(${c})`).join(', ')}, CAST(unique_viewers AS String)
+     FROM ${table} WHERE _part IN {parts:Array(String)}`,
+    { parts: names },
+  )
   const out = new Map<string, Map<string, PartRow>>()
-  for (const [part, creator, video, p, ...rest] of (await rs.json()) as string[][]) {
-    const rows = out.get(part!) ?? new Map<string, PartRow>()
-    const sums: Record<string, number> = {}
-    SUMMED.forEach((c, i) => (sums[c] = Number(rest[i])))
+  while (!rb.done) {
+    const [part, creator, video, p] = [rb.string(), rb.string(), rb.string(), rb.string()]
+    const sums: Record<string, number> = readSums(rb)
+    const rows = out.get(part) ?? new Map<string, PartRow>()
     // A part holds one row a key (a view groups each block, a merge each key): should one hold
     // more, it has more rows than keys here, and lookup leaves it unknown.
-    rows.set(rowKey(creator!, video!, p!), { sums, state: Buffer.from(rest[SUMMED.length]!, 'hex') })
-    out.set(part!, rows)
+    rows.set(rowKey(creator, video, p), { sums, state: Uint8Array.from(rb.bytes()) })
+    out.set(part, rows)
   }
   return out
 }
@@ -218,36 +229,25 @@ type PartState = { part: string; creatorId: string; videoId: string; period: str
 
 /** The unique-viewer states of the given (part, creator, video, period) rows, as the bytes of each state. */
 async function partStates(ch: ClickHouseClient, table: string, period: string, needs: [string, string, string, string][]): Promise<PartState[]> {
-  const res = await ch.exec({
-    query: `SELECT _part, creator_id, video_id, toString(${period}), CAST(unique_viewers AS String)
-            FROM ${table}
-            WHERE _part IN {parts:Array(String)} AND ${period} IN {periods:Array(Date)}
-              AND creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)}
-              AND (_part, creator_id, video_id, toString(${period})) IN {needs:Array(Tuple(String, String, String, String))}
-            FORMAT RowBinary`,
-    query_params: {
+  const rb = await queryRowBinary(
+    ch,
+    `SELECT toString(_part), toString(creator_id), toString(video_id), toString(${period}), CAST(unique_viewers AS String)
+     FROM ${table}
+     WHERE _part IN {parts:Array(String)} AND ${period} IN {periods:Array(Date)}
+       AND creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)}
+       AND (_part, creator_id, video_id, toString(${period})) IN {needs:Array(Tuple(String, String, String, String))}`,
+    {
       parts: [...new Set(needs.map((n) => n[0]))],
       periods: [...new Set(needs.map((n) => n[3]))],
       creators: [...new Set(needs.map((n) => n[1]))],
       videos: [...new Set(needs.map((n) => n[2]))],
       needs: needs.map((n) => new TupleParam(n)),
     },
-  })
-  const chunks: Uint8Array[] = []
-  for await (const chunk of res.stream as AsyncIterable<Uint8Array>) chunks.push(chunk)
-  const buf = Buffer.concat(chunks)
-  const text = new TextDecoder()
+  )
   const out: PartState[] = []
-  let at = 0
-  const field = () => {
-    const [n, start] = readVarUInt(buf, at)
-    if (start + n > buf.length) throw new RangeError('truncated RowBinary string')
-    at = start + n
-    return buf.subarray(start, start + n)
-  }
-  while (at < buf.length) {
-    const [part, creatorId, videoId, p] = [field(), field(), field(), field()].map((b) => text.decode(b)) as [string, string, string, string]
-    out.push({ part, creatorId, videoId, period: p, state: field() })
+  while (!rb.done) {
+    const [part, creatorId, videoId, p] = [rb.string(), rb.string(), rb.string(), rb.string()]
+    out.push({ part, creatorId, videoId, period: p, state: rb.bytes() })
   }
   return out
 }
