@@ -32,7 +32,6 @@ export const statsRow = z.object({
 export type StatsRow = z.infer<typeof statsRow>
 export const statsColumns = Object.keys(statsRow.shape) as (keyof StatsRow)[]
 
-
 export type StatsQuery = {
   videoId: string
   creatorId: string
@@ -81,7 +80,7 @@ type OpenViewers = { sets?: ViewerSets; rows?: OpenRows<StatsRow>; generation: s
 
 /**
  * Most unique viewers of a row whose merged state a read of open periods takes along (8
- * bytes each, as 16 hex digits), for the kept row's set (see open-rows.ts). Busier rows
+ * bytes each), for the kept row's set (see open-rows.ts). Busier rows
  * get a viewer set (at 10,000 viewers) when read again.
  */
 const STATE_MAX_VIEWERS = 20_000
