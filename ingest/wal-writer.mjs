@@ -69,7 +69,7 @@ function spare(dir) {
  * files of `dir` instead: each renamed there, the folders they left made durable (so that no
  * removed name can come back after a power cut holding another write's bytes), then opened
  * empty. A new file costs ext4 (without a journal) a search past every inode freed in the last
- * minute, which the log's own churn of entries kept long: 43 % of this thread's samples were in
+ * minute or so, which the log's own churn of entries kept long: 43 % of this thread's samples were in
  * `__ext4_new_inode` under 5,000 paced players, and with this its CPU an event fell by a fifth
  * (test/bench/HISTORY.md, thirty-fifth session).
  * Returns the spare files made.
