@@ -86,6 +86,12 @@ function startWriter() {
   const discard = (spares: Spare[]) => {
     if (spares.length > 0) void ask({ op: 'discard', spares }).catch(() => {})
   }
+  /** A new, empty pool of spare files for the folder `dir`, in place of any before. */
+  const newPool = (dir: string): SparePool => {
+    const pool: SparePool = { ready: [], asked: 0 }
+    pools.set(dir, pool)
+    return pool
+  }
   /**
    * A spare file of the folder `dir`, if one is ready, and where the thread should make the next one
    * (with the commit of this write: no message of its own), while fewer than SPARES are ready
@@ -94,8 +100,7 @@ function startWriter() {
   const takeSpare = (dir: string): { spare?: Spare; pool: SparePool; more: boolean } => {
     let pool = pools.get(dir)
     if (!pool) {
-      pools.set(dir, (pool = { ready: [], asked: 0 }))
-      const first = pool
+      const first = (pool = newPool(dir))
       for (let i = 1; i < SPARES; i++) {
         first.asked++
         void ask({ op: 'spare', dir }).then((reply) => arrived(dir, first, reply), () => arrived(dir, first))
@@ -112,9 +117,9 @@ function startWriter() {
      * Writes `file` durably from `parts` (texts, in order): into a temporary file here (the
      * page cache: no wait for the disk), then on the thread fsync, rename into place, fsync
      * of the folder. The text is written here (see writeAllText): handed to the thread, a
-     * flush's megabytes would be copied once more each time. One event-loop turn a flush, for the answer: under load a turn is what a flush
-     * waits for (with each of its nine calls awaited, a flush once took 161 ms on average in
-     * bench:ingest for about 3 ms of work).
+     * flush's megabytes would be copied once more each time. One event-loop turn a flush, for
+     * the answer: under load a turn is what a flush waits for (with each of its nine calls
+     * awaited, a flush once took 161 ms on average in bench:ingest for about 3 ms of work).
      */
     write(file: string, parts: string[], opts: { spares?: string } = {}): Promise<void> {
       // With `spares`, a file the thread made ready in that folder (see SPARES), renamed into place.
@@ -169,9 +174,7 @@ function startWriter() {
     remove(files: string[], opts: { spares?: string } = {}): Promise<void> {
       const dir = opts.spares
       if (dir === undefined) return call({ op: 'remove', files })
-      let pool = pools.get(dir)
-      if (!pool) pools.set(dir, (pool = { ready: [], asked: 0 }))
-      const into = pool
+      const into = pools.get(dir) ?? newPool(dir)
       const count = Math.max(0, Math.min(files.length, RECYCLED_MAX - into.ready.length - into.asked))
       into.asked += count
       return ask({ op: 'remove', files, recycle: { dir, count } }).then(

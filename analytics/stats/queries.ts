@@ -124,9 +124,9 @@ async function mergedStats(ch: ClickHouseClient, grain: Grain, qs: StatsQuery[],
   const found: Found = new Map()
   while (!rb.done) {
     const [creatorId, videoId, p] = [rb.string(), rb.string(), rb.string()]
-    const sums = readSums(rb)
+    const { views, watch_ms, ad_impressions, ...excluded } = readSums(rb)
     // In statsRow's order, as the JSON answers list them.
-    const row: StatsRow = { period: p, views: sums.views, watch_ms: sums.watch_ms, ad_impressions: sums.ad_impressions, unique_viewers: rb.uint64(), excluded_self_view: sums.excluded_self_view, excluded_duplicate_viewer: sums.excluded_duplicate_viewer, excluded_duplicate_ip: sums.excluded_duplicate_ip }
+    const row: StatsRow = { period: p, views, watch_ms, ad_impressions, unique_viewers: rb.uint64(), ...excluded }
     const key = rowKey(creatorId, videoId, p)
     found.set(key, row)
     if (listed) listed.set(key, rb.strings())
