@@ -13,6 +13,7 @@ import {
   dropSupersededVideoLines,
   foldAdCumulative,
   foldVideoCumulative,
+  lineKeysSql,
   lineSettings,
   storedAdLines,
   storedVideoLines,
@@ -49,8 +50,9 @@ export type DayContext = {
   /** Test hook between writing video lines and ad lines (throw to simulate a crash). */
   afterVideoLines?: (day: Day) => Promise<void>
   /**
-   * Lines of one kind one statement writes at most (SETTLEMENT_STATEMENT_ROWS): a larger day
-   * is written in several statements, each over a share of the videos.
+   * Keys of one kind (the day's and the lifetime counts') one statement's GROUP BY takes in at
+   * most (SETTLEMENT_STATEMENT_ROWS): a day is written in as many statements as they need, each
+   * over a share of the videos.
    */
   statementRows: number
 }
@@ -82,28 +84,27 @@ function lineParams(ctx: DayContext, task: DayTask, card: RateCard, runId: numbe
   }
 }
 
-/** Where each kind of line comes from, and what one line is of (a closed list: the text goes into SQL). */
-const LINE_SOURCES = {
-  video: { aggregates: 'video_stats_per_day', key: 'video_id' },
-  ad: { aggregates: 'ad_impressions_per_day', key: 'video_id, ad_id' },
-} as const
-
 /**
- * Writes a run's lines of one kind in statements over shares of the day's videos, as many
- * as the day's lines need at `statementRows` each (counted with `uniq`: before the engine
- * has merged the day, its aggregates hold each video in several parts, and `count()` gave
- * 10.8M rows for 4.5M videos). Embedded chDB runs one statement at a time, and a read sent
+ * Writes a run's lines of one kind in statements over shares of the videos, as many as the
+ * keys its GROUP BY takes in need at `statementRows` each (lineKeysSql: the day's videos and
+ * the lifetime counts' own, counted with `uniq`: before the engine has merged the day, its
+ * aggregates hold each video in several parts, and `count()` gave 10.8M rows for 4.5M videos),
+ * and none for a day without rows. Embedded chDB runs one statement at a time, and a read sent
  * meanwhile waits for it (5.3–8.3 s for the video lines of a 100M-event day in one
  * statement); each share takes its turn as a background statement, after the reads under way
- * (engine-turns.ts). Against a server, it bounds the GROUP BY's memory. Each share scans the
- * whole day once, so shares cost the job time: see SETTLEMENT_STATEMENT_ROWS.
+ * (engine-turns.ts). Both embedded and against a server, it bounds the GROUP BY's memory. Each
+ * share scans the sources once, so shares cost the job time: see SETTLEMENT_STATEMENT_ROWS.
  */
-async function insertLines(ctx: DayContext, kind: keyof typeof LINE_SOURCES, into: string, select: string, params: Record<string, unknown>): Promise<void> {
-  const { aggregates, key } = LINE_SOURCES[kind]
-  const rs = await ctx.ch.query({ query: `SELECT uniq(${key}) AS n FROM ${aggregates} WHERE day = {day:Date}`, query_params: { day: params.day }, format: 'JSONEachRow' })
+async function insertLines(ctx: DayContext, kind: keyof typeof lineKeysSql, into: string, select: string, params: Record<string, unknown>): Promise<void> {
+  const rs = await ctx.ch.query({
+    query: lineKeysSql[kind],
+    query_params: { day: params.day, folded_through: params.folded_through, visible_runs: params.visible_runs },
+    format: 'JSONEachRow',
+  })
   const [row] = await rs.json()
-  const { n } = z.object({ n: z.coerce.number() }).parse(row)
-  const parts = Math.max(1, Math.ceil(n / ctx.statementRows))
+  const { keys, day_rows } = z.object({ keys: z.coerce.number(), day_rows: z.coerce.number() }).parse(row)
+  // A line is a key the day has rows of: none, no statement.
+  const parts = day_rows === 0 ? 0 : Math.max(1, Math.ceil(keys / ctx.statementRows))
   for (let part = 0; part < parts; part++) {
     await ctx.ch.command({
       query: `INSERT INTO ${into} ${select}`,

@@ -21,7 +21,7 @@ export type SettleOptions = {
   onDay?: (outcome: DayOutcome) => void
   /** Test hook between writing a day's video lines and its ad lines: throw to simulate a crash. */
   afterVideoLines?: (day: Day) => Promise<void>
-  /** Lines of one kind one statement writes at most; default SETTLEMENT_STATEMENT_ROWS. */
+  /** Keys of one kind one line statement takes in at most; default SETTLEMENT_STATEMENT_ROWS. */
   statementRows?: number
 }
 

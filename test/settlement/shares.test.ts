@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { watchEmbeddedStatements } from '../../lib/clickhouse.ts'
+import { startTestServices, type TestServices } from '../harness/services.ts'
+import { settle } from '../../jobs/settlement/job.ts'
+import { adLines, clockAt, putImpressions, putViews, videoLines } from './fixtures.ts'
+
+/*
+ * The line statements' shares follow every key their GROUP BY takes in, the lifetime counts'
+ * as well as the day's (SETTLEMENT_STATEMENT_ROWS bounds each statement's memory), and a day
+ * without rows writes no line statement. April 2024, Asia/Seoul, the days provisional.
+ *
+ *   1 April  six videos with views, three (video, ad) pairs with impressions
+ *   2 April  one video, one pair (both seen on 1 April)
+ *   3 April  nothing
+ */
+
+let s: TestServices
+
+/** Settles one day, an hour after its end, with `statementRows`; returns the outcome and the line statements it ran, by kind. */
+async function settleDay(day: string, statementRows: number) {
+  const statements: string[] = []
+  const unwatch = watchEmbeddedStatements(s.ch, (t) => t.queryId?.includes('settlement-') && statements.push(t.statement))
+  try {
+    const now = clockAt(new Date(Date.parse(`${day}T01:00:00+09:00`) + 86_400_000).toISOString())
+    const out = await settle(s, { kind: 'days', from: day, to: day, trigger: 'test' }, { now, statementRows })
+    return {
+      day: out.days[0]!,
+      videoStatements: statements.filter((q) => q.includes('INSERT INTO settlement_video_lines')).length,
+      adStatements: statements.filter((q) => q.includes('INSERT INTO settlement_ad_lines')).length,
+    }
+  } finally {
+    unwatch!()
+  }
+}
+
+beforeAll(async () => {
+  s = await startTestServices({ LOG_LEVEL: 'error' })
+  for (let i = 1; i <= 6; i++) await putViews(s.ch, { day: '2024-04-01', video: `v${i}`, views: 100 * i })
+  for (const [video, ad] of [['v1', 'A'], ['v2', 'A'], ['v3', 'B']] as const) await putImpressions(s.ch, { day: '2024-04-01', video, ad, impressions: 10 })
+  await putViews(s.ch, { day: '2024-04-02', video: 'v1', views: 7 })
+  await putImpressions(s.ch, { day: '2024-04-02', video: 'v1', ad: 'A', impressions: 3 })
+})
+afterAll(() => s?.stopAll())
+
+describe('settlement line statements', () => {
+  it('split a day by the keys of its day and of the lifetime counts, and price each video from its history', async () => {
+    const first = await settleDay('2024-04-01', 2)
+    expect(first.day).toMatchObject({ video_lines: 6, ad_lines: 3 })
+    expect(first.videoStatements).toBe(3)
+    expect(first.adStatements).toBe(2)
+
+    // One video and one pair on the day, six videos and three pairs in the lines before it: the
+    // GROUP BY takes in all of them, so the shares are counted from all of them (the day alone: one each).
+    const second = await settleDay('2024-04-02', 2)
+    expect(second.videoStatements).toBe(3)
+    expect(second.adStatements).toBe(2)
+    expect(second.day).toMatchObject({ video_lines: 1, views: 7, ad_lines: 1, ad_impressions: 3 })
+    expect((await videoLines(s.ch, '2024-04-02')).map((l) => [l.video_id, l.views_before, l.views_after])).toEqual([['v1', '100', '107']])
+    expect((await adLines(s.ch, '2024-04-02')).map((l) => [l.video_id, l.ad_id, l.impressions_before, l.impressions_after])).toEqual([['v1', 'A', '10', '13']])
+  })
+
+  it('write no line statement for a day without rows, and commit it with no lines', async () => {
+    const third = await settleDay('2024-04-03', 2)
+    expect(third.videoStatements).toBe(0)
+    expect(third.adStatements).toBe(0)
+    expect(third.day).toMatchObject({ status: 'provisional', video_lines: 0, ad_lines: 0, views: 0, total_krw: 0 })
+    expect(third.day.run_id).toBeGreaterThan(0)
+    expect(await videoLines(s.ch, '2024-04-03')).toEqual([])
+  })
+})
