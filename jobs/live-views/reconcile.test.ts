@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { keys } from '../../ingest/state/keys.ts'
+import { watchEmbeddedStatements } from '../../lib/clickhouse.ts'
 import { ev, startTestEdge, type TestEdge } from '../../test/harness/edge.ts'
 import { reconcileLiveViews } from './reconcile.ts'
 
@@ -26,4 +27,27 @@ it('restores a live counter that Redis lost, and lowers one that counted an even
   expect(await t.s.redis.get(keys.liveViews('lost'))).toBe('3')
   expect(await t.s.redis.get(keys.liveViews('over'))).toBe('2')
   expect(await reconcileLiveViews(t.s)).toEqual({ videos: 2, corrected: 0 })
+})
+
+it('takes the videos in shares and batches, each statement after the reads under way, and sums every month of a video', async () => {
+  await views('a', 1)
+  await views('b', 2)
+  await views('c', 3)
+  // Views of 'c' in an earlier month, by the same creator as its events' rows (rows of this month give it).
+  await t.s.ch.command({
+    query: `INSERT INTO video_stats_per_month (month, creator_id, video_id, views)
+            SELECT toStartOfMonth(today() - 62), creator_id, video_id, 10 FROM video_stats_per_month WHERE video_id = 'c' LIMIT 1`,
+  })
+  for (const v of ['a', 'b', 'c']) await t.s.redis.del(keys.liveViews(v))
+  const statements: { kind: string; statement: string }[] = []
+  const unwatch = watchEmbeddedStatements(t.s.ch, (s) => void statements.push({ kind: s.kind, statement: s.statement }))
+  const result = await reconcileLiveViews(t.s, { shareVideos: 2, batch: 1 })
+  unwatch!()
+  // 'lost' and 'over' (above) and these three: in three shares of at most two, a statement a video for its total
+  expect(result).toEqual({ videos: 5, corrected: 3 })
+  expect(await t.s.redis.mget(keys.liveViews('a'), keys.liveViews('b'), keys.liveViews('c'))).toEqual(['1', '2', '13'])
+  expect(statements.filter((s) => s.statement.includes('SELECT DISTINCT creator_id, video_id')).length).toBe(3)
+  expect(statements.filter((s) => s.statement.includes('FROM video_stats_per_month')).length).toBe(5)
+  expect(statements.length).toBe(1 + 3 + 5)
+  expect(statements.every((s) => s.kind === 'load')).toBe(true)
 })
