@@ -174,20 +174,31 @@ const AD_HASH = `cityHash64(day, creator_id, video_id, ad_id, impressions, impre
   rate_card_version, toString(pricing_mode), revenue_tenths, revenue_krw)`
 
 /**
+ * One kind's lines from `source`: their count, units (views or impressions), KRW and the
+ * wrapping sum of their row hashes. Shares of a day's lines add up to the day's (the hash sum
+ * modulo 2^64), which is how a dry run sums its shares (see the dry run in day.ts).
+ */
+export function lineTotalsSql(kind: 'video' | 'ad', source: string): string {
+  const [units, hash] = kind === 'video' ? ['views', VIDEO_HASH] : ['impressions', AD_HASH]
+  return `SELECT count() AS lines, sum(${units}) AS units, sum(revenue_krw) AS krw, sum(${hash}) AS hash FROM (${source})`
+}
+
+/** A run's checksum from its lines' counts and hash sums: order-independent, see summarySql. */
+export const checksumSql = 'SELECT lower(hex(cityHash64({video_lines:UInt64}, {video_hash:UInt64}, {ad_lines:UInt64}, {ad_hash:UInt64}))) AS checksum'
+
+/**
  * Counts, sums of truncated lines and the checksum of a run's lines, from two row
- * sources (the stored lines of a run, or the line SELECTs themselves for a dry run).
- * The checksum is order-independent (a wrapping sum of row hashes) and leaves out
- * run id, status and time, so a rerun that changes nothing has the same checksum.
+ * sources (the stored lines of a run). The checksum is order-independent (a wrapping sum
+ * of row hashes) and leaves out run id, status and time, so a rerun that changes nothing
+ * has the same checksum (the same as checksumSql makes from the same counts and sums).
  */
 export function summarySql(videoSource: string, adSource: string): string {
   return `
 SELECT
-  v.1 AS video_lines, v.2 AS views, v.3 AS video_revenue_krw,
-  a.1 AS ad_lines, a.2 AS ad_impressions, a.3 AS ad_revenue_krw,
-  lower(hex(cityHash64(v.1, v.4, a.1, a.4))) AS checksum
-FROM
-  (SELECT tuple(count(), sum(views), sum(revenue_krw), sum(${VIDEO_HASH})) AS v FROM (${videoSource})) AS vs,
-  (SELECT tuple(count(), sum(impressions), sum(revenue_krw), sum(${AD_HASH})) AS a FROM (${adSource})) AS ads`
+  v.lines AS video_lines, v.units AS views, v.krw AS video_revenue_krw,
+  a.lines AS ad_lines, a.units AS ad_impressions, a.krw AS ad_revenue_krw,
+  lower(hex(cityHash64(v.lines, v.hash, a.lines, a.hash))) AS checksum
+FROM (${lineTotalsSql('video', videoSource)}) AS v, (${lineTotalsSql('ad', adSource)}) AS a`
 }
 
 export const storedVideoLines = 'SELECT * FROM settlement_video_lines WHERE day = {day:Date} AND run_id = {run_id:UInt64}'

@@ -59,6 +59,20 @@ describe('settlement line statements', () => {
     expect((await adLines(s.ch, '2024-04-02')).map((l) => [l.video_id, l.ad_id, l.impressions_before, l.impressions_after])).toEqual([['v1', 'A', '10', '13']])
   })
 
+  it('sum a dry run share by share, to the totals and checksum of the run it would write', async () => {
+    const now = clockAt('2024-04-03T01:00:00+09:00')
+    const committed = await settle(s, { kind: 'days', from: '2024-04-02', to: '2024-04-02', trigger: 'test' }, { now, statementRows: 1_000 })
+    const statements: string[] = []
+    const unwatch = watchEmbeddedStatements(s.ch, (t) => void statements.push(t.statement))
+    const dry = await settle(s, { kind: 'days', from: '2024-04-02', to: '2024-04-02', trigger: 'test', dryRun: true }, { now, statementRows: 2 })
+    unwatch!()
+    const { run_id: _r, duration_ms: _d, dry_run: _y, unchanged: _u, ...totals } = committed.days[0]!
+    expect(dry.days[0]).toMatchObject({ ...totals, dry_run: true, run_id: null, unchanged: true })
+    // the same shares as the run's statements: three of the video lines, two of the ad lines
+    expect(statements.filter((q) => q.includes('SELECT count() AS lines') && q.includes('views_before')).length).toBe(3)
+    expect(statements.filter((q) => q.includes('SELECT count() AS lines') && q.includes('impressions_before')).length).toBe(2)
+  })
+
   it('write no line statement for a day without rows, and commit it with no lines', async () => {
     const third = await settleDay('2024-04-03', 2)
     expect(third.videoStatements).toBe(0)
