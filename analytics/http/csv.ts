@@ -17,14 +17,25 @@ export function toCsv(columns: readonly string[], rows: readonly Record<string, 
 
 /**
  * Answers a table result: CSV with a header row when `?format=csv`, JSON otherwise
- * (`{ ...meta, rows }`).
+ * (`{ ...meta, rows }`). A page of a listing gives `next` (its cursor, null on the last
+ * page): in JSON as `next`, in CSV as a `Link` header (RFC 8288) to the same request with
+ * `after` set to it.
  */
-export function table<Row extends Record<string, unknown>>(c: Context, opts: { format?: 'json' | 'csv'; columns: readonly (keyof Row & string)[]; rows: Row[]; meta?: Record<string, unknown>; filename: string }): Response {
+export function table<Row extends Record<string, unknown>>(
+  c: Context,
+  opts: { format?: 'json' | 'csv'; columns: readonly (keyof Row & string)[]; rows: Row[]; meta?: Record<string, unknown>; filename: string; next?: string | null },
+): Response {
   if (opts.format === 'csv') {
-    return c.body(toCsv(opts.columns, opts.rows), 200, {
+    const headers: Record<string, string> = {
       'content-type': 'text/csv; charset=utf-8; header=present',
       'content-disposition': `attachment; filename="${opts.filename}.csv"`,
-    })
+    }
+    if (opts.next) {
+      const url = new URL(c.req.url)
+      url.searchParams.set('after', opts.next)
+      headers.link = `<${url.pathname}${url.search}>; rel="next"`
+    }
+    return c.body(toCsv(opts.columns, opts.rows), 200, headers)
   }
-  return c.json({ ...opts.meta, rows: opts.rows })
+  return c.json(opts.next === undefined ? { ...opts.meta, rows: opts.rows } : { ...opts.meta, rows: opts.rows, next: opts.next })
 }

@@ -108,6 +108,52 @@ describe('guards', () => {
   })
 })
 
+describe('listings a page at a time', () => {
+  type Page = Rows & { next: string | null }
+  const page = async (path: string, token = admin.token) => {
+    const res = await api.request(path, { token })
+    return { status: res.status, body: (await res.json()) as Page }
+  }
+  const platform = '/v1/admin/settlements?grain=day&from=2026-03-01&to=2026-03-02'
+
+  it('walks a listing page by page through `next`, to the rows of the whole listing in order', async () => {
+    const whole = await page(platform)
+    expect(whole.body.next).toBeNull()
+    expect(whole.body.rows).toHaveLength(3)
+    const rows: Record<string, unknown>[] = []
+    const cursors: (string | null)[] = []
+    let after: string | null = null
+    do {
+      const p: { status: number; body: Page } = await page(`${platform}&limit=1${after ? `&after=${after}` : ''}`)
+      expect(p.status).toBe(200)
+      expect(p.body.rows).toHaveLength(1)
+      rows.push(...p.body.rows)
+      cursors.push((after = p.body.next))
+    } while (after !== null && rows.length < 10)
+    expect(cursors.map((x) => x !== null)).toEqual([true, true, false])
+    expect(rows).toEqual(whole.body.rows)
+    // Per ad: the only row is a whole page of one, with nothing after it.
+    const ads = await page('/v1/me/settlements/ads?grain=day&from=2026-03-02&to=2026-03-02&limit=1', creator.token)
+    expect(ads.body).toMatchObject({ rows: [{ video_id: a, ad_id: 'ad_1' }], next: null })
+  })
+
+  it('links the next page of a CSV answer, and refuses a cursor or a limit it did not give', async () => {
+    const res = await api.request(`${platform}&limit=2&format=csv`, { token: admin.token })
+    expect((await res.text()).trim().split('\r\n')).toHaveLength(3)
+    const link = res.headers.get('link')
+    expect(link).toMatch(/^<\/v1\/admin\/settlements\?.*after=[\w-]+.*>; rel="next"$/)
+    const next = await api.request(link!.slice(1, link!.indexOf('>')), { token: admin.token })
+    expect((await next.text()).trim().split('\r\n')).toHaveLength(2)
+    expect(next.headers.get('link')).toBeNull()
+
+    for (const bad of ['after=nope', `after=${Buffer.from('["2026-03-01"]').toString('base64url')}`, `after=${Buffer.from('["03/01/2026","x"]').toString('base64url')}`, 'limit=0', 'limit=100001']) {
+      const r = await page(`${platform}&${bad}`)
+      expect(r.status, bad).toBe(400)
+    }
+    expect(((await (await api.request(`${platform}&after=nope`, { token: admin.token })).json()) as { detail: string }).detail).toMatch(/cursor/)
+  })
+})
+
 describe('admin: settlement runs and rate cards', () => {
   it('lists runs and refuses a rerun that breaks a settlement rule with the rule’s reason', async () => {
     const runs = await get('/v1/admin/jobs/settlement/runs?from=2026-03-01&to=2026-03-31', admin.token)

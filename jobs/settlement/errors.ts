@@ -18,6 +18,8 @@ export const settlementErrorCodes = {
   NO_RATE_CARD: 'UNPROCESSABLE',
   /** A rate card that cannot be stored as given. */
   BAD_RATE_CARD: 'BAD_REQUEST',
+  /** A listing's `after` that is not a key of that listing. */
+  BAD_CURSOR: 'BAD_REQUEST',
   /** Another settlement run holds the lock. */
   LOCKED: 'CONFLICT',
   /** The lock expired under this run (the engine stalled); the run was abandoned before commit. */
