@@ -119,7 +119,12 @@ describe('listings a page at a time', () => {
   it('walks a listing page by page through `next`, to the rows of the whole listing in order', async () => {
     const whole = await page(platform)
     expect(whole.body.next).toBeNull()
-    expect(whole.body.rows).toHaveLength(3)
+    // By day in the lines' order: period, creator, video; each video's ad amounts beside its own.
+    const second = [[creator.userId, a, 3, 1, 13], [other.userId, c, 5, 0, 5]].sort((x, y) => String(x[0]).localeCompare(String(y[0])))
+    expect(whole.body.rows.map((r) => [r.period, r.creator_id, r.video_id, r.views, r.ad_impressions, r.total_krw])).toEqual([
+      ['2026-03-01', creator.userId, a, 2, 0, 2],
+      ...second.map((x) => ['2026-03-02', ...x]),
+    ])
     const rows: Record<string, unknown>[] = []
     const cursors: (string | null)[] = []
     let after: string | null = null
