@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { watchEmbeddedStatements } from '../../lib/clickhouse.ts'
 import { startTestServices, type TestServices } from '../harness/services.ts'
 import { settle } from '../../jobs/settlement/job.ts'
+import { settlementByVideo, visibleRuns } from '../../jobs/settlement/queries.ts'
 import { adLines, clockAt, putImpressions, putViews, videoLines } from './fixtures.ts'
 
 /*
@@ -71,6 +72,27 @@ describe('settlement line statements', () => {
     // the same shares as the run's statements: three of the video lines, two of the ad lines
     expect(statements.filter((q) => q.includes('SELECT count() AS lines') && q.includes('views_before')).length).toBe(3)
     expect(statements.filter((q) => q.includes('SELECT count() AS lines') && q.includes('impressions_before')).length).toBe(2)
+  })
+
+  it('list a day a page at a time in the lines\' order, with or without a snapshot of the visible runs', async () => {
+    const q = { grain: 'day' as const, from: '2024-04-01', to: '2024-04-02' }
+    const whole = await settlementByVideo(s.ch, q)
+    expect(whole.map((r) => [r.period, r.video_id, r.views, r.ad_impressions, r.status])).toEqual([
+      ...[1, 2, 3, 4, 5, 6].map((i) => ['2024-04-01', `v${i}`, 100 * i, i <= 3 ? 10 : 0, 'provisional']),
+      ['2024-04-02', 'v1', 7, 3, 'provisional'],
+    ])
+    for (const visible of [undefined, await visibleRuns(s.ch)]) {
+      const rows: typeof whole = []
+      let after: string[] | undefined
+      for (let pages = 0; pages < 10; pages++) {
+        // Three rows and the one that tells a next page follows, as the routes ask.
+        const page = await settlementByVideo(s.ch, { ...q, limit: 3, after }, visible)
+        rows.push(...page.slice(0, 3))
+        if (page.length <= 3) break
+        after = [page[2]!.period, page[2]!.creator_id, page[2]!.video_id]
+      }
+      expect(rows).toEqual(whole)
+    }
   })
 
   it('write no line statement for a day without rows, and commit it with no lines', async () => {
