@@ -29,12 +29,18 @@ const IN_PART = '({parts:UInt32} = 1 OR cityHash64(video_id) % {parts:UInt32} = 
  * share and 17 ms a batch (test/bench/HISTORY.md, thirty-sixth session). Its statements take
  * their turn after the reads under way (embedded: see lib/engine-turns.ts).
  *
+ * A counter under its total is raised at once. One over it may only be ahead by views still
+ * in flight (counted in Redis, not yet loaded: under live ingest every active video's are), so
+ * it is looked at again `settleMs` after it was read, longer than loads take to land: lowered
+ * then only if nothing was counted on it meanwhile and its total is still under it (lowered at
+ * once, it stepped back by its views in flight until the next pass raised it again).
+ *
  * @example
  * await reconcileLiveViews(services, { days: 2 })
  */
 export async function reconcileLiveViews(
   services: Pick<Services, 'ch' | 'redis' | 'settings'>,
-  opts: { days?: number; batch?: number; shareVideos?: number } = {},
+  opts: { days?: number; batch?: number; shareVideos?: number; settleMs?: number; beforeRecheck?: () => Promise<void> } = {},
 ): Promise<ReconcileResult> {
   const { ch, redis } = services
   defineScripts(redis, { csRebaseViews: { file: fileURLToPath(new URL('./rebase.lua', import.meta.url)), numberOfKeys: 1 } })
@@ -45,8 +51,28 @@ export async function reconcileLiveViews(
   const [{ n } = { n: 0 }] = (await counted.json()) as { n: string | number }[]
   const parts = Math.max(1, Math.ceil(Number(n) / (opts.shareVideos ?? 100_000)))
   const size = opts.batch ?? 1_000
+
+  /** Each video's counter, read first (what is counted meanwhile is kept on top: rebase.lua), and its total. */
+  const check = async (chunk: [creator: string, video: string][]) => {
+    const seen = await r.mget(...chunk.map(([, video]) => keys.liveViews(video)))
+    const totals = await ch.query({
+      query: `SELECT video_id, toString(sum(views)) AS total FROM video_stats_per_month
+              WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} GROUP BY video_id`,
+      query_params: { creators: [...new Set(chunk.map(([creator]) => creator))], videos: chunk.map(([, video]) => video) },
+      format: 'JSONEachRow',
+      query_id: background(),
+    })
+    const byVideo = new Map(((await totals.json()) as { video_id: string; total: string }[]).map((t) => [t.video_id, t.total]))
+    return chunk.map(([creator, video], j) => ({ creator, video, before: seen[j] ?? '0', total: byVideo.get(video) ?? '0' }))
+  }
+  // Each batch's rebases sent together (the client pipelines them): after Redis lost its data
+  // every counter differs, and one awaited call each took 1.53M round trips.
+  const rebase = (fixes: { video: string; before: string; total: string }[]) => Promise.all(fixes.map((f) => r.csRebaseViews(keys.liveViews(f.video), f.before, f.total)))
+
   let videos = 0
   let corrected = 0
+  const over: { creator: string; video: string; before: string }[] = []
+  let firstOverAt: number | undefined
   for (let part = 0; part < parts; part++) {
     const listed = await ch.query({
       query: `SELECT DISTINCT creator_id, video_id ${RECENT} AND ${IN_PART}`,
@@ -57,27 +83,25 @@ export async function reconcileLiveViews(
     const share = (await listed.json()) as [creator: string, video: string][]
     videos += share.length
     for (let i = 0; i < share.length; i += size) {
-      const chunk = share.slice(i, i + size)
-      // Read before the totals: what is counted meanwhile is kept on top of them (rebase.lua).
-      const seen = await r.mget(...chunk.map(([, video]) => keys.liveViews(video)))
-      const totals = await ch.query({
-        query: `SELECT video_id, toString(sum(views)) AS total FROM video_stats_per_month
-                WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} GROUP BY video_id`,
-        query_params: { creators: [...new Set(chunk.map(([creator]) => creator))], videos: chunk.map(([, video]) => video) },
-        format: 'JSONEachRow',
-        query_id: background(),
-      })
-      const byVideo = new Map(((await totals.json()) as { video_id: string; total: string }[]).map((t) => [t.video_id, t.total]))
-      // The batch's rebases sent together (the client pipelines them): after Redis lost its
-      // data every counter differs, and one awaited call each took 1.53M round trips.
-      const rebases: Promise<number>[] = []
-      for (const [j, [, video]] of chunk.entries()) {
-        const total = byVideo.get(video) ?? '0'
-        const before = seen[j] ?? '0'
-        if (before !== total) rebases.push(r.csRebaseViews(keys.liveViews(video), before, total))
-      }
-      await Promise.all(rebases)
-      corrected += rebases.length
+      const readAt = Date.now()
+      const checked = await check(share.slice(i, i + size))
+      const under = checked.filter((c) => BigInt(c.total) > BigInt(c.before))
+      await rebase(under)
+      corrected += under.length
+      for (const c of checked) if (BigInt(c.total) < BigInt(c.before)) (firstOverAt ??= readAt), over.push(c)
+    }
+  }
+  if (over.length > 0) {
+    const wait = firstOverAt! + (opts.settleMs ?? 30_000) - Date.now()
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+    await opts.beforeRecheck?.()
+    for (let i = 0; i < over.length; i += size) {
+      const first = over.slice(i, i + size)
+      const again = await check(first.map((o) => [o.creator, o.video]))
+      // Still over its total, and nothing counted on it since the first read.
+      const lower = again.filter((c, j) => c.before === first[j]!.before && BigInt(c.total) < BigInt(c.before))
+      await rebase(lower)
+      corrected += lower.length
     }
   }
   return { videos, corrected }
