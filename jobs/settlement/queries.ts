@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { ClickHouseSettings } from '@clickhouse/client'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { safeNumber } from '../../lib/money.ts'
 import { addDays, daysBetween, parseDay, type Day } from './calendar.ts'
@@ -57,7 +58,7 @@ const PERIOD_SQL: Record<SettlementGrain, string> = {
 const MAX_RANGE_DAYS = 366 * 20
 
 /** What a read's SQL starts with and selects as `last_final`: from settlement_days in the statement, or bound from a snapshot. */
-type Read = { where: string; params: Record<string, unknown>; period: string; head: string; lastFinal: string }
+type Read = { where: string; params: Record<string, unknown>; period: string; head: string; lastFinal: string; settings?: ClickHouseSettings }
 
 function checkQuery(q: SettlementQuery, visible?: VisibleRuns): Read {
   if (!(q.grain in PERIOD_SQL)) throw new SettlementError('BAD_DATE', `grain must be day, week, month or year, not ${JSON.stringify(q.grain)}`)
@@ -109,6 +110,8 @@ const VISIBLE = `WITH (SELECT tuple(groupArrayIf(run_id, day >= {from:Date} AND 
   FROM settlement_days) AS visible`
 /** Columns of every read, naming the last final day ('' when none). */
 const LAST_FINAL = "if(any(visible.3), any(visible.2), '') AS last_final"
+/** The same column in a read without GROUP BY. */
+const LAST_FINAL_ROW = "if(visible.3, visible.2, '') AS last_final"
 
 /**
  * Status of every period of [from, to]. Final days run without a gap from the first settled
@@ -132,8 +135,8 @@ const amounts = { views: u64, video_revenue_krw: u64, ad_impressions: u64, ad_re
  */
 const LISTING_SETTINGS = { max_bytes_before_external_group_by: String(128 * 2 ** 20) }
 
-async function select<T extends z.ZodType>(ch: ClickHouseClient, query: string, params: Record<string, unknown>, schema: T): Promise<z.infer<T>[]> {
-  const rs = await ch.query({ query, query_params: params, format: 'JSONEachRow', clickhouse_settings: params.limit_plus === undefined ? undefined : LISTING_SETTINGS })
+async function select<T extends z.ZodType>(ch: ClickHouseClient, query: string, params: Record<string, unknown>, schema: T, settings?: ClickHouseSettings): Promise<z.infer<T>[]> {
+  const rs = await ch.query({ query, query_params: params, format: 'JSONEachRow', clickhouse_settings: settings })
   return (await rs.json()).map((r) => schema.parse(r))
 }
 
@@ -145,7 +148,7 @@ async function selectWithStatus<T extends z.ZodObject<{ period: z.ZodString }>>(
   query: string,
   schema: T,
 ): Promise<(z.infer<T> & { status: SettlementStatus })[]> {
-  const rows = await select(ch, `${read.head}\n${query}`, read.params, schema.extend({ last_final: z.string() }))
+  const rows = await select(ch, `${read.head}\n${query}`, read.params, schema.extend({ last_final: z.string() }), read.settings)
   if (rows.length === 0) return []
   const statuses = periodStatuses(q, rows[0]!.last_final)
   return rows.map(({ last_final: _, ...r }) => ({ ...(r as z.infer<T>), status: statuses.get(r.period as Day) ?? 'provisional' }))
@@ -167,7 +170,7 @@ function linesUnion(period: string, where: string): string {
  * Without it a platform's per-video day of the 100M-event day (4.46M rows) took the API
  * server to 6.1 GiB.
  */
-function pageOf(q: SettlementQuery, period: string, keys: readonly string[]): { where: string; limit: string; params: Record<string, unknown> } {
+function pageOf(q: SettlementQuery, period: string, keys: readonly string[]): { where: string; limit: string; params: Record<string, unknown>; settings?: ClickHouseSettings } {
   const params: Record<string, unknown> = {}
   let where = ''
   if (q.after !== undefined) {
@@ -177,7 +180,8 @@ function pageOf(q: SettlementQuery, period: string, keys: readonly string[]): { 
     where = ` AND (${period}, ${keys.join(', ')}) > ({after_period:Date}, ${keys.map((_, i) => `{after_${i}:String}`).join(', ')})`
   }
   if (q.limit !== undefined) params.limit_plus = q.limit + 1
-  return { where, limit: q.limit === undefined ? '' : ' LIMIT {limit_plus:UInt64}', params }
+  // A page groups every key after its cursor: spilled to disk past LISTING_SETTINGS' bytes.
+  return q.limit === undefined ? { where, limit: '', params } : { where, limit: ' LIMIT {limit_plus:UInt64}', params, settings: LISTING_SETTINGS }
 }
 
 /** A row with its total (video and ad revenue) before its status, the order answers show. */
@@ -223,7 +227,7 @@ export const videoListingKeys = (grain: SettlementGrain) => (grain === 'day' ? (
 async function videoDayPage(ch: ClickHouseClient, q: SettlementQuery & { limit: number }, visible?: VisibleRuns): Promise<SettlementVideoRow[]> {
   const checked = checkQuery(q, visible)
   const page = pageOf(q, 'day', videoListingKeys('day'))
-  const read = { ...checked, params: { ...checked.params, ...page.params }, lastFinal: visible ? checked.lastFinal : "if(visible.3, visible.2, '') AS last_final" }
+  const read = { ...checked, params: { ...checked.params, ...page.params }, lastFinal: visible ? checked.lastFinal : LAST_FINAL_ROW }
   const lines = await selectWithStatus(
     ch,
     q,
@@ -259,7 +263,7 @@ export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery
   if (q.grain === 'day' && q.limit !== undefined) return videoDayPage(ch, { ...q, limit: q.limit }, visible)
   const checked = checkQuery(q, visible)
   const page = pageOf(q, checked.period, videoListingKeys(q.grain))
-  const read = { ...checked, params: { ...checked.params, ...page.params } }
+  const read = { ...checked, params: { ...checked.params, ...page.params }, settings: page.settings }
   const sums = await selectWithStatus(
     ch,
     q,
@@ -276,7 +280,7 @@ export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery
 export async function settlementByAd(ch: ClickHouseClient, q: SettlementQuery, visible?: VisibleRuns): Promise<SettlementAdRow[]> {
   const checked = checkQuery(q, visible)
   const page = pageOf(q, checked.period, ['video_id', 'ad_id'])
-  const read = { ...checked, params: { ...checked.params, ...page.params } }
+  const read = { ...checked, params: { ...checked.params, ...page.params }, settings: page.settings }
   return selectWithStatus(
     ch,
     q,
