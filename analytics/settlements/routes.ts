@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
-import { settlementByAd, settlementByVideo, settlementTotals, videoListingKeys, visibleRuns, type SettlementQuery } from '../../jobs/settlement/queries.ts'
+import { settlementByAd, settlementByVideo, settlementTotals, VIDEO_LISTING_KEYS, visibleRuns, type SettlementQuery } from '../../jobs/settlement/queries.ts'
 import { SettlementError, settlementErrorCodes } from '../../jobs/settlement/errors.ts'
 import { ApiError } from '../../lib/errors.ts'
 import { principalOf } from '../auth/middleware.ts'
@@ -46,11 +46,11 @@ const pageQuery = z.object({
     .min(1)
     .max(MAX_PAGE_ROWS)
     .default(DEFAULT_PAGE_ROWS)
-    .describe(`Rows of a page (${DEFAULT_PAGE_ROWS} by default, at most ${MAX_PAGE_ROWS}). In order of period, then: per video, creator and video for grain=day, video for longer grains; per ad, video and ad`),
+    .describe(`Rows of a page (${DEFAULT_PAGE_ROWS} by default, at most ${MAX_PAGE_ROWS}). In order of period, then: per video, creator and video; per ad, video and ad`),
   after: z.string().min(1).max(1024).optional().describe('The `next` of the page before (in CSV, the `rel="next"` link); without it, the first page'),
 })
 type PageQuery = z.infer<typeof pageQuery>
-/** The per-ad listing's key columns after the period (the per-video listing's: videoListingKeys). */
+/** The per-ad listing's key columns after the period (the per-video listing's: VIDEO_LISTING_KEYS). */
 const AD_KEYS = ['video_id', 'ad_id'] as const
 
 /** The opaque cursor of a row's key (period and the listing's key columns). */
@@ -92,7 +92,7 @@ export function settlementRoutes(deps: AnalyticsDeps) {
     try {
       if (kind === 'totals') return table(c, { format: q.format, columns: totalsColumns, rows: served(await cache.get(kind, query, (visible) => settlementTotals(ch, query, visible))), meta, filename })
       if (kind === 'videos') {
-        const { rows, next } = page(served(await cache.get(kind, query, (visible) => settlementByVideo(ch, query, visible))), videoListingKeys(query.grain))
+        const { rows, next } = page(served(await cache.get(kind, query, (visible) => settlementByVideo(ch, query, visible))), VIDEO_LISTING_KEYS)
         return table(c, { format: q.format, columns: videoColumns, rows, meta, filename, next })
       }
       const { rows, next } = page(served(await cache.get(kind, query, (visible) => settlementByAd(ch, query, visible))), AD_KEYS)

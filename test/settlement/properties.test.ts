@@ -196,6 +196,33 @@ describe('settlement properties over generated inputs', () => {
     }
   })
 
+  it('walks the platform\'s per-video listing a page at a time, at every grain, to the listing grouped whole', async () => {
+    // 480 lines on 27 May, 240–480 on the other days: pages of 50 cut the days, pages of 1,000 take whole periods at once.
+    const range = { from: '2024-05-01', to: '2024-06-30' }
+    for (const visible of [undefined, await visibleRuns(s.ch)]) {
+      for (const grain of ['day', 'week', 'month', 'year'] as const) {
+        const whole = await settlementByVideo(s.ch, { ...range, grain })
+        expect(whole.length).toBeGreaterThanOrEqual(N * 4)
+        for (const limit of [7, 50, 333, 1_000]) {
+          if (limit === 7 && grain !== 'year') continue // pages of a few rows: one grain is enough
+          const rows: typeof whole = []
+          let after: string[] | undefined
+          for (let pages = 0; pages <= whole.length; pages++) {
+            const page = await settlementByVideo(s.ch, { ...range, grain, limit, after }, visible)
+            expect(page.length, `${grain} ${limit}`).toBeLessThanOrEqual(limit + 1)
+            rows.push(...page.slice(0, limit))
+            if (page.length <= limit) break
+            // Every page but the last is full: the one row more tells that a next page follows.
+            expect(page.length).toBe(limit + 1)
+            const last = page[limit - 1]!
+            after = [last.period, last.creator_id, last.video_id]
+          }
+          expect(rows, `${grain} ${limit} ${visible ? 'snapshot' : ''}`).toEqual(whole)
+        }
+      }
+    }
+  }, 120_000)
+
   it('records run totals equal to the sums of their lines', async () => {
     const runs = (await listRuns(s.ch, { limit: 1000 })).filter((r) => r.state === 'committed')
     const daily = await settlementTotals(s.ch, { grain: 'day', from: '2024-05-27', to: '2024-06-03' })
