@@ -31,9 +31,13 @@ const IN_PART = '({parts:UInt32} = 1 OR cityHash64(video_id) % {parts:UInt32} = 
  *
  * A counter under its total is raised at once. One over it may only be ahead by views still
  * in flight (counted in Redis, not yet loaded: under live ingest every active video's are), so
- * it is looked at again `settleMs` after it was read, longer than loads take to land: lowered
- * then only if nothing was counted on it meanwhile and its total is still under it (lowered at
- * once, it stepped back by its views in flight until the next pass raised it again).
+ * its total is read again `settleMs` after the counter was, longer than loads take to land:
+ * every view counted by the first read and stored is in the total by then, so the counter as
+ * first read is over that total by views never stored, and is lowered by that much, keeping
+ * what was counted since (rebase.lua, given the first read). Lowered at once, it stepped back
+ * by its views in flight until the next pass raised it again; lowered only when nothing was
+ * counted on it between the reads (until 7 December), a video never quiet for `settleMs`
+ * kept its excess.
  *
  * @example
  * await reconcileLiveViews(services, { days: 2 })
@@ -98,8 +102,8 @@ export async function reconcileLiveViews(
     for (let i = 0; i < over.length; i += size) {
       const first = over.slice(i, i + size)
       const again = await check(first.map((o) => [o.creator, o.video]))
-      // Still over its total, and nothing counted on it since the first read.
-      const lower = again.filter((c, j) => c.before === first[j]!.before && BigInt(c.total) < BigInt(c.before))
+      // The counter as first read over the total now: by that much for certain, whatever was counted since.
+      const lower = again.filter((c, j) => BigInt(c.total) < BigInt(first[j]!.before)).map((c, j) => ({ ...c, before: first[j]!.before }))
       await rebase(lower)
       corrected += lower.length
     }
