@@ -97,11 +97,11 @@ function lineParams(ctx: DayContext, task: DayTask, card: RateCard, runId: numbe
  * (engine-turns.ts). Both embedded and against a server, it bounds the GROUP BY's memory. Each
  * share scans the sources once, so shares cost the job time: see SETTLEMENT_STATEMENT_ROWS.
  */
-async function insertLines(ctx: DayContext, kind: keyof typeof lineKeysSql, into: string, select: string, params: Record<string, unknown>): Promise<void> {
-  const parts = await lineParts(ctx, kind, params)
+async function insertLines(ctx: DayContext, kind: keyof typeof lineKeysSql, into: string, select: LineSelect, params: Record<string, unknown>): Promise<void> {
+  const { parts, dayOnly } = await lineParts(ctx, kind, params)
   for (let part = 0; part < parts; part++) {
     await ctx.ch.command({
-      query: `INSERT INTO ${into} ${select}`,
+      query: `INSERT INTO ${into} ${select(dayOnly)}`,
       query_params: { ...params, parts, part },
       query_id: `${BACKGROUND_QUERY_PREFIX}settlement-${randomUUID()}`,
       clickhouse_settings: lineSettings,
@@ -109,17 +109,36 @@ async function insertLines(ctx: DayContext, kind: keyof typeof lineKeysSql, into
   }
 }
 
-/** How many statements (shares of the videos) one kind of the day's lines takes: see insertLines. */
-async function lineParts(ctx: DayContext, kind: keyof typeof lineKeysSql, params: Record<string, unknown>): Promise<number> {
+/** A kind's line SELECT, its lifetime sources read whole or only for the day's keys (see lineParts). */
+type LineSelect = (dayOnly: boolean) => string
+
+/**
+ * The day's keys at most this share of all the keys the lifetime sources hold: the statements
+ * read those sources for the day's keys alone (an IN over the day's, in each share). bench:settle
+ * over 5M videos of history (7 December): days of 530k, 1.64M and 3.01M videos with events
+ * settled in 1.6–1.9 s against 3.7–4.7, 4.53 against 5.20 and 9.22 against 10.05. The 100M-event
+ * day (4.46M videos, 90 %) keeps reading them whole: an IN over the whole day's videos took it
+ * from 9–10 to 22–24 s (thirty-sixth session).
+ */
+const DAY_ONLY_SHARE = 0.5
+
+/**
+ * How many statements (shares of the videos) one kind of the day's lines takes (see insertLines),
+ * and whether they read the lifetime sources only for the day's keys: when those are a small
+ * share of all (DAY_ONLY_SHARE), the statements are as many as the day's keys need.
+ */
+async function lineParts(ctx: DayContext, kind: keyof typeof lineKeysSql, params: Record<string, unknown>): Promise<{ parts: number; dayOnly: boolean }> {
   const rs = await ctx.ch.query({
     query: lineKeysSql[kind],
     query_params: { day: params.day, folded_through: params.folded_through, visible_runs: params.visible_runs },
     format: 'JSONEachRow',
   })
   const [row] = await rs.json()
-  const { keys, day_rows } = z.object({ keys: z.coerce.number(), day_rows: z.coerce.number() }).parse(row)
+  const { keys, day_keys, day_rows } = z.object({ keys: z.coerce.number(), day_keys: z.coerce.number(), day_rows: z.coerce.number() }).parse(row)
   // A line is a key the day has rows of: none, no statement.
-  return day_rows === 0 ? 0 : Math.max(1, Math.ceil(keys / ctx.statementRows))
+  if (day_rows === 0) return { parts: 0, dayOnly: false }
+  const dayOnly = day_keys <= keys * DAY_ONLY_SHARE
+  return { parts: Math.max(1, Math.ceil((dayOnly ? day_keys : keys) / ctx.statementRows)), dayOnly }
 }
 
 const lineTotalsRow = z.object({ lines: z.coerce.number(), units: z.coerce.number(), krw: z.coerce.number(), hash: z.string() })
@@ -131,12 +150,12 @@ const U64 = 2n ** 64n
  * 2.9 GiB for a day without events after the 100M-event day with 5M videos of history), and
  * the checksum made from the sums as summarySql makes it from stored lines.
  */
-async function dryRunTotals(ctx: DayContext, selects: Record<keyof typeof lineKeysSql, string>, params: Record<string, unknown>): Promise<RunTotals> {
+async function dryRunTotals(ctx: DayContext, selects: Record<keyof typeof lineKeysSql, LineSelect>, params: Record<string, unknown>): Promise<RunTotals> {
   const sums = { video: { lines: 0, units: 0, krw: 0, hash: 0n }, ad: { lines: 0, units: 0, krw: 0, hash: 0n } }
   for (const kind of ['video', 'ad'] as const) {
-    const parts = await lineParts(ctx, kind, params)
+    const { parts, dayOnly } = await lineParts(ctx, kind, params)
     for (let part = 0; part < parts; part++) {
-      const rs = await ctx.ch.query({ query: lineTotalsSql(kind, selects[kind]), query_params: { ...params, parts, part }, format: 'JSONEachRow', clickhouse_settings: lineSettings })
+      const rs = await ctx.ch.query({ query: lineTotalsSql(kind, selects[kind](dayOnly)), query_params: { ...params, parts, part }, format: 'JSONEachRow', clickhouse_settings: lineSettings })
       const [row] = await rs.json()
       const t = lineTotalsRow.parse(row)
       const sum = sums[kind]
@@ -202,7 +221,7 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
 
   if (dryRun) {
     const params = lineParams(ctx, task, card, 0, ctx.now())
-    return outcome(null, await dryRunTotals(ctx, { video: videoLinesSelect(card.mode, card.tierFloors.length), ad: adLinesSelect(card.mode, card.tierFloors.length) }, params))
+    return outcome(null, await dryRunTotals(ctx, { video: (only) => videoLinesSelect(card.mode, card.tierFloors.length, only), ad: (only) => adLinesSelect(card.mode, card.tierFloors.length, only) }, params))
   }
 
   const runId = await nextRunId(ch)
@@ -231,9 +250,9 @@ export async function settleOneDay(ctx: DayContext, task: DayTask, dryRun: boole
   await writeRun(ch, record)
   let committed: RunRecord
   try {
-    await insertLines(ctx, 'video', `settlement_video_lines (${VIDEO_LINE_COLUMNS})`, videoLinesSelect(card.mode, card.tierFloors.length), params)
+    await insertLines(ctx, 'video', `settlement_video_lines (${VIDEO_LINE_COLUMNS})`, (only) => videoLinesSelect(card.mode, card.tierFloors.length, only), params)
     await ctx.afterVideoLines?.(task.day)
-    await insertLines(ctx, 'ad', `settlement_ad_lines (${AD_LINE_COLUMNS})`, adLinesSelect(card.mode, card.tierFloors.length), params)
+    await insertLines(ctx, 'ad', `settlement_ad_lines (${AD_LINE_COLUMNS})`, (only) => adLinesSelect(card.mode, card.tierFloors.length, only), params)
     const totals = await summary(ch, summarySql(storedVideoLines, storedAdLines), { day: task.day, run_id: runId })
     await ctx.assertHeld()
     committed = { ...record, ...totals, state: 'committed', revision: 2, finished_at: ctx.now().toISOString() }

@@ -68,7 +68,8 @@ export const AD_LINE_COLUMNS = `day, run_id, status, creator_id, video_id, ad_id
  * visible lines of the days after it; all three sources go through one GROUP BY, which
  * measured several times faster than a JOIN or an IN filter on the day's videos.
  */
-export function videoLinesSelect(mode: PricingMode, tiers: number): string {
+export function videoLinesSelect(mode: PricingMode, tiers: number, dayOnly = false): string {
+  const only = dayOnly ? ` AND video_id IN (SELECT video_id FROM video_stats_per_day WHERE day = {day:Date} AND ${IN_PART})` : ''
   return `
 SELECT
   {day:Date} AS day,
@@ -98,10 +99,10 @@ FROM (
     SELECT true AS today, creator_id, video_id, views AS v, watch_ms AS w, ad_impressions AS ai, toUInt64(0) AS after, day AS d
     FROM video_stats_per_day PREWHERE day = {day:Date} AND ${IN_PART}
     UNION ALL
-    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative PREWHERE ${IN_PART}
+    SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_cumulative PREWHERE ${IN_PART}${only}
     UNION ALL
     SELECT false, '', video_id, 0, 0, 0, views_after, day FROM settlement_video_lines
-    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}
+    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}${only}
   )
   GROUP BY video_id
   HAVING countIf(today) > 0 AND (views > 0 OR watch_ms > 0 OR ad_impressions > 0)
@@ -117,12 +118,12 @@ FROM (
  * such a day). `uniq` over the three is as fast as over the day (~120 ms on bench:settle's day).
  */
 export const lineKeysSql = {
-  video: `SELECT uniq(video_id) AS keys, countIf(today) AS day_rows FROM (
+  video: `SELECT uniq(video_id) AS keys, uniqIf(video_id, today) AS day_keys, countIf(today) AS day_rows FROM (
   SELECT video_id, true AS today FROM video_stats_per_day WHERE day = {day:Date}
   UNION ALL SELECT video_id, false FROM settlement_video_cumulative
   UNION ALL SELECT video_id, false FROM settlement_video_lines
   WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)})`,
-  ad: `SELECT uniq(video_id, ad_id) AS keys, countIf(today) AS day_rows FROM (
+  ad: `SELECT uniq(video_id, ad_id) AS keys, uniqIf(video_id, ad_id, today) AS day_keys, countIf(today) AS day_rows FROM (
   SELECT video_id, ad_id, true AS today FROM ad_impressions_per_day WHERE day = {day:Date}
   UNION ALL SELECT video_id, ad_id, false FROM settlement_ad_cumulative
   UNION ALL SELECT video_id, ad_id, false FROM settlement_ad_lines
@@ -130,7 +131,8 @@ export const lineKeysSql = {
 } as const
 
 /** The day's (video, ad) lines, priced by the lifetime impressions of that ad on that video; built like the video lines. */
-export function adLinesSelect(mode: PricingMode, tiers: number): string {
+export function adLinesSelect(mode: PricingMode, tiers: number, dayOnly = false): string {
+  const only = dayOnly ? ` AND (video_id, ad_id) IN (SELECT video_id, ad_id FROM ad_impressions_per_day WHERE day = {day:Date} AND ${IN_PART})` : ''
   return `
 SELECT
   {day:Date} AS day,
@@ -158,10 +160,10 @@ FROM (
     SELECT true AS today, creator_id, video_id, ad_id, impressions AS i, toUInt64(0) AS after, day AS d
     FROM ad_impressions_per_day PREWHERE day = {day:Date} AND ${IN_PART}
     UNION ALL
-    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative PREWHERE ${IN_PART}
+    SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_cumulative PREWHERE ${IN_PART}${only}
     UNION ALL
     SELECT false, '', video_id, ad_id, 0, impressions_after, day FROM settlement_ad_lines
-    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}
+    WHERE day > {folded_through:Date} AND day < {day:Date} AND run_id IN {visible_runs:Array(UInt64)} AND ${IN_PART}${only}
   )
   GROUP BY video_id, ad_id
   HAVING countIf(today) > 0 AND impressions > 0

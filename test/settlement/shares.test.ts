@@ -7,8 +7,9 @@ import { adLines, clockAt, putImpressions, putViews, videoLines } from './fixtur
 
 /*
  * The line statements' shares follow every key their GROUP BY takes in, the lifetime counts'
- * as well as the day's (SETTLEMENT_STATEMENT_ROWS bounds each statement's memory), and a day
- * without rows writes no line statement. April 2024, Asia/Seoul, the days provisional.
+ * as well as the day's (SETTLEMENT_STATEMENT_ROWS bounds each statement's memory), or only the
+ * day's when it has few against the lifetime counts (those then read for its keys alone), and a
+ * day without rows writes no line statement. April 2024, Asia/Seoul, the days provisional.
  *
  *   1 April  six videos with views, three (video, ad) pairs with impressions
  *   2 April  one video, one pair (both seen on 1 April)
@@ -26,6 +27,7 @@ async function settleDay(day: string, statementRows: number) {
     const out = await settle(s, { kind: 'days', from: day, to: day, trigger: 'test' }, { now, statementRows })
     return {
       day: out.days[0]!,
+      statements: statements.filter((q) => q.includes('INSERT INTO settlement_')),
       videoStatements: statements.filter((q) => q.includes('INSERT INTO settlement_video_lines')).length,
       adStatements: statements.filter((q) => q.includes('INSERT INTO settlement_ad_lines')).length,
     }
@@ -51,10 +53,13 @@ describe('settlement line statements', () => {
     expect(first.adStatements).toBe(2)
 
     // One video and one pair on the day, six videos and three pairs in the lines before it: the
-    // GROUP BY takes in all of them, so the shares are counted from all of them (the day alone: one each).
+    // day's keys a small share of all, the statements take in only the day's of the lifetime
+    // counts, so the shares are counted from the day's keys (from all of them: three and two).
     const second = await settleDay('2024-04-02', 2)
-    expect(second.videoStatements).toBe(3)
-    expect(second.adStatements).toBe(2)
+    expect(second.videoStatements).toBe(1)
+    expect(second.adStatements).toBe(1)
+    expect(second.statements.every((q) => q.includes('IN (SELECT video_id'))).toBe(true)
+    expect(first.statements.some((q) => q.includes('IN (SELECT video_id'))).toBe(false)
     expect(second.day).toMatchObject({ video_lines: 1, views: 7, ad_lines: 1, ad_impressions: 3 })
     expect((await videoLines(s.ch, '2024-04-02')).map((l) => [l.video_id, l.views_before, l.views_after])).toEqual([['v1', '100', '107']])
     expect((await adLines(s.ch, '2024-04-02')).map((l) => [l.video_id, l.ad_id, l.impressions_before, l.impressions_after])).toEqual([['v1', 'A', '10', '13']])
@@ -62,16 +67,21 @@ describe('settlement line statements', () => {
 
   it('sum a dry run share by share, to the totals and checksum of the run it would write', async () => {
     const now = clockAt('2024-04-03T01:00:00+09:00')
-    const committed = await settle(s, { kind: 'days', from: '2024-04-02', to: '2024-04-02', trigger: 'test' }, { now, statementRows: 1_000 })
-    const statements: string[] = []
-    const unwatch = watchEmbeddedStatements(s.ch, (t) => void statements.push(t.statement))
-    const dry = await settle(s, { kind: 'days', from: '2024-04-02', to: '2024-04-02', trigger: 'test', dryRun: true }, { now, statementRows: 2 })
-    unwatch!()
-    const { run_id: _r, duration_ms: _d, dry_run: _y, unchanged: _u, ...totals } = committed.days[0]!
-    expect(dry.days[0]).toMatchObject({ ...totals, dry_run: true, run_id: null, unchanged: true })
-    // the same shares as the run's statements: three of the video lines, two of the ad lines
-    expect(statements.filter((q) => q.includes('SELECT count() AS lines') && q.includes('views_before')).length).toBe(3)
-    expect(statements.filter((q) => q.includes('SELECT count() AS lines') && q.includes('impressions_before')).length).toBe(2)
+    // The same shares as the run's statements: 1 April three of the video lines and two of the ad
+    // lines; 2 April one each, over the lifetime counts of its keys alone.
+    for (const [day, videoShares, adShares] of [['2024-04-01', 3, 2], ['2024-04-02', 1, 1]] as const) {
+      const committed = await settle(s, { kind: 'days', from: day, to: day, trigger: 'test' }, { now, statementRows: 1_000 })
+      const statements: string[] = []
+      const unwatch = watchEmbeddedStatements(s.ch, (t) => void statements.push(t.statement))
+      const dry = await settle(s, { kind: 'days', from: day, to: day, trigger: 'test', dryRun: true }, { now, statementRows: 2 })
+      unwatch!()
+      const { run_id: _r, duration_ms: _d, dry_run: _y, unchanged: _u, ...totals } = committed.days[0]!
+      expect(dry.days[0]).toMatchObject({ ...totals, dry_run: true, run_id: null, unchanged: true })
+      const shares = statements.filter((q) => q.includes('SELECT count() AS lines'))
+      expect(shares.filter((q) => q.includes('views_before')).length).toBe(videoShares)
+      expect(shares.filter((q) => q.includes('impressions_before')).length).toBe(adShares)
+      expect(shares.every((q) => q.includes('IN (SELECT video_id') === (day === '2024-04-02'))).toBe(true)
+    }
   })
 
   it('list a day a page at a time in the lines\' order, with or without a snapshot of the visible runs', async () => {
