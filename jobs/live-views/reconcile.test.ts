@@ -53,24 +53,28 @@ it('takes the videos in shares and batches, each statement after the reads under
 })
 
 it('lowers a counter, settleMs later, by what it was over when first read and still is, keeping what was counted since', async () => {
-  await views('busy', 2)
-  await views('landing', 2)
-  await views('idle', 2)
-  // 'busy' and 'idle' over their totals by 4 views never stored; 'landing' by 3 still on their way to ClickHouse.
-  for (const [v, n] of [['busy', 4], ['landing', 3], ['idle', 4]] as const) await t.s.redis.incrby(keys.liveViews(v), n)
+  // Over their totals of 2: 'busy-*' and 'idle-*' by views never stored; 'landing-*' by views still on their way to ClickHouse.
+  const over = { 'busy-1': 4, 'busy-2': 6, 'landing-1': 3, 'landing-2': 5, 'idle-1': 4, 'idle-2': 7 }
+  for (const [v, n] of Object.entries(over)) {
+    await views(v, 2)
+    await t.s.redis.incrby(keys.liveViews(v), n)
+  }
   const from = Date.now()
   const result = await reconcileLiveViews(t.s, {
     settleMs: 300,
     beforeRecheck: async () => {
-      // Between the two reads: a view counted on 'busy' (not loaded yet), and the views of 'landing' loaded.
-      await t.s.redis.incr(keys.liveViews('busy'))
-      await t.s.ch.command({
-        query: `INSERT INTO video_stats_per_month (month, creator_id, video_id, views)
-                SELECT month, creator_id, video_id, 3 FROM video_stats_per_month WHERE video_id = 'landing' LIMIT 1`,
-      })
+      // Between the two reads: a view counted on each 'busy-*' (not loaded yet), and the views of each 'landing-*' loaded.
+      for (const v of ['busy-1', 'busy-2']) await t.s.redis.incr(keys.liveViews(v))
+      for (const v of ['landing-1', 'landing-2'])
+        await t.s.ch.command({
+          query: `INSERT INTO video_stats_per_month (month, creator_id, video_id, views)
+                  SELECT month, creator_id, video_id, {n:UInt64} FROM video_stats_per_month WHERE video_id = {v:String} LIMIT 1`,
+          query_params: { v, n: over[v as keyof typeof over] },
+        })
     },
   })
   expect(Date.now() - from).toBeGreaterThanOrEqual(300)
-  expect(result.corrected).toBe(2)
-  expect(await t.s.redis.mget(keys.liveViews('busy'), keys.liveViews('landing'), keys.liveViews('idle'))).toEqual(['3', '5', '2'])
+  expect(result.corrected).toBe(4)
+  // Each lowered by its own excess: the busy ones keep the view counted between the reads.
+  expect(await t.s.redis.mget(...Object.keys(over).map((v) => keys.liveViews(v)))).toEqual(['3', '3', '5', '7', '2', '2'])
 })

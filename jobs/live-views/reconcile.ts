@@ -103,7 +103,7 @@ export async function reconcileLiveViews(
       const first = over.slice(i, i + size)
       const again = await check(first.map((o) => [o.creator, o.video]))
       // The counter as first read over the total now: by that much for certain, whatever was counted since.
-      const lower = again.filter((c, j) => BigInt(c.total) < BigInt(first[j]!.before)).map((c, j) => ({ ...c, before: first[j]!.before }))
+      const lower = again.map((c, j) => ({ ...c, before: first[j]!.before })).filter((c) => BigInt(c.total) < BigInt(c.before))
       await rebase(lower)
       corrected += lower.length
     }
