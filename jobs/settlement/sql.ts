@@ -4,7 +4,8 @@ import type { PricingMode } from './rate-cards.ts'
 
 /**
  * The settlement SQL. Every value is a `{name:Type}` parameter; the only text chosen
- * in code is the pricing fragment for the card's mode (a fixed whitelist).
+ * in code is the pricing fragment for the card's mode (a fixed whitelist) and whether the
+ * lifetime sources are read for the day's keys alone (a fixed fragment).
  *
  * No statement carries its own SETTINGS clause: the chDB connection turns a call's
  * settings into a clause at the end of the text, and two clauses do not parse.
@@ -66,7 +67,9 @@ export const AD_LINE_COLUMNS = `day, run_id, status, creator_id, video_id, ad_id
  * impressions), its lifetime views before the day and its price. Lifetime counts come
  * from the cumulative table (one row per video, up to the last folded final day) and the
  * visible lines of the days after it; all three sources go through one GROUP BY, which
- * measured several times faster than a JOIN or an IN filter on the day's videos.
+ * measured several times faster than a JOIN or an IN filter on the day's videos when the day
+ * holds most videos. With `dayOnly` (a day of few videos against its history, see lineParts in
+ * day.ts) the lifetime sources are read for the day's videos of the share alone.
  */
 export function videoLinesSelect(mode: PricingMode, tiers: number, dayOnly = false): string {
   const only = dayOnly ? ` AND video_id IN (SELECT video_id FROM video_stats_per_day WHERE day = {day:Date} AND ${IN_PART})` : ''
