@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { parseDay } from './calendar.ts'
-import { videoDayPage, videoPeriodPage } from './pages.ts'
+import { manyLines, videoDayPage, videoPeriodPage } from './pages.ts'
 import {
   amounts,
   checkQuery,
@@ -11,6 +11,7 @@ import {
   selectWithStatus,
   u64,
   VIDEO_LISTING_KEYS,
+  visibleRuns,
   withTotal,
   type SettlementAdRow,
   type SettlementGrain,
@@ -55,13 +56,16 @@ export async function settlementTotals(ch: ClickHouseClient, q: SettlementQuery,
 /**
  * Settlement per period and video, in the order of period, creator and video. A page of it
  * with `limit`: by day read in the lines' order (videoDayPage); over longer periods, the
- * platform's (no creator or video) a window of days at a time (videoPeriodPage), one
- * creator's or video's by grouping what follows the cursor.
+ * platform's (no creator or video) and a creator's of many lines (manyLines) a window of days
+ * at a time (videoPeriodPage), other creators' and a video's by grouping what follows the cursor.
  */
-export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery, visible?: VisibleRuns): Promise<SettlementVideoRow[]> {
+export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery, visible?: VisibleRuns, opts: { periodPageLines?: number } = {}): Promise<SettlementVideoRow[]> {
   if (q.limit !== undefined) {
     if (q.grain === 'day') return videoDayPage(ch, { ...q, limit: q.limit }, visible)
-    if (q.creatorId === undefined && q.videoId === undefined) return videoPeriodPage(ch, { ...q, limit: q.limit }, visible)
+    if (q.videoId === undefined) {
+      visible ??= await visibleRuns(ch)
+      if (q.creatorId === undefined || (await manyLines(ch, q, visible, opts.periodPageLines))) return videoPeriodPage(ch, { ...q, limit: q.limit }, visible)
+    }
   }
   const checked = checkQuery(q, visible)
   const page = pageOf(q, checked.period, VIDEO_LISTING_KEYS)

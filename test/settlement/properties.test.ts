@@ -196,32 +196,49 @@ describe('settlement properties over generated inputs', () => {
     }
   })
 
-  it('walks the platform\'s per-video listing a page at a time, at every grain, to the listing grouped whole', async () => {
+  it('walks the per-video listing a page at a time, the platform\'s and a creator\'s of many lines, at every grain, to the listing grouped whole', async () => {
     // 480 lines on 27 May, 240–480 on the other days: pages of 50 cut the days, pages of 1,000 take whole periods at once.
+    // A creator's pages are read as the platform's when its lines are many (here: at least one).
     const range = { from: '2024-05-01', to: '2024-06-30' }
-    for (const visible of [undefined, await visibleRuns(s.ch)]) {
-      for (const grain of ['day', 'week', 'month', 'year'] as const) {
-        const whole = await settlementByVideo(s.ch, { ...range, grain })
-        expect(whole.length).toBeGreaterThanOrEqual(N * 4)
-        for (const limit of [7, 50, 333, 1_000]) {
-          if (limit === 7 && grain !== 'year') continue // pages of a few rows: one grain is enough
-          const rows: typeof whole = []
-          let after: string[] | undefined
-          for (let pages = 0; pages <= whole.length; pages++) {
-            const page = await settlementByVideo(s.ch, { ...range, grain, limit, after }, visible)
-            expect(page.length, `${grain} ${limit}`).toBeLessThanOrEqual(limit + 1)
-            rows.push(...page.slice(0, limit))
-            if (page.length <= limit) break
-            // Every page but the last is full: the one row more tells that a next page follows.
-            expect(page.length).toBe(limit + 1)
-            const last = page[limit - 1]!
-            after = [last.period, last.creator_id, last.video_id]
+    for (const [creatorId, periodPageLines] of [[undefined, undefined], ['cr-b', 1]] as const) {
+      for (const visible of [undefined, await visibleRuns(s.ch)]) {
+        // A creator's day pages are read as the platform's whatever its lines: its longer grains are what differs.
+        for (const grain of creatorId ? (['week', 'year'] as const) : (['day', 'week', 'month', 'year'] as const)) {
+          const whole = await settlementByVideo(s.ch, { ...range, grain, creatorId })
+          expect(whole.length).toBeGreaterThanOrEqual(creatorId ? N : N * 4)
+          expect(whole.every((r) => creatorId === undefined || r.creator_id === creatorId)).toBe(true)
+          for (const limit of creatorId ? [7, 50] : [7, 50, 333, 1_000]) {
+            if (limit === 7 && grain !== 'year') continue // pages of a few rows: one grain is enough
+            const rows: typeof whole = []
+            let after: string[] | undefined
+            for (let pages = 0; pages <= whole.length; pages++) {
+              const page = await settlementByVideo(s.ch, { ...range, grain, creatorId, limit, after }, visible, { periodPageLines })
+              expect(page.length, `${grain} ${limit}`).toBeLessThanOrEqual(limit + 1)
+              rows.push(...page.slice(0, limit))
+              if (page.length <= limit) break
+              // Every page but the last is full: the one row more tells that a next page follows.
+              expect(page.length).toBe(limit + 1)
+              const last = page[limit - 1]!
+              after = [last.period, last.creator_id, last.video_id]
+            }
+            expect(rows, `${creatorId} ${grain} ${limit} ${visible ? 'snapshot' : ''}`).toEqual(whole)
           }
-          expect(rows, `${grain} ${limit} ${visible ? 'snapshot' : ''}`).toEqual(whole)
         }
       }
     }
   }, 120_000)
+
+  it('reads a creator\'s pages as the platform\'s only when its lines are many', async () => {
+    const statements: string[] = []
+    const unwatch = watchEmbeddedStatements(s.ch, (t) => void statements.push(t.statement))
+    const q = { from: '2024-05-01', to: '2024-06-30', grain: 'month' as const, creatorId: 'cr-c', limit: 10 }
+    const few = await settlementByVideo(s.ch, q)
+    const cuts = () => statements.filter((t) => t.includes('max((creator_id, video_id))')).length
+    expect(cuts()).toBe(0)
+    expect(await settlementByVideo(s.ch, q, undefined, { periodPageLines: 1 })).toEqual(few)
+    expect(cuts()).toBeGreaterThan(0)
+    unwatch!()
+  })
 
   it('records run totals equal to the sums of their lines', async () => {
     const runs = (await listRuns(s.ch, { limit: 1000 })).filter((r) => r.state === 'committed')
