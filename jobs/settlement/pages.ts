@@ -92,8 +92,9 @@ export async function manyLines(ch: ClickHouseClient, q: SettlementQuery, visibl
 
 /**
  * A page of the per-video listing over weeks, months or years, for the whole platform or one
- * creator of many videos (manyLines). Grouping every key after the cursor took ~5 s a page on one
- * 4.46M-video day, and a month of such days holds 134M lines. Instead, from the cursor's period on, a window of periods at a time:
+ * creator of many videos (manyLines). Grouping every key after the cursor took ~5 s a page on
+ * one 4.46M-video day, and a month of such days holds 134M lines. Instead, from the cursor's
+ * period on, a window of periods at a time:
  * 1. each visible day's cut (dayCuts): how many of its lines come after the cursor, up to the
  *    `want` rows the page still lacks, and the last of them, read in the lines' own order
  *    (day, run, creator, video), where the engine stops after `want` lines;
