@@ -2,25 +2,8 @@ import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { parseDay } from './calendar.ts'
 import { manyLines, videoDayPage, videoPeriodPage } from './pages.ts'
-import {
-  amounts,
-  checkQuery,
-  linesUnion,
-  pageOf,
-  select,
-  selectWithStatus,
-  u64,
-  VIDEO_LISTING_KEYS,
-  visibleRuns,
-  withTotal,
-  type SettlementAdRow,
-  type SettlementGrain,
-  type SettlementQuery,
-  type SettlementStatus,
-  type SettlementTotalsRow,
-  type SettlementVideoRow,
-  type VisibleRuns,
-} from './read.ts'
+import { amounts, checkQuery, linesUnion, pageOf, select, selectWithStatus, u64, VIDEO_LISTING_KEYS, visibleRuns, withTotal } from './read.ts'
+import type { SettlementAdRow, SettlementQuery, SettlementStatus, SettlementTotalsRow, SettlementVideoRow, VisibleRuns } from './read.ts'
 
 export { VIDEO_LISTING_KEYS, visibleRuns, visibleRunsOf } from './read.ts'
 export type { SettlementAdRow, SettlementGrain, SettlementQuery, SettlementStatus, SettlementTotalsRow, SettlementVideoRow, VisibleRuns } from './read.ts'
