@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
-import { settlementByAd, settlementByVideo, settlementTotals, VIDEO_LISTING_KEYS, visibleRuns, type SettlementQuery } from '../../jobs/settlement/queries.ts'
+import { AD_LISTING_KEYS, settlementByAd, settlementByVideo, settlementTotals, VIDEO_LISTING_KEYS, visibleRuns, type SettlementQuery } from '../../jobs/settlement/queries.ts'
 import { SettlementError, settlementErrorCodes } from '../../jobs/settlement/errors.ts'
 import { ApiError } from '../../lib/errors.ts'
 import { principalOf } from '../auth/middleware.ts'
@@ -50,8 +50,6 @@ const pageQuery = z.object({
   after: z.string().min(1).max(1024).optional().describe('The `next` of the page before (in CSV, the `rel="next"` link); without it, the first page'),
 })
 type PageQuery = z.infer<typeof pageQuery>
-/** The per-ad listing's key columns after the period (the per-video listing's: VIDEO_LISTING_KEYS). */
-const AD_KEYS = ['video_id', 'ad_id'] as const
 
 /** The opaque cursor of a row's key (period and the listing's key columns). */
 const cursorOf = (values: string[]) => Buffer.from(JSON.stringify(values)).toString('base64url')
@@ -95,7 +93,7 @@ export function settlementRoutes(deps: AnalyticsDeps) {
         const { rows, next } = page(served(await cache.get(kind, query, (visible) => settlementByVideo(ch, query, visible))), VIDEO_LISTING_KEYS)
         return table(c, { format: q.format, columns: videoColumns, rows, meta, filename, next })
       }
-      const { rows, next } = page(served(await cache.get(kind, query, (visible) => settlementByAd(ch, query, visible))), AD_KEYS)
+      const { rows, next } = page(served(await cache.get(kind, query, (visible) => settlementByAd(ch, query, visible))), AD_LISTING_KEYS)
       return table(c, { format: q.format, columns: adColumns, rows, meta, filename, next })
     } catch (err) {
       if (err instanceof SettlementError) throw new ApiError(settlementErrorCodes[err.code], err.message)

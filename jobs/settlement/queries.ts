@@ -1,11 +1,11 @@
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { parseDay } from './calendar.ts'
-import { manyLines, videoDayPage, videoPeriodPage } from './pages.ts'
-import { amounts, checkQuery, linesUnion, pageOf, select, selectWithStatus, u64, VIDEO_LISTING_KEYS, visibleRuns, withTotal } from './read.ts'
+import { adPeriodPage, manyLines, videoDayPage, videoPeriodPage } from './pages.ts'
+import { AD_LISTING_KEYS, amounts, checkQuery, linesUnion, pageOf, select, selectWithStatus, u64, VIDEO_LISTING_KEYS, visibleRuns, withTotal } from './read.ts'
 import type { SettlementAdRow, SettlementQuery, SettlementStatus, SettlementTotalsRow, SettlementVideoRow, VisibleRuns } from './read.ts'
 
-export { VIDEO_LISTING_KEYS, visibleRuns, visibleRunsOf } from './read.ts'
+export { AD_LISTING_KEYS, VIDEO_LISTING_KEYS, visibleRuns, visibleRunsOf } from './read.ts'
 export type { SettlementAdRow, SettlementGrain, SettlementQuery, SettlementStatus, SettlementTotalsRow, SettlementVideoRow, VisibleRuns } from './read.ts'
 
 /**
@@ -65,10 +65,18 @@ export async function settlementByVideo(ch: ClickHouseClient, q: SettlementQuery
   return sums.map(withTotal)
 }
 
-/** Settlement per period, video and ad. */
-export async function settlementByAd(ch: ClickHouseClient, q: SettlementQuery, visible?: VisibleRuns): Promise<SettlementAdRow[]> {
+/**
+ * Settlement per period, video and ad. A page of one creator's with `limit`, when its ad lines
+ * of the range are many (manyLines), a window of days at a time (adPeriodPage); else by
+ * grouping what follows the cursor.
+ */
+export async function settlementByAd(ch: ClickHouseClient, q: SettlementQuery, visible?: VisibleRuns, opts: { periodPageLines?: number } = {}): Promise<SettlementAdRow[]> {
+  if (q.limit !== undefined && q.creatorId !== undefined && q.videoId === undefined) {
+    visible ??= await visibleRuns(ch)
+    if (await manyLines(ch, q, visible, opts.periodPageLines, 'settlement_ad_lines')) return adPeriodPage(ch, { ...q, limit: q.limit, creatorId: q.creatorId }, visible)
+  }
   const checked = checkQuery(q, visible)
-  const page = pageOf(q, checked.period, ['video_id', 'ad_id'])
+  const page = pageOf(q, checked.period, AD_LISTING_KEYS)
   const read = { ...checked, params: { ...checked.params, ...page.params }, settings: page.settings }
   return selectWithStatus(
     ch,

@@ -43,6 +43,8 @@ export type SettlementAdRow = { period: string; video_id: string; ad_id: string;
 
 /** The key columns after the period of the per-video listing, in its order at every grain: creator, then video. */
 export const VIDEO_LISTING_KEYS = ['creator_id', 'video_id'] as const
+/** The key columns after the period of the per-ad listing, in its order: video, then ad. */
+export const AD_LISTING_KEYS = ['video_id', 'ad_id'] as const
 
 /** The period of a day per grain: a fixed whitelist, the only SQL chosen by the caller. */
 export const PERIOD_SQL: Record<SettlementGrain, string> = {

@@ -228,6 +228,30 @@ describe('settlement properties over generated inputs', () => {
     }
   }, 120_000)
 
+  it('walks a creator\'s per-ad listing of many lines a page at a time, at every grain, to the listing grouped whole', async () => {
+    const range = { from: '2024-05-01', to: '2024-06-30' }
+    const visible = await visibleRuns(s.ch)
+    for (const grain of ['day', 'week', 'year'] as const) {
+      const q = { ...range, grain, creatorId: 'cr-b' }
+      const whole = await settlementByAd(s.ch, q)
+      expect(whole.length).toBeGreaterThan(N / 2)
+      for (const limit of [7, 50]) {
+        const rows: typeof whole = []
+        let after: string[] | undefined
+        for (let pages = 0; pages <= whole.length; pages++) {
+          // Read the platform's way: the threshold of lines lowered to one.
+          const page = await settlementByAd(s.ch, { ...q, limit, after }, visible, { periodPageLines: 1 })
+          rows.push(...page.slice(0, limit))
+          if (page.length <= limit) break
+          expect(page.length).toBe(limit + 1)
+          const last = page[limit - 1]!
+          after = [last.period, last.video_id, last.ad_id]
+        }
+        expect(rows, `${grain} ${limit}`).toEqual(whole)
+      }
+    }
+  })
+
   it('reads a creator\'s pages as the platform\'s only when its lines are many', async () => {
     const statements: string[] = []
     const unwatch = watchEmbeddedStatements(s.ch, (t) => void statements.push(t.statement))
@@ -237,6 +261,11 @@ describe('settlement properties over generated inputs', () => {
     expect(cuts()).toBe(0)
     expect(await settlementByVideo(s.ch, q, undefined, { periodPageLines: 1 })).toEqual(few)
     expect(cuts()).toBeGreaterThan(0)
+    const fewAds = await settlementByAd(s.ch, q)
+    const adCuts = () => statements.filter((t) => t.includes('max((video_id, ad_id))')).length
+    expect(adCuts()).toBe(0)
+    expect(await settlementByAd(s.ch, q, undefined, { periodPageLines: 1 })).toEqual(fewAds)
+    expect(adCuts()).toBeGreaterThan(0)
     unwatch!()
   })
 
