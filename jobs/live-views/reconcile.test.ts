@@ -2,6 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { keys } from '../../ingest/state/keys.ts'
 import { watchEmbeddedStatements } from '../../lib/clickhouse.ts'
 import { ev, startTestEdge, type TestEdge } from '../../test/harness/edge.ts'
+import { rows } from '../../test/harness/engines.ts'
 import { reconcileLiveViews } from './reconcile.ts'
 
 let t: TestEdge
@@ -77,4 +78,24 @@ it('lowers a counter, settleMs later, by what it was over when first read and st
   expect(result.corrected).toBe(4)
   // Each lowered by its own excess: the busy ones keep the view counted between the reads.
   expect(await t.s.redis.mget(...Object.keys(over).map((v) => keys.liveViews(v)))).toEqual(['3', '3', '5', '7', '2', '2'])
+})
+
+it('reads each counter over its total again no sooner than settleMs after it was read, the last of a long pass as well', async () => {
+  for (let i = 0; i < 8; i++) await views(`late-${i}`, 1)
+  await reconcileLiveViews(t.s, { settleMs: 0 })
+  // Every counter one over its total (a view never stored), so that each first read has a second.
+  const all = (await rows<{ video_id: string }>(t.s.ch, 'SELECT DISTINCT video_id FROM video_stats_per_day')).map((r) => r.video_id)
+  for (const v of all) await t.s.redis.incr(keys.liveViews(v))
+  // When each lifetime-totals statement started: the pass's first reads, then the second reads.
+  const starts: number[] = []
+  const unwatch = watchEmbeddedStatements(t.s.ch, (s) => void (s.statement.includes('FROM video_stats_per_month') && starts.push(Date.now() - s.ms)))
+  // A batch a video and a share a video: the pass's first reads take a while.
+  const result = await reconcileLiveViews(t.s, { settleMs: 300, batch: 1, shareVideos: 1 })
+  unwatch!()
+  expect(result).toEqual({ videos: all.length, corrected: all.length })
+  expect(starts).toHaveLength(2 * all.length)
+  const [first, second] = [starts.slice(0, all.length), starts.slice(all.length)]
+  expect(Math.max(...first) - Math.min(...first)).toBeGreaterThan(20)
+  // The last counter read is read again settleMs after it too (less the read of its counter before its total).
+  expect(Math.min(...second) - Math.max(...first)).toBeGreaterThanOrEqual(300 - 20)
 })

@@ -56,9 +56,8 @@ export async function reconcileLiveViews(
   const parts = Math.max(1, Math.ceil(Number(n) / (opts.shareVideos ?? 100_000)))
   const size = opts.batch ?? 1_000
 
-  /** Each video's counter, read first (what is counted meanwhile is kept on top: rebase.lua), and its total. */
-  const check = async (chunk: [creator: string, video: string][]) => {
-    const seen = await r.mget(...chunk.map(([, video]) => keys.liveViews(video)))
+  /** The lifetime totals of these videos, by video. */
+  const totalsOf = async (chunk: [creator: string, video: string][]) => {
     const totals = await ch.query({
       query: `SELECT video_id, toString(sum(views)) AS total FROM video_stats_per_month
               WHERE creator_id IN {creators:Array(String)} AND video_id IN {videos:Array(String)} GROUP BY video_id`,
@@ -66,7 +65,12 @@ export async function reconcileLiveViews(
       format: 'JSONEachRow',
       query_id: background(),
     })
-    const byVideo = new Map(((await totals.json()) as { video_id: string; total: string }[]).map((t) => [t.video_id, t.total]))
+    return new Map(((await totals.json()) as { video_id: string; total: string }[]).map((t) => [t.video_id, t.total]))
+  }
+  /** Each video's counter, read first (what is counted meanwhile is kept on top: rebase.lua), and its total. */
+  const check = async (chunk: [creator: string, video: string][]) => {
+    const seen = await r.mget(...chunk.map(([, video]) => keys.liveViews(video)))
+    const byVideo = await totalsOf(chunk)
     return chunk.map(([creator, video], j) => ({ creator, video, before: seen[j] ?? '0', total: byVideo.get(video) ?? '0' }))
   }
   // Each batch's rebases sent together (the client pipelines them): after Redis lost its data
@@ -76,7 +80,8 @@ export async function reconcileLiveViews(
   let videos = 0
   let corrected = 0
   const over: { creator: string; video: string; before: string }[] = []
-  let firstOverAt: number | undefined
+  /** When the last counter found over its total was read: every one of them is looked at again settleMs after it. */
+  let lastOverAt = 0
   for (let part = 0; part < parts; part++) {
     const listed = await ch.query({
       query: `SELECT DISTINCT creator_id, video_id ${RECENT} AND ${IN_PART}`,
@@ -92,18 +97,18 @@ export async function reconcileLiveViews(
       const under = checked.filter((c) => BigInt(c.total) > BigInt(c.before))
       await rebase(under)
       corrected += under.length
-      for (const c of checked) if (BigInt(c.total) < BigInt(c.before)) (firstOverAt ??= readAt), over.push(c)
+      for (const c of checked) if (BigInt(c.total) < BigInt(c.before)) (lastOverAt = readAt), over.push(c)
     }
   }
   if (over.length > 0) {
-    const wait = firstOverAt! + (opts.settleMs ?? 30_000) - Date.now()
+    const wait = lastOverAt + (opts.settleMs ?? 30_000) - Date.now()
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
     await opts.beforeRecheck?.()
     for (let i = 0; i < over.length; i += size) {
       const first = over.slice(i, i + size)
-      const again = await check(first.map((o) => [o.creator, o.video]))
+      const totals = await totalsOf(first.map((o) => [o.creator, o.video]))
       // The counter as first read over the total now: by that much for certain, whatever was counted since.
-      const lower = again.map((c, j) => ({ ...c, before: first[j]!.before })).filter((c) => BigInt(c.total) < BigInt(c.before))
+      const lower = first.map((o) => ({ ...o, total: totals.get(o.video) ?? '0' })).filter((c) => BigInt(c.total) < BigInt(c.before))
       await rebase(lower)
       corrected += lower.length
     }
