@@ -1,10 +1,10 @@
 import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
-import { parseDay, type Day } from './calendar.ts'
-import { SettlementError } from './errors.ts'
+import type { Day } from './calendar.ts'
 import {
   amounts,
   checkQuery,
+  cursorOf,
   LAST_FINAL_ROW,
   linesUnion,
   LISTING_SETTINGS,
@@ -15,7 +15,6 @@ import {
   u64,
   AD_LISTING_KEYS,
   VIDEO_LISTING_KEYS,
-  visibleRuns,
   withTotal,
   type SettlementAdRow,
   type SettlementQuery,
@@ -139,10 +138,10 @@ export async function manyLines(ch: ClickHouseClient, q: SettlementQuery, visibl
 }
 
 /** A page of the per-video listing over weeks, months or years, the platform's or a creator's of many lines: see periodPage. */
-export const videoPeriodPage = (ch: ClickHouseClient, q: SettlementQuery & { limit: number }, visible?: VisibleRuns) => periodPage(ch, q, visible, VIDEO_LISTING)
+export const videoPeriodPage = (ch: ClickHouseClient, q: SettlementQuery & { limit: number }, visible: VisibleRuns) => periodPage(ch, q, visible, VIDEO_LISTING)
 
 /** A page of one creator's per-ad listing of many lines, at any grain: see periodPage. */
-export function adPeriodPage(ch: ClickHouseClient, q: SettlementQuery & { limit: number; creatorId: string }, visible?: VisibleRuns) {
+export function adPeriodPage(ch: ClickHouseClient, q: SettlementQuery & { limit: number; creatorId: string }, visible: VisibleRuns) {
   return periodPage(ch, q, visible, AD_LISTING)
 }
 
@@ -159,18 +158,13 @@ export function adPeriodPage(ch: ClickHouseClient, q: SettlementQuery & { limit:
  *    full, and at most `want` lines a day are grouped. Periods whose days all have fewer are
  *    grouped whole, as many as their largest days show are needed.
  */
-async function periodPage<R>(ch: ClickHouseClient, q: SettlementQuery & { limit: number }, visible: VisibleRuns | undefined, listing: Listing<R>): Promise<R[]> {
-  const snapshot = visible ?? (await visibleRuns(ch))
-  const checked = checkQuery(q, snapshot)
+async function periodPage<R>(ch: ClickHouseClient, q: SettlementQuery & { limit: number }, visible: VisibleRuns, listing: Listing<R>): Promise<R[]> {
+  const checked = checkQuery(q, visible)
   const from = checked.params.from as Day
   const to = checked.params.to as Day
-  let cursor: { period: Day; key: Key } | undefined
-  if (q.after !== undefined) {
-    if (q.after.length !== 3) throw new SettlementError('BAD_CURSOR', `a cursor of this listing holds 3 values, not ${q.after.length}`)
-    cursor = { period: parseDay(q.after[0]!), key: [q.after[1]!, q.after[2]!] }
-  }
+  let cursor = cursorOf(q, 2) as { period: Day; key: Key } | undefined
   const periods: Period[] = []
-  for (const [day, run] of [...snapshot.runs].filter(([d]) => d >= from && d <= to).sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [day, run] of [...visible.runs].filter(([d]) => d >= from && d <= to).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const period = periodOf(day, q.grain)
     if (periods.at(-1)?.period !== period) periods.push({ period, days: [] })
     periods.at(-1)!.days.push([day, run])

@@ -163,6 +163,13 @@ export function linesUnion(period: string, where: string): string {
     FROM settlement_ad_lines WHERE ${where}`
 }
 
+/** A listing's cursor (`q.after`): its period and its `keys` key values, checked; undefined on the first page. */
+export function cursorOf(q: SettlementQuery, keys: number): { period: Day; key: readonly string[] } | undefined {
+  if (q.after === undefined) return undefined
+  if (q.after.length !== keys + 1) throw new SettlementError('BAD_CURSOR', `a cursor of this listing holds ${keys + 1} values, not ${q.after.length}`)
+  return { period: parseDay(q.after[0]!), key: q.after.slice(1) }
+}
+
 /**
  * A page of a listing ordered by (period, ...keys): the rows after `q.after` (a condition on
  * each row source, so the engine groups only what is left) and at most `q.limit` + 1 of them.
@@ -172,10 +179,10 @@ export function linesUnion(period: string, where: string): string {
 export function pageOf(q: SettlementQuery, period: string, keys: readonly string[]): { where: string; limit: string; params: Record<string, unknown>; settings?: ClickHouseSettings } {
   const params: Record<string, unknown> = {}
   let where = ''
-  if (q.after !== undefined) {
-    if (q.after.length !== keys.length + 1) throw new SettlementError('BAD_CURSOR', `a cursor of this listing holds ${keys.length + 1} values, not ${q.after.length}`)
-    params.after_period = parseDay(q.after[0]!)
-    keys.forEach((_, i) => (params[`after_${i}`] = q.after![i + 1]))
+  const cursor = cursorOf(q, keys.length)
+  if (cursor !== undefined) {
+    params.after_period = cursor.period
+    keys.forEach((_, i) => (params[`after_${i}`] = cursor.key[i]))
     where = ` AND (${period}, ${keys.join(', ')}) > ({after_period:Date}, ${keys.map((_, i) => `{after_${i}:String}`).join(', ')})`
   }
   if (q.limit !== undefined) params.limit_plus = q.limit + 1
