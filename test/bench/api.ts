@@ -32,9 +32,9 @@
  *   today, whose rows those loads add to. With --settling the server settles the day again
  *   during each warm loop, as its nightly job does (api-settling.ts; each run adds its lines).
  *
- *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--live-events 0] [--settling] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--smoke] [--out file.json]
+ *   npm run bench:api -- [--data-dir data/bench] [--clients 32] [--generator bun|wrk] [--load-every-ms 500] [--live-events 0] [--settling] [--seconds 20] [--cold-rounds 10] [--cold-warmup-rounds 3] [--events 5000000] [--day YYYY-MM-DD] [--only stats] [--profile DIR] [--server-log FILE] [--smoke] [--out file.json]
  */
-import { existsSync, rmSync } from 'node:fs'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { freePort, tempDir } from '../harness/engines.ts'
 import { startServerProcess } from '../harness/process.ts'
@@ -362,6 +362,8 @@ try {
     )
   console.log('warm answers by Cache-Status: ' + results.map((r) => `${r.name.split(' (')[0]}: ${JSON.stringify(r.warm.outcomes)}`).join('; '))
   const slow = slowStatements(server.output())
+  // --server-log FILE: the server's own output (its warnings; with SLOW_STATEMENT_MS=0 in the environment, every engine statement timed).
+  if (flags.has('server-log')) writeFileSync(resolve(flags.get('server-log')!), server.output())
   printTable('server', [
     ['peak RSS (MiB)', Math.round(rss / 1024)],
     ['statements of SLOW_STATEMENT_MS (1 s) or more; the slowest', slow.length === 0 ? 0 : `${slow.length}; ${slow[0]!.ms} ms, ${slow[0]!.kind}: ${slow[0]!.statement.slice(0, 100)}`],
