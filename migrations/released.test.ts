@@ -42,6 +42,7 @@ const RELEASED: [number, string][] = [
   [63, '09a79e77baa2e318a90fe0a79edd022196347691848f5ff4d4f2a62f5afb3894'],
   [64, '41045ea8ad59154346125468f74cda27b5a65c74a78b49a0375fd23d2c3080ff'],
   [65, '53878cfeb6d0cc8186421fcf9cb0826a670fb38d2b6b47cafce225ef6f398210'],
+  [66, '501d36c0f002e2197a5ad718f84588b2f3e3356a61e7047baa965b8b3b105654'],
 ]
 
 describe('released migrations', () => {
