@@ -63,7 +63,7 @@ describe('migration 0066: videos looked up in small granules', () => {
     const before = await versions()
     const found = await getVideos(ch, ['v_a', 'v_b', 'v_c'])
     expect(await engine('videos')).toContain('index_granularity = 8192')
-    await step.up(ch, { sqlOf })
+    await step.up(ch)
     expect(await engine('videos')).toContain('index_granularity = 256')
     expect(await engine('videos__rebuild')).toBeUndefined()
     // The copy merged each video's versions into its latest; reads see the same videos.
@@ -83,7 +83,7 @@ describe('migration 0066: videos looked up in small granules', () => {
     await ch.command({ query: "CREATE TABLE videos__rebuild AS videos ENGINE = ReplacingMergeTree(updated_at) ORDER BY video_id SETTINGS index_granularity = 256" })
     await ch.command({ query: "INSERT INTO videos__rebuild SELECT * FROM videos WHERE video_id = 'v_a'" })
     const found = await getVideos(ch, ['v_a', 'v_b', 'v_c'])
-    await step.up(ch, { sqlOf })
+    await step.up(ch)
     expect(await engine('videos')).toContain('index_granularity = 256')
     expect(await engine('videos__rebuild')).toBeUndefined()
     expect(await getVideos(ch, ['v_a', 'v_b', 'v_c'])).toEqual(found)
@@ -91,7 +91,7 @@ describe('migration 0066: videos looked up in small granules', () => {
 
   it('after a crash past the exchange, or with videos registered or changed while the copy was made, copies them over from the old table', async () => {
     await oldTable()
-    await step.up(ch, { sqlOf })
+    await step.up(ch)
     // The old table as the exchange left it, holding what was written to it during the copy:
     // a new video, a new version of one, and a removal.
     await ch.command({ query: sqlOf(16).replace(/\bvideos\b/, 'videos__rebuild') })
@@ -106,7 +106,7 @@ describe('migration 0066: videos looked up in small granules', () => {
       ],
     })
     expect(await engine('videos__rebuild')).toContain('index_granularity = 8192')
-    await step.up(ch, { sqlOf })
+    await step.up(ch)
     expect(await engine('videos__rebuild')).toBeUndefined()
     expect((await getVideos(ch, ['v_a', 'v_b', 'v_c', 'v_d'])).map((v) => [v.video_id, v.title])).toEqual([
       ['v_b', 'kept again'],

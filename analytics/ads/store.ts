@@ -65,16 +65,28 @@ export type ServedAd = z.infer<typeof servedAd>
 
 /** The ads assigned to a video and active on `date`, in slot order. */
 export async function activeAssignments(ch: ClickHouseClient, videoId: string, date: string): Promise<ServedAd[]> {
+  return (await activeAssignmentsOf(ch, [videoId], date)).get(videoId) ?? []
+}
+
+/** The ads assigned to each of several videos and active on `date`, in slot order, by video (in one statement; a video without any is absent). */
+export async function activeAssignmentsOf(ch: ClickHouseClient, videoIds: string[], date: string): Promise<Map<string, ServedAd[]>> {
   const rs = await ch.query({
-    query: `SELECT a.ad_id AS ad_id, a.slot AS slot, ad.advertiser AS advertiser, ad.duration_ms AS duration_ms
-            FROM (SELECT ad_id, slot FROM ad_assignments FINAL WHERE video_id = {video:String} AND retired_at IS NULL) AS a
+    query: `SELECT a.video_id AS video_id, a.ad_id AS ad_id, a.slot AS slot, ad.advertiser AS advertiser, ad.duration_ms AS duration_ms
+            FROM (SELECT video_id, ad_id, slot FROM ad_assignments FINAL WHERE video_id IN {videos:Array(String)} AND retired_at IS NULL) AS a
             INNER JOIN (
               SELECT ad_id, advertiser, duration_ms FROM ads FINAL
               WHERE deleted = 0 AND contract_start <= {date:Date} AND contract_end >= {date:Date}
             ) AS ad ON ad.ad_id = a.ad_id
-            ORDER BY slot DESC, ad_id`,
-    query_params: { video: videoId, date },
+            ORDER BY video_id, slot DESC, ad_id`,
+    query_params: { videos: videoIds, date },
     format: 'JSONEachRow',
   })
-  return (await rs.json()).map((r) => servedAd.parse(r))
+  const out = new Map<string, ServedAd[]>()
+  for (const r of await rs.json()) {
+    const { video_id, ...ad } = servedAd.extend({ video_id: z.string() }).parse(r)
+    const ads = out.get(video_id) ?? []
+    ads.push(ad)
+    out.set(video_id, ads)
+  }
+  return out
 }

@@ -3,12 +3,12 @@ import { getCookie, setCookie } from 'hono/cookie'
 import { describeRoute } from 'hono-openapi'
 import { signPlaybackToken } from '../../ingest/tokens/playback.ts'
 import { ApiError } from '../../lib/errors.ts'
-import { activeAssignments } from '../ads/store.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { today } from '../http/dates.ts'
 import { v } from '../http/validate.ts'
-import { getVideo } from '../videos/store.ts'
+import { findVideo } from '../videos/store.ts'
 import { videoIdParam } from '../videos/routes.ts'
+import { playbackLookups } from './lookups.ts'
 import { DEVICE_ID, limitPlayStarts, newDeviceId, pickAds, resumePosition } from './sessions.ts'
 
 const tags = ['playback']
@@ -35,22 +35,26 @@ export function playbackRoutes(deps: AnalyticsDeps) {
       v('param', videoIdParam),
       async (c) => {
         await limitPlayStarts(redis, deps.clientIp(c), settings.PLAY_RATE_LIMIT_PER_MINUTE)
-        const video = await getVideo(ch, c.req.valid('param').id)
+        const video = await findVideo(ch, c.req.valid('param').id)
         if (!video) throw new ApiError('NOT_FOUND', `no video with id ${c.req.valid('param').id}`)
         let viewerId = viewerOf(c)
+        const newViewer = !viewerId
         if (!viewerId) {
           viewerId = newDeviceId()
           setCookie(c, DEVICE_COOKIE, viewerId, { httpOnly: true, secure: settings.cookieSecure, sameSite: 'Lax', path: '/', maxAge: 400 * 86_400 })
         }
         const sessionId = crypto.randomUUID()
-        const ads = pickAds(await activeAssignments(ch, video.video_id, today(services.settings.SETTLEMENT_TZ)), sessionId)
+        // Read while the ads are (a device id made for this start has no position anywhere yet).
+        const resuming = newViewer ? Promise.resolve({ position_ms: 0, updated_at: null }) : resumePosition(ch, redis, video.video_id, viewerId)
+        resuming.catch(() => {}) // awaited below; not unhandled if the ads' read fails first
+        const ads = pickAds(await playbackLookups(ch).servedAds(video.video_id, today(services.settings.SETTLEMENT_TZ)), sessionId)
         const [{ token, expiresAt }, resume] = await Promise.all([
           signPlaybackToken(
             services.playbackKeys,
             { issuer: services.settings.PLAYBACK_TOKEN_ISSUER, ttlSeconds: services.settings.PLAYBACK_TOKEN_TTL_SECONDS },
             { viewerId, videoId: video.video_id, creatorId: video.creator_id, sessionId, adIds: ads.map((a) => a.ad_id), durationMs: video.duration_ms },
           ),
-          resumePosition(ch, redis, video.video_id, viewerId),
+          resuming,
         ])
         return c.json(
           {
@@ -69,7 +73,7 @@ export function playbackRoutes(deps: AnalyticsDeps) {
     .get('/videos/:id/resume', describeRoute({ tags, security: [{}, { bearerAuth: [] }], summary: "The caller's resume position (logged in, or the device id from /play)" }), deps.auth.optional, v('param', videoIdParam), async (c) => {
       const viewerId = viewerOf(c)
       if (!viewerId) throw new ApiError('UNAUTHORIZED', 'log in, or send the device id /play gave you (cs_device cookie or X-Device-Id)')
-      const video = await getVideo(ch, c.req.valid('param').id)
+      const video = await findVideo(ch, c.req.valid('param').id)
       if (!video) throw new ApiError('NOT_FOUND', `no video with id ${c.req.valid('param').id}`)
       return c.json({ video_id: video.video_id, viewer_id: viewerId, ...(await resumePosition(ch, redis, video.video_id, viewerId)) })
     })

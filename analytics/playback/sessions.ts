@@ -6,6 +6,7 @@ import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { ApiError } from '../../lib/errors.ts'
 import { defineScripts, type Redis } from '../../lib/redis.ts'
 import type { ServedAd } from '../ads/store.ts'
+import { playbackLookups } from './lookups.ts'
 
 const scripts = { csPlayRateLimit: { file: fileURLToPath(new URL('./play-ratelimit.lua', import.meta.url)), numberOfKeys: 1 } }
 
@@ -44,16 +45,8 @@ const resumeValue = /^(\d+):(\d+)$/
  * written back to ClickHouse; whichever event is later wins.
  */
 export async function resumePosition(ch: ClickHouseClient, redis: Redis, videoId: string, viewerId: string): Promise<{ position_ms: number; updated_at: string | null }> {
-  const [live, rs] = await Promise.all([
-    redis.get(keys.resume(videoId, viewerId)),
-    ch.query({
-      query: `SELECT argMax(position_ms, updated_at) AS position_ms, toUnixTimestamp64Milli(max(updated_at)) AS at
-              FROM resume_positions WHERE viewer_id = {viewer:String} AND video_id = {video:String} HAVING count() > 0`,
-      query_params: { viewer: viewerId, video: videoId },
-      format: 'JSONEachRow',
-    }),
-  ])
-  const [stored] = z.array(z.object({ position_ms: z.coerce.number(), at: z.coerce.number() })).parse(await rs.json())
+  // The stored one read with the concurrent starts' (see lookups.ts).
+  const [live, stored] = await Promise.all([redis.get(keys.resume(videoId, viewerId)), playbackLookups(ch).storedPosition(viewerId, videoId)])
   const m = live === null ? null : resumeValue.exec(live)
   const fromRedis = m ? { at: Number(m[1]), position_ms: Number(m[2]) } : undefined
   const best = [fromRedis, stored].filter((x) => x !== undefined).sort((a, b) => b.at - a.at)[0]
