@@ -35,19 +35,20 @@ export function playbackRoutes(deps: AnalyticsDeps) {
       v('param', videoIdParam),
       async (c) => {
         await limitPlayStarts(redis, deps.clientIp(c), settings.PLAY_RATE_LIMIT_PER_MINUTE)
-        const video = await findVideo(ch, c.req.valid('param').id)
-        if (!video) throw new ApiError('NOT_FOUND', `no video with id ${c.req.valid('param').id}`)
-        let viewerId = viewerOf(c)
-        const newViewer = !viewerId
-        if (!viewerId) {
-          viewerId = newDeviceId()
-          setCookie(c, DEVICE_COOKIE, viewerId, { httpOnly: true, secure: settings.cookieSecure, sameSite: 'Lax', path: '/', maxAge: 400 * 86_400 })
-        }
+        const videoId = c.req.valid('param').id
+        const known = viewerOf(c)
+        const viewerId = known ?? newDeviceId()
+        // The video, its ads and the viewer's position asked for at once, each read with the
+        // concurrent starts' (a device id made for this start has no position anywhere yet).
+        const serving = playbackLookups(ch).servedAds(videoId, today(services.settings.SETTLEMENT_TZ))
+        const resuming = known === undefined ? Promise.resolve({ position_ms: 0, updated_at: null }) : resumePosition(ch, redis, videoId, viewerId)
+        // Awaited below once the video is found; not unhandled when it is not, or its lookup fails.
+        for (const p of [serving, resuming]) p.catch(() => {})
+        const video = await findVideo(ch, videoId)
+        if (!video) throw new ApiError('NOT_FOUND', `no video with id ${videoId}`)
+        if (known === undefined) setCookie(c, DEVICE_COOKIE, viewerId, { httpOnly: true, secure: settings.cookieSecure, sameSite: 'Lax', path: '/', maxAge: 400 * 86_400 })
         const sessionId = crypto.randomUUID()
-        // Read while the ads are (a device id made for this start has no position anywhere yet).
-        const resuming = newViewer ? Promise.resolve({ position_ms: 0, updated_at: null }) : resumePosition(ch, redis, video.video_id, viewerId)
-        resuming.catch(() => {}) // awaited below; not unhandled if the ads' read fails first
-        const ads = pickAds(await playbackLookups(ch).servedAds(video.video_id, today(services.settings.SETTLEMENT_TZ)), sessionId)
+        const ads = pickAds(await serving, sessionId)
         const [{ token, expiresAt }, resume] = await Promise.all([
           signPlaybackToken(
             services.playbackKeys,

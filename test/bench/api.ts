@@ -108,6 +108,8 @@ const server = await startServerProcess({
     // The live players share 50,000 addresses, far more of them per address than real players.
     RATE_LIMIT_IP_PER_SECOND: '100000',
     RATE_LIMIT_IP_BURST: '200000',
+    // Every session start comes from this one address.
+    PLAY_RATE_LIMIT_PER_MINUTE: '1000000',
   },
   port,
 })
@@ -194,14 +196,19 @@ try {
   statsToDay = statsTo
   const from30 = new Date(Date.parse(`${statsTo}T00:00:00Z`) - 29 * 86_400_000).toISOString().slice(0, 10)
   const pick = <T>(xs: T[], i: number) => xs[i % xs.length]!
-  /** `distinct`: how many different paths path(i) gives (it repeats after that). */
-  const endpoints: { name: string; token: string; path: (i: number) => string; distinct: number }[] = [
+  /** `distinct`: how many different paths path(i) gives (it repeats after that); `method` and `headers` for a POST (no token: anonymous). */
+  const endpoints: { name: string; token: string; path: (i: number) => string; distinct: number; method?: 'POST'; headers?: (i: number) => Record<string, string> }[] = [
     { name: 'settlement totals (creator, days of the month)', token: creator, path: () => `/v1/me/settlements?grain=day&from=${monthStart}&to=${day}`, distinct: 1 },
     { name: 'settlement per video (creator, the day)', token: creator, path: () => `/v1/me/settlements/videos?grain=day&from=${day}&to=${day}`, distinct: 1 },
     { name: 'top-5 of the creator (day)', token: creator, path: () => `/v1/me/top?metric=views&grain=day&date=${day}&limit=5`, distinct: 1 },
     { name: 'top-5 platform-wide (admin, day)', token: admin, path: () => `/v1/top?metric=views&grain=day&date=${day}&limit=5`, distinct: 1 },
     { name: 'stats of one video (creator, 30 days)', token: creator, path: (i) => `/v1/videos/${pick(prep.creator_videos, i)}/stats?grain=day&from=${from30}&to=${statsTo}`, distinct: prep.creator_videos.length },
     { name: 'stats of one video (admin, top videos, 30 days)', token: admin, path: (i) => `/v1/videos/${pick(prep.top_videos, i)}/stats?grain=day&from=${from30}&to=${statsTo}`, distinct: prep.top_videos.length },
+    // A returning anonymous viewer (its device id) starting a session of a top video: the video, its served ads and the
+    // viewer's resume position read, a playback token signed. Never cached (each start is a session of its own).
+    ...(generator === 'wrk'
+      ? []
+      : [{ name: 'session start (anonymous, top videos)', token: '', method: 'POST' as const, path: (i: number) => `/v1/videos/${pick(prep.top_videos, i)}/play`, headers: (i: number) => ({ 'x-device-id': `d_${String(i).padStart(22, '0')}` }), distinct: prep.top_videos.length }]),
   ]
 
   const only = flags.get('only')
@@ -212,14 +219,15 @@ try {
     let n = 0
     /** One request: its latency and what the cache did, or nothing when it failed (counted in `errors`). */
     /** With `viewers`, the answer's unique viewers are added to `viewers.n` (cold bursts only: parsing costs the generator). */
+    const request = (i: number): RequestInit => ({ method: e.method ?? 'GET', headers: { ...(e.token ? { authorization: `Bearer ${e.token}` } : {}), ...e.headers?.(i) } })
     const call = async (i: number, viewers?: { n: number }): Promise<{ ms: number; outcome: string } | undefined> => {
       const s = performance.now()
       try {
-        const res = await fetch(`${url}${e.path(i)}`, { headers: { authorization: `Bearer ${e.token}` } })
+        const res = await fetch(`${url}${e.path(i)}`, request(i))
         const body = await res.arrayBuffer()
         const ms = performance.now() - s
         if (viewers) viewers.n += answerViewers(body)
-        if (res.status === 200) return { ms, outcome: cacheOutcome(res.headers.get('cache-status')) }
+        if (res.ok) return { ms, outcome: cacheOutcome(res.headers.get('cache-status')) }
         errors[res.status] = (errors[res.status] ?? 0) + 1
       } catch (err) {
         // Bun.serve closes a connection idle for 10 s: a request slower than that ends here.
@@ -248,8 +256,8 @@ try {
     // Cold: one request alone (it also checks that the endpoint answers), then bursts.
     await emptyCaches()
     const f0 = performance.now()
-    const first = await fetch(`${url}${e.path(n++)}`, { headers: { authorization: `Bearer ${e.token}` } })
-    if (first.status !== 200) throw new Error(`${e.name}: ${first.status} ${await first.text()}`)
+    const first = await fetch(`${url}${e.path(n)}`, request(n++))
+    if (!first.ok) throw new Error(`${e.name}: ${first.status} ${await first.text()}`)
     await first.arrayBuffer()
     const alone = performance.now() - f0
     const cold = samples()
