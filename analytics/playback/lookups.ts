@@ -7,8 +7,9 @@ import { batcher } from '../http/batch.ts'
 /**
  * What a session start reads from the engine, in batches: the concurrent starts' served ads
  * in one statement, their viewers' stored resume positions in another (chDB runs one
- * statement at a time: each start reading its own took 89 starts a second at 32 clients,
- * p99 504 ms, over the 100M-event day; test/bench/HISTORY.md, thirty-eighth session).
+ * statement at a time: each start reading its own gave 57.6 starts a second to 32 clients
+ * of returning viewers, p99 694 ms, over the 100M-event day; 1,249 and 84 ms so; test/bench/
+ * HISTORY.md, thirty-eighth session).
  * A video's served ads are kept ADS_KEPT_MS (they change when the daily job runs or an
  * admin changes an ad: a start may serve the ads of up to that long before); resume
  * positions are never kept (each read after its request came, as fresh as a statement of
