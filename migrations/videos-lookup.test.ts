@@ -21,22 +21,31 @@ const sqlOf = (version: number) => {
   return m.sql
 }
 
-/** `videos` as migration 0016 made it (8,192-row granules), holding three videos: one changed, one removed. */
-async function oldTable(): Promise<void> {
-  await ch.command({ query: 'DROP TABLE IF EXISTS videos SYNC' })
-  await ch.command({ query: sqlOf(16) })
-  await ch.insert({
-    table: 'videos',
-    format: 'JSONEachRow',
-    values: [
-      { video_id: 'v_a', creator_id: 'u_1', title: 'first', duration_ms: 1000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-01 00:00:00', deleted: 0 },
-      { video_id: 'v_a', creator_id: 'u_1', title: 'renamed', duration_ms: 1000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-02 00:00:00', deleted: 0 },
-      { video_id: 'v_b', creator_id: 'u_2', title: 'kept', duration_ms: 2000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-01 00:00:00', deleted: 0 },
-      { video_id: 'v_c', creator_id: 'u_2', title: 'gone', duration_ms: 3000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-01 00:00:00', deleted: 0 },
-      { video_id: 'v_c', creator_id: 'u_2', title: 'gone', duration_ms: 3000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-03 00:00:00', deleted: 1 },
-    ],
-  })
+/** A version of a video's row, registered on 1 December unless `created` says otherwise. */
+const row = (video_id: string, creator_id: string, title: string, updated: string, deleted = 0, created = '2026-12-01') => ({
+  video_id,
+  creator_id,
+  title,
+  duration_ms: 1000,
+  created_at: `${created} 00:00:00`,
+  updated_at: `${updated} 00:00:00`,
+  deleted,
+})
+/** `table` created as migration 0016 made `videos` (8,192-row granules), holding `rows`. */
+async function oldTable(table: string, versions: ReturnType<typeof row>[]): Promise<void> {
+  await ch.command({ query: `DROP TABLE IF EXISTS ${table} SYNC` })
+  await ch.command({ query: sqlOf(16).replace(/\bvideos\b/, table) })
+  await ch.insert({ table, format: 'JSONEachRow', values: versions })
 }
+/** `videos` as 0016 made it, holding three videos: one renamed, one removed. */
+const oldVideos = () =>
+  oldTable('videos', [
+    row('v_a', 'u_1', 'first', '2026-12-01'),
+    row('v_a', 'u_1', 'renamed', '2026-12-02'),
+    row('v_b', 'u_2', 'kept', '2026-12-01'),
+    row('v_c', 'u_2', 'gone', '2026-12-01'),
+    row('v_c', 'u_2', 'gone', '2026-12-03', 1),
+  ])
 
 beforeAll(async () => {
   dataDir = tempDir('cs-ch-videos-')
@@ -59,7 +68,7 @@ describe('migration 0066: videos looked up in small granules', () => {
   })
 
   it('rebuilds an old table with every version of every video, which are looked up as before', async () => {
-    await oldTable()
+    await oldVideos()
     const before = await versions()
     const found = await getVideos(ch, ['v_a', 'v_b', 'v_c'])
     expect(await engine('videos')).toContain('index_granularity = 8192')
@@ -79,7 +88,7 @@ describe('migration 0066: videos looked up in small granules', () => {
   })
 
   it('after a crash before the exchange, drops the partial copy and rebuilds', async () => {
-    await oldTable()
+    await oldVideos()
     await ch.command({ query: "CREATE TABLE videos__rebuild AS videos ENGINE = ReplacingMergeTree(updated_at) ORDER BY video_id SETTINGS index_granularity = 256" })
     await ch.command({ query: "INSERT INTO videos__rebuild SELECT * FROM videos WHERE video_id = 'v_a'" })
     const found = await getVideos(ch, ['v_a', 'v_b', 'v_c'])
@@ -90,21 +99,16 @@ describe('migration 0066: videos looked up in small granules', () => {
   })
 
   it('after a crash past the exchange, or with videos registered or changed while the copy was made, copies them over from the old table', async () => {
-    await oldTable()
+    await oldVideos()
     await step.up(ch)
     // The old table as the exchange left it, holding what was written to it during the copy:
     // a new video, a new version of one, and a removal.
-    await ch.command({ query: sqlOf(16).replace(/\bvideos\b/, 'videos__rebuild') })
-    await ch.insert({
-      table: 'videos__rebuild',
-      format: 'JSONEachRow',
-      values: [
-        { video_id: 'v_a', creator_id: 'u_1', title: 'renamed', duration_ms: 1000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-02 00:00:00', deleted: 0 },
-        { video_id: 'v_b', creator_id: 'u_2', title: 'kept again', duration_ms: 2000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-04 00:00:00', deleted: 0 },
-        { video_id: 'v_d', creator_id: 'u_4', title: 'during', duration_ms: 5000, created_at: '2026-12-04 00:00:00', updated_at: '2026-12-04 00:00:00', deleted: 0 },
-        { video_id: 'v_a', creator_id: 'u_1', title: 'renamed', duration_ms: 1000, created_at: '2026-12-01 00:00:00', updated_at: '2026-12-05 00:00:00', deleted: 1 },
-      ],
-    })
+    await oldTable('videos__rebuild', [
+      row('v_a', 'u_1', 'renamed', '2026-12-02'),
+      row('v_b', 'u_2', 'kept again', '2026-12-04'),
+      row('v_d', 'u_4', 'during', '2026-12-04', 0, '2026-12-04'),
+      row('v_a', 'u_1', 'renamed', '2026-12-05', 1),
+    ])
     expect(await engine('videos__rebuild')).toContain('index_granularity = 8192')
     await step.up(ch)
     expect(await engine('videos__rebuild')).toBeUndefined()
