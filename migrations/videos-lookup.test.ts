@@ -31,11 +31,11 @@ const row = (video_id: string, creator_id: string, title: string, updated: strin
   updated_at: `${updated} 00:00:00`,
   deleted,
 })
-/** `table` created as migration 0016 made `videos` (8,192-row granules), holding `rows`. */
-async function oldTable(table: string, versions: ReturnType<typeof row>[]): Promise<void> {
+/** `table` created as migration 0016 made `videos` (8,192-row granules), holding `content`. */
+async function oldTable(table: string, content: ReturnType<typeof row>[]): Promise<void> {
   await ch.command({ query: `DROP TABLE IF EXISTS ${table} SYNC` })
   await ch.command({ query: sqlOf(16).replace(/\bvideos\b/, table) })
-  await ch.insert({ table, format: 'JSONEachRow', values: versions })
+  await ch.insert({ table, format: 'JSONEachRow', values: content })
 }
 /** `videos` as 0016 made it, holding three videos: one renamed, one removed. */
 const oldVideos = () =>
