@@ -8,6 +8,7 @@ import { createClickHouse, engineTurnsOf, watchEmbeddedStatements, type ClickHou
 import type { Settings } from './config.ts'
 import { createLogger } from './log.ts'
 import { createMetrics, embeddedStatementHistogram, gaugeRead, trackEmbeddedEngineMemory, watchEventLoop } from './metrics.ts'
+import { withMigrationsLock } from './migrations-lock.ts'
 import { createRedis, waitForRedis, type Redis } from './redis.ts'
 import { startPrivateRedis, type PrivateRedis } from './redis-server.ts'
 import type { Services } from './services.ts'
@@ -54,10 +55,13 @@ export async function createServices(
   let applied: Migration[] = []
   if (opts.migrate ?? true) {
     const ingestStopped = opts.ingestStopped ?? settings.embedded
-    applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, {
-      drainIngest: ingestStopped ? () => finishWal({ settings, ch, redis, log }) : undefined,
-      tablesRewritten: () => bumpAggregatesGeneration(redis),
-    })
+    const apply = () =>
+      migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, {
+        drainIngest: ingestStopped ? () => finishWal({ settings, ch, redis, log }) : undefined,
+        tablesRewritten: () => bumpAggregatesGeneration(redis),
+      })
+    // Against a server, other processes may be starting too: one at a time (see migrations-lock.ts).
+    applied = settings.embedded ? await apply() : await withMigrationsLock(redis, apply)
     await applyRuntimeSchemaSettings(ch, settings)
     if (applied.length > 0) log.info('migrations applied', { versions: applied.map((m) => m.version) })
   }

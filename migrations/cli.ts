@@ -14,6 +14,7 @@ import { bumpAggregatesGeneration } from '../lib/aggregates-generation.ts'
 import { createClickHouse } from '../lib/clickhouse.ts'
 import { loadSettingsOrExit } from '../lib/config.ts'
 import { createLogger } from '../lib/log.ts'
+import { withMigrationsLock } from '../lib/migrations-lock.ts'
 import { createRedis, waitForRedis } from '../lib/redis.ts'
 import { startPrivateRedis } from '../lib/redis-server.ts'
 import { applyRuntimeSchemaSettings, migrate } from './runner.ts'
@@ -47,7 +48,9 @@ async function drainIngest(): Promise<void> {
 }
 
 try {
-  const applied = await migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, { ...(settings.embedded || values['ingest-stopped'] ? { drainIngest } : {}), tablesRewritten: async () => bumpAggregatesGeneration(await openRedis()) })
+  const apply = () => migrate(ch, { SETTLEMENT_TZ: settings.SETTLEMENT_TZ }, { ...(settings.embedded || values['ingest-stopped'] ? { drainIngest } : {}), tablesRewritten: async () => bumpAggregatesGeneration(await openRedis()) })
+  // Against a server, not at once with a process starting (see lib/migrations-lock.ts).
+  const applied = settings.embedded ? await apply() : await withMigrationsLock(await openRedis(), apply)
   await applyRuntimeSchemaSettings(ch, settings)
   console.log(applied.length === 0 ? 'schema is up to date' : applied.map((m) => `applied ${m.version} ${m.name}`).join('\n'))
 } catch (err) {
