@@ -3,6 +3,7 @@ import { z } from 'zod'
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import { activeAssignmentsOf, type ServedAd } from '../ads/store.ts'
 import { batcher } from '../http/batch.ts'
+import { verifiedTokens } from '../../lib/verified-tokens.ts'
 
 /**
  * What a session start reads from the engine, in batches: the concurrent starts' served ads
@@ -51,18 +52,16 @@ export function playbackLookups(ch: ClickHouseClient): Lookups {
     },
     { gatherMs: GATHER_MS },
   )
-  const kept = new Map<string, { ads: ServedAd[]; until: number }>()
+  // Values kept until a time, the oldest out first past a bound: the keep of verified tokens.
+  const kept = verifiedTokens<ServedAd[]>(ADS_KEPT_MAX)
   lookups = {
     async servedAds(videoId, date) {
       const key = JSON.stringify([videoId, date])
-      const hit = kept.get(key)
-      if (hit && hit.until > Date.now()) return hit.ads
+      const hit = kept.get(key, Date.now())
+      if (hit) return hit
       const until = Date.now() + ADS_KEPT_MS
       const found = await ads({ videoId, date })
-      kept.delete(key)
-      kept.set(key, { ads: found, until })
-      // Oldest first: the first keys are the ones to drop.
-      while (kept.size > ADS_KEPT_MAX) kept.delete(kept.keys().next().value as string)
+      kept.keep(key, found, until)
       return found
     },
     storedPosition: (viewerId, videoId) => positions([viewerId, videoId]),
