@@ -11,6 +11,14 @@ import { userIdFor } from '../../analytics/users/store.ts'
 export const BENCH_CREATOR_SUBJECT = 'bench-creator'
 export const benchCreatorId = () => userIdFor('dev', BENCH_CREATOR_SUBJECT)
 
+/**
+ * bench:api's session starts: anonymous viewers coming back, start i from device
+ * returningDevice(i) on the top video i % 1,000. Every other device (the even ones) has a
+ * stored position on its video (api-prepare.ts writes them), as a viewer resuming a video.
+ */
+export const RETURNING_DEVICES = 50_000
+export const returningDevice = (i: number) => `d_${String(i % RETURNING_DEVICES).padStart(22, '0')}`
+
 /** The Seoul day the benchmark settles and its UTC bounds. */
 export function dayBounds(day: string): { from: string; to: string; previous: string } {
   const start = new Date(`${day}T00:00:00+09:00`)
