@@ -43,7 +43,6 @@ const RELEASED: [number, string][] = [
   [64, '41045ea8ad59154346125468f74cda27b5a65c74a78b49a0375fd23d2c3080ff'],
   [65, '53878cfeb6d0cc8186421fcf9cb0826a670fb38d2b6b47cafce225ef6f398210'],
   [66, '501d36c0f002e2197a5ad718f84588b2f3e3356a61e7047baa965b8b3b105654'],
-  [67, 'ecda56dd14f737b2623697fb3437acbbd3a6a65430607ad28839963d3f2728d0'],
 ]
 
 describe('released migrations', () => {

@@ -208,11 +208,10 @@ describe('the schema the migrations create', () => {
     )
   })
 
-  it('compresses the per-video stats tables, resume_positions and videos in blocks of 4 KB (min_compress_block_size), every other table in the engine default blocks', async () => {
+  it('compresses the per-video stats tables and videos in blocks of 4 KB (min_compress_block_size), every other table in the engine default blocks', async () => {
     const engines = await rows<{ name: string; engine_full: string }>(ch, "SELECT name, engine_full FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree' ORDER BY name")
     const set = engines.filter((t) => t.engine_full.includes('min_compress_block_size')).map((t) => [t.name, /min_compress_block_size = (\d+)/.exec(t.engine_full)?.[1]])
     expect(set).toEqual([
-      ['resume_positions', '4096'],
       ['video_stats_per_day', '4096'],
       ['video_stats_per_month', '4096'],
       ['video_stats_per_week', '4096'],
