@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { loadMigrations } from './runner.ts'
+import { EARLIER_CHECKSUMS, loadMigrations } from './runner.ts'
 
 /**
  * The checksum of every migration as released (SQL rendered with SETTLEMENT_TZ
  * Asia/Seoul; a code step's text and the modules of this folder it imports). A database
  * refuses to start when an applied migration's checksum differs, so a change to a
  * released one (or to a module a code step imports: `rebuild.ts`, `partitions.ts`) would stop every deployed
- * server: change the schema by a new migration, and add its line here.
+ * server: change the schema by a new migration, and add its line here. A fix to such a module that
+ * leaves what the step does unchanged changes the step's line here, with its line before kept in
+ * the runner's EARLIER_CHECKSUMS (databases that applied it then still start).
  */
 const RELEASED: [number, string][] = [
   [1, '63a6a8a1eee8dae01e19e198dfbed8228059c04680789cf682e7b73d13f24e50'],
@@ -36,17 +38,27 @@ const RELEASED: [number, string][] = [
   [36, '7d848b99d132d836d8d99e71b8b6d894b2bb4d6910cead54a2993f4dfb705083'],
   [37, '9d422e0c92be76de5e4c31ea0d7c9b51f342068c7e4c5a8722c9a279d0a6adf4'],
   [50, '359b0224b08ab519e7c1f4950952e10c7a79af41264112f9c7d5165dd0b6e45a'],
-  [60, '7de98916f907d992acf73fdfb518ea1c59b2783447455dec8c9eaaf889574727'],
+  [60, '93a799e625429d387b10a613c895c815588e8151993f9c2ac60305149a92406a'],
   [61, 'e6bc4684a77f3247781875bc6d0efe6269d3aafbd74620cb9fd1996a4c0db734'],
-  [62, '87a67a3f2483fd44e2ad50ba57228fb449ad3d6a3861d906488d1a4d362cf558'],
+  [62, '7d9c2b5e93c67d9a2ca8214b79c7592082b8d7ebc39fc1de9a3aab7db5a5c803'],
   [63, '09a79e77baa2e318a90fe0a79edd022196347691848f5ff4d4f2a62f5afb3894'],
   [64, '41045ea8ad59154346125468f74cda27b5a65c74a78b49a0375fd23d2c3080ff'],
   [65, '53878cfeb6d0cc8186421fcf9cb0826a670fb38d2b6b47cafce225ef6f398210'],
   [66, '501d36c0f002e2197a5ad718f84588b2f3e3356a61e7047baa965b8b3b105654'],
 ]
 
+/** Each code step's checksums before a fix of a module it imports (EARLIER_CHECKSUMS), as released then. */
+const EARLIER: [number, string[]][] = [
+  [60, ['7de98916f907d992acf73fdfb518ea1c59b2783447455dec8c9eaaf889574727']],
+  [62, ['87a67a3f2483fd44e2ad50ba57228fb449ad3d6a3861d906488d1a4d362cf558']],
+]
+
 describe('released migrations', () => {
   it('are unchanged: each checksum as released, and a line here for each', () => {
     expect(loadMigrations({ SETTLEMENT_TZ: 'Asia/Seoul' }).map((m) => [m.version, m.checksum])).toEqual(RELEASED)
+  })
+
+  it('keep every earlier checksum a database may have recorded', () => {
+    expect([...EARLIER_CHECKSUMS]).toEqual(EARLIER)
   })
 })

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createClickHouse, type ClickHouseClient } from '../lib/clickhouse.ts'
 import { loadSettings } from '../lib/config.ts'
 import { rows, tempDir } from '../test/harness/engines.ts'
-import { applyRuntimeSchemaSettings, loadMigrations, migrate, MigrationError, type Migration } from './runner.ts'
+import { applyRuntimeSchemaSettings, EARLIER_CHECKSUMS, loadMigrations, migrate, MigrationError, type Migration } from './runner.ts'
 
 const MIGRATIONS_DIR = dirname(fileURLToPath(import.meta.url))
 const vars = { SETTLEMENT_TZ: 'Asia/Seoul' }
@@ -104,6 +104,22 @@ describe('migrate', () => {
     writeFileSync(helper, `${readFileSync(helper, 'utf8')}\n// edited\n`)
     const err = await migrationError(migrate(ch, vars, { dir }))
     expect(err.message).toMatch(/0060_rebuild_video_stats_in_small_granules was changed after it was applied/)
+  })
+
+  it('starts a database that applied 0060 and 0062 before the fix of rebuild.ts, and still refuses any other checksum', async () => {
+    const recordChecksum = (version: number, checksum: string) =>
+      ch.command({ query: 'ALTER TABLE schema_migrations UPDATE checksum = {c:String} WHERE version = {v:UInt32}', query_params: { c: checksum, v: version }, clickhouse_settings: { mutations_sync: '2' } })
+    const now = new Map(loadMigrations(vars).map((m) => [m.version, m.checksum]))
+    try {
+      for (const v of [60, 62]) await recordChecksum(v, EARLIER_CHECKSUMS.get(v)![0]!)
+      expect(await migrate(ch, vars)).toEqual([])
+      await recordChecksum(62, 'f'.repeat(64))
+      const err = await migrationError(migrate(ch, vars))
+      expect(err.message).toMatch(/0062_partition_video_stats_by_period was changed after it was applied/)
+    } finally {
+      for (const v of [60, 62]) await recordChecksum(v, now.get(v)!)
+    }
+    expect(await migrate(ch, vars)).toEqual([])
   })
 
   it('refuses to run when SETTLEMENT_TZ differs from the one the migrations were applied with', async () => {

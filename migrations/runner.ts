@@ -82,6 +82,18 @@ function codeChecksum(dir: string, source: string): string {
   return hash.digest('hex')
 }
 
+/**
+ * Checksums a released code step was applied with before a fix to a module of this folder it
+ * imports, what the step leaves unchanged: a database that recorded one of them has applied
+ * the step (any other difference is still refused). rebuild.ts's check of its copy (counted as
+ * read, no longer as stored rows, which the copy's own merges could change: 8 December) changed
+ * 0060's and 0062's.
+ */
+export const EARLIER_CHECKSUMS: ReadonlyMap<number, readonly string[]> = new Map([
+  [60, ['7de98916f907d992acf73fdfb518ea1c59b2783447455dec8c9eaaf889574727']],
+  [62, ['87a67a3f2483fd44e2ad50ba57228fb449ad3d6a3861d906488d1a4d362cf558']],
+])
+
 async function importCodeMigration(m: Extract<Migration, { kind: 'code' }>): Promise<CodeMigration> {
   const mod = (await import(m.path)) as { default?: unknown }
   const code = mod.default
@@ -140,7 +152,7 @@ export async function migrate(ch: ClickHouseClient, vars: MigrationVars, opts: M
   const migrations = loadMigrations(vars, opts.dir)
   for (const m of migrations) {
     const prior = applied.get(m.version)
-    if (prior && prior.checksum !== m.checksum)
+    if (prior && prior.checksum !== m.checksum && !EARLIER_CHECKSUMS.get(m.version)?.includes(prior.checksum))
       throw new MigrationError(
         `migration ${fileName(m)} was changed after it was applied ` +
           `(or SETTLEMENT_TZ differs from the one the data was aggregated with); add a new migration instead`,
