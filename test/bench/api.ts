@@ -112,7 +112,7 @@ const server = await startServerProcess({
     PLAY_RATE_LIMIT_PER_MINUTE: '1000000',
   },
   port,
-  timeoutMs: 900_000, // a migration may rebuild a table of the day at start (its 94.6M resume positions: about a minute)
+  timeoutMs: 900_000, // a migration may rebuild tables of the day at start (0060 and 0062 on a folder made before them)
 })
 const pid = server.proc.pid!
 const redisPid = childPids(pid).find((p) => processName(p).startsWith('redis'))
