@@ -57,13 +57,19 @@ try {
   // on this day against 27 ms for 32 stored ones, chDB alone). Written once per folder, as the view writes them.
   const devices = Array.from({ length: RETURNING_DEVICES / 2 }, (_, k) => returningDevice(2 * k))
   const [p] = await rows<{ n: string }>(ch, 'SELECT count() AS n FROM resume_positions WHERE viewer_id = {first:String}', { first: devices[0] })
-  if (Number(p!.n) === 0)
+  if (Number(p!.n) === 0) {
     await ch.command({
       query: `INSERT INTO resume_positions (viewer_id, video_id, position_ms, updated_at)
               SELECT {devices:Array(String)}[number + 1], {top:Array(String)}[(2 * number) % length({top:Array(String)}) + 1], 1000 * (number % 3000), toDateTime64({day:Date}, 3, 'UTC') + toIntervalSecond(number)
               FROM numbers(length({devices:Array(String)}))`,
       query_params: { devices, top: top.map((v) => v.video_id), day },
     })
+    // Then merged, as a table written over months mostly is: the generation leaves its positions in parts the engine
+    // had not merged yet, which a server on the folder with ingest going merged (a 173 MB merge beside the first
+    // endpoint of --live-events, thirty-eighth session). 17 s for the 100M-event day's 94.6M; --live-events --only stats
+    // no different after it in one pair (thirty-ninth session: api-live-{unmerged,merged}-positions-dec8-s39.json).
+    await ch.command({ query: 'OPTIMIZE TABLE resume_positions FINAL' })
+  }
   const settings = { videos: Number(d!.ranks), creators: Number(d!.creators), creator0: creator }
   console.log(JSON.stringify({ day, active_videos: Number(d!.videos), creator_videos: mine.map((v) => v.video_id), top_videos: top.map((v) => v.video_id), registered: added, settings }))
 } finally {
