@@ -17,6 +17,10 @@ export function analystEngineSettings(s: AnalyticsSettings) {
     max_result_rows: String(s.ANALYST_MAX_RESULT_ROWS),
     max_result_bytes: String(s.ANALYST_MAX_RESULT_BYTES),
     result_overflow_mode: 'throw',
+    max_memory_usage: String(s.ANALYST_MAX_MEMORY_BYTES),
+    // A quarter: at half, a GROUP BY's last allocations before it spilled passed the bound (64 MiB) in a probe.
+    max_bytes_before_external_group_by: String(Math.floor(s.ANALYST_MAX_MEMORY_BYTES / 4)),
+    max_bytes_before_external_sort: String(Math.floor(s.ANALYST_MAX_MEMORY_BYTES / 4)),
     readonly: '1',
   } as const
 }

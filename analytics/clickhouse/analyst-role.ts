@@ -9,13 +9,13 @@ import type { AnalyticsSettings } from '../settings.ts'
  * The database name is a plain identifier (checked by lib/config.ts) and the limits
  * are integers, so they are written into the DDL, which takes no query parameters.
  */
-export function analystRoleStatements(database: string, s: Pick<AnalyticsSettings, 'ANALYST_MAX_EXECUTION_SECONDS' | 'ANALYST_MAX_RESULT_ROWS' | 'ANALYST_MAX_RESULT_BYTES'>): string[] {
+export function analystRoleStatements(database: string, s: Pick<AnalyticsSettings, 'ANALYST_MAX_EXECUTION_SECONDS' | 'ANALYST_MAX_RESULT_ROWS' | 'ANALYST_MAX_RESULT_BYTES' | 'ANALYST_MAX_MEMORY_BYTES'>): string[] {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`database name ${JSON.stringify(database)} is not a plain identifier`)
   const n = (v: number) => String(Math.trunc(v))
   return [
     'CREATE ROLE IF NOT EXISTS analyst',
     `GRANT SELECT ON \`${database}\`.* TO analyst`,
-    `CREATE SETTINGS PROFILE IF NOT EXISTS analyst_readonly SETTINGS readonly = 1, max_execution_time = ${n(s.ANALYST_MAX_EXECUTION_SECONDS)}, max_result_rows = ${n(s.ANALYST_MAX_RESULT_ROWS)}, max_result_bytes = ${n(s.ANALYST_MAX_RESULT_BYTES)}, result_overflow_mode = 'throw' TO analyst`,
+    `CREATE SETTINGS PROFILE IF NOT EXISTS analyst_readonly SETTINGS readonly = 1, max_execution_time = ${n(s.ANALYST_MAX_EXECUTION_SECONDS)}, max_result_rows = ${n(s.ANALYST_MAX_RESULT_ROWS)}, max_result_bytes = ${n(s.ANALYST_MAX_RESULT_BYTES)}, result_overflow_mode = 'throw', max_memory_usage = ${n(s.ANALYST_MAX_MEMORY_BYTES)}, max_bytes_before_external_group_by = ${n(s.ANALYST_MAX_MEMORY_BYTES / 4)}, max_bytes_before_external_sort = ${n(s.ANALYST_MAX_MEMORY_BYTES / 4)} TO analyst`,
   ]
 }
 

@@ -16,7 +16,7 @@ let server: ServerType
 let port: number
 
 beforeAll(async () => {
-  api = await startAnalyticsApi({ ANALYST_MAX_RESULT_ROWS: '100' })
+  api = await startAnalyticsApi({ ANALYST_MAX_RESULT_ROWS: '100', ANALYST_MAX_MEMORY_BYTES: String(64 * 1024 ** 2) })
   ;[analyst, admin, creator] = await Promise.all([api.login('ana', { email: ANALYST_EMAIL }), api.login('adm', { email: ADMIN_EMAIL }), api.login('cre', { creator: true })])
   await insertEvents(api.s.ch, [{ type: 'play', video_id: 'v_sql', creator_id: 'c_sql', viewer_id: 'x', at: '2026-03-02 01:00:00' }])
   server = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' })
@@ -82,6 +82,19 @@ describe('/clickhouse', () => {
     const res = await sql('SELECT number FROM numbers(1000)')
     expect(res.status).toBe(422)
     expect(((await res.json()) as { detail: string }).detail).toMatch(/Limit for result exceeded/)
+  })
+
+  it("bounds a query's memory: a GROUP BY past a quarter of it goes to disk and answers, what cannot is refused (422)", async () => {
+    // 2M groups: more than the 64 MiB bound in memory, as the writing session (no bound of its own) shows when given it.
+    const groups = 'SELECT count() FROM (SELECT number % 2000000 AS k, count() FROM numbers(4000000) GROUP BY k)'
+    await expect(api.s.ch.query({ query: groups, clickhouse_settings: { max_memory_usage: String(64 * 1024 ** 2) } }).then((r) => r.text())).rejects.toThrow(/memory limit/i)
+    const spilled = await sql(groups)
+    expect(spilled.status).toBe(200)
+    expect((await spilled.text()).trim()).toBe('2000000')
+    // One array of 20M numbers cannot go to disk.
+    const refused = await sql('SELECT length(groupArray(number)) FROM numbers(20000000)')
+    expect(refused.status).toBe(422)
+    expect(await refused.json()).toMatchObject({ clickhouse_code: 241, detail: expect.stringMatching(/memory limit/i) })
   })
 
   it('enforces read-only in the engine session itself, and the writing session is unaffected', async () => {

@@ -50,7 +50,7 @@ function mapEngineError(err: unknown): ApiError | undefined {
   const code = 'code' in err && typeof err.code === 'string' && /^\d+$/.test(err.code) ? Number(err.code) : Number(/Code: (\d+)/.exec(err.message)?.[1] ?? NaN)
   if (Number.isNaN(code)) return undefined
   const message = err.message.replace(/\s+/g, ' ').trim()
-  const status: ErrorCode = code === 164 ? 'FORBIDDEN' : code === 159 || code === 396 || code === 158 ? 'UNPROCESSABLE' : 'BAD_REQUEST'
+  const status: ErrorCode = code === 164 ? 'FORBIDDEN' : code === 159 || code === 396 || code === 158 || code === 241 ? 'UNPROCESSABLE' : 'BAD_REQUEST'
   return new ApiError(status, `ClickHouse refused the query (code ${code}): ${message}`, { fields: { clickhouse_code: code } })
 }
 
