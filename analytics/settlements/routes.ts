@@ -7,6 +7,7 @@ import { ApiError } from '../../lib/errors.ts'
 import { principalOf } from '../auth/middleware.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
+import { cursorOf, keyOfCursor } from '../http/cursor.ts'
 import { cacheStatus, type CacheOutcome } from '../cache/aggregate-cache.ts'
 import { createSettlementCache } from './cache.ts'
 import { periodStart, rangeQuery, type RangeQuery } from '../http/dates.ts'
@@ -50,18 +51,6 @@ const pageQuery = z.object({
   after: z.string().min(1).max(1024).optional().describe('The `next` of the page before (in CSV, the `rel="next"` link); without it, the first page'),
 })
 type PageQuery = z.infer<typeof pageQuery>
-
-/** The opaque cursor of a row's key (period and the listing's key columns). */
-const cursorOf = (values: string[]) => Buffer.from(JSON.stringify(values)).toString('base64url')
-function keyOfCursor(cursor: string): string[] {
-  try {
-    const values: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (Array.isArray(values) && values.every((v) => typeof v === 'string')) return values
-  } catch {
-    // answered below
-  }
-  throw new ApiError('BAD_REQUEST', 'after is not a cursor of this listing: pass the `next` of the page before')
-}
 
 /** `/v1/me/settlements[/videos|/ads]` and `/v1/videos/{id}/settlements[/ads]`. */
 export function settlementRoutes(deps: AnalyticsDeps) {

@@ -1,11 +1,13 @@
 import { Hono } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
+import { ApiError } from '../../lib/errors.ts'
 import { apiInstant } from '../../lib/instants.ts'
 import { runAdAssignmentForVideo } from '../ads/assignment.ts'
 import { principalOf } from '../auth/middleware.ts'
 import type { AnalyticsDeps, AnalyticsEnv } from '../context.ts'
 import { table } from '../http/csv.ts'
+import { cursorOf, keyOfCursor } from '../http/cursor.ts'
 import { v } from '../http/validate.ts'
 import { insertVideo, listVideos, liveViews, videoForCaller } from './store.ts'
 
@@ -17,7 +19,16 @@ export const createVideoBody = z.object({
   duration_ms: z.number().int().min(1).max(7 * 24 * 3600 * 1000).describe('Duration of the video (ms)'),
 })
 export const videoIdParam = z.object({ id: z.string().min(1).max(64) })
-const listQuery = z.object({ format: z.enum(['json', 'csv']).default('json') })
+/** Videos of a page of `/v1/me/videos` by default, and at most. */
+export const DEFAULT_VIDEO_PAGE = 1_000
+export const MAX_VIDEO_PAGE = 10_000
+/** A cursor's time: created_at as the engine writes it (`toString` of a DateTime64(3)). */
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,3})?$/
+const listQuery = z.object({
+  format: z.enum(['json', 'csv']).default('json'),
+  limit: z.coerce.number().int().min(1).max(MAX_VIDEO_PAGE).default(DEFAULT_VIDEO_PAGE).describe(`Videos of a page, newest first (${DEFAULT_VIDEO_PAGE} by default, at most ${MAX_VIDEO_PAGE})`),
+  after: z.string().min(1).max(1024).optional().describe('The `next` of the page before (in CSV, the `rel="next"` link); without it, the first page'),
+})
 /** A video as the API answers it: its registration time in RFC 3339 (lib/instants.ts). */
 const publicVideo = <V extends { created_at: string }>(video: V): V => ({ ...video, created_at: apiInstant(video.created_at) })
 
@@ -31,9 +42,14 @@ export function videoRoutes(deps: AnalyticsDeps) {
       const ads = await runAdAssignmentForVideo(deps, video.video_id)
       return c.json({ ...publicVideo(video), views: 0, ads }, 201)
     })
-    .get('/me/videos', describeRoute({ tags, summary: "The caller's videos" }), deps.auth.require(), v('query', listQuery), async (c) => {
-      const rows = (await listVideos(ch, principalOf(c).userId)).map(publicVideo)
-      return table(c, { format: c.req.valid('query').format, columns: ['video_id', 'creator_id', 'title', 'duration_ms', 'created_at'], rows, filename: 'videos' })
+    .get('/me/videos', describeRoute({ tags, summary: "The caller's videos, newest first, a page at a time" }), deps.auth.require(), v('query', listQuery), async (c) => {
+      const q = c.req.valid('query')
+      const after = q.after === undefined ? undefined : (keyOfCursor(q.after, 2) as [string, string])
+      if (after && !CURSOR_TIME.test(after[0])) throw new ApiError('BAD_REQUEST', 'after is not a cursor of this listing: pass the `next` of the page before')
+      const { rows, more } = await listVideos(ch, principalOf(c).userId, { limit: q.limit, after })
+      const last = rows.at(-1)
+      const next = more && last ? cursorOf([last.created_at, last.video_id]) : null
+      return table(c, { format: q.format, columns: ['video_id', 'creator_id', 'title', 'duration_ms', 'created_at'], rows: rows.map(publicVideo), filename: 'videos', next })
     })
     .get('/videos/:id', describeRoute({ tags, summary: 'Video metadata with the live view count (its creator or an admin)' }), deps.auth.require(), v('param', videoIdParam), async (c) => {
       const video = await videoForCaller(ch, c.req.valid('param').id, principalOf(c))

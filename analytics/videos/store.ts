@@ -38,13 +38,23 @@ export async function getVideo(ch: ClickHouseClient, videoId: string): Promise<V
   return row === undefined ? undefined : videoRow.parse(row)
 }
 
-export async function listVideos(ch: ClickHouseClient, creatorId: string): Promise<VideoRow[]> {
+/**
+ * A page of a creator's videos, newest first (then by id), at most `limit`: those after `after`
+ * (the created_at text and id of the last video of the page before), and whether more follow.
+ * `videos.created_at` is the column; `created_at` alone would be COLUMNS' text of it.
+ */
+export async function listVideos(ch: ClickHouseClient, creatorId: string, page: { limit: number; after?: [string, string] }): Promise<{ rows: VideoRow[]; more: boolean }> {
+  const [at, id] = page.after ?? ['', '']
   const rs = await ch.query({
-    query: `SELECT ${COLUMNS} FROM videos FINAL WHERE creator_id = {creator:String} AND deleted = 0 ORDER BY created_at DESC, video_id`,
-    query_params: { creator: creatorId },
+    query: `SELECT ${COLUMNS} FROM videos FINAL
+            WHERE creator_id = {creator:String} AND deleted = 0
+              AND ({id:String} = '' OR videos.created_at < toDateTime64({at:String}, 3, 'UTC') OR (videos.created_at = toDateTime64({at:String}, 3, 'UTC') AND video_id > {id:String}))
+            ORDER BY videos.created_at DESC, video_id LIMIT {take:UInt32}`,
+    query_params: { creator: creatorId, at: at || '1970-01-01 00:00:00', id, take: page.limit + 1 },
     format: 'JSONEachRow',
   })
-  return (await rs.json()).map((r) => videoRow.parse(r))
+  const rows = (await rs.json()).map((r) => videoRow.parse(r))
+  return { rows: rows.slice(0, page.limit), more: rows.length > page.limit }
 }
 
 /**

@@ -71,6 +71,43 @@ describe('registering videos', () => {
   })
 })
 
+describe('GET /v1/me/videos, a page at a time', () => {
+  it('gives every video once, newest first, following `next` (also between videos registered in the same millisecond)', async () => {
+    const many = await api.login('creator-many', { creator: true })
+    for (let i = 0; i < 4; i++) expect((await api.request('/v1/videos', { method: 'POST', token: many.token, json: { title: `v${i}`, duration_ms: 1_000 } })).status).toBe(201)
+    // Three registered at one instant: the page ends between them and the next goes on by id.
+    const at = '2026-12-08 01:00:00.000'
+    await api.s.ch.insert({ table: 'videos', format: 'JSONEachRow', values: ['v_tie_c', 'v_tie_a', 'v_tie_b'].map((video_id) => ({ video_id, creator_id: many.userId, title: video_id, duration_ms: 1_000, created_at: at, updated_at: at, deleted: 0 })) })
+    const whole = (await (await api.request('/v1/me/videos', { token: many.token })).json()) as { rows: Video[]; next: string | null }
+    expect(whole.rows).toHaveLength(7)
+    expect(whole.next).toBeNull()
+    const seen: string[] = []
+    let after: string | null = null
+    let pages = 0
+    do {
+      const page = (await (await api.request(`/v1/me/videos?limit=2${after ? `&after=${after}` : ''}`, { token: many.token })).json()) as { rows: Video[]; next: string | null }
+      expect(page.rows.length).toBeLessThanOrEqual(2)
+      seen.push(...page.rows.map((v) => v.video_id))
+      after = page.next
+      pages++
+    } while (after !== null && pages < 10)
+    expect(pages).toBe(4)
+    expect(seen).toEqual(whole.rows.map((v) => v.video_id))
+    expect(seen.slice(-3)).toEqual(['v_tie_a', 'v_tie_b', 'v_tie_c'])
+    // CSV: the next page as a link.
+    const csv = await api.request('/v1/me/videos?format=csv&limit=3', { token: many.token })
+    expect(csv.headers.get('link')).toMatch(/^<\/v1\/me\/videos\?format=csv&limit=3&after=[\w-]+>; rel="next"$/)
+  })
+
+  it('refuses a cursor that is not one of its own, and a page size out of range, with 400', async () => {
+    for (const query of ['after=not-a-cursor', `after=${Buffer.from(JSON.stringify(['yesterday', 'v_1'])).toString('base64url')}`, 'limit=0', 'limit=10001']) {
+      const res = await api.request(`/v1/me/videos?${query}`, { token: creator.token })
+      expect(res.status, query).toBe(400)
+      expect(res.headers.get('content-type')).toContain('application/problem+json')
+    }
+  })
+})
+
 describe('GET /v1/videos/{id}', () => {
   it('shows the live view count from Redis, falling back to the aggregates', async () => {
     const before = (await (await api.request(`/v1/videos/${videoId}`, { token: creator.token })).json()) as Video
