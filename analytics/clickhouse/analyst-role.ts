@@ -1,22 +1,20 @@
 import type { ClickHouseClient } from '../../lib/clickhouse.ts'
 import type { Settings } from '../../lib/config.ts'
 import type { AnalyticsSettings } from '../settings.ts'
+import { analystEngineSettings } from './analyst-client.ts'
 
 /**
  * The statements that give a ClickHouse server a read-only `analyst` role for direct
  * access: SELECT on the product's database, and a settings profile that makes every
  * session of the role read-only with the same limits as `/clickhouse`. Idempotent.
  * The database name is a plain identifier (checked by lib/config.ts) and the limits
- * are integers, so they are written into the DDL, which takes no query parameters.
+ * are integers (and `throw`), so they are written into the DDL, which takes no query parameters.
  */
-export function analystRoleStatements(database: string, s: Pick<AnalyticsSettings, 'ANALYST_MAX_EXECUTION_SECONDS' | 'ANALYST_MAX_RESULT_ROWS' | 'ANALYST_MAX_RESULT_BYTES' | 'ANALYST_MAX_MEMORY_BYTES'>): string[] {
+export function analystRoleStatements(database: string, s: AnalyticsSettings): string[] {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) throw new Error(`database name ${JSON.stringify(database)} is not a plain identifier`)
-  const n = (v: number) => String(Math.trunc(v))
-  return [
-    'CREATE ROLE IF NOT EXISTS analyst',
-    `GRANT SELECT ON \`${database}\`.* TO analyst`,
-    `CREATE SETTINGS PROFILE IF NOT EXISTS analyst_readonly SETTINGS readonly = 1, max_execution_time = ${n(s.ANALYST_MAX_EXECUTION_SECONDS)}, max_result_rows = ${n(s.ANALYST_MAX_RESULT_ROWS)}, max_result_bytes = ${n(s.ANALYST_MAX_RESULT_BYTES)}, result_overflow_mode = 'throw', max_memory_usage = ${n(s.ANALYST_MAX_MEMORY_BYTES)}, max_bytes_before_external_group_by = ${n(s.ANALYST_MAX_MEMORY_BYTES / 4)}, max_bytes_before_external_sort = ${n(s.ANALYST_MAX_MEMORY_BYTES / 4)} TO analyst`,
-  ]
+  // The limits of every /clickhouse query (analystEngineSettings, readonly last): integers, and one word quoted.
+  const settings = Object.entries(analystEngineSettings(s)).map(([name, value]) => `${name} = ${/^\d+$/.test(String(value)) ? value : `'${value}'`}`)
+  return ['CREATE ROLE IF NOT EXISTS analyst', `GRANT SELECT ON \`${database}\`.* TO analyst`, `CREATE SETTINGS PROFILE IF NOT EXISTS analyst_readonly SETTINGS ${settings.join(', ')} TO analyst`]
 }
 
 /**

@@ -1,7 +1,6 @@
 import { Hono } from 'hono'
 import { describeRoute } from 'hono-openapi'
 import { z } from 'zod'
-import { ApiError } from '../../lib/errors.ts'
 import { apiInstant } from '../../lib/instants.ts'
 import { runAdAssignmentForVideo } from '../ads/assignment.ts'
 import { principalOf } from '../auth/middleware.ts'
@@ -44,8 +43,7 @@ export function videoRoutes(deps: AnalyticsDeps) {
     })
     .get('/me/videos', describeRoute({ tags, summary: "The caller's videos, newest first, a page at a time" }), deps.auth.require(), v('query', listQuery), async (c) => {
       const q = c.req.valid('query')
-      const after = q.after === undefined ? undefined : (keyOfCursor(q.after, 2) as [string, string])
-      if (after && !CURSOR_TIME.test(after[0])) throw new ApiError('BAD_REQUEST', 'after is not a cursor of this listing: pass the `next` of the page before')
+      const after = q.after === undefined ? undefined : (keyOfCursor(q.after, (k) => k.length === 2 && CURSOR_TIME.test(k[0]!)) as [string, string])
       const { rows, more } = await listVideos(ch, principalOf(c).userId, { limit: q.limit, after })
       const last = rows.at(-1)
       const next = more && last ? cursorOf([last.created_at, last.video_id]) : null
